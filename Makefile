@@ -1,0 +1,38 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both build .venv/ first.
+PY      := .venv/bin/python
+CLI     := .venv/bin/lstm-edge
+STAMP   := .venv/.installed
+EXTRAS  := cpu,openvino,tract,datasets,test
+BUNDLE  := models/adding
+ART     := artifacts
+
+.PHONY: demo test lint format clean-venv embed-deps
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU wheel first where there is no GPU: an open torch range pulls a multi-GB CUDA build.
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q "torch==2.13.0"; fi
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m lstm_edge.demo
+
+lint: $(STAMP)
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: $(STAMP)
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+test: $(STAMP) embed-deps lint
+	$(PY) -m pytest -q -p no:cacheprovider
+
+# Node.js packages and Chromium for the embedding tests (onnxruntime-node's postinstall would fetch CUDA).
+embed-deps:
+	@bash scripts/embed-deps.sh
+
+clean-venv:
+	rm -rf .venv

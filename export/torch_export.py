@@ -1,0 +1,66 @@
+"""The torch.onnx (dynamo) path, for custom modules the weight-level builder cannot read.
+
+Known traps handled here: batch or seq of 1 in the example freezes that axis; GateLSTM's Python loop would be
+unrolled over time (it is swapped for the equivalent nn.LSTM first); the weights' gate reordering stays as
+Slice/Concat unless constants are folded; dynamo writes external data unless told not to; value_info goes stale.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import onnx
+import torch
+from torch import nn
+
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.model import GateLSTM
+
+
+def _swap_gate_lstms(module: nn.Module) -> nn.Module:
+    module = copy.deepcopy(module)
+    for name, child in list(module.named_children()):
+        if isinstance(child, GateLSTM):
+            setattr(module, name, child.to_torch())
+        else:
+            setattr(module, name, _swap_gate_lstms(child))
+    return module
+
+
+def dynamo_export(module: nn.Module, example_input: torch.Tensor, opset: int) -> tuple[onnx.ModelProto, dict]:
+    if example_input.ndim != 3:
+        raise LstmEdgeError(f"example input has shape {tuple(example_input.shape)}", "give x as [B, T, F]")
+    B, T, F = example_input.shape
+    if B < 2 or T < 2:
+        raise LstmEdgeError(
+            f"example input has batch {B} and seq {T}: an axis traced at 1 is frozen by the exporter",
+            "trace with B ≥ 2 and T ≥ 2",
+        )
+    module = _swap_gate_lstms(module).eval()
+    lstm = next((m for m in module.modules() if isinstance(m, nn.LSTM)), None)
+    if lstm is None:
+        raise LstmEdgeError("the module has no nn.LSTM or GateLSTM", "lstm-edge exports recurrent models only")
+    L, H = lstm.num_layers, lstm.hidden_size
+    h0 = torch.zeros(L, B, H)
+    batch, seq = torch.export.Dim("batch", min=1, max=1 << 16), torch.export.Dim("seq", min=1, max=1 << 20)
+    program = torch.onnx.export(
+        module,
+        (example_input.float(), (h0, h0.clone())),
+        dynamo=True,
+        external_data=False,
+        opset_version=opset,
+        input_names=["x", "h0", "c0"],
+        output_names=["y", "hn", "cn"],
+        dynamic_shapes=({0: batch, 1: seq}, ({1: batch}, {1: batch})),
+        optimize=True,
+        verbose=False,
+    )
+    proto = program.model_proto
+    import onnxscript.optimizer
+
+    # Constant folding takes the gate shuffles off the weights; the default size limits (8K elements) would
+    # leave any real LSTM's weights unfolded.
+    proto = onnxscript.optimizer.optimize(proto, input_size_limit=1 << 30, output_size_limit=1 << 30)
+    del proto.graph.value_info[:]
+    dims = {"input_size": F, "num_layers": L, "hidden_size": H}
+    return proto, dims

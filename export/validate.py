@@ -1,0 +1,113 @@
+"""Part of every export: run the ONNX model in ONNX Runtime CPU at shapes no trace saw and compare with PyTorch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import onnx
+
+from lstm_edge.errors import LstmEdgeError, ParityError
+from lstm_edge.tolerances import FP32_ABS, scaled_error
+
+Reference = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+VALIDATION_SHAPES = ((1, 1), (1, 17), (3, 1), (3, 17), (3, 300))  # (B, T): none is a trace shape
+
+
+def sample_inputs(
+    batch: int,
+    seq: int,
+    input_size: int,
+    layers: int,
+    hidden: int,
+    random_state: bool,
+    seed: int,
+    x_mean: Iterable[float] | None = None,
+    x_std: Iterable[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x in the model's raw units (normal around its normalization statistics); h0/c0 zero or random."""
+    rng = np.random.default_rng(seed)
+    mean = np.asarray(list(x_mean) if x_mean is not None else [0.0] * input_size, np.float32)
+    std = np.asarray(list(x_std) if x_std is not None else [1.0] * input_size, np.float32)
+    x = (rng.standard_normal((batch, seq, input_size)) * std + mean).astype(np.float32)
+    if random_state:
+        h0 = rng.uniform(-0.9, 0.9, (layers, batch, hidden)).astype(np.float32)  # h = o·tanh(C) lies in (-1, 1)
+        c0 = (rng.standard_normal((layers, batch, hidden)) * 2.0).astype(np.float32)
+    else:
+        h0 = np.zeros((layers, batch, hidden), np.float32)
+        c0 = np.zeros_like(h0)
+    return x, h0, c0
+
+
+def ort_cpu_session(model: onnx.ModelProto | bytes):
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise LstmEdgeError("export validation needs ONNX Runtime", "pip install 'lstm-edge[cpu]'") from e
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+def validate(
+    model: onnx.ModelProto,
+    reference: Reference,
+    dims: dict,
+    shapes=VALIDATION_SHAPES,
+    tolerance: float = FP32_ABS,
+) -> list[dict]:
+    """Rows of (case, output, max scaled error); raises ParityError with the table if any exceeds `tolerance`.
+
+    dims: input_size, num_layers, hidden_size, and optionally x_mean/x_std for realistic inputs.
+    """
+    session = ort_cpu_session(model)
+    rows, failed = [], False
+    for B, T in shapes:
+        for random_state in (False, True):
+            x, h0, c0 = sample_inputs(
+                B,
+                T,
+                dims["input_size"],
+                dims["num_layers"],
+                dims["hidden_size"],
+                random_state,
+                seed=B * 1000 + T,
+                x_mean=dims.get("x_mean"),
+                x_std=dims.get("x_std"),
+            )
+            got = session.run(["y", "hn", "cn"], {"x": x, "h0": h0, "c0": c0})
+            want = reference(x, h0, c0)
+            for name, a, b in zip(("y", "hn", "cn"), got, want, strict=True):
+                if a.shape != b.shape:
+                    raise ParityError(f"ONNX output {name} has shape {a.shape}, PyTorch {b.shape} (B={B}, T={T})")
+                err = float(scaled_error(a, b).max()) if a.size else 0.0
+                ok = err <= tolerance
+                failed |= not ok
+                rows.append(
+                    {
+                        "batch": B,
+                        "seq": T,
+                        "state": "random" if random_state else "zero",
+                        "output": name,
+                        "max_scaled_error": err,
+                        "ok": ok,
+                    }
+                )
+    if failed:
+        raise ParityError(
+            "the exported model differs from PyTorch beyond the float32 tolerance",
+            "nothing was written; report this with the table above",
+            report=format_rows(rows, tolerance),
+        )
+    return rows
+
+
+def format_rows(rows: list[dict], tolerance: float) -> str:
+    lines = [f"{'B':>3} {'T':>5} {'state':>6} {'out':>3}  max |Δ|/max(1,|ref|)   (tolerance {tolerance:.0e})"]
+    for r in rows:
+        mark = "" if r["ok"] else "  ✗"
+        lines.append(
+            f"{r['batch']:>3} {r['seq']:>5} {r['state']:>6} {r['output']:>3}  {r['max_scaled_error']:.3e}{mark}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""Writes that never leave half a file or half a bundle: a temporary sibling, then os.replace."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from lstm_edge.errors import LstmEdgeError
+
+
+def _writable_parent(path: Path) -> Path:
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LstmEdgeError(f"cannot create the folder {parent} ({e.strerror})", "choose a writable location") from e
+    if not os.access(parent, os.W_OK):
+        raise LstmEdgeError(f"the folder {parent} is not writable", "choose a writable output location")
+    return parent
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    path = Path(path)
+    parent = _writable_parent(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=parent)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; artifacts are meant to be shared
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise LstmEdgeError(f"could not write {path} ({e.strerror})", "free disk space or choose another place") from e
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        at_fdcwd, rename_exchange = -100, 2
+        return libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+@contextlib.contextmanager
+def staged_dir(target: Path, *, copy_existing: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success it replaces `target` in one rename, on failure it vanishes.
+
+    With copy_existing, the folder starts as a copy of `target` (for adding files to a bundle).
+    """
+    target = Path(target)
+    parent = _writable_parent(target)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    os.chmod(stage, 0o755)
+    try:
+        if copy_existing and target.exists():
+            shutil.copytree(target, stage, dirs_exist_ok=True)
+        yield stage
+        if not target.exists():
+            os.replace(stage, target)
+        elif _exchange(stage, target):
+            shutil.rmtree(stage, ignore_errors=True)  # now holds the previous contents
+        else:
+            # No atomic swap here: move the old folder aside, then rename (a window of two renames).
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
+            os.replace(target, old / "b")
+            os.replace(stage, target)
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

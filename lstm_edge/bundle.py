@@ -1,0 +1,112 @@
+"""Reading a bundle: manifest.json plus its artifacts, each checked against its sha256 before use.
+
+This is the contract between stages and with embedding applications. The writing side lives in
+lstm_edge.export.manifest; runtimes only read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lstm_edge.checkpoint import sha256_file
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.model import ModelConfig
+
+MANIFEST = "manifest.json"
+FORMAT = "lstm-edge/bundle"
+FORMAT_VERSION = 1
+VARIANTS = ("fp32", "int8", "int8-static", "fp16")
+
+
+@dataclass
+class Bundle:
+    root: Path
+    manifest: dict
+
+    @classmethod
+    def open(cls, path: str | Path) -> Bundle:
+        root = Path(path)
+        if root.is_file() and root.name == MANIFEST:
+            root = root.parent
+        if not root.exists():
+            raise LstmEdgeError(f"bundle not found: {root}", "export one with `lstm-edge export MODEL.pt`")
+        if not root.is_dir() or not (root / MANIFEST).is_file():
+            raise LstmEdgeError(
+                f"{root} is not an lstm-edge bundle (no {MANIFEST})",
+                "pass the folder `lstm-edge export` wrote",
+            )
+        try:
+            manifest = json.loads((root / MANIFEST).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise LstmEdgeError(f"{root / MANIFEST} is not valid JSON ({e})", "re-export the bundle") from e
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise LstmEdgeError(f"{root / MANIFEST} is not an lstm-edge manifest", "re-export the bundle")
+        if manifest.get("format_version", 0) > FORMAT_VERSION:
+            raise LstmEdgeError("the bundle was written by a newer lstm-edge", "upgrade lstm-edge")
+        if not isinstance(manifest.get("artifacts"), dict) or not isinstance(manifest.get("config"), dict):
+            raise LstmEdgeError(f"{root / MANIFEST} lacks its artifacts or config", "re-export the bundle")
+        return cls(root, manifest)
+
+    @property
+    def config(self) -> ModelConfig:
+        return ModelConfig.from_dict(self.manifest["config"])
+
+    @property
+    def name(self) -> str:
+        return self.manifest.get("name", self.root.name)
+
+    def variants(self) -> list[str]:
+        return [v for v in VARIANTS if v in self.manifest["artifacts"]]
+
+    def entry(self, variant: str) -> dict:
+        arts = self.manifest["artifacts"]
+        if variant not in arts:
+            have = ", ".join(self.variants()) or "none"
+            raise LstmEdgeError(
+                f"the bundle has no {variant!r} variant (it has: {have})",
+                "run `lstm-edge quantize BUNDLE` to make int8/fp16 variants"
+                if variant in VARIANTS
+                else f"choose one of {have}",
+            )
+        return arts[variant]
+
+    def artifact(self, variant: str, verify_hash: bool = True) -> Path:
+        """The artifact's path, after checking its sha256 against the manifest."""
+        entry = self.entry(variant)
+        path = (self.root / entry["path"]).resolve()
+        if self.root.resolve() not in path.parents:
+            raise LstmEdgeError(f"manifest path {entry['path']!r} points outside the bundle", "re-export the bundle")
+        if not path.is_file():
+            raise LstmEdgeError(f"{path} is listed in the manifest but missing", "re-export the bundle")
+        if verify_hash:
+            actual = sha256_file(path)
+            if actual != entry["sha256"]:
+                raise LstmEdgeError(
+                    f"{entry['path']} does not match its sha256 in the manifest (the file changed after export)",
+                    "re-export the bundle, or pass --no-verify-hash if you changed it on purpose",
+                )
+        return path
+
+    def checkpoint(self, verify_hash: bool = True) -> Path:
+        return (
+            self.artifact("checkpoint", verify_hash) if "checkpoint" in self.manifest["artifacts"] else self._missing()
+        )
+
+    def _missing(self) -> Path:
+        raise LstmEdgeError(
+            "the bundle carries no PyTorch checkpoint", "re-export it from a .pt with `lstm-edge export`"
+        )
+
+    def golden(self, verify_hash: bool = True) -> dict[str, dict[str, np.ndarray]]:
+        """Golden cases: {case: {x, h0, c0, y, hn, cn}} from golden.npz."""
+        path = self.artifact("golden", verify_hash)
+        cases: dict[str, dict[str, np.ndarray]] = {}
+        with np.load(path, allow_pickle=False) as z:
+            for key in z.files:
+                case, name = key.split("/")
+                cases.setdefault(case, {})[name] = z[key]
+        return cases

@@ -1,0 +1,133 @@
+"""The .pt format: one dict, loadable with torch.load(weights_only=True) — it never unpickles code."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import platform
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lstm_edge import __version__
+from lstm_edge.atomic import atomic_write_bytes
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.model import LSTMModel, ModelConfig
+
+FORMAT = "lstm-edge/checkpoint"
+FORMAT_VERSION = 1
+
+
+def provenance(seed: int | None = None) -> dict[str, Any]:
+    return {
+        "lstm_edge": __version__,
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "seed": seed,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def save_checkpoint(
+    model: LSTMModel, path: str | Path, metrics: dict | None = None, training: dict | None = None
+) -> Path:
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": state,
+        "metrics": metrics or {},
+        "training": training or provenance(),
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:
+    """The checkpoint dict, validated. Any unreadable or foreign file becomes one LstmEdgeError."""
+    path = Path(path)
+    if not path.exists():
+        raise LstmEdgeError(f"checkpoint not found: {path}", "check the path, or train one with `lstm-edge train`")
+    if not path.is_file():
+        raise LstmEdgeError(f"{path} is a directory, not a checkpoint file", "pass the .pt file inside it")
+    if path.stat().st_size == 0:
+        raise LstmEdgeError(f"{path} is empty", "re-create it with `lstm-edge train`")
+    if not zipfile.is_zipfile(path):
+        # torch.save has written zip archives since 1.6; anything else is random bytes or a legacy pickle.
+        raise LstmEdgeError(
+            f"{path} is not a readable PyTorch checkpoint (not a torch.save zip archive)",
+            "the file is corrupt or of another format; re-create it with `lstm-edge train`",
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as e:
+        raise LstmEdgeError(
+            f"{path} is not a readable PyTorch checkpoint ({type(e).__name__})",
+            "the file is truncated or corrupt; re-create it with `lstm-edge train`",
+        ) from e
+    except Exception as e:  # weights_only refuses pickled code with UnpicklingError and friends
+        if "weights_only" in str(e) or "Unpickl" in type(e).__name__:
+            raise LstmEdgeError(
+                f"{path} contains pickled Python objects, which can run code when loaded",
+                "save a state_dict checkpoint, or pass --trust-pickle if you trust its author",
+            ) from e
+        raise LstmEdgeError(f"{path} could not be loaded ({type(e).__name__}: {e})".splitlines()[0]) from e
+    if isinstance(payload, torch.nn.Module) and trust_pickle:
+        return _from_module(payload)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise LstmEdgeError(
+            f"{path} is not an lstm-edge checkpoint (no '{FORMAT}' format tag)",
+            "train with `lstm-edge train`, or export an nn.Module through the Python API",
+        )
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise LstmEdgeError(
+            f"{path} has checkpoint format {payload['format_version']}, newer than this lstm-edge reads",
+            "upgrade lstm-edge",
+        )
+    if not isinstance(payload.get("config"), dict) or not isinstance(payload.get("state_dict"), dict):
+        raise LstmEdgeError(f"{path} lacks its config or state_dict", "re-create it with `lstm-edge train`")
+    return payload
+
+
+def _from_module(module: torch.nn.Module) -> dict[str, Any]:
+    if not isinstance(module, LSTMModel):
+        raise LstmEdgeError(
+            f"the pickled module is a {type(module).__name__}, not an lstm-edge LSTMModel",
+            "export it with lstm_edge.export.export_onnx(module, example_input) from Python",
+        )
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": module.config.to_dict(),
+        "state_dict": module.state_dict(),
+        "metrics": {},
+        "training": {},
+    }
+
+
+def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> tuple[LSTMModel, ModelConfig]:
+    """The model (eval mode, float32, nn.LSTM inside) and its config."""
+    payload = read_checkpoint(path, trust_pickle=trust_pickle)
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+        model = LSTMModel(config)
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise LstmEdgeError(
+            f"{path}: config and weights do not fit together ({str(e).splitlines()[0][:160]})",
+            "re-create the checkpoint with `lstm-edge train`",
+        ) from e
+    return model.eval(), config

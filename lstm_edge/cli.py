@@ -1,0 +1,250 @@
+"""The `lstm-edge` command: parse, call the Python API, print. Exit 0 success, 1 parity/budget failure, 2 bad input."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from lstm_edge import __version__
+from lstm_edge.errors import LstmEdgeError, ParityError
+
+
+def handle_errors(fn):
+    """One line and exit 2 for user errors, exit 1 for parity failures; tracebacks only with --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except ParityError as e:
+            if e.report:
+                click.echo(e.report, err=True)
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        except LstmEdgeError as e:
+            if debug:
+                raise
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted; nothing half-written was left behind", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lstm-edge")
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+def main(debug: bool) -> None:
+    """Train an LSTM, export it to ONNX, quantize it, run it anywhere, and prove every runtime matches PyTorch."""
+
+
+@main.command()
+@click.option("--task", default="adding", show_default=True, help="Built-in task: adding | digits.")
+@click.option("--data", type=click.Path(), help="User data: .npz (X [N,T,F], y) or long-format .csv (see README).")
+@click.option("--seq-len", default=100, show_default=True, help="Sequence length (adding task).")
+@click.option("--hidden-size", default=64, show_default=True)
+@click.option("--num-layers", default=2, show_default=True)
+@click.option("--dropout", default=0.0, show_default=True)
+@click.option("--epochs", default=15, show_default=True, help="Upper bound; early stopping may end sooner.")
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--lr", default=2e-3, show_default=True)
+@click.option("--samples", default=12000, show_default=True, help="Generated sequences (adding task).")
+@click.option("--patience", default=4, show_default=True, help="Epochs without improvement before stopping.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(), help="Checkpoint path (.pt).")
+@click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
+@handle_errors
+def train(out: str, as_json: bool, **kw) -> None:
+    """Train on a task or your data; writes PATH.pt and PATH.curve.png."""
+    from lstm_edge.train import TrainConfig, train_to_file
+
+    for key in ("seq_len", "hidden_size", "num_layers", "epochs", "batch_size", "samples"):
+        if kw[key] < 1:
+            raise LstmEdgeError(f"--{key.replace('_', '-')} must be ≥ 1, got {kw[key]}", "pass a positive number")
+    result = train_to_file(TrainConfig(**kw, progress=not as_json), out)
+    if as_json:
+        click.echo(json.dumps(result.metrics))
+        return
+    m = result.metrics
+    name = m["metric"]
+    line = f"trained in {result.seconds:.1f}s, {m['epochs']} epochs: val {name} {m[f'val_{name}']:.5f}, test {name} {m[f'test_{name}']:.5f}"
+    if "baseline_mse" in m:
+        line += f" (predict-the-mean baseline {m['baseline_mse']:.4f})"
+    click.echo(line)
+    click.echo(f"wrote {out} and {Path(out).with_suffix('.curve.png')}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--out", type=click.Path(), help="Bundle folder (default: models/<name>/).")
+@click.option("--opset", default=17, show_default=True, help="ONNX opset (14–22).")
+@click.option("--force", is_flag=True, help="Overwrite an existing bundle.")
+@click.option("--trust-pickle", is_flag=True, help="Accept a fully pickled nn.Module (runs code from the file!).")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def export(checkpoint: str, out: str | None, opset: int, force: bool, trust_pickle: bool, as_json: bool) -> None:
+    """Export a checkpoint to a validated bundle: model.onnx, model.pt, golden.npz, manifest.json."""
+    from lstm_edge.export import ExportConfig, export_bundle
+
+    if trust_pickle:
+        click.echo("warning: --trust-pickle lets the checkpoint run arbitrary code while loading", err=True)
+    r = export_bundle(checkpoint, out, ExportConfig(opset=opset, force=force, trust_pickle=trust_pickle))
+    worst = max(row["max_scaled_error"] for row in r.validation)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "bundle": str(r.bundle),
+                    "seconds": r.seconds,
+                    "nodes": r.nodes,
+                    "max_scaled_error": worst,
+                    "findings": [f.to_dict() for f in r.findings],
+                }
+            )
+        )
+        return
+    nodes = ", ".join(f"{k}×{v}" for k, v in r.nodes.items())
+    click.echo(f"exported {r.bundle} in {r.seconds:.2f}s — nodes: {nodes}")
+    click.echo(
+        f"validated in ONNX Runtime CPU at {len(r.validation) // 3} unseen shapes/states: max scaled error {worst:.2e}"
+    )
+    for f in r.findings:
+        click.echo(f"{f.severity}: {f.code}: {f.message} — {f.fix}")
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def lint(model: str, as_json: bool) -> None:
+    """Find recurrent-model traps in an ONNX file (frozen axes, unfolded weights, layout=1, …). Exit 1 on errors."""
+    from lstm_edge.export.lint import lint as run_lint
+    from lstm_edge.export.lint import load_onnx
+
+    findings = run_lint(load_onnx(model))
+    if as_json:
+        click.echo(json.dumps([f.to_dict() for f in findings]))
+    elif not findings:
+        click.echo(f"{model}: no findings")
+    for f in [] if as_json else findings:
+        click.echo(f"{f.severity}: {f.code}: {f.message} — fix: {f.fix}")
+    if any(f.severity == "error" for f in findings):
+        sys.exit(1)
+
+
+PROVIDERS = ("torch", "cpu", "cuda", "openvino", "tract")
+VARIANT_CHOICES = ("fp32", "int8", "int8-static", "fp16")
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("--provider", default="cpu", show_default=True, help="torch | cpu | cuda | openvino | tract")
+@click.option("--variant", default="fp32", show_default=True, help="fp32 | int8 | int8-static | fp16")
+@click.option(
+    "--input", "input_", required=True, help="x as .npy, .npz (x, h0, c0), .csv, .json, or - (JSON on stdin)."
+)
+@click.option("--output", type=click.Path(), help="Write y (.npy) or y, hn, cn (.npz).")
+@click.option("--stream", is_flag=True, help="Feed --chunk steps at a time carrying h and c, as a device would.")
+@click.option("--chunk", default=1, show_default=True)
+@click.option("--threads", type=int)
+@click.option("--allow-fallback", is_flag=True, help="cuda: accept nodes placed on the CPU.")
+@click.option("--precision", "precision_hint", default="f32", show_default=True, help="openvino: f32 or bf16.")
+@click.option("--allow-nonfinite", is_flag=True, help="Pass NaN/Inf inputs through instead of rejecting them.")
+@click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def run(
+    model,
+    provider,
+    variant,
+    input_,
+    output,
+    stream,
+    chunk,
+    threads,
+    allow_fallback,
+    precision_hint,
+    allow_nonfinite,
+    no_verify_hash,
+    as_json,
+) -> None:
+    """Run a bundle or a bare .onnx on one runtime; --stream feeds it chunk by chunk."""
+    import numpy as np
+
+    from lstm_edge.inputs import read_input, write_output
+    from lstm_edge.runtimes import RunnerOptions, open_runner
+
+    if provider not in PROVIDERS:
+        raise LstmEdgeError(f"unknown provider {provider!r}", f"choose one of {', '.join(PROVIDERS)}")
+    if variant not in VARIANT_CHOICES:
+        raise LstmEdgeError(f"unknown variant {variant!r}", f"choose one of {', '.join(VARIANT_CHOICES)}")
+    if chunk < 1:
+        raise LstmEdgeError(f"--chunk {chunk}", "use a chunk of at least 1 step")
+    opts = RunnerOptions(
+        variant=variant,
+        threads=threads,
+        verify_hash=not no_verify_hash,
+        allow_fallback=allow_fallback,
+        precision_hint=precision_hint,
+        allow_nonfinite=allow_nonfinite,
+    )
+    with open_runner(model, provider, options=opts) as runner:
+        x, state = read_input(input_, runner.source.input_names)
+        x, h0, c0 = runner.check_inputs(x, state)
+        if stream:
+            s = runner.stream(batch=x.shape[0])
+            s.state = (h0, c0)
+            ys = [s.step(x[:, t : t + chunk]) for t in range(0, x.shape[1], chunk)]
+            seq_head = ys[0].ndim == 3
+            y = np.concatenate(ys, axis=1) if seq_head else ys[-1]
+            h, c = s.state
+        else:
+            y, (h, c) = runner.run(x, (h0, c0))
+        info = runner.describe()
+    if output:
+        write_output(output, y, h, c)
+    if as_json:
+        doc = {"runtime": info, "y": y.tolist()} if not output else {"runtime": info, "output": output}
+        click.echo(json.dumps(doc))
+    else:
+        click.echo(
+            f"{info['runtime']} {info['version']} · {info['variant']} · {info['device']} · x {tuple(x.shape)}"
+            + (f" · streamed in chunks of {chunk}" if stream else "")
+        )
+        if output:
+            click.echo(f"wrote {output}")
+        else:
+            click.echo(f"y {tuple(y.shape)}:\n{np.array2string(y, precision=5, threshold=40)}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def doctor(as_json: bool) -> None:
+    """Versions, ORT providers and package clashes, CUDA/cuDNN libraries, CPU features — each problem with its fix."""
+    from lstm_edge.doctor import diagnose
+
+    report = diagnose()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for key, value in report["versions"].items():
+        click.echo(f"{key:>18}: {value or 'not installed'}")
+    click.echo(f"{'ORT providers':>18}: {', '.join(report['ort_providers']) or '—'}")
+    click.echo(f"{'CUDA libraries':>18}: {', '.join(f'{k}={v}' for k, v in report['cuda_libraries'].items())}")
+    click.echo(f"{'CPU features':>18}: {', '.join(f'{k}={v}' for k, v in report['cpu_features'].items())}")
+    for p in report["problems"]:
+        click.echo(f"problem: {p['problem']} — fix: {p['fix']}")
+    if not report["problems"]:
+        click.echo("no problems found")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""The one exception type a user sees: what went wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class LstmEdgeError(Exception):
+    """A problem with the user's input or environment. The CLI prints it on one line and exits 2."""
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem} — {fix}" if fix else problem)
+
+
+class ParityError(LstmEdgeError):
+    """A numerical check failed (export validation, verify, quantize budget). The CLI exits 1."""
+
+    def __init__(self, problem: str, fix: str = "", report: str = "") -> None:
+        super().__init__(problem, fix)
+        self.report = report

@@ -1,0 +1,99 @@
+"""Reading model inputs from files (.npy, .npz, .csv, .json, or '-' for JSON on stdin) and writing outputs."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lstm_edge.atomic import atomic_write_bytes
+from lstm_edge.errors import LstmEdgeError
+
+State = tuple[np.ndarray, np.ndarray] | None
+
+
+def _from_json(text: str, origin: str) -> tuple[np.ndarray, State]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LstmEdgeError(f"{origin} is not valid JSON ({e.msg} at line {e.lineno})", 'give {"x": [[...]]}') from e
+    if isinstance(doc, list):
+        doc = {"x": doc}
+    if not isinstance(doc, dict) or "x" not in doc:
+        raise LstmEdgeError(f"{origin} has no 'x'", 'give {"x": [[step features], ...], "h0": ..., "c0": ...}')
+    try:
+        x = np.asarray(doc["x"], dtype=np.float64)
+        state = (np.asarray(doc["h0"], np.float64), np.asarray(doc["c0"], np.float64)) if "h0" in doc else None
+    except (ValueError, TypeError) as e:
+        raise LstmEdgeError(
+            f"{origin}: x is not a rectangular array of numbers", "every step needs the same features"
+        ) from e
+    return x, state
+
+
+def read_input(spec: str, input_names: list[str] | None = None) -> tuple[np.ndarray, State]:
+    """x (a single sequence [T, F] becomes [1, T, F]) and an optional (h0, c0)."""
+    names = input_names or ["x", "h0", "c0"]
+    if spec == "-":
+        x, state = _from_json(sys.stdin.read(), "stdin")
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise LstmEdgeError(f"input file not found: {path}", "pass --input FILE (.npy, .npz, .csv, .json) or -")
+        if path.is_dir():
+            raise LstmEdgeError(f"{path} is a directory", "pass an input file")
+        suffix = path.suffix.lower()
+        try:
+            if suffix == ".npy":
+                x, state = np.load(path, allow_pickle=False), None
+            elif suffix == ".npz":
+                with np.load(path, allow_pickle=False) as z:
+                    xn = names[0] if names[0] in z else "x"
+                    if xn not in z:
+                        raise LstmEdgeError(
+                            f"{path} has no array {names[0]!r}", f"save it as np.savez(path, {names[0]}=x)"
+                        )
+                    x = z[xn]
+                    hn, cn = (names[1], names[2]) if len(names) >= 3 else ("h0", "c0")
+                    state = (z[hn], z[cn]) if hn in z and cn in z else None
+            elif suffix == ".csv":
+                x, state = _read_csv(path), None
+            elif suffix == ".json":
+                x, state = _from_json(path.read_text(), str(path))
+            else:
+                raise LstmEdgeError(f"unknown input format {suffix!r}", "use .npy, .npz, .csv or .json")
+        except (ValueError, OSError, EOFError) as e:
+            raise LstmEdgeError(f"{path} could not be read ({str(e).splitlines()[0][:120]})", "check the file") from e
+    if x.ndim == 2:
+        x = x[None]
+    return x, state
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    """One sequence: rows are steps, columns features; an optional header row is skipped."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    if not lines:
+        raise LstmEdgeError(f"{path} is empty", "give one row per step")
+    try:
+        float(lines[0].split(",")[0])
+    except ValueError:
+        lines = lines[1:]
+    try:
+        return np.loadtxt(io.StringIO("\n".join(lines)), delimiter=",", dtype=np.float64, ndmin=2)
+    except ValueError as e:
+        raise LstmEdgeError(f"{path}: {e}", "every row needs the same number of numeric columns") from e
+
+
+def write_output(path: str, y: np.ndarray, h: np.ndarray, c: np.ndarray) -> Path:
+    p = Path(path)
+    buf = io.BytesIO()
+    if p.suffix == ".npy":
+        np.save(buf, y)
+    elif p.suffix == ".npz":
+        np.savez(buf, y=y, hn=h, cn=c)
+    else:
+        raise LstmEdgeError(f"unknown output format {p.suffix!r}", "use .npy (y) or .npz (y, hn, cn)")
+    return atomic_write_bytes(p, buf.getvalue())

@@ -1,0 +1,199 @@
+"""GateLSTM (the documented gate equations), the full model with normalization and head, and its config.
+
+Shapes: B batch, T time, F input features, H hidden, L layers, O outputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+State = tuple[Tensor, Tensor]  # (h, c), each (L, B, H)
+
+
+@dataclass
+class ModelConfig:
+    input_size: int
+    hidden_size: int = 64
+    num_layers: int = 2
+    output_size: int = 1
+    head: Literal["last", "sequence"] = "last"
+    dropout: float = 0.0
+    task: str = "custom"
+    kind: Literal["regression", "classification"] = "regression"
+    # Normalization is part of the model: raw inputs in, outputs in the task's own units.
+    x_mean: list[float] = field(default_factory=list)
+    x_std: list[float] = field(default_factory=list)
+    y_mean: list[float] = field(default_factory=list)
+    y_std: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.x_mean:
+            self.x_mean = [0.0] * self.input_size
+        if not self.x_std:
+            self.x_std = [1.0] * self.input_size
+        n_y = self.output_size if self.kind == "regression" else 0
+        if not self.y_mean and n_y:
+            self.y_mean = [0.0] * n_y
+        if not self.y_std and n_y:
+            self.y_std = [1.0] * n_y
+        if self.head not in ("last", "sequence"):
+            raise ValueError(f"head must be 'last' or 'sequence', not {self.head!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class GateLSTM(nn.Module):
+    """A multi-layer, batch-first LSTM written as the documented equations on [h_{t-1}, x_t].
+
+    Layer l holds W (4H, H+F_l), rows in gate blocks i, f, c, o, and one bias b (4H):
+        i_t = σ(W_i·[h_{t-1},x_t]+b_i)   f_t = σ(W_f·[…]+b_f)   o_t = σ(W_o·[…]+b_o)
+        C_t = f_t·C_{t-1} + i_t·tanh(W_c·[…]+b_c)   h_t = o_t·tanh(C_t)
+    Same contract as nn.LSTM(batch_first=True): forward(x, state) -> (out, (h_n, c_n)).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size, self.num_layers, self.dropout = (
+            input_size,
+            hidden_size,
+            num_layers,
+            dropout,
+        )
+        bound = 1.0 / math.sqrt(hidden_size)
+        self.W = nn.ParameterList()
+        self.b = nn.ParameterList()
+        for layer in range(num_layers):
+            f_in = input_size if layer == 0 else hidden_size
+            self.W.append(nn.Parameter(torch.empty(4 * hidden_size, hidden_size + f_in).uniform_(-bound, bound)))
+            self.b.append(nn.Parameter(torch.empty(4 * hidden_size).uniform_(-bound, bound)))
+
+    def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        B, T, _ = x.shape
+        L, H = self.num_layers, self.hidden_size
+        if state is None:
+            zeros = x.new_zeros(L, B, H)
+            state = (zeros, zeros)
+        h0, c0 = state
+        h_n, c_n = [], []
+        seq = x  # (B, T, F)
+        for layer in range(L):
+            W, b = self.W[layer], self.b[layer]  # (4H, H+F_l), (4H,)
+            h, C = h0[layer], c0[layer]  # (B, H)
+            outs = []
+            for t in range(T):
+                z = torch.cat([h, seq[:, t]], dim=1) @ W.T + b  # (B, 4H) = W·[h_{t-1}, x_t] + b
+                z_i, z_f, z_c, z_o = z.chunk(4, dim=1)  # (B, H) each
+                i_t = torch.sigmoid(z_i)
+                f_t = torch.sigmoid(z_f)
+                o_t = torch.sigmoid(z_o)
+                C = f_t * C + i_t * torch.tanh(z_c)  # (B, H)
+                h = o_t * torch.tanh(C)  # (B, H)
+                outs.append(h)
+            seq = torch.stack(outs, dim=1) if outs else x.new_zeros(B, 0, H)  # (B, T, H)
+            if self.dropout and self.training and layer < L - 1:
+                seq = nn.functional.dropout(seq, self.dropout, training=True)
+            h_n.append(h)
+            c_n.append(C)
+        return seq, (torch.stack(h_n), torch.stack(c_n))  # (B, T, H), ((L, B, H), (L, B, H))
+
+    @classmethod
+    def from_torch(cls, lstm: nn.LSTM) -> GateLSTM:
+        """Exact mapping: PyTorch packs gates i,f,g,o — the same blocks as our i,f,c,o — with two biases."""
+        if not lstm.batch_first or lstm.bidirectional or lstm.proj_size or not lstm.bias:
+            raise ValueError("GateLSTM maps a batch_first, unidirectional nn.LSTM with biases and no projection")
+        gate = cls(lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.dropout)
+        gate = gate.to(dtype=lstm.weight_ih_l0.dtype)
+        with torch.no_grad():
+            for layer in range(lstm.num_layers):
+                w_ih = getattr(lstm, f"weight_ih_l{layer}")  # (4H, F_l)
+                w_hh = getattr(lstm, f"weight_hh_l{layer}")  # (4H, H)
+                gate.W[layer].copy_(torch.cat([w_hh, w_ih], dim=1))
+                gate.b[layer].copy_(getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}"))
+        return gate
+
+    def to_torch(self) -> nn.LSTM:
+        """The nn.LSTM computing the same function (the whole bias goes to bias_ih; bias_hh is zero)."""
+        H = self.hidden_size
+        lstm = nn.LSTM(self.input_size, H, self.num_layers, batch_first=True, dropout=self.dropout)
+        lstm = lstm.to(dtype=self.W[0].dtype)
+        with torch.no_grad():
+            for layer in range(self.num_layers):
+                getattr(lstm, f"weight_hh_l{layer}").copy_(self.W[layer][:, :H])
+                getattr(lstm, f"weight_ih_l{layer}").copy_(self.W[layer][:, H:])
+                getattr(lstm, f"bias_ih_l{layer}").copy_(self.b[layer])
+                getattr(lstm, f"bias_hh_l{layer}").zero_()
+        return lstm
+
+
+class LSTMModel(nn.Module):
+    """Normalization → LSTM → Linear head → de-normalization. forward(x, state) -> (y, (h_n, c_n)).
+
+    The recurrent part is nn.LSTM (fused kernels for training) or GateLSTM (the documented reference);
+    `gate_form()` gives the same model on GateLSTM.
+    """
+
+    def __init__(self, config: ModelConfig, recurrent: Literal["torch", "gates"] = "torch") -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        if recurrent == "torch":
+            self.lstm: nn.Module = nn.LSTM(
+                c.input_size, c.hidden_size, c.num_layers, batch_first=True, dropout=c.dropout
+            )
+        else:
+            self.lstm = GateLSTM(c.input_size, c.hidden_size, c.num_layers, c.dropout)
+        self.head = nn.Linear(c.hidden_size, c.output_size)
+        self.register_buffer("x_mean", torch.tensor(c.x_mean, dtype=torch.float32))
+        self.register_buffer("x_std", torch.tensor(c.x_std, dtype=torch.float32))
+        regression = c.kind == "regression"
+        self.register_buffer("y_mean", torch.tensor(c.y_mean if regression else [], dtype=torch.float32))
+        self.register_buffer("y_std", torch.tensor(c.y_std if regression else [], dtype=torch.float32))
+
+    def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        x = (x - self.x_mean) / self.x_std  # (B, T, F)
+        out, (h_n, c_n) = self.lstm(x, state)  # (B, T, H), ((L, B, H), (L, B, H))
+        feats = h_n[-1] if self.config.head == "last" else out  # (B, H) or (B, T, H)
+        y = self.head(feats)  # (B, O) or (B, T, O)
+        if self.config.kind == "regression":
+            y = y * self.y_std + self.y_mean
+        return y, (h_n, c_n)
+
+    def gate_form(self) -> LSTMModel:
+        """This model with its nn.LSTM replaced by the equivalent GateLSTM (same dtype, eval mode)."""
+        if isinstance(self.lstm, GateLSTM):
+            return self
+        twin = LSTMModel(self.config, recurrent="gates").to(dtype=self.head.weight.dtype)
+        twin.lstm = GateLSTM.from_torch(self.lstm)
+        twin.head.load_state_dict(self.head.state_dict())
+        for name in ("x_mean", "x_std", "y_mean", "y_std"):
+            getattr(twin, name).copy_(getattr(self, name))
+        return twin.eval()
+
+    def lstm_weights(self) -> list[dict[str, Tensor]]:
+        """Per layer, the PyTorch-packed weights (gate blocks i,f,g,o): w_ih, w_hh, b_ih, b_hh."""
+        lstm = self.lstm if isinstance(self.lstm, nn.LSTM) else self.lstm.to_torch()
+        return [
+            {
+                k: getattr(lstm, f"{k.replace('w_', 'weight_').replace('b_', 'bias_')}_l{layer}").detach()
+                for k in ("w_ih", "w_hh", "b_ih", "b_hh")
+            }
+            for layer in range(lstm.num_layers)
+        ]
+
+
+def run_numpy(module: nn.Module, x, h0, c0):
+    """Call a model with the lstm-edge contract on numpy arrays: (x, h0, c0) -> (y, hn, cn) as float32 numpy."""
+    with torch.no_grad():
+        y, (h, c) = module(torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)))
+    return y.numpy(), h.numpy(), c.numpy()

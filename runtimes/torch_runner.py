@@ -1,0 +1,49 @@
+"""The reference: the bundle's PyTorch checkpoint (nn.LSTM, or GateLSTM's documented equations with gates=True)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
+
+from lstm_edge.checkpoint import load_checkpoint
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.model import run_numpy
+
+
+class TorchRunner(Runner):
+    runtime = "torch"
+
+    def __init__(self, source: Source, options: RunnerOptions) -> None:
+        if source.bundle is None:
+            raise LstmEdgeError(
+                "the torch runtime runs the bundle's checkpoint; a bare .onnx has none",
+                "pass a bundle folder, or choose --provider cpu",
+            )
+        ckpt = source.bundle.checkpoint(options.verify_hash)
+        source = Source(
+            ckpt,
+            source.bundle,
+            source.variant,
+            "fp32",
+            input_size=source.input_size,
+            num_layers=source.num_layers,
+            hidden_size=source.hidden_size,
+        )
+        super().__init__(source, options)
+        model, _ = load_checkpoint(ckpt)
+        self.model = model.gate_form() if options.gates else model
+        if options.threads:
+            torch.set_num_threads(options.threads)
+
+    def _run(self, x: np.ndarray, h0: np.ndarray, c0: np.ndarray):
+        return run_numpy(self.model, x, h0, c0)
+
+    def version(self) -> str:
+        return str(torch.__version__)
+
+    def describe(self) -> dict:
+        return super().describe() | {
+            "recurrent": "GateLSTM" if self.options.gates else "nn.LSTM",
+            "threads": torch.get_num_threads(),
+        }

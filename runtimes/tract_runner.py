@@ -1,0 +1,44 @@
+"""tract (Sonos), the runtime made for embedded devices, through its Python bindings."""
+
+from __future__ import annotations
+
+import numpy as np
+from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
+
+from lstm_edge.errors import LstmEdgeError
+
+
+class TractRunner(Runner):
+    runtime = "tract"
+
+    def __init__(self, source: Source, options: RunnerOptions) -> None:
+        super().__init__(source, options)
+        try:
+            import tract
+        except ImportError as e:
+            raise LstmEdgeError("tract is not installed", "pip install 'lstm-edge[tract]'") from e
+        self.tract = tract
+        if source.variant in ("int8",):
+            raise LstmEdgeError(
+                "tract has no DynamicQuantizeLSTM (com.microsoft), so it cannot run the int8 variant",
+                "use --variant fp32 or int8-static with tract, or --provider cpu for int8",
+            )
+        try:
+            self.runnable = tract.onnx().load(str(source.path)).into_model().into_runnable()
+        except Exception as e:  # tract.TractError carries a multi-line cause chain
+            msg = str(e).strip().splitlines()[0][:300]
+            raise LstmEdgeError(f"tract cannot load {source.path.name}: {msg}", "try --provider cpu") from e
+
+    def _run(self, x, h0, c0):
+        feeds = [x, h0, c0] if len(self.source.input_names) >= 3 else [x]
+        try:
+            outs = [o.to_numpy() for o in self.runnable.run(feeds)]
+        except Exception as e:
+            raise LstmEdgeError(
+                f"tract failed to run: {str(e).strip().splitlines()[0][:300]}", "try --provider cpu"
+            ) from e
+        outs = [np.asarray(o, dtype=np.float32) for o in outs]
+        return (outs[0], outs[1], outs[2]) if len(outs) >= 3 else (outs[0], h0, c0)
+
+    def version(self) -> str:
+        return self.tract.version()

@@ -1,0 +1,88 @@
+"""Training beats the baseline; checkpoints round-trip; bad files give one clear error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lstm_edge.checkpoint import load_checkpoint, save_checkpoint
+from lstm_edge.data import adding_problem, load_task, metric
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.train import TrainConfig, train, train_to_file
+
+
+def test_adding_task_definition():
+    X, y = adding_problem(500, 20, seed=3)
+    assert X.shape == (500, 20, 2) and y.shape == (500, 1)
+    assert (X[..., 1].sum(axis=1) == 2).all()
+    first, second = X[:, :10, 1].argmax(1), X[:, 10:, 1].argmax(1) + 10
+    np.testing.assert_allclose(y[:, 0], X[np.arange(500), first, 0] + X[np.arange(500), second, 0], rtol=1e-6)
+    assert abs(float(np.mean((y - 1.0) ** 2)) - 0.167) < 0.03  # the always-1.0 baseline
+
+
+def test_short_training_beats_baseline_and_round_trips(tmp_path):
+    cfg = TrainConfig(seq_len=20, samples=3000, hidden_size=32, epochs=6, lr=5e-3, progress=False)
+    result = train_to_file(cfg, tmp_path / "m.pt")
+    assert result.metrics["val_mse"] < 0.05 < result.metrics["baseline_mse"] / 2
+    assert (tmp_path / "m.curve.png").stat().st_size > 1000
+    model, config = load_checkpoint(tmp_path / "m.pt")
+    x = torch.rand(4, 20, 2)
+    with torch.no_grad():
+        np.testing.assert_array_equal(model(x)[0].numpy(), result.model(x)[0].numpy())
+    assert config.task == "adding" and config.x_std
+
+
+def test_digits_classification_trains():
+    pytest.importorskip("sklearn")
+    data = load_task("digits", seed=0)
+    assert data.kind == "classification" and data.X.shape[1:] == (8, 8)
+    result = train(TrainConfig(task="digits", hidden_size=32, epochs=4, lr=1e-2, progress=False), data)
+    assert result.metrics["val_accuracy"] > 60.0  # chance is 10%
+
+
+def test_user_npz_and_csv(tmp_path):
+    X = np.random.default_rng(0).normal(size=(30, 5, 3)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", X=X, y=X.sum(axis=(1, 2)))
+    data = load_task("custom", data=str(tmp_path / "d.npz"))
+    assert data.kind == "regression" and data.output_size == 1
+    rows = ["sequence,a,b,target"] + [f"{s},{t},{t * 2},{s % 3}" for s in range(9) for t in range(4)]
+    (tmp_path / "d.csv").write_text("\n".join(rows))
+    data = load_task("custom", data=str(tmp_path / "d.csv"))
+    assert data.kind == "classification" and data.X.shape == (9, 4, 2) and data.output_size == 3
+    assert metric("classification", np.eye(3)[[0, 1]], np.array([0, 2]))[1] == 50.0
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b"", "is empty"),
+        (b"\x00\x01garbage" * 50, "not a readable PyTorch checkpoint"),
+        ("truncated", "not a readable PyTorch checkpoint"),
+        ("foreign", "not an lstm-edge checkpoint"),
+        ("pickled", "pickled Python objects"),
+    ],
+)
+def test_bad_checkpoints_give_one_clear_error(tmp_path, content, needle):
+    path = tmp_path / "bad.pt"
+    if content == "truncated":
+        good = tmp_path / "good.pt"
+        from tests.conftest import make_model
+
+        save_checkpoint(make_model(), good)
+        path.write_bytes(good.read_bytes()[:300])
+    elif content == "foreign":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif content == "pickled":
+        torch.save(torch.nn.Linear(2, 2), path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(LstmEdgeError, match=needle):
+        load_checkpoint(path)
+
+
+def test_directory_and_missing_checkpoint(tmp_path):
+    with pytest.raises(LstmEdgeError, match="directory"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(LstmEdgeError, match="not found"):
+        load_checkpoint(tmp_path / "nope.pt")
