@@ -1,0 +1,173 @@
+"""Every runtime on this machine matches golden.npz; streaming equals the full run; CUDA never falls back silently."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import lstm_edge
+from lstm_edge.bundle import Bundle
+from lstm_edge.cli import main
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes.ort_cuda import cuda_unavailable_reason
+from lstm_edge.tolerances import FP32_ABS, scaled_error
+
+LOCAL = ["torch", "cpu", "openvino", "tract"]
+
+
+@pytest.fixture(scope="module", params=LOCAL)
+def runner(request, shipped_bundle):
+    with lstm_edge.load(shipped_bundle, provider=request.param) as r:
+        yield r
+
+
+def test_matches_golden(runner, shipped_bundle):
+    for case, a in Bundle.open(shipped_bundle).golden().items():
+        y, (h, c) = runner.run(a["x"], (a["h0"], a["c0"]))
+        for name, got in (("y", y), ("hn", h), ("cn", c)):
+            assert scaled_error(got, a[name]).max() <= FP32_ABS, (runner.runtime, case, name)
+
+
+@pytest.mark.parametrize("chunk", [1, 7])
+def test_streaming_equals_full_run(runner, chunk):
+    rng = np.random.default_rng(chunk)
+    x = rng.random((2, 30, 2), dtype=np.float32)
+    y_full, (h_full, c_full) = runner.run(x)
+    s = runner.stream(batch=2)
+    for t in range(0, 30, chunk):
+        y = s.step(x[:, t : t + chunk])
+    h, c = s.state
+    assert scaled_error(y, y_full).max() <= FP32_ABS
+    assert scaled_error(h, h_full).max() <= FP32_ABS and scaled_error(c, c_full).max() <= FP32_ABS
+
+
+def test_stream_step_shapes_reset_and_freeze(shipped_bundle):
+    r = lstm_edge.load(shipped_bundle)
+    s = r.stream()
+    x = np.array([0.3, 1.0], np.float32)
+    y1 = s.step(x)
+    assert y1.shape == (1, 1)
+    snap = s.freeze()
+    y2 = s.step(x)
+    s.unfreeze(snap)
+    assert np.array_equal(s.step(x), y2)
+    s.reset()
+    assert np.array_equal(s.step(x), y1)
+    assert s.step(x[None]).shape == (1, 1)
+
+
+def test_gate_form_reference(shipped_bundle):
+    a = next(iter(Bundle.open(shipped_bundle).golden().values()))
+    r = lstm_edge.load(shipped_bundle, provider="torch", gates=True)
+    y, (h, c) = r.run(a["x"], (a["h0"], a["c0"]))
+    assert scaled_error(c, a["cn"]).max() <= FP32_ABS and r.describe()["recurrent"] == "GateLSTM"
+
+
+def test_describe(runner):
+    d = runner.describe()
+    assert {"runtime", "version", "device", "precision", "threads"} <= set(d)
+
+
+@pytest.mark.skipif(cuda_unavailable_reason() is None, reason="a CUDA provider is present here")
+def test_cuda_requested_without_cuda_exits_2(shipped_bundle, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((1, 5, 2), np.float32))
+    r = subprocess.run([sys.executable, "-m", "lstm_edge.cli", "run", str(shipped_bundle), "--provider", "cuda",
+                        "--input", str(tmp_path / "x.npy")], capture_output=True, text=True)
+    assert r.returncode == 2 and "CUDA requested but unavailable" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(cuda_unavailable_reason() is not None, reason=f"no CUDA EP: {cuda_unavailable_reason()}")
+def test_cuda_matches_golden(shipped_bundle):
+    with lstm_edge.load(shipped_bundle, provider="cuda") as r:
+        for a in Bundle.open(shipped_bundle).golden().values():
+            y, (h, c) = r.run(a["x"], (a["h0"], a["c0"]))
+            assert scaled_error(c, a["cn"]).max() <= FP32_ABS
+
+
+def test_bare_onnx_runs_by_declared_names(shipped_bundle, tmp_path):
+    import onnx
+
+    model = onnx.load(str(shipped_bundle / "model.onnx"))
+    renames = {"x": "features", "h0": "state_h", "c0": "state_c"}
+    for vi in model.graph.input:
+        vi.name = renames.get(vi.name, vi.name)
+    for n in model.graph.node:
+        for i, name in enumerate(n.input):
+            if name in renames:
+                n.input[i] = renames[name]
+    path = tmp_path / "foreign.onnx"
+    onnx.save(model, str(path))
+    a = Bundle.open(shipped_bundle).golden()["b2_t16_random"]
+    np.savez(tmp_path / "in.npz", features=a["x"], state_h=a["h0"], state_c=a["c0"])
+    r = CliRunner().invoke(main, ["run", str(path), "--input", str(tmp_path / "in.npz"), "--output",
+                                  str(tmp_path / "out.npz")])
+    assert r.exit_code == 0, r.output
+    with np.load(tmp_path / "out.npz") as z:
+        assert scaled_error(z["cn"], a["cn"]).max() <= FP32_ABS
+
+
+def test_cli_run_formats_and_stream(shipped_bundle, tmp_path):
+    x = np.random.default_rng(0).random((12, 2)).astype(np.float32)
+    np.savetxt(tmp_path / "x.csv", x, delimiter=",", header="value,marker", comments="")
+    (tmp_path / "x.json").write_text(json.dumps({"x": x.tolist()}))
+    outs = []
+    for args in (["--input", str(tmp_path / "x.csv")], ["--input", str(tmp_path / "x.json")],
+                 ["--input", str(tmp_path / "x.csv"), "--stream", "--chunk", "5"],
+                 ["--input", str(tmp_path / "x.csv"), "--provider", "tract"]):
+        r = CliRunner().invoke(main, ["run", str(shipped_bundle), "--json", *args])
+        assert r.exit_code == 0, r.output
+        outs.append(np.array(json.loads(r.output)["y"]))
+    for o in outs[1:]:
+        assert scaled_error(o, outs[0]).max() <= FP32_ABS
+    r = CliRunner().invoke(main, ["run", str(shipped_bundle), "--input", "-", "--json"], input=json.dumps(x.tolist()))
+    assert r.exit_code == 0 and np.allclose(json.loads(r.output)["y"], outs[0], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "x, needle",
+    [
+        (np.zeros((2, 3), np.float32)[None, None], "rank"),
+        (np.zeros((1, 4, 3), np.float32), "features but the model takes 2"),
+        (np.zeros((1, 4, 2), np.int32), "dtype"),
+        (np.zeros((0, 4, 2), np.float32), "batch 0"),
+        (np.zeros((1, 0, 2), np.float32), "seq 0"),
+        (np.array([[[0.1, 0.2], [np.nan, 1.0]]], np.float32), "index (0, 1, 0)"),
+    ],
+)
+def test_bad_inputs(shipped_bundle, x, needle):
+    r = lstm_edge.load(shipped_bundle)
+    with pytest.raises(LstmEdgeError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        r.run(x)
+
+
+def test_nonfinite_allowed_on_request(shipped_bundle):
+    r = lstm_edge.load(shipped_bundle, provider="torch", allow_nonfinite=True)  # ORT's clamped activations swallow NaN
+    y, _ = r.run(np.array([[[0.1, 0.2], [np.nan, 1.0]]], np.float32))
+    assert not np.isfinite(y).all()
+
+
+def test_unknown_provider_and_variant(shipped_bundle):
+    with pytest.raises(LstmEdgeError, match="unknown provider"):
+        lstm_edge.load(shipped_bundle, provider="tpu")
+    r = CliRunner().invoke(main, ["run", str(shipped_bundle), "--variant", "int4", "--input", "x.npy"])
+    assert r.exit_code == 2 and "unknown variant" in r.output
+
+
+def test_doctor_json():
+    r = CliRunner().invoke(main, ["doctor", "--json"])
+    assert r.exit_code == 0
+    doc = json.loads(r.output)
+    assert "CPUExecutionProvider" in doc["ort_providers"] and "avx2" in doc["cpu_features"]
+
+
+def test_package_namespace(tmp_path):
+    """After install, only lstm_edge is importable: no bare export or runtimes package."""
+    code = "import importlib.util as u; print(u.find_spec('export'), u.find_spec('runtimes'), u.find_spec('lstm_edge.runtimes') is not None)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert r.stdout.split() == ["None", "None", "True"]
