@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from lstm_edge.export.golden import make_golden
-from lstm_edge.export.graph import GATE_LAYOUT, build_onnx
-from lstm_edge.export.lint import Finding, lint
-from lstm_edge.export.manifest import artifact_entry, new_manifest, write_manifest
-from lstm_edge.export.validate import validate
 from torch import nn
 
 from lstm_edge.atomic import staged_dir
 from lstm_edge.checkpoint import load_checkpoint, save_checkpoint, sha256_file
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.export.golden import make_golden
+from lstm_edge.export.graph import GATE_LAYOUT, build_onnx
+from lstm_edge.export.lint import Finding, lint
+from lstm_edge.export.manifest import artifact_entry, new_manifest, write_manifest
+from lstm_edge.export.validate import validate
 from lstm_edge.model import GateLSTM, LSTMModel, ModelConfig, run_numpy
 
 SUPPORTED_OPSETS = range(14, 23)

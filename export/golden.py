@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from lstm_edge.export.validate import Reference, sample_inputs
 
 # (name, B, T, random initial state): different batches, lengths, zero and random state.

@@ -246,5 +246,46 @@ def doctor(as_json: bool) -> None:
         click.echo("no problems found")
 
 
+@main.command()
+@click.argument("bundle", type=click.Path())
+@click.option("--mode", default="all", show_default=True, help="dynamic | static | fp16 | all")
+@click.option(
+    "--calibration-samples", default=256, show_default=True, help="Sequences of task data for static calibration."
+)
+@click.option(
+    "--method", default="minmax", show_default=True, help="Static calibration: minmax | entropy | percentile."
+)
+@click.option("--per-channel/--per-tensor", default=True, show_default=True, help="Weight scales per output channel.")
+@click.option(
+    "--max-metric-drop", type=float, help="Budget: relative MSE increase (default 0.05) or accuracy points (0.5)."
+)
+@click.option("--data", type=click.Path(), help="Task data (.npz/.csv) when the model's task is not built in.")
+@click.option("--quantize-state", is_flag=True, help="static: let hn/cn pass through Q/DQ too (not recommended).")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def quantize(
+    bundle, mode, calibration_samples, method, per_channel, max_metric_drop, data, quantize_state, as_json
+) -> None:
+    """Add int8 (dynamic, static QDQ) and fp16 variants with an accuracy report; exit 1 if one is over budget."""
+    from lstm_edge.export.quantize import QuantizeConfig, format_report, quantize_bundle
+
+    cfg = QuantizeConfig(
+        mode=mode,
+        calibration_samples=calibration_samples,
+        method=method,
+        per_channel=per_channel,
+        max_metric_drop=max_metric_drop,
+        data=data,
+        quantize_state=quantize_state,
+        progress=not as_json,
+    )
+    result = quantize_bundle(bundle, cfg)
+    if as_json:
+        click.echo(json.dumps(result.reports))
+        return
+    click.echo(format_report(result.reports))
+    click.echo(f"wrote {', '.join(result.reports)} into {result.bundle} (report: quantization.md, quantization.png)")
+
+
 if __name__ == "__main__":
     main()

@@ -10,9 +10,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from lstm_edge.runtimes.base import Runner, RunnerOptions, Source, Stream, resolve
-
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes.base import Runner, RunnerOptions, Source, Stream, resolve
 
 # provider name → (module, class, what it needs installed); imported lazily so optional packages stay optional.
 RUNTIMES: dict[str, tuple[str, str]] = {

@@ -3,9 +3,8 @@ parity; bf16 only on request."""
 
 from __future__ import annotations
 
-from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
-
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
 
 
 class OpenVinoRunner(Runner):

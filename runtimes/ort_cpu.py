@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from lstm_edge.runtimes.base import Runner, RunnerOptions, Source, Stream
 
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes.base import Runner, RunnerOptions, Source, Stream
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import importlib.metadata as md
 
 import numpy as np
-from lstm_edge.runtimes.base import RunnerOptions, Source, Stream
-from lstm_edge.runtimes.ort_cpu import OrtRunner, import_ort
 
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes.base import RunnerOptions, Source, Stream
+from lstm_edge.runtimes.ort_cpu import OrtRunner, import_ort
 
 
 def ort_packages() -> list[str]:

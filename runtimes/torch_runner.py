@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
 
 from lstm_edge.checkpoint import load_checkpoint
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.model import run_numpy
+from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
 
 
 class TorchRunner(Runner):

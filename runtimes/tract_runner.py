@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
 
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
 
 
 class TractRunner(Runner):

@@ -57,16 +57,23 @@ def test_graph_is_fused_with_symbolic_axes(small_bundle):
             assert all(n.input[k] in inits for k in (1, 2, 3))  # plain initializers: no shuffles left
             assert all(a.i == 0 for a in n.attribute if a.name == "layout")
     assert not model.graph.value_info
-    dims = {vi.name: [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
-            for vi in [*model.graph.input, *model.graph.output]}
+    dims = {
+        vi.name: [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
+        for vi in [*model.graph.input, *model.graph.output]
+    }
     assert dims["x"] == ["batch", "seq", 3] and dims["h0"] == [2, "batch", 8]
     assert dims["y"] == ["batch", 2] and dims["cn"] == [2, "batch", 8]
     assert lint(model) == []
 
 
 @settings(max_examples=8, deadline=None)
-@given(layers=st.integers(1, 3), hidden=st.integers(1, 64), inp=st.integers(1, 40),
-       head=st.sampled_from(["last", "sequence"]), seed=st.integers(0, 1000))
+@given(
+    layers=st.integers(1, 3),
+    hidden=st.integers(1, 64),
+    inp=st.integers(1, 40),
+    head=st.sampled_from(["last", "sequence"]),
+    seed=st.integers(0, 1000),
+)
 def test_random_configs_export_and_validate(layers, hidden, inp, head, seed):
     model = make_model(inp, hidden, layers, output=3, head=head, seed=seed)
     proto = export_onnx(model)  # validates inside; raises on any error above tolerance
@@ -82,8 +89,12 @@ def test_opsets(opset, tmp_path):
 def test_long_sequences_and_sequence_head():
     model = make_model(head="sequence", hidden=16)
     proto = build_onnx(model)
-    rows = validate(proto, lambda x, h, c: run_numpy(model, x, h, c), {"input_size": 3, "num_layers": 2, "hidden_size": 16},
-                    shapes=((2, 1000),))
+    rows = validate(
+        proto,
+        lambda x, h, c: run_numpy(model, x, h, c),
+        {"input_size": 3, "num_layers": 2, "hidden_size": 16},
+        shapes=((2, 1000),),
+    )
     assert all(r["ok"] for r in rows)
 
 
@@ -164,8 +175,15 @@ def test_bare_nn_lstm_exports():
 # ---- lint: each finding on a model made to have it -----------------------------------------------------------
 
 
-def _tiny(x_dims=("batch", "seq", 2), h_dims=(1, "batch", 3), layout=0, weights_from=None, outputs=3, ext=False,
-          value_info=False):
+def _tiny(
+    x_dims=("batch", "seq", 2),
+    h_dims=(1, "batch", 3),
+    layout=0,
+    weights_from=None,
+    outputs=3,
+    ext=False,
+    value_info=False,
+):
     f = onnx.TensorProto.FLOAT
     W = onnx.numpy_helper.from_array(np.zeros((1, 12, 2), np.float32), "W")
     R = onnx.numpy_helper.from_array(np.zeros((1, 12, 3), np.float32), "R")
@@ -178,12 +196,23 @@ def _tiny(x_dims=("batch", "seq", 2), h_dims=(1, "batch", 3), layout=0, weights_
         nodes.append(helper.make_node("Slice", ["W_raw", "s", "e", "a"], ["W"]))
     x_in = "X_tm"
     nodes.append(helper.make_node("Transpose", ["x"], [x_in], perm=[1, 0, 2]))
-    nodes.append(helper.make_node("LSTM", [x_in, w_name, "R", "", "", "h0", "c0"], ["Y", "hn", "cn"], hidden_size=3,
-                                  layout=layout))
+    nodes.append(
+        helper.make_node(
+            "LSTM", [x_in, w_name, "R", "", "", "h0", "c0"], ["Y", "hn", "cn"], hidden_size=3, layout=layout
+        )
+    )
     outs = [helper.make_tensor_value_info(n, f, None) for n in ("Y", "hn", "cn")[:outputs]]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f, list(x_dims)),
-                                       helper.make_tensor_value_info("h0", f, list(h_dims)),
-                                       helper.make_tensor_value_info("c0", f, list(h_dims))], outs, inits)
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", f, list(x_dims)),
+            helper.make_tensor_value_info("h0", f, list(h_dims)),
+            helper.make_tensor_value_info("c0", f, list(h_dims)),
+        ],
+        outs,
+        inits,
+    )
     if value_info:
         g.value_info.append(helper.make_tensor_value_info("X_tm", f, [7, 7, 7]))
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
@@ -199,8 +228,9 @@ def _unrolled():
         nodes += [helper.make_node("MatMul", [prev, "w"], [f"m{t}"]), helper.make_node("Sigmoid", [f"m{t}"], [f"s{t}"])]
         prev = f"s{t}"
     w = onnx.numpy_helper.from_array(np.eye(2, dtype=np.float32), "w")
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f, [1, 2])],
-                          [helper.make_tensor_value_info(prev, f, None)], [w])
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", f, [1, 2])], [helper.make_tensor_value_info(prev, f, None)], [w]
+    )
     return helper.make_model(g)
 
 
@@ -235,8 +265,9 @@ def test_lint_missing_state_inputs():
 
 
 def test_cli_export_bad_input(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "lstm_edge.cli", "export", str(tmp_path / "missing.pt")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "lstm_edge.cli", "export", str(tmp_path / "missing.pt")], capture_output=True, text=True
+    )
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     (tmp_path / "notckpt.pt").write_text("hello")

@@ -76,8 +76,21 @@ def test_describe(runner):
 @pytest.mark.skipif(cuda_unavailable_reason() is None, reason="a CUDA provider is present here")
 def test_cuda_requested_without_cuda_exits_2(shipped_bundle, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((1, 5, 2), np.float32))
-    r = subprocess.run([sys.executable, "-m", "lstm_edge.cli", "run", str(shipped_bundle), "--provider", "cuda",
-                        "--input", str(tmp_path / "x.npy")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lstm_edge.cli",
+            "run",
+            str(shipped_bundle),
+            "--provider",
+            "cuda",
+            "--input",
+            str(tmp_path / "x.npy"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "CUDA requested but unavailable" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -105,8 +118,9 @@ def test_bare_onnx_runs_by_declared_names(shipped_bundle, tmp_path):
     onnx.save(model, str(path))
     a = Bundle.open(shipped_bundle).golden()["b2_t16_random"]
     np.savez(tmp_path / "in.npz", features=a["x"], state_h=a["h0"], state_c=a["c0"])
-    r = CliRunner().invoke(main, ["run", str(path), "--input", str(tmp_path / "in.npz"), "--output",
-                                  str(tmp_path / "out.npz")])
+    r = CliRunner().invoke(
+        main, ["run", str(path), "--input", str(tmp_path / "in.npz"), "--output", str(tmp_path / "out.npz")]
+    )
     assert r.exit_code == 0, r.output
     with np.load(tmp_path / "out.npz") as z:
         assert scaled_error(z["cn"], a["cn"]).max() <= FP32_ABS
@@ -117,9 +131,12 @@ def test_cli_run_formats_and_stream(shipped_bundle, tmp_path):
     np.savetxt(tmp_path / "x.csv", x, delimiter=",", header="value,marker", comments="")
     (tmp_path / "x.json").write_text(json.dumps({"x": x.tolist()}))
     outs = []
-    for args in (["--input", str(tmp_path / "x.csv")], ["--input", str(tmp_path / "x.json")],
-                 ["--input", str(tmp_path / "x.csv"), "--stream", "--chunk", "5"],
-                 ["--input", str(tmp_path / "x.csv"), "--provider", "tract"]):
+    for args in (
+        ["--input", str(tmp_path / "x.csv")],
+        ["--input", str(tmp_path / "x.json")],
+        ["--input", str(tmp_path / "x.csv"), "--stream", "--chunk", "5"],
+        ["--input", str(tmp_path / "x.csv"), "--provider", "tract"],
+    ):
         r = CliRunner().invoke(main, ["run", str(shipped_bundle), "--json", *args])
         assert r.exit_code == 0, r.output
         outs.append(np.array(json.loads(r.output)["y"]))

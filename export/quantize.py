@@ -1,0 +1,403 @@
+"""int8 and fp16 variants through onnxruntime.quantization, with a report of what got quantized and what it cost.
+
+- int8 (dynamic): every LSTM becomes com.microsoft::DynamicQuantizeLSTM, the head's MatMul becomes integer ops.
+- int8-static (QDQ): calibrated on real task data. ORT's static path has no LSTM kernel, so the LSTMs stay float;
+  only the head is quantized. The state outputs hn/cn never pass through Q/DQ unless asked (quantize_state).
+- fp16: weights and arithmetic in fp16 for GPUs; inputs and outputs stay float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from tqdm.auto import tqdm
+
+from lstm_edge.atomic import staged_dir
+from lstm_edge.bundle import Bundle
+from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
+from lstm_edge.data import adding_problem, held_out, load_task, metric
+from lstm_edge.errors import LstmEdgeError, ParityError
+from lstm_edge.export.manifest import artifact_entry, write_manifest
+from lstm_edge.export.validate import ort_cpu_session, sample_inputs
+from lstm_edge.model import run_numpy
+from lstm_edge.tolerances import ACCURACY_POINTS_DROP, MSE_RELATIVE_DROP, scaled_error
+
+MODES = ("dynamic", "static", "fp16")
+VARIANT_OF = {"dynamic": "int8", "static": "int8-static", "fp16": "fp16"}
+FILE_OF = {"int8": "model.int8.onnx", "int8-static": "model.int8-static.onnx", "fp16": "model.fp16.onnx"}
+ERROR_VS_T = (1, 10, 100, 1000)
+OUTPUTS = ("y", "hn", "cn")
+
+
+@dataclass
+class QuantizeConfig:
+    mode: str = "all"  # dynamic | static | fp16 | all
+    calibration_samples: int = 256
+    method: str = "minmax"  # minmax | entropy | percentile
+    per_channel: bool = True  # measured better on LSTM weights (see the README's quantization table)
+    max_metric_drop: float | None = None  # None: 5% relative for MSE, 0.5 points for accuracy
+    data: str | None = None
+    quantize_state: bool = False
+    eval_samples: int = 512
+    progress: bool = True
+
+
+@dataclass
+class QuantizeResult:
+    bundle: Path
+    reports: dict[str, dict]
+    seconds: dict[str, float]
+
+    @property
+    def over_budget(self) -> list[str]:
+        return [v for v, r in self.reports.items() if not r["deployable"]]
+
+
+def _op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    return dict(Counter(n.op_type for n in model.graph.node))
+
+
+def _task_data(config, training: dict, cfg: QuantizeConfig, part: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Calibration ('train') or evaluation ('test') data of the checkpoint's own task, or of --data."""
+    seq_len = int((training.get("config") or {}).get("seq_len") or 100)
+    seed = int(training.get("seed") or 0)
+    if config.task == "adding" and cfg.data is None:
+        return adding_problem(n, seq_len, seed + (2_000_003 if part == "train" else 1_000_003))
+    if part == "test":
+        return held_out(config.task, seq_len, n, seed, cfg.data)
+    if config.task not in ("adding", "digits") and cfg.data is None:
+        raise LstmEdgeError(
+            f"static quantization needs calibration data, and the model's task {config.task!r} is not built in",
+            "pass the data it was trained on with --data FILE (.npz or .csv)",
+        )
+    X, y = load_task(config.task, seq_len=seq_len, seed=seed, data=cfg.data).split("train")
+    return X[:n], y[:n]
+
+
+class _Calibration:
+    """onnxruntime's CalibrationDataReader protocol over task data, with a progress bar."""
+
+    def __init__(self, X: np.ndarray, layers: int, hidden: int, progress: bool, batch: int = 16) -> None:
+        self._batches = [X[i : i + batch] for i in range(0, len(X), batch)]
+        self._bar = tqdm(total=len(X), desc="calibrate", unit="seq", disable=not progress)
+        self._it = iter(self._batches)
+        self._shape = (layers, hidden)
+
+    def get_next(self):
+        xb = next(self._it, None)
+        if xb is None:
+            self._bar.close()
+            return None
+        self._bar.update(len(xb))
+        h = np.zeros((self._shape[0], len(xb), self._shape[1]), np.float32)
+        return {"x": xb, "h0": h, "c0": h.copy()}
+
+    def rewind(self) -> None:
+        self._it = iter(self._batches)
+
+
+@contextlib.contextmanager
+def _quiet_ort_advice():
+    """ORT logs 'consider pre-processing' on the root logger for every call; that advice is for CNNs."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _quantize_dynamic(src: Path, dst: Path, cfg: QuantizeConfig) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        src, dst, op_types_to_quantize=["LSTM", "MatMul"], per_channel=cfg.per_channel, weight_type=QuantType.QInt8
+    )
+    q = onnx.load(str(dst))
+    n_lstm = _op_counts(onnx.load(str(src))).get("LSTM", 0)
+    if _op_counts(q).get("DynamicQuantizeLSTM", 0) != n_lstm:
+        raise LstmEdgeError(
+            "onnxruntime did not turn every LSTM into DynamicQuantizeLSTM",
+            "the LSTM weights must be plain initializers in ONNX gate order: re-export the bundle",
+        )
+
+
+def _quantize_static(src: Path, dst: Path, cfg: QuantizeConfig, X_cal: np.ndarray, config) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[cfg.method]
+    # LSTM has no static int8 kernel; quantizing Concat/Squeeze/Slice would fake-quantize the carried state.
+    ops = ["MatMul", "Gemm"] + (["Concat", "Squeeze", "Slice"] if cfg.quantize_state else [])
+    reader = _Calibration(X_cal, config.num_layers, config.hidden_size, cfg.progress)
+    quantize_static(
+        src,
+        dst,
+        reader,
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=ops,
+        per_channel=cfg.per_channel,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=method,
+        extra_options={"ActivationSymmetric": False},
+    )
+
+
+def _to_fp16(src: Path, dst: Path) -> None:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(dst))
+
+
+def _node_roles(model: onnx.ModelProto) -> dict[str, list[str]]:
+    """Which compute nodes run quantized and which stay float (Q/DQ and casts themselves are plumbing)."""
+    produced_by_dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    integer_ops = {
+        "DynamicQuantizeLSTM",
+        "MatMulInteger",
+        "DynamicQuantizeMatMul",
+        "MatMulIntegerToFloat",
+        "QLinearMatMul",
+    }
+    plumbing = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "Identity"}
+    quantized, float_ = [], []
+    for n in model.graph.node:
+        if n.op_type in plumbing:
+            continue
+        label = f"{n.name or n.output[0]} ({n.op_type})"
+        if n.op_type in integer_ops or any(i in produced_by_dq for i in n.input[:2] if n.op_type in ("MatMul", "Gemm")):
+            quantized.append(label)
+        else:
+            float_.append(label)
+    return {"quantized": quantized, "float": float_}
+
+
+def _errors(got: list[np.ndarray], want: list[np.ndarray]) -> dict:
+    out = {}
+    for name, a, b in zip(OUTPUTS, got, want, strict=True):
+        d = np.abs(a.astype(np.float64) - b)
+        noise = float(np.sum(d**2))
+        out[name] = {
+            "max_abs": float(d.max()),
+            "mean_abs": float(d.mean()),
+            "p99_abs": float(np.percentile(d, 99)),
+            "sqnr_db": float(10 * np.log10(np.sum(b.astype(np.float64) ** 2) / noise)) if noise > 0 else None,
+            "max_scaled": float(scaled_error(a, b).max()),
+        }
+    return out
+
+
+def _run(session, X: np.ndarray, layers: int, hidden: int, batch: int = 256) -> list[np.ndarray]:
+    parts = []
+    for i in range(0, len(X), batch):
+        xb = X[i : i + batch]
+        h = np.zeros((layers, len(xb), hidden), np.float32)
+        parts.append(session.run(list(OUTPUTS), {"x": xb, "h0": h, "c0": h}))
+    return [np.concatenate([p[k] for p in parts], axis=0 if k == 0 else 1) for k in range(3)]
+
+
+def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) -> QuantizeResult:
+    """Make the requested variants, measure them, and add them (with the report) to the bundle atomically."""
+    cfg = cfg or QuantizeConfig()
+    modes = MODES if cfg.mode == "all" else (cfg.mode,)
+    if any(m not in MODES for m in modes):
+        raise LstmEdgeError(f"unknown --mode {cfg.mode!r}", "choose dynamic, static, fp16 or all")
+    if cfg.method not in ("minmax", "entropy", "percentile"):
+        raise LstmEdgeError(f"unknown --method {cfg.method!r}", "choose minmax, entropy or percentile")
+    if cfg.calibration_samples < 1 or cfg.eval_samples < 1:
+        raise LstmEdgeError("sample counts must be ≥ 1", "pass a positive --calibration-samples")
+    bundle = Bundle.open(bundle_path)
+    fp32_path = bundle.artifact("fp32")
+    ckpt = bundle.checkpoint()
+    config = bundle.config
+    training = read_checkpoint(ckpt).get("training") or {}
+    model, _ = load_checkpoint(ckpt)
+    L, H = config.num_layers, config.hidden_size
+
+    X_eval, y_eval = _task_data(config, training, cfg, "test", cfg.eval_samples)
+    X_cal = _task_data(config, training, cfg, "train", cfg.calibration_samples)[0] if "static" in modes else None
+    h0 = np.zeros((L, len(X_eval), H), np.float32)
+    torch_out = list(run_numpy(model, X_eval, h0, h0))
+    fp32_session = ort_cpu_session(fp32_path.read_bytes())
+    fp32_out = _run(fp32_session, X_eval, L, H)
+    kind = config.kind
+    metric_name, torch_metric = metric(kind, torch_out[0], y_eval)
+    _, fp32_metric = metric(kind, fp32_out[0], y_eval)
+    budget = (
+        cfg.max_metric_drop
+        if cfg.max_metric_drop is not None
+        else (ACCURACY_POINTS_DROP if kind == "classification" else MSE_RELATIVE_DROP)
+    )
+    fp32_ops = _op_counts(onnx.load(str(fp32_path)))
+    growth_inputs = _growth_inputs(config)
+
+    reports: dict[str, dict] = {}
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        made: dict[str, Path] = {}
+        for mode in modes:
+            variant = VARIANT_OF[mode]
+            dst = Path(tmp) / FILE_OF[variant]
+            start = time.perf_counter()
+            with _quiet_ort_advice():
+                if mode == "dynamic":
+                    _quantize_dynamic(fp32_path, dst, cfg)
+                elif mode == "static":
+                    _quantize_static(fp32_path, dst, cfg, X_cal, config)
+                else:
+                    _to_fp16(fp32_path, dst)
+            seconds[variant] = time.perf_counter() - start
+            session = ort_cpu_session(dst.read_bytes())
+            out = _run(session, X_eval, L, H)
+            _, m = metric(kind, out[0], y_eval)
+            drop = (m - fp32_metric) / fp32_metric if kind == "regression" else fp32_metric - m
+            qmodel = onnx.load(str(dst))
+            reports[variant] = {
+                "bytes": dst.stat().st_size,
+                "size_ratio": dst.stat().st_size / fp32_path.stat().st_size,
+                "ops_before": fp32_ops,
+                "ops_after": _op_counts(qmodel),
+                "nodes": _node_roles(qmodel),
+                "settings": {
+                    "per_channel": cfg.per_channel,
+                    "method": cfg.method if mode == "static" else None,
+                    "calibration_samples": cfg.calibration_samples if mode == "static" else None,
+                    "quantize_state": cfg.quantize_state if mode == "static" else None,
+                },
+                "error_vs_fp32": _errors(out, fp32_out),
+                "error_vs_torch": _errors(out, torch_out),
+                "metric": {
+                    "name": metric_name,
+                    "torch": torch_metric,
+                    "fp32": fp32_metric,
+                    "variant": m,
+                    "drop": drop,
+                    "drop_kind": "relative" if kind == "regression" else "points",
+                    "budget": budget,
+                },
+                "error_vs_seq_len": _error_growth(session, fp32_session, growth_inputs, L, H),
+                "eval_samples": len(X_eval),
+                "seconds": seconds[variant],
+            }
+            reports[variant]["deployable"] = bool(drop <= budget)
+            made[variant] = dst
+        _write(bundle, made, reports)
+    result = QuantizeResult(bundle.root, reports, seconds)
+    if result.over_budget:
+        raise ParityError(
+            f"{', '.join(result.over_budget)} exceed the metric budget; kept in the bundle but marked not deployable",
+            "see quantization.md in the bundle; deploy fp32/fp16, or accept the loss with a larger --max-metric-drop",
+            report=format_report(reports),
+        )
+    return result
+
+
+def _growth_inputs(config) -> dict[int, np.ndarray]:
+    """Inputs per sequence length for the error-against-T curve: task-like for adding, else around the statistics."""
+    out = {}
+    for T in ERROR_VS_T:
+        if config.task == "adding" and T >= 2:
+            out[T] = adding_problem(16, T, 99)[0]
+        else:
+            out[T] = sample_inputs(16, T, config.input_size, 1, 1, False, 99, config.x_mean, config.x_std)[0]
+    return out
+
+
+def _error_growth(session, fp32_session, inputs: dict[int, np.ndarray], L: int, H: int) -> dict[str, dict[str, float]]:
+    curve = {}
+    for T, X in inputs.items():
+        got, want = _run(session, X, L, H), _run(fp32_session, X, L, H)
+        curve[str(T)] = {name: float(np.abs(a - b).max()) for name, a, b in zip(OUTPUTS, got, want, strict=True)}
+    return curve
+
+
+def _write(bundle: Bundle, made: dict[str, Path], reports: dict[str, dict]) -> None:
+    with staged_dir(bundle.root, copy_existing=True) as stage:
+        manifest = json.loads(json.dumps(bundle.manifest))
+        for variant, src in made.items():
+            rel = FILE_OF[variant]
+            (stage / rel).write_bytes(src.read_bytes())
+            precision = "fp16" if variant == "fp16" else "int8"
+            manifest["artifacts"][variant] = artifact_entry(
+                stage,
+                rel,
+                precision,
+                manifest["artifacts"]["fp32"].get("opset"),
+                deployable=reports[variant]["deployable"],
+                report=reports[variant],
+            )
+        all_reports = {v: e["report"] for v, e in manifest["artifacts"].items() if "report" in e}
+        (stage / "quantization.md").write_text(format_report(all_reports) + "\n")
+        buf = io.BytesIO()
+        plot_error_growth(all_reports, buf)
+        (stage / "quantization.png").write_bytes(buf.getvalue())
+        manifest["artifacts"]["quantization_report"] = artifact_entry(stage, "quantization.md", "text")
+        manifest["artifacts"]["quantization_plot"] = artifact_entry(stage, "quantization.png", "image")
+        write_manifest(stage, manifest)
+
+
+def format_report(reports: dict[str, dict]) -> str:
+    lines = [
+        "| variant | bytes (× fp32) | metric: torch / fp32 / variant | drop (budget) | max abs y / hn / cn | "
+        "SQNR y dB | deployable |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v, r in reports.items():
+        m, e = r["metric"], r["error_vs_fp32"]
+        drop = f"{m['drop'] * 100:+.2f}%" if m["drop_kind"] == "relative" else f"{m['drop']:+.2f} pts"
+        budget = f"{m['budget'] * 100:.1f}%" if m["drop_kind"] == "relative" else f"{m['budget']:.1f} pts"
+        sqnr = e["y"]["sqnr_db"]
+        lines.append(
+            f"| {v} | {r['bytes']:,} ({r['size_ratio']:.3f}) | {m['name']} {m['torch']:.4g} / {m['fp32']:.4g} / "
+            f"{m['variant']:.4g} | {drop} ({budget}) | {e['y']['max_abs']:.2e} / {e['hn']['max_abs']:.2e} / "
+            f"{e['cn']['max_abs']:.2e} | {'∞' if sqnr is None else f'{sqnr:.1f}'} | {'yes' if r['deployable'] else 'NO'} |"
+        )
+    lines.append("")
+    for v, r in reports.items():
+        lines.append(
+            f"**{v}** quantized nodes: {', '.join(r['nodes']['quantized']) or 'none'}; "
+            f"float nodes: {', '.join(r['nodes']['float']) or 'none'}."
+        )
+        growth = ", ".join(f"T={T}: {d['cn']:.2e}" for T, d in r["error_vs_seq_len"].items())
+        lines.append(f"  max |Δcn| against T — {growth}")
+    return "\n".join(lines)
+
+
+def plot_error_growth(reports: dict[str, dict], out) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharex=True)
+    for ax, name in zip(axes, OUTPUTS, strict=True):
+        for v, r in reports.items():
+            Ts = [int(t) for t in r["error_vs_seq_len"]]
+            errs = [max(d[name], 1e-12) for d in r["error_vs_seq_len"].values()]
+            ax.plot(Ts, errs, marker="o", label=v)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"max |Δ{name}| vs fp32")
+        ax.set_xlabel("sequence length T")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("Quantization error against sequence length (recurrent error compounds)")
+    fig.tight_layout()
+    fig.savefig(out, format="png", dpi=90)
+    plt.close(fig)
