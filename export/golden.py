@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_edge.export.validate import Reference, sample_inputs
+from lstm_edge.data import sample_inputs
+from lstm_edge.export.validate import Reference
 
 # (name, B, T, random initial state): different batches, lengths, zero and random state.
 GOLDEN_CASES = (

@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 import onnx
 
+from lstm_edge.data import sample_inputs
 from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.tolerances import FP32_ABS, scaled_error
 
 Reference = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 VALIDATION_SHAPES = ((1, 1), (1, 17), (3, 1), (3, 17), (3, 300))  # (B, T): none is a trace shape
-
-
-def sample_inputs(
-    batch: int,
-    seq: int,
-    input_size: int,
-    layers: int,
-    hidden: int,
-    random_state: bool,
-    seed: int,
-    x_mean: Iterable[float] | None = None,
-    x_std: Iterable[float] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x in the model's raw units (normal around its normalization statistics); h0/c0 zero or random."""
-    rng = np.random.default_rng(seed)
-    mean = np.asarray(list(x_mean) if x_mean is not None else [0.0] * input_size, np.float32)
-    std = np.asarray(list(x_std) if x_std is not None else [1.0] * input_size, np.float32)
-    x = (rng.standard_normal((batch, seq, input_size)) * std + mean).astype(np.float32)
-    if random_state:
-        h0 = rng.uniform(-0.9, 0.9, (layers, batch, hidden)).astype(np.float32)  # h = o·tanh(C) lies in (-1, 1)
-        c0 = (rng.standard_normal((layers, batch, hidden)) * 2.0).astype(np.float32)
-    else:
-        h0 = np.zeros((layers, batch, hidden), np.float32)
-        c0 = np.zeros_like(h0)
-    return x, h0, c0
 
 
 def ort_cpu_session(model: onnx.ModelProto | bytes):

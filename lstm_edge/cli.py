@@ -287,5 +287,49 @@ def quantize(
     click.echo(f"wrote {', '.join(result.reports)} into {result.bundle} (report: quantization.md, quantization.png)")
 
 
+def _csv(value: str | None) -> tuple[str, ...] | None:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+
+
+@main.command()
+@click.argument("bundle", type=click.Path())
+@click.option("--providers", help="Comma-separated (default: every runtime installed): torch,cpu,cuda,openvino,tract")
+@click.option("--variants", help="Comma-separated (default: every variant in the bundle): fp32,int8,int8-static,fp16")
+@click.option("--quick", is_flag=True, help="A smaller matrix (B 1,4; T 1,7,100) for a fast check.")
+@click.option("--strict", is_flag=True, help="Fail on variants that quantize marked not deployable, too.")
+@click.option("--json", "json_path", type=click.Path(), help="Write the full report (schemas/verify.schema.json).")
+@click.option("--markdown", "md_path", type=click.Path(), help="Write the summary table as Markdown.")
+@click.option("--plots", "plots_dir", type=click.Path(), help="Write error-against-timestep PNGs into this folder.")
+@click.option("--no-verify-hash", is_flag=True, help="Skip the sha256 integrity check.")
+@handle_errors
+def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots_dir, no_verify_hash) -> None:
+    """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch."""
+    from lstm_edge.atomic import atomic_write_text
+    from lstm_edge.parity import VerifyConfig, plot_drift, summary_rows, to_markdown
+    from lstm_edge.parity import verify as run_verify
+
+    cfg = VerifyConfig(
+        providers=_csv(providers), variants=_csv(variants), strict=strict, verify_hash=not no_verify_hash
+    )
+    if quick:
+        cfg.batches, cfg.seqs, cfg.drift_seq = (1, 4), (1, 7, 100), 200
+    report = run_verify(bundle, cfg)
+    if json_path:
+        atomic_write_text(Path(json_path), json.dumps(report) + "\n")
+    if md_path:
+        atomic_write_text(Path(md_path), to_markdown(report))
+    if plots_dir:
+        plot_drift(report, Path(plots_dir))
+    rows = summary_rows(report)
+    click.echo(f"{'runtime':<9} {'variant':<12} {'status':<15} {'cases':<9} worst max scaled error (tolerance)")
+    for r in rows:
+        click.echo(f"{r['runtime']:<9} {r['variant']:<12} {r['status']:<15} {r['cases']:<9} {r['worst']}")
+    for i in report["integrity"]:
+        if not i["ok"]:
+            click.echo(f"integrity: {i['path']}: {i['detail']}")
+    click.echo("PASSED" if report["passed"] else "FAILED")
+    sys.exit(0 if report["passed"] else 1)
+
+
 if __name__ == "__main__":
     main()

@@ -193,3 +193,57 @@ def metric(kind: str, y_pred: np.ndarray, y_true: np.ndarray) -> tuple[str, floa
     if kind == "classification":
         return "accuracy", float((y_pred.argmax(-1) == y_true).mean() * 100.0)
     return "mse", float(np.mean((y_pred.astype(np.float64) - y_true) ** 2))
+
+
+def sample_inputs(
+    batch: int,
+    seq: int,
+    input_size: int,
+    layers: int,
+    hidden: int,
+    random_state: bool,
+    seed: int,
+    x_mean=None,
+    x_std=None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x in the model's raw units (normal around its normalization statistics); h0/c0 zero or random."""
+    rng = np.random.default_rng(seed)
+    mean = np.asarray(list(x_mean) if x_mean is not None else [0.0] * input_size, np.float32)
+    std = np.asarray(list(x_std) if x_std is not None else [1.0] * input_size, np.float32)
+    x = (rng.standard_normal((batch, seq, input_size)) * std + mean).astype(np.float32)
+    return (x, *_initial_state(rng, layers, batch, hidden, random_state))
+
+
+def _initial_state(rng, layers: int, batch: int, hidden: int, random_state: bool) -> tuple[np.ndarray, np.ndarray]:
+    if not random_state:
+        h0 = np.zeros((layers, batch, hidden), np.float32)
+        return h0, h0.copy()
+    h0 = rng.uniform(-0.9, 0.9, (layers, batch, hidden)).astype(np.float32)  # h = o·tanh(C) lies in (-1, 1)
+    c0 = (rng.standard_normal((layers, batch, hidden)) * 2.0).astype(np.float32)
+    return h0, c0
+
+
+def probe_inputs(
+    config, batch: int, seq: int, random_state: bool, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs for parity checks: sequences of the model's own task where it is generated (adding), otherwise
+    normal draws around the normalization statistics. Quantize records int8 error on these; verify re-draws them."""
+    if config.task != "adding":
+        return sample_inputs(
+            batch,
+            seq,
+            config.input_size,
+            config.num_layers,
+            config.hidden_size,
+            random_state,
+            seed,
+            config.x_mean,
+            config.x_std,
+        )
+    if seq >= 2:
+        x = adding_problem(batch, seq, seed)[0]
+    else:
+        rng = np.random.default_rng(seed)
+        x = np.stack([rng.random((batch, 1)), np.ones((batch, 1))], axis=-1).astype(np.float32)
+    rng = np.random.default_rng(seed + 1)
+    return (x, *_initial_state(rng, config.num_layers, batch, config.hidden_size, random_state))

@@ -41,7 +41,27 @@ def main() -> None:
 
 
 def _later_steps(bundle: Path) -> list[tuple[str, ...]]:
-    return []
+    x = WORK / "x.npy"
+    import numpy as np
+
+    from lstm_edge.data import adding_problem
+
+    np.save(x, adding_problem(3, 100, seed=5)[0])
+    return [
+        ("quantize", str(bundle)),
+        ("run", str(bundle), "--provider", "cpu", "--variant", "int8", "--input", str(x)),
+        ("run", str(bundle), "--provider", "tract", "--input", str(x), "--stream", "--chunk", "1"),
+        (
+            "verify",
+            str(bundle),
+            "--json",
+            str(WORK / "verify.json"),
+            "--markdown",
+            str(WORK / "verify.md"),
+            "--plots",
+            str(WORK / "plots"),
+        ),
+    ]
 
 
 if __name__ == "__main__":

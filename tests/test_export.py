@@ -18,10 +18,11 @@ from onnx import helper
 from lstm_edge.bundle import Bundle
 from lstm_edge.checkpoint import save_checkpoint, sha256_file
 from lstm_edge.cli import main
+from lstm_edge.data import sample_inputs
 from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.export import ExportConfig, export_bundle, export_onnx, lint
 from lstm_edge.export.graph import build_onnx
-from lstm_edge.export.validate import sample_inputs, validate
+from lstm_edge.export.validate import validate
 from lstm_edge.model import run_numpy
 from lstm_edge.tolerances import FP32_ABS, scaled_error
 from tests.conftest import make_model
