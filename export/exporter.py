@@ -13,8 +13,8 @@ import onnx
 import torch
 from torch import nn
 
-from lstm_edge.atomic import staged_dir
-from lstm_edge.checkpoint import load_checkpoint, save_checkpoint, sha256_file
+from lstm_edge.atomic import sha256_file, staged_dir
+from lstm_edge.checkpoint import load_checkpoint, save_checkpoint
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.golden import make_golden
 from lstm_edge.export.graph import GATE_LAYOUT, build_onnx

@@ -7,8 +7,8 @@ import platform
 from pathlib import Path
 
 from lstm_edge import __version__
+from lstm_edge.atomic import sha256_file
 from lstm_edge.bundle import FORMAT, FORMAT_VERSION, MANIFEST
-from lstm_edge.checkpoint import sha256_file
 from lstm_edge.model import ModelConfig
 
 

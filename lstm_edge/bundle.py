@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_edge.checkpoint import sha256_file
+from lstm_edge.atomic import sha256_file
+from lstm_edge.config import ModelConfig
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.model import ModelConfig
 
 MANIFEST = "manifest.json"
 FORMAT = "lstm-edge/bundle"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import io
 import platform
 import zipfile
@@ -46,14 +45,6 @@ def save_checkpoint(
     buf = io.BytesIO()
     torch.save(payload, buf)
     return atomic_write_bytes(Path(path), buf.getvalue())
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:

@@ -11,8 +11,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lstm_edge import __version__
+from lstm_edge.atomic import sha256_file
 from lstm_edge.bundle import Bundle
-from lstm_edge.checkpoint import sha256_file
 from lstm_edge.data import probe_inputs
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.runtimes import RUNTIMES, Runner, RunnerOptions, open_runner

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge.bundle import MANIFEST, Bundle
+from lstm_edge.config import ModelConfig
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.model import ModelConfig
 
 Arrays = tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]
 

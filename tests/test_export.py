@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
+from lstm_edge.atomic import sha256_file
 from lstm_edge.bundle import Bundle
-from lstm_edge.checkpoint import save_checkpoint, sha256_file
+from lstm_edge.checkpoint import save_checkpoint
 from lstm_edge.cli import main
 from lstm_edge.data import sample_inputs
 from lstm_edge.errors import LstmEdgeError, ParityError

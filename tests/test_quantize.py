@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 import lstm_edge
+from lstm_edge.atomic import sha256_file
 from lstm_edge.bundle import Bundle
-from lstm_edge.checkpoint import sha256_file
 from lstm_edge.cli import main
 from lstm_edge.tolerances import FP16_ABS, scaled_error
 

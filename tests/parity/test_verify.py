@@ -11,7 +11,7 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from lstm_edge.checkpoint import sha256_file
+from lstm_edge.atomic import sha256_file
 from lstm_edge.cli import main
 
 QUICK = ["--quick", "--providers", "torch,cpu,tract,cuda"]
