@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(PY) -m lstm_edge.demo
+demo: $(STAMP) embed-deps
+	LSTM_EDGE_ORT_WEB=$(CURDIR)/tests/embed/npm/node_modules/onnxruntime-web/dist $(PY) -m lstm_edge.demo
 
 lint: $(STAMP)
 	.venv/bin/ruff check .

@@ -331,5 +331,80 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
     sys.exit(0 if report["passed"] else 1)
 
 
+@main.command()
+@click.argument("bundle", type=click.Path())
+@click.option("--providers", help="Comma-separated (default: every runtime installed). PyTorch eager always runs.")
+@click.option("--variants", help="Comma-separated (default: every variant in the bundle).")
+@click.option("--threads", "threads_", default="1,all", show_default=True, help="Thread settings to measure.")
+@click.option("--rate", default=100.0, show_default=True, help="Step rate (Hz) for the real-time factor.")
+@click.option("--quick", is_flag=True, help="Smaller grid and fewer steps (a fast look, not figures to quote).")
+@click.option("--no-cold-start", is_flag=True, help="Skip the fresh-process cold start and RSS measurement.")
+@click.option(
+    "--auto", "auto", type=click.Choice(["streaming", "batch"]), help="Name the fastest parity-passing choice."
+)
+@click.option("--json", "json_path", type=click.Path())
+@click.option("--markdown", "md_path", type=click.Path())
+@click.option("--plot", "plot_path", type=click.Path())
+@handle_errors
+def bench(
+    bundle, providers, variants, threads_, rate, quick, no_cold_start, auto, json_path, md_path, plot_path
+) -> None:
+    """Latency percentiles, throughput grid, cold start and memory of every runtime × variant beside PyTorch."""
+    from lstm_edge.atomic import atomic_write_text
+    from lstm_edge.bench import BenchConfig, auto_choose, plot, table_rows, to_markdown
+    from lstm_edge.bench import bench as run_bench
+
+    if rate <= 0:
+        raise LstmEdgeError(f"--rate {rate}", "give a positive step rate in Hz")
+    cfg = BenchConfig(
+        providers=_csv(providers),
+        variants=_csv(variants),
+        threads=_csv(threads_) or ("1",),
+        rate_hz=rate,
+        cold_start=not no_cold_start,
+    )
+    if quick:
+        cfg.batches, cfg.seqs, cfg.stream_steps, cfg.min_time, cfg.max_reps = (1, 8), (1, 100), 500, 0.05, 5
+    report = run_bench(bundle, cfg)
+    if auto:
+        report["auto"] = auto_choose(bundle, report, auto)
+    if json_path:
+        atomic_write_text(Path(json_path), json.dumps(report, indent=1) + "\n")
+    if md_path:
+        atomic_write_text(Path(md_path), to_markdown(report))
+    if plot_path:
+        plot(report, Path(plot_path))
+    rows = table_rows(report)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    click.echo("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        click.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+    if auto:
+        a = report["auto"]
+        click.echo(
+            f"fastest for {a['workload']} that passes parity: {a['runtime']} {a['variant']} "
+            f"(threads {a['threads']}), {a['speedup_vs_torch']:.1f}× PyTorch eager"
+        )
+
+
+@main.command("bundle")
+@click.argument("bundle_dir", metavar="BUNDLE", type=click.Path())
+@click.option("--target", required=True, help="python | node | web")
+@click.option("--variant", default="fp32", show_default=True, help="fp32 | int8")
+@click.option("--out", required=True, type=click.Path(), help="The folder to write.")
+@click.option("--force", is_flag=True, help="Replace an existing folder.")
+@click.option(
+    "--ort-web", type=click.Path(), help="web: onnxruntime-web's dist folder (default: found or npm-installed)."
+)
+@handle_errors
+def bundle_cmd(bundle_dir, target, variant, out, force, ort_web) -> None:
+    """A self-contained folder for a Python app, a Node.js program or a web page, checking itself against golden vectors."""
+    from lstm_edge.embed import make_embed
+
+    path = make_embed(bundle_dir, target, out, variant=variant, force=force, ort_web=ort_web)
+    click.echo(f"wrote {path} ({target}, {variant}); see {path / 'README.md'}")
+
+
 if __name__ == "__main__":
     main()

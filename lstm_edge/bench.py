@@ -1,0 +1,415 @@
+"""`lstm-edge bench`: streaming latency percentiles, a throughput grid, cold start and peak RSS of every
+runtime × variant beside PyTorch eager, measured interleaved in one run so that ratios survive a noisy machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from lstm_edge.bundle import Bundle
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes import RUNTIMES, Runner, open_runner
+
+BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+@dataclass
+class BenchConfig:
+    providers: tuple[str, ...] | None = None  # default: every runtime installed here
+    variants: tuple[str, ...] | None = None  # default: every variant in the bundle
+    threads: tuple[str, ...] = ("1", "all")
+    rate_hz: float = 100.0
+    batches: tuple[int, ...] = (1, 8, 64)
+    seqs: tuple[int, ...] = (1, 100, 1000)
+    stream_steps: int = 2000
+    min_time: float = 0.25  # seconds of timed calls per runner and grid point, at least
+    min_reps: int = 3
+    max_reps: int = 30
+    cold_start: bool = True
+    progress: bool = True
+
+
+@dataclass
+class Target:
+    provider: str
+    variant: str
+    runner: Runner | None = None
+    reason: str = ""
+    samples: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.variant}"
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _threads(setting: str) -> int:
+    if setting == "all":
+        return _cores()
+    try:
+        n = int(setting)
+    except ValueError as e:
+        raise LstmEdgeError(f"--threads {setting!r}", "give thread counts like 1,all or 1,2") from e
+    if n < 1:
+        raise LstmEdgeError(f"--threads {n}", "thread counts must be ≥ 1")
+    return n
+
+
+def flops_per_step(config) -> int:
+    """Multiply-adds ×2 for one sequence and one step: four gate GEMVs per layer on [h, x], plus the head."""
+    total, f_in = 0, config.input_size
+    for _ in range(config.num_layers):
+        total += 2 * 4 * config.hidden_size * (f_in + config.hidden_size) + 10 * config.hidden_size  # + gate math
+        f_in = config.hidden_size
+    return total + 2 * config.hidden_size * config.output_size
+
+
+def weight_count(config) -> int:
+    n, f_in = 0, config.input_size
+    for _ in range(config.num_layers):
+        n += 4 * config.hidden_size * (f_in + config.hidden_size + 2)
+        f_in = config.hidden_size
+    return n + config.hidden_size * config.output_size + config.output_size
+
+
+def measure_peak_gflops(threads: int) -> float:
+    """A machine peak for the roofline line: the best of a few float32 1024² GEMMs (torch's oneDNN/MKL)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    best = float("inf")
+    for _ in range(6):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * 1024**3 / best / 1e9
+
+
+def _percentiles(samples_s: list[float]) -> dict[str, float]:
+    us = np.asarray(samples_s) * 1e6
+    return {
+        "p50": float(np.percentile(us, 50)),
+        "p90": float(np.percentile(us, 90)),
+        "p99": float(np.percentile(us, 99)),
+        "p999": float(np.percentile(us, 99.9)),
+        "mean": float(us.mean()),
+        "n": int(us.size),
+    }
+
+
+def _open_targets(bundle: Bundle, cfg: BenchConfig, threads: int) -> list[Target]:
+    from lstm_edge.parity import available_providers
+
+    avail = available_providers()
+    providers = cfg.providers or tuple(p for p in RUNTIMES if avail[p] is None)
+    variants = cfg.variants or tuple(bundle.variants())
+    targets = [Target("torch", "fp32")]  # the reference, always first
+    targets += [Target(p, v) for p in providers for v in variants if p != "torch" and p in RUNTIMES]
+    for p in providers:
+        if p not in RUNTIMES:
+            raise LstmEdgeError(f"unknown provider {p!r}", f"choose from {', '.join(RUNTIMES)}")
+    for t in targets:
+        if avail.get(t.provider):
+            t.reason = avail[t.provider]
+            continue
+        try:
+            t.runner = open_runner(bundle.root, t.provider, variant=t.variant, threads=threads)
+        except LstmEdgeError as e:
+            t.reason = str(e)
+    return targets
+
+
+def _bench_streaming(live: list[Target], F: int, steps: int, bar) -> None:
+    x = np.random.default_rng(0).random((1, F), dtype=np.float32)
+    streams = {t.key: t.runner.stream() for t in live}
+    for t in live:  # warm-up
+        for _ in range(30):
+            streams[t.key].step(x)
+    chunk = 50
+    samples: dict[str, list[float]] = {t.key: [] for t in live}
+    perf = time.perf_counter
+    for _ in range(max(1, steps // chunk)):
+        for t in live:  # interleaved: every runner sees the same machine state, chunk by chunk
+            step = streams[t.key].step
+            out = samples[t.key]
+            for _ in range(chunk):
+                t0 = perf()
+                step(x)
+                out.append(perf() - t0)
+        bar.update(1)
+    for t in live:
+        t.samples["stream"] = _percentiles(samples[t.key])
+
+
+def _bench_grid(live: list[Target], F: int, cfg: BenchConfig, bar) -> None:
+    rng = np.random.default_rng(1)
+    for B in cfg.batches:
+        for T in cfg.seqs:
+            x = rng.random((B, T, F), dtype=np.float32)
+            times: dict[str, list[float]] = {t.key: [] for t in live}
+            for t in live:
+                t.runner.run(x)  # warm-up at this shape
+            spent = dict.fromkeys(times, 0.0)
+            for _ in range(cfg.max_reps):
+                for t in live:
+                    t0 = time.perf_counter()
+                    t.runner.run(x)
+                    dt = time.perf_counter() - t0
+                    times[t.key].append(dt)
+                    spent[t.key] += dt
+                if all(len(v) >= cfg.min_reps for v in times.values()) and all(
+                    s >= cfg.min_time for s in spent.values()
+                ):
+                    break
+                if all(len(v) >= cfg.min_reps for v in times.values()) and max(spent.values()) > 6 * cfg.min_time:
+                    break  # the slowest runner dominates; its median is already stable
+            for t in live:
+                med = float(np.median(times[t.key]))
+                t.samples[f"B{B}xT{T}"] = {
+                    "median_us": med * 1e6,
+                    "sequences_per_s": B / med,
+                    "steps_per_s": B * T / med,
+                    "reps": len(times[t.key]),
+                }
+            bar.update(1)
+
+
+_COLD = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+import lstm_edge
+t1 = time.perf_counter()
+r = lstm_edge.load(sys.argv[1], provider=sys.argv[2], variant=sys.argv[3], threads=int(sys.argv[4]))
+s = r.stream()
+s.step(np.zeros(r.source.input_size, np.float32))
+t2 = time.perf_counter()
+for _ in range(200):
+    s.step(np.zeros(r.source.input_size, np.float32))
+r.run(np.zeros((64, 100, r.source.input_size), np.float32))
+# VmHWM, not ru_maxrss: after fork+exec, ru_maxrss still carries the parent's high-water mark.
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(json.dumps({"import_s": t1 - t0, "cold_start_s": t2 - t1, "peak_rss_mb": hwm / 1024}))
+"""
+
+
+def _cold_start(bundle: Bundle, t: Target, threads: int) -> dict:
+    """In a fresh process: import, create the session, run the first step; then peak RSS after real work."""
+    runs = []
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", _COLD, str(bundle.root), t.provider, t.variant, str(threads)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if out.returncode != 0:
+            return {"error": out.stderr.strip().splitlines()[-1][:200] if out.stderr.strip() else "failed"}
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+
+
+def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
+    cfg = cfg or BenchConfig()
+    bundle = Bundle.open(bundle_path)
+    config = bundle.config
+    F = config.input_size
+    flops = flops_per_step(config)
+    n_weights = weight_count(config)
+    report: dict = {
+        "schema": "lstm-edge/bench",
+        "schema_version": 1,
+        "bundle": {"name": bundle.name, "path": str(bundle.root)},
+        "config": asdict(cfg),
+        "model": {
+            "flops_per_step": flops,
+            "weights": n_weights,
+            "hidden_size": config.hidden_size,
+            "num_layers": config.num_layers,
+            "input_size": F,
+        },
+        "environment": _environment(),
+        "runs": [],
+    }
+    for setting in cfg.threads:
+        threads = _threads(setting)
+        targets = _open_targets(bundle, cfg, threads)
+        live = [t for t in targets if t.runner is not None]
+        if not live or live[0].provider != "torch":
+            raise LstmEdgeError("the PyTorch reference could not be opened", "check the bundle's model.pt")
+        total = max(1, cfg.stream_steps // 50) + len(cfg.batches) * len(cfg.seqs)
+        with tqdm(total=total, desc=f"bench threads={setting}", disable=not cfg.progress) as bar:
+            _bench_streaming(live, F, cfg.stream_steps, bar)
+            _bench_grid(live, F, cfg, bar)
+        peak = measure_peak_gflops(threads)
+        ref = live[0].samples
+        for t in targets:
+            entry = {"runtime": t.provider, "variant": t.variant, "threads": threads, "threads_setting": setting}
+            if t.runner is None:
+                report["runs"].append(entry | {"status": "unsupported", "reason": t.reason})
+                continue
+            s = t.samples
+            precision = bundle.entry(t.variant).get("precision", "fp32") if t.provider != "torch" else "fp32"
+            path = bundle.artifact(t.variant) if t.provider != "torch" else bundle.checkpoint()
+            step_s = s["stream"]["p50"] / 1e6
+            best_point = f"B{max(cfg.batches)}xT{max(t_ for t_ in cfg.seqs if t_ <= 100) if any(t_ <= 100 for t_ in cfg.seqs) else max(cfg.seqs)}"
+            achieved = s[best_point]["steps_per_s"] * flops / 1e9
+            entry |= {
+                "status": "ok",
+                "describe": t.runner.describe(),
+                "model_bytes": path.stat().st_size,
+                "deployable": bool(bundle.entry(t.variant).get("deployable", True)),
+                "streaming": s["stream"] | {"real_time_factor": step_s * cfg.rate_hz, "rate_hz": cfg.rate_hz},
+                "grid": {k: v for k, v in s.items() if k.startswith("B")},
+                "roofline": {
+                    "flops_per_step": flops,
+                    "weight_bytes": n_weights * BYTES_PER_WEIGHT.get(precision, 4),
+                    "point": best_point,
+                    "gflops": achieved,
+                    "peak_gflops": peak,
+                    "fraction_of_peak": achieved / peak,
+                },
+                "speedup_vs_torch": {
+                    "stream_p50": ref["stream"]["p50"] / s["stream"]["p50"],
+                    **{k: ref[k]["median_us"] / v["median_us"] for k, v in s.items() if k.startswith("B")},
+                },
+            }
+            if cfg.cold_start:
+                entry["cold"] = _cold_start(bundle, t, threads)
+            report["runs"].append(entry)
+        for t in live:
+            t.runner.close()
+    _cold_ratios(report)
+    return report
+
+
+def _cold_ratios(report: dict) -> None:
+    for r in report["runs"]:
+        ref = next((x for x in report["runs"] if x["runtime"] == "torch" and x["threads"] == r["threads"]), None)
+        if r.get("status") == "ok" and "cold" in r and ref and "cold" in ref and "cold_start_s" in r["cold"]:
+            r["speedup_vs_torch"]["cold_start"] = ref["cold"]["cold_start_s"] / r["cold"]["cold_start_s"]
+            r["speedup_vs_torch"]["rss"] = ref["cold"]["peak_rss_mb"] / r["cold"]["peak_rss_mb"]
+
+
+def _environment() -> dict:
+    from lstm_edge.parity import environment
+
+    return environment()
+
+
+def table_rows(report: dict) -> list[dict]:
+    rows = []
+    for r in report["runs"]:
+        if r.get("status") != "ok":
+            rows.append({"target": f"{r['runtime']} {r['variant']}", "threads": r["threads"], "note": r["reason"][:70]})
+            continue
+        sp, g = r["speedup_vs_torch"], r["grid"]
+        row = {
+            "target": f"{r['runtime']} {r['variant']}",
+            "threads": r["threads"],
+            "stream p50 µs": f"{r['streaming']['p50']:.1f} ({sp['stream_p50']:.1f}×)",
+            "stream p99 µs": f"{r['streaming']['p99']:.1f}",
+        }
+        for key in ("B1xT100", "B64xT100"):
+            if key in g:
+                row[f"{key} µs"] = f"{g[key]['median_us']:.0f} ({sp[key]:.2f}×)"
+        cold = r.get("cold", {})
+        if "cold_start_s" in cold:
+            row["cold ms"] = f"{cold['cold_start_s'] * 1e3:.0f}"
+            row["RSS MB"] = f"{cold['peak_rss_mb']:.0f}"
+        row["GFLOP/s (peak %)"] = f"{r['roofline']['gflops']:.1f} ({r['roofline']['fraction_of_peak'] * 100:.0f}%)"
+        row["parity"] = "deployable" if r["deployable"] else "not deployable"
+        rows.append(row)
+    return rows
+
+
+def to_markdown(report: dict) -> str:
+    rows = table_rows(report)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    m = report["model"]
+    lines.append("")
+    lines.append(
+        f"Model: input {m['input_size']}, hidden {m['hidden_size']}, {m['num_layers']} layers — "
+        f"{m['flops_per_step'] / 1e6:.2f} MFLOP per sequence-step. Speed-ups (×) are PyTorch eager time / "
+        "target time, measured interleaved in the same run."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, out: Path) -> Path:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lstm_edge.atomic import atomic_write_bytes
+
+    runs = [r for r in report["runs"] if r.get("status") == "ok" and r["runtime"] != "torch"]
+    metrics = ["stream_p50", "B1xT100", "B64xT100"]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.8 / max(1, len(metrics))
+    xs = np.arange(len(runs))
+    for k, m in enumerate(metrics):
+        ax.bar(xs + k * width, [r["speedup_vs_torch"].get(m, 0) for r in runs], width, label=m)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xticks(xs + width)
+    ax.set_xticklabels([f"{r['runtime']}\n{r['variant']}\nt={r['threads']}" for r in runs], fontsize=7)
+    ax.set_ylabel("speed-up vs PyTorch eager (×)")
+    ax.set_title(f"{report['bundle']['name']}: speed against PyTorch eager, same run")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return atomic_write_bytes(Path(out), buf.getvalue())
+
+
+def auto_choose(bundle_path: str | Path, report: dict, workload: str) -> dict:
+    """The fastest runtime × variant for a workload that passes parity (verify's tolerances, quick matrix)."""
+    from lstm_edge.parity import VerifyConfig, verify
+
+    if workload not in ("streaming", "batch"):
+        raise LstmEdgeError(f"unknown workload {workload!r}", "use --auto streaming or --auto batch")
+    key = "stream_p50" if workload == "streaming" else "B64xT100"
+    candidates = [r for r in report["runs"] if r.get("status") == "ok" and key in r["speedup_vs_torch"]]
+    candidates.sort(key=lambda r: -r["speedup_vs_torch"][key])
+    for r in candidates:
+        v = verify(
+            bundle_path,
+            VerifyConfig(
+                providers=(r["runtime"],),
+                variants=(r["variant"],),
+                batches=(1, 4),
+                seqs=(1, 7, 100),
+                drift_seq=50,
+                progress=False,
+            ),
+        )
+        result = v["results"][0]
+        if result["status"] == "pass":
+            return {
+                "workload": workload,
+                "runtime": r["runtime"],
+                "variant": r["variant"],
+                "threads": r["threads"],
+                "speedup_vs_torch": r["speedup_vs_torch"][key],
+                "parity": "pass",
+            }
+    raise LstmEdgeError("no runtime × variant passed parity", "run `lstm-edge verify` to see why")

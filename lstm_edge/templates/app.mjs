@@ -1,0 +1,31 @@
+import { checkAll } from './parity.mjs';
+
+const ort = globalThis.ort;
+// Single-threaded WASM: a plain static server sends no cross-origin-isolation headers, so no SharedArrayBuffer.
+ort.env.wasm.numThreads = 1;
+ort.env.wasm.wasmPaths = new URL('./', location.href).href;
+
+async function main() {
+  const manifest = await (await fetch('manifest.json')).json();
+  const index = await (await fetch('golden/index.json')).json();
+  const session = await ort.InferenceSession.create(manifest.embed.model, { executionProviders: ['wasm'] });
+  const readBin = async (file) => new Float32Array(await (await fetch(`golden/${file}`)).arrayBuffer());
+  const result = await checkAll(ort, session, index, readBin);
+  const body = document.querySelector('#results tbody');
+  for (const r of result.rows) {
+    const tr = document.createElement('tr');
+    const cells = [r.case, r.mode, r.errors.y.toExponential(2), r.errors.hn.toExponential(2), r.errors.cn.toExponential(2),
+                   r.y.map((v) => v.toFixed(4)).join(', ')];
+    for (const c of cells) { const td = document.createElement('td'); td.textContent = c; tr.appendChild(td); }
+    body.appendChild(tr);
+  }
+  document.getElementById('max-error').textContent = result.maxError.toExponential(3);
+  document.getElementById('verdict').textContent = result.pass ? 'PASS' : 'FAIL';
+  document.body.dataset.parity = result.pass ? 'pass' : 'fail';
+}
+
+main().catch((e) => {
+  document.getElementById('log').textContent = String(e && e.stack || e);
+  document.getElementById('verdict').textContent = 'FAIL (error)';
+  document.body.dataset.parity = 'fail';
+});
