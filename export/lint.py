@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 from onnx import shape_inference
 
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.onnx_io import load_onnx_checked
 
 WEIGHT_SHUFFLE_OPS = {"Slice", "Concat", "Transpose", "Split", "Gather", "Reshape", "Unsqueeze", "Squeeze"}
 
@@ -30,16 +30,9 @@ def _dims(vi: onnx.ValueInfoProto) -> list[int | str | None]:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in shape.dim]
 
 
-def load_onnx(path: str | Path, load_external: bool = False) -> onnx.ModelProto:
-    path = Path(path)
-    if not path.is_file():
-        raise LstmEdgeError(f"ONNX file not found: {path}", "check the path")
-    if path.stat().st_size == 0:
-        raise LstmEdgeError(f"{path} is empty", "re-export the model")
-    try:
-        return onnx.load(str(path), load_external_data=load_external)
-    except Exception as e:  # protobuf raises DecodeError and friends for random bytes
-        raise LstmEdgeError(f"{path} is not a readable ONNX model ({type(e).__name__})", "re-export the model") from e
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    """Parse with the same checks every runtime applies (size, protobuf, external data outside the folder)."""
+    return load_onnx_checked(path)
 
 
 def lint(model: onnx.ModelProto) -> list[Finding]:

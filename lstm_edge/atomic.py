@@ -48,6 +48,30 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
 
 
+def _remove_stale_stages(parent: Path, name: str) -> None:
+    """Staging folders of writers that died (SIGKILL, power loss) are removed by the next writer.
+
+    Their names carry the writer's pid; a folder whose pid is no longer alive is garbage.
+    """
+    for stale in parent.glob(f".{name}.tmp-*-*"):
+        try:
+            pid = int(stale.name[len(f".{name}.tmp-") :].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
     try:
@@ -66,7 +90,8 @@ def staged_dir(target: Path, *, copy_existing: bool = False) -> Iterator[Path]:
     """
     target = Path(target)
     parent = _writable_parent(target)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    _remove_stale_stages(parent, target.name)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=parent))
     os.chmod(stage, 0o755)
     try:
         if copy_existing and target.exists():

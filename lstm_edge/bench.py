@@ -35,6 +35,7 @@ class BenchConfig:
     max_reps: int = 30
     cold_start: bool = True
     progress: bool = True
+    verify_hash: bool = True
 
 
 @dataclass
@@ -125,7 +126,9 @@ def _open_targets(bundle: Bundle, cfg: BenchConfig, threads: int) -> list[Target
             t.reason = avail[t.provider]
             continue
         try:
-            t.runner = open_runner(bundle.root, t.provider, variant=t.variant, threads=threads)
+            t.runner = open_runner(
+                bundle.root, t.provider, variant=t.variant, threads=threads, verify_hash=cfg.verify_hash
+            )
         except LstmEdgeError as e:
             t.reason = str(e)
     return targets
@@ -262,7 +265,11 @@ def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
                 continue
             s = t.samples
             precision = bundle.entry(t.variant).get("precision", "fp32") if t.provider != "torch" else "fp32"
-            path = bundle.artifact(t.variant) if t.provider != "torch" else bundle.checkpoint()
+            path = (
+                bundle.artifact(t.variant, cfg.verify_hash)
+                if t.provider != "torch"
+                else bundle.checkpoint(cfg.verify_hash)
+            )
             step_s = s["stream"]["p50"] / 1e6
             best_point = f"B{max(cfg.batches)}xT{max(t_ for t_ in cfg.seqs if t_ <= 100) if any(t_ <= 100 for t_ in cfg.seqs) else max(cfg.seqs)}"
             achieved = s[best_point]["steps_per_s"] * flops / 1e9

@@ -342,12 +342,24 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
 @click.option(
     "--auto", "auto", type=click.Choice(["streaming", "batch"]), help="Name the fastest parity-passing choice."
 )
+@click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
 @click.option("--json", "json_path", type=click.Path())
 @click.option("--markdown", "md_path", type=click.Path())
 @click.option("--plot", "plot_path", type=click.Path())
 @handle_errors
 def bench(
-    bundle, providers, variants, threads_, rate, quick, no_cold_start, auto, json_path, md_path, plot_path
+    bundle,
+    providers,
+    variants,
+    threads_,
+    rate,
+    quick,
+    no_cold_start,
+    auto,
+    no_verify_hash,
+    json_path,
+    md_path,
+    plot_path,
 ) -> None:
     """Latency percentiles, throughput grid, cold start and memory of every runtime × variant beside PyTorch."""
     from lstm_edge.atomic import atomic_write_text
@@ -362,6 +374,7 @@ def bench(
         threads=_csv(threads_) or ("1",),
         rate_hz=rate,
         cold_start=not no_cold_start,
+        verify_hash=not no_verify_hash,
     )
     if quick:
         cfg.batches, cfg.seqs, cfg.stream_steps, cfg.min_time, cfg.max_reps = (1, 8), (1, 100), 500, 0.05, 5
@@ -397,12 +410,15 @@ def bench(
 @click.option(
     "--ort-web", type=click.Path(), help="web: onnxruntime-web's dist folder (default: found or npm-installed)."
 )
+@click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
 @handle_errors
-def bundle_cmd(bundle_dir, target, variant, out, force, ort_web) -> None:
+def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash) -> None:
     """A self-contained folder for a Python app, a Node.js program or a web page, checking itself against golden vectors."""
     from lstm_edge.embed import make_embed
 
-    path = make_embed(bundle_dir, target, out, variant=variant, force=force, ort_web=ort_web)
+    path = make_embed(
+        bundle_dir, target, out, variant=variant, force=force, ort_web=ort_web, verify_hash=not no_verify_hash
+    )
     click.echo(f"wrote {path} ({target}, {variant}); see {path / 'README.md'}")
 
 

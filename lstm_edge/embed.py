@@ -49,11 +49,11 @@ def _tolerances(entry: dict, seq: int) -> dict[str, float]:
     return {k: max(v * INT8_RECORDED_FACTOR, 1e-6) for k, v in profile[str(bucket)].items()}
 
 
-def _write_golden(bundle: Bundle, entry: dict, out: Path) -> None:
+def _write_golden(bundle: Bundle, entry: dict, out: Path, verify_hash: bool = True) -> None:
     """Raw little-endian float32 .bin files and a JSON index of names, shapes and tolerances."""
     (out / "golden").mkdir()
     cases = []
-    for name, arrays in bundle.golden().items():
+    for name, arrays in bundle.golden(verify_hash).items():
         files = {}
         for key, a in arrays.items():
             fname = f"{name}.{key}.bin"
@@ -118,6 +118,7 @@ def make_embed(
     variant: str = "fp32",
     force: bool = False,
     ort_web: str | None = None,
+    verify_hash: bool = True,
 ) -> Path:
     if target not in TARGETS:
         raise LstmEdgeError(f"unknown target {target!r}", f"choose one of {', '.join(TARGETS)}")
@@ -125,7 +126,7 @@ def make_embed(
         raise LstmEdgeError(f"--variant {variant}", "embedding targets take fp32 or int8")
     bundle = Bundle.open(bundle_path)
     entry = bundle.entry(variant)
-    model_path = bundle.artifact(variant)
+    model_path = bundle.artifact(variant, verify_hash)
     out = Path(out)
     if out.exists() and not force:
         raise LstmEdgeError(f"{out} already exists", "pass --force to replace it, or choose another --out")
@@ -144,7 +145,7 @@ def make_embed(
             "golden": "golden/index.json",
         }
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        _write_golden(bundle, entry, stage)
+        _write_golden(bundle, entry, stage, verify_hash)
         readme = READMES[target].format(
             name=bundle.name, variant=variant, model=model_path.name, features=bundle.config.input_size
         )

@@ -59,6 +59,10 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
     if path.is_dir() or path.name == MANIFEST:
         bundle = Bundle.open(path)
         onnx_path = bundle.artifact(variant, verify_hash) if variant != "checkpoint" else bundle.checkpoint(verify_hash)
+        if onnx_path.suffix == ".onnx":
+            from lstm_edge.onnx_io import load_onnx_checked
+
+            load_onnx_checked(onnx_path)  # refuses external data that points outside the bundle
         c = bundle.config
         precision = bundle.entry(variant).get("precision", variant)
         return Source(

@@ -32,7 +32,8 @@ class TractRunner(Runner):
     def _run(self, x, h0, c0):
         feeds = [x, h0, c0] if len(self.source.input_names) >= 3 else [x]
         try:
-            outs = [o.to_numpy() for o in self.runnable.run(feeds)]
+            with self._lock:  # the Python bindings make no thread-safety promise
+                outs = [o.to_numpy() for o in self.runnable.run(feeds)]
         except Exception as e:
             raise LstmEdgeError(
                 f"tract failed to run: {str(e).strip().splitlines()[0][:300]}", "try --provider cpu"
