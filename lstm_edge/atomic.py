@@ -29,7 +29,10 @@ def _writable_parent(path: Path) -> Path:
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path = Path(path)
     parent = _writable_parent(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=parent)
+    except OSError as e:
+        raise LstmEdgeError(f"the folder {parent} is not writable ({e.strerror})", "choose a writable location") from e
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; artifacts are meant to be shared
         with os.fdopen(fd, "wb") as f:
@@ -91,7 +94,10 @@ def staged_dir(target: Path, *, copy_existing: bool = False) -> Iterator[Path]:
     target = Path(target)
     parent = _writable_parent(target)
     _remove_stale_stages(parent, target.name)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=parent))
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=parent))
+    except OSError as e:
+        raise LstmEdgeError(f"the folder {parent} is not writable ({e.strerror})", "choose a writable --out") from e
     os.chmod(stage, 0o755)
     try:
         if copy_existing and target.exists():

@@ -43,17 +43,21 @@ class Bundle:
             manifest = json.loads((root / MANIFEST).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise LstmEdgeError(f"{root / MANIFEST} is not valid JSON ({e})", "re-export the bundle") from e
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise LstmEdgeError(f"{root / MANIFEST} is not an lstm-edge manifest", "re-export the bundle")
-        if manifest.get("format_version", 0) > FORMAT_VERSION:
-            raise LstmEdgeError("the bundle was written by a newer lstm-edge", "upgrade lstm-edge")
-        if not isinstance(manifest.get("artifacts"), dict) or not isinstance(manifest.get("config"), dict):
-            raise LstmEdgeError(f"{root / MANIFEST} lacks its artifacts or config", "re-export the bundle")
-        return cls(root, manifest)
+        _validate(manifest, root / MANIFEST)
+        bundle = cls(root, manifest)
+        bundle.config  # noqa: B018 - a config that does not build is reported now, not at first use
+        return bundle
 
     @property
     def config(self) -> ModelConfig:
-        return ModelConfig.from_dict(self.manifest["config"])
+        try:
+            config = ModelConfig.from_dict(self.manifest["config"])
+            sizes = (config.input_size, config.hidden_size, config.num_layers, config.output_size)
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
+                raise ValueError(f"sizes must be positive integers, got {sizes}")
+            return config
+        except (TypeError, ValueError) as e:
+            raise LstmEdgeError(f"the manifest's model config is invalid ({e})", "re-export the bundle") from e
 
     @property
     def name(self) -> str:
@@ -105,8 +109,30 @@ class Bundle:
         """Golden cases: {case: {x, h0, c0, y, hn, cn}} from golden.npz."""
         path = self.artifact("golden", verify_hash)
         cases: dict[str, dict[str, np.ndarray]] = {}
-        with np.load(path, allow_pickle=False) as z:
-            for key in z.files:
-                case, name = key.split("/")
-                cases.setdefault(case, {})[name] = z[key]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                for key in z.files:
+                    case, name = key.split("/")
+                    cases.setdefault(case, {})[name] = z[key]
+        except (ValueError, OSError, EOFError) as e:
+            raise LstmEdgeError(f"{path} is not a readable golden-vector file ({e})", "re-export the bundle") from e
         return cases
+
+
+def _validate(manifest, where: Path) -> None:
+    """The structure every reader relies on; anything else is one clear error, never a KeyError deep inside."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise LstmEdgeError(f"{where} is not an lstm-edge manifest", "re-export the bundle")
+    version = manifest.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise LstmEdgeError(f"{where}: format_version is {version!r}", "re-export the bundle")
+    if version > FORMAT_VERSION:
+        raise LstmEdgeError("the bundle was written by a newer lstm-edge", "upgrade lstm-edge")
+    artifacts = manifest.get("artifacts")
+    if not isinstance(artifacts, dict) or not isinstance(manifest.get("config"), dict):
+        raise LstmEdgeError(f"{where} lacks its artifacts or config", "re-export the bundle")
+    for name, entry in artifacts.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not isinstance(entry.get("sha256"), str):
+            raise LstmEdgeError(f"{where}: artifact {name!r} lacks a path or sha256", "re-export the bundle")
+        if "precision" in entry and not isinstance(entry["precision"], str):
+            raise LstmEdgeError(f"{where}: artifact {name!r} has precision {entry['precision']!r}", "re-export the bundle")

@@ -1,0 +1,66 @@
+"""The long fuzz run: the suite's hypothesis targets (tests/hardening/fuzz_targets.py) for a wall-clock budget.
+
+    .venv/bin/python benchmarks/fuzz.py --minutes 10
+
+Any exception other than LstmEdgeError is a crash: hypothesis shrinks it and this script exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import lstm_edge  # noqa: E402
+from tests.conftest import SHIPPED  # noqa: E402
+from tests.hardening import fuzz_targets as ft  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=10.0)
+    args = ap.parse_args()
+    runner = lstm_edge.load(SHIPPED, provider="cpu")
+    budget = args.minutes * 60 / 4
+    targets = {
+        "checkpoint bytes": (ft.checkpoint_bytes, ft.check_checkpoint),
+        "checkpoint dicts": (ft.checkpoint_dicts(), ft.check_checkpoint),
+        "manifest": (ft.manifests(), ft.check_manifest),
+        "input files": (ft.input_files, lambda spec, tmp: ft.check_input(spec, tmp, runner)),
+    }
+    total = 0
+    for name, (strategy, check) in targets.items():
+        count = 0
+        end = time.monotonic() + budget
+
+        @settings(max_examples=10**9, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(strategy)
+        def run(data):
+            nonlocal count
+            if time.monotonic() > end:
+                raise _Done
+            count += 1
+            with tempfile.TemporaryDirectory() as tmp:
+                check(data, Path(tmp))
+
+        try:
+            run()
+        except _Done:
+            pass
+        total += count
+        print(f"{name}: {count} inputs, no crash", flush=True)
+    print(f"fuzzed {total} inputs in {args.minutes:.1f} minutes: only clear LstmEdgeErrors")
+
+
+class _Done(Exception):
+    pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Fuzz targets shared by the bounded suite (test_fuzz.py) and the long run (benchmarks/fuzz.py).
+
+Each target takes generated data and must either succeed or raise LstmEdgeError — any other exception is a crash.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from lstm_edge.bundle import Bundle
+from lstm_edge.checkpoint import read_checkpoint, save_checkpoint
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.inputs import read_input
+from tests.conftest import SHIPPED, make_model
+
+_GOOD = Path(tempfile.mkdtemp(prefix="lstm-edge-fuzz-")) / "good.pt"
+save_checkpoint(make_model(), _GOOD)
+GOOD_BYTES = _GOOD.read_bytes()
+GOOD_MANIFEST = json.loads((SHIPPED / "manifest.json").read_text())
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=30,
+)
+
+
+@st.composite
+def mutated(draw, base: bytes) -> bytes:
+    data = bytearray(base)
+    for _ in range(draw(st.integers(1, 8))):
+        op = draw(st.sampled_from(["flip", "cut", "insert"]))
+        pos = draw(st.integers(0, max(0, len(data) - 1)))
+        if op == "flip" and data:
+            data[pos] ^= draw(st.integers(1, 255))
+        elif op == "cut":
+            del data[pos : pos + draw(st.integers(1, 512))]
+        else:
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=64))
+    return bytes(data)
+
+
+checkpoint_bytes = st.one_of(st.binary(max_size=2048), mutated(GOOD_BYTES))
+
+
+@st.composite
+def checkpoint_dicts(draw) -> bytes:
+    """Well-formed torch.save archives of ill-formed checkpoint dicts."""
+    payload = {"format": draw(st.sampled_from(["lstm-edge/checkpoint", "other"])),
+               "format_version": draw(st.integers(-1, 3)),
+               "config": draw(st.one_of(json_values, st.just(make_model().config.to_dict()))),
+               "state_dict": draw(st.one_of(json_values, st.dictionaries(st.sampled_from(["lstm.weight_ih_l0", "head.bias", "x"]),
+                                                                         st.builds(torch.zeros, st.integers(0, 4)), max_size=3)))}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
+def check_checkpoint(data: bytes, tmp: Path) -> None:
+    path = tmp / "c.pt"
+    path.write_bytes(data)
+    try:
+        from lstm_edge.checkpoint import load_checkpoint
+
+        read_checkpoint(path)
+        load_checkpoint(path)
+    except LstmEdgeError:
+        pass
+
+
+@st.composite
+def manifests(draw) -> dict | object:
+    if draw(st.booleans()):
+        return draw(json_values)
+    m = json.loads(json.dumps(GOOD_MANIFEST))
+    for _ in range(draw(st.integers(1, 4))):
+        key = draw(st.sampled_from(["config", "artifacts", "format_version", "name", "format"]))
+        if key == "artifacts" and isinstance(m["artifacts"], dict) and draw(st.booleans()):
+            variant = draw(st.sampled_from(["fp32", "int8", "checkpoint", "golden"]))
+            field = draw(st.sampled_from(["path", "sha256", "precision", "report"]))
+            entry = m["artifacts"].setdefault(variant, {})
+            if isinstance(entry, dict):
+                entry[field] = draw(json_values)
+        elif key == "config" and isinstance(m["config"], dict) and m["config"] and draw(st.booleans()):
+            m["config"][draw(st.sampled_from(list(m["config"])))] = draw(json_values)
+        else:
+            m[key] = draw(json_values)
+    return m
+
+
+def check_manifest(manifest, tmp: Path) -> None:
+    root = tmp / "bundle"
+    root.mkdir(exist_ok=True)
+    for f in ("model.onnx", "golden.npz", "model.int8.onnx"):
+        if not (root / f).exists():
+            (root / f).symlink_to(SHIPPED / f)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    try:
+        b = Bundle.open(root)
+        b.config
+        for v in b.variants():
+            b.entry(v)
+            b.artifact(v)
+        b.golden()
+    except LstmEdgeError:
+        pass
+
+
+input_files = st.tuples(st.sampled_from([".npy", ".npz", ".csv", ".json"]),
+                        st.one_of(st.binary(max_size=512), json_values.map(lambda v: json.dumps(v).encode()),
+                                  st.lists(st.lists(st.floats(width=32), min_size=1, max_size=4), max_size=6).map(
+                                      lambda rows: "\n".join(",".join(map(str, r)) for r in rows).encode())))
+
+
+def check_input(spec: tuple[str, bytes], tmp: Path, runner) -> None:
+    suffix, data = spec
+    path = tmp / f"in{suffix}"
+    path.write_bytes(data)
+    try:
+        x, state = read_input(str(path))
+        runner.check_inputs(x, state)
+    except LstmEdgeError:
+        pass
+
+
+def npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
