@@ -36,23 +36,7 @@ def main() -> None:
     }
     total = 0
     for name, (strategy, check) in targets.items():
-        count = 0
-        end = time.monotonic() + budget
-
-        @settings(max_examples=10**9, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        @given(strategy)
-        def run(data):
-            nonlocal count
-            if time.monotonic() > end:
-                raise _Done
-            count += 1
-            with tempfile.TemporaryDirectory() as tmp:
-                check(data, Path(tmp))
-
-        try:
-            run()
-        except _Done:
-            pass
+        count = fuzz_one(strategy, check, budget)
         total += count
         print(f"{name}: {count} inputs, no crash", flush=True)
     print(f"fuzzed {total} inputs in {args.minutes:.1f} minutes: only clear LstmEdgeErrors")
@@ -60,6 +44,27 @@ def main() -> None:
 
 class _Done(Exception):
     pass
+
+
+def fuzz_one(strategy, check, seconds: float) -> int:
+    count = 0
+    end = time.monotonic() + seconds
+
+    @settings(max_examples=10**9, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(strategy)
+    def run(data):
+        nonlocal count
+        if time.monotonic() > end:
+            raise _Done
+        count += 1
+        with tempfile.TemporaryDirectory() as tmp:
+            check(data, Path(tmp))
+
+    try:
+        run()
+    except _Done:
+        pass
+    return count
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Soak: 100,000 streaming steps through ORT CPU; RSS must grow by less than 5 MB.
 
-    .venv/bin/python benchmarks/soak.py [BUNDLE] [--steps N]
+.venv/bin/python benchmarks/soak.py [BUNDLE] [--steps N]
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ def main() -> None:
         if t % 10_000 == 0:
             samples.append(rss_mb())
     growth = rss_mb() - start
-    print(f"{args.steps} steps in {time.perf_counter() - t0:.1f}s; RSS {start:.1f} → {rss_mb():.1f} MB "
-          f"(growth {growth:+.2f} MB; samples every 10k: {', '.join(f'{s:.1f}' for s in samples)})")
+    print(
+        f"{args.steps} steps in {time.perf_counter() - t0:.1f}s; RSS {start:.1f} → {rss_mb():.1f} MB "
+        f"(growth {growth:+.2f} MB; samples every 10k: {', '.join(f'{s:.1f}' for s in samples)})"
+    )
     raise SystemExit(0 if growth < 5.0 else 1)
 
 

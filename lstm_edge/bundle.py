@@ -132,7 +132,13 @@ def _validate(manifest, where: Path) -> None:
     if not isinstance(artifacts, dict) or not isinstance(manifest.get("config"), dict):
         raise LstmEdgeError(f"{where} lacks its artifacts or config", "re-export the bundle")
     for name, entry in artifacts.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not isinstance(entry.get("sha256"), str):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("path"), str)
+            or not isinstance(entry.get("sha256"), str)
+        ):
             raise LstmEdgeError(f"{where}: artifact {name!r} lacks a path or sha256", "re-export the bundle")
         if "precision" in entry and not isinstance(entry["precision"], str):
-            raise LstmEdgeError(f"{where}: artifact {name!r} has precision {entry['precision']!r}", "re-export the bundle")
+            raise LstmEdgeError(
+                f"{where}: artifact {name!r} has precision {entry['precision']!r}", "re-export the bundle"
+            )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import platform
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,9 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, A
             "the file is corrupt or of another format; re-create it with `lstm-edge train`",
         )
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+        with warnings.catch_warnings():  # a corrupt file makes torch warn about pickle protocols: one error is enough
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as e:
         raise LstmEdgeError(
             f"{path} is not a readable PyTorch checkpoint ({type(e).__name__})",
@@ -90,6 +93,11 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, A
         )
     if not isinstance(payload.get("config"), dict) or not isinstance(payload.get("state_dict"), dict):
         raise LstmEdgeError(f"{path} lacks its config or state_dict", "re-create it with `lstm-edge train`")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload["state_dict"].items()):
+        raise LstmEdgeError(
+            f"{path}: the state_dict holds entries that are not named tensors",
+            "the file is corrupt; re-create it with `lstm-edge train`",
+        )
     return payload
 
 
@@ -116,7 +124,7 @@ def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> tuple[LSTMM
         config = ModelConfig.from_dict(payload["config"])
         model = LSTMModel(config)
         model.load_state_dict(payload["state_dict"])
-    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+    except (TypeError, ValueError, KeyError, RuntimeError, AttributeError, IndexError) as e:
         raise LstmEdgeError(
             f"{path}: config and weights do not fit together ({str(e).splitlines()[0][:160]})",
             "re-create the checkpoint with `lstm-edge train`",

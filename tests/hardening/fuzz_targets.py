@@ -26,7 +26,7 @@ GOOD_BYTES = _GOOD.read_bytes()
 GOOD_MANIFEST = json.loads((SHIPPED / "manifest.json").read_text())
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=True) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
     max_leaves=30,
 )
@@ -53,11 +53,21 @@ checkpoint_bytes = st.one_of(st.binary(max_size=2048), mutated(GOOD_BYTES))
 @st.composite
 def checkpoint_dicts(draw) -> bytes:
     """Well-formed torch.save archives of ill-formed checkpoint dicts."""
-    payload = {"format": draw(st.sampled_from(["lstm-edge/checkpoint", "other"])),
-               "format_version": draw(st.integers(-1, 3)),
-               "config": draw(st.one_of(json_values, st.just(make_model().config.to_dict()))),
-               "state_dict": draw(st.one_of(json_values, st.dictionaries(st.sampled_from(["lstm.weight_ih_l0", "head.bias", "x"]),
-                                                                         st.builds(torch.zeros, st.integers(0, 4)), max_size=3)))}
+    payload = {
+        "format": draw(st.sampled_from(["lstm-edge/checkpoint", "other"])),
+        "format_version": draw(st.integers(-1, 3)),
+        "config": draw(st.one_of(json_values, st.just(make_model().config.to_dict()))),
+        "state_dict": draw(
+            st.one_of(
+                json_values,
+                st.dictionaries(
+                    st.sampled_from(["lstm.weight_ih_l0", "head.bias", "x"]),
+                    st.builds(torch.zeros, st.integers(0, 4)),
+                    max_size=3,
+                ),
+            )
+        ),
+    }
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
@@ -104,7 +114,7 @@ def check_manifest(manifest, tmp: Path) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest))
     try:
         b = Bundle.open(root)
-        b.config
+        assert b.config.hidden_size > 0
         for v in b.variants():
             b.entry(v)
             b.artifact(v)
@@ -113,10 +123,16 @@ def check_manifest(manifest, tmp: Path) -> None:
         pass
 
 
-input_files = st.tuples(st.sampled_from([".npy", ".npz", ".csv", ".json"]),
-                        st.one_of(st.binary(max_size=512), json_values.map(lambda v: json.dumps(v).encode()),
-                                  st.lists(st.lists(st.floats(width=32), min_size=1, max_size=4), max_size=6).map(
-                                      lambda rows: "\n".join(",".join(map(str, r)) for r in rows).encode())))
+input_files = st.tuples(
+    st.sampled_from([".npy", ".npz", ".csv", ".json"]),
+    st.one_of(
+        st.binary(max_size=512),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.lists(st.lists(st.floats(width=32), min_size=1, max_size=4), max_size=6).map(
+            lambda rows: "\n".join(",".join(map(str, r)) for r in rows).encode()
+        ),
+    ),
+)
 
 
 def check_input(spec: tuple[str, bytes], tmp: Path, runner) -> None:

@@ -49,8 +49,12 @@ def test_sigkill_mid_write_leaves_previous_bundle(tmp_path, stage):
     shutil.copytree(SHIPPED, bundle)
     before = _snapshot(bundle)
     code = "import sys\n" + textwrap.dedent(KILL_DURING[stage])
-    child = subprocess.Popen([sys.executable, "-c", code, str(SHIPPED / "model.pt"), str(bundle)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(SHIPPED / "model.pt"), str(bundle)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = child.stdout.readline()  # blocks until the staging folder holds the new files
         assert line.strip() == "STAGED", child.stderr.read()

@@ -23,8 +23,12 @@ def _files(tmp: Path) -> dict[str, str]:
     save_checkpoint(make_model(), good)
     onnx_bytes = (SHIPPED / "model.onnx").read_bytes()
     files = {
-        "empty.pt": b"", "truncated.pt": good.read_bytes()[:400], "random.pt": os.urandom(3000),
-        "empty.onnx": b"", "truncated.onnx": onnx_bytes[:1000], "random.onnx": os.urandom(3000),
+        "empty.pt": b"",
+        "truncated.pt": good.read_bytes()[:400],
+        "random.pt": os.urandom(3000),
+        "empty.onnx": b"",
+        "truncated.onnx": onnx_bytes[:1000],
+        "random.onnx": os.urandom(3000),
     }
     out = {}
     for name, data in files.items():
@@ -35,10 +39,14 @@ def _files(tmp: Path) -> dict[str, str]:
     (tmp / "adir").mkdir()
     out["adir"] = str(tmp / "adir")
     for name, arr in {
-        "rank.npy": np.zeros((2, 2, 2, 2), np.float32), "features.npy": np.zeros((1, 5, 7), np.float32),
-        "dtype.npy": np.zeros((1, 5, 2), np.int64), "nan.npy": np.array([[[0.1, 0.2], [0.3, np.nan]]], np.float32),
-        "inf.npy": np.array([[[np.inf, 0.2]]], np.float32), "seq0.npy": np.zeros((1, 0, 2), np.float32),
-        "batch0.npy": np.zeros((0, 3, 2), np.float32), "ok.npy": np.zeros((1, 3, 2), np.float32),
+        "rank.npy": np.zeros((2, 2, 2, 2), np.float32),
+        "features.npy": np.zeros((1, 5, 7), np.float32),
+        "dtype.npy": np.zeros((1, 5, 2), np.int64),
+        "nan.npy": np.array([[[0.1, 0.2], [0.3, np.nan]]], np.float32),
+        "inf.npy": np.array([[[np.inf, 0.2]]], np.float32),
+        "seq0.npy": np.zeros((1, 0, 2), np.float32),
+        "batch0.npy": np.zeros((0, 3, 2), np.float32),
+        "ok.npy": np.zeros((1, 3, 2), np.float32),
     }.items():
         np.save(tmp / name, arr)
         out[name] = str(tmp / name)
@@ -138,22 +146,38 @@ def test_crafted_pickle_is_refused_and_never_runs(tmp_path):
 
     path = tmp_path / "evil.pt"
     torch.save({"format": "lstm-edge/checkpoint", "config": Exploit()}, path)
-    r = subprocess.run([sys.executable, "-m", "lstm_edge.cli", "export", str(path), "--out", str(tmp_path / "b")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "lstm_edge.cli", "export", str(path), "--out", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "pickled Python objects" in r.stderr and "--trust-pickle" in r.stderr
     assert not marker.exists() and not (tmp_path / "b").exists()
     # A plain pickle (not a torch zip) is refused before anything is unpickled, too.
     (tmp_path / "raw.pt").write_bytes(pickle.dumps(Exploit()))
-    r = subprocess.run([sys.executable, "-m", "lstm_edge.cli", "export", str(tmp_path / "raw.pt")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "lstm_edge.cli", "export", str(tmp_path / "raw.pt")], capture_output=True, text=True
+    )
     assert r.returncode == 2 and not marker.exists()
 
 
 def test_trust_pickle_accepts_a_pickled_model_with_a_warning(tmp_path):
     model = make_model()
     torch.save(model, tmp_path / "whole.pt")
-    r = subprocess.run([sys.executable, "-m", "lstm_edge.cli", "export", str(tmp_path / "whole.pt"), "--trust-pickle",
-                        "--out", str(tmp_path / "b")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lstm_edge.cli",
+            "export",
+            str(tmp_path / "whole.pt"),
+            "--trust-pickle",
+            "--out",
+            str(tmp_path / "b"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "warning: --trust-pickle" in r.stderr and (tmp_path / "b" / "model.onnx").is_file()
 
@@ -175,8 +199,12 @@ def test_external_data_outside_folder_is_refused(tmp_path):
 
     with pytest.raises(LstmEdgeError, match="outside the model's folder"):
         load_onnx_checked(tmp_path / "evil.onnx")
-    r = subprocess.run([sys.executable, "-m", "lstm_edge.cli", "run", str(tmp_path / "evil.onnx"), "--input", "-"],
-                       input=json.dumps([[0.1, 0.2]]), capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "lstm_edge.cli", "run", str(tmp_path / "evil.onnx"), "--input", "-"],
+        input=json.dumps([[0.1, 0.2]]),
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "outside the model's folder" in r.stderr
 
 
