@@ -57,7 +57,7 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, A
         raise LstmEdgeError(f"{path} is a directory, not a checkpoint file", "pass the .pt file inside it")
     if path.stat().st_size == 0:
         raise LstmEdgeError(f"{path} is empty", "re-create it with `lstm-edge train`")
-    if not zipfile.is_zipfile(path):
+    if not _is_zip(path):
         # torch.save has written zip archives since 1.6; anything else is random bytes or a legacy pickle.
         raise LstmEdgeError(
             f"{path} is not a readable PyTorch checkpoint (not a torch.save zip archive)",
@@ -99,6 +99,13 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, A
             "the file is corrupt; re-create it with `lstm-edge train`",
         )
     return payload
+
+
+def _is_zip(path: Path) -> bool:
+    try:
+        return zipfile.is_zipfile(path)
+    except (zipfile.BadZipFile, OSError, ValueError):  # is_zipfile itself raises on some corrupt end records
+        return False
 
 
 def _from_module(module: torch.nn.Module) -> dict[str, Any]:

@@ -156,6 +156,7 @@ VARIANT_CHOICES = ("fp32", "int8", "int8-static", "fp16")
 @click.option("--threads", type=int)
 @click.option("--allow-fallback", is_flag=True, help="cuda: accept nodes placed on the CPU.")
 @click.option("--precision", "precision_hint", default="f32", show_default=True, help="openvino: f32 or bf16.")
+@click.option("--graph-optimization", default="all", show_default=True, help="ORT: disable | basic | extended | all.")
 @click.option("--allow-nonfinite", is_flag=True, help="Pass NaN/Inf inputs through instead of rejecting them.")
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
 @click.option("--json", "as_json", is_flag=True)
@@ -171,6 +172,7 @@ def run(
     threads,
     allow_fallback,
     precision_hint,
+    graph_optimization,
     allow_nonfinite,
     no_verify_hash,
     as_json,
@@ -193,6 +195,7 @@ def run(
         verify_hash=not no_verify_hash,
         allow_fallback=allow_fallback,
         precision_hint=precision_hint,
+        graph_optimization=graph_optimization,
         allow_nonfinite=allow_nonfinite,
     )
     with open_runner(model, provider, options=opts) as runner:
