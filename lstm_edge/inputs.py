@@ -81,6 +81,8 @@ def _read_csv(path: Path) -> np.ndarray:
         float(lines[0].split(",")[0])
     except ValueError:
         lines = lines[1:]
+    if not lines:
+        raise LstmEdgeError(f"{path} has a header but no rows", "give one row per step")
     try:
         return np.loadtxt(io.StringIO("\n".join(lines)), delimiter=",", dtype=np.float64, ndmin=2)
     except ValueError as e:

@@ -197,7 +197,8 @@ def _as_float32(name: str, a) -> np.ndarray:
     a = np.asarray(a)
     if a.dtype.kind != "f":
         raise LstmEdgeError(f"{name} has dtype {a.dtype}", "give float32 values (float64 is converted)")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, which the finite check names
+        return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def _check_finite(name: str, a: np.ndarray) -> None:
