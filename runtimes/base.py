@@ -27,6 +27,7 @@ class RunnerOptions:
     precision_hint: str = "f32"  # openvino: f32 (parity) or bf16
     graph_optimization: str = "all"  # ort: disable | basic | extended | all
     gates: bool = False  # torch: run the documented-equations GateLSTM instead of nn.LSTM
+    spin: bool = True  # ort: let idle intra-op threads spin (lower latency; bench turns it off when interleaving)
     allow_nonfinite: bool = False
 
 

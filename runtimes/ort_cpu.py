@@ -46,6 +46,8 @@ class OrtRunner(Runner):
         }[o.graph_optimization]
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         so.log_severity_level = 3
+        if not o.spin:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return so
 
     def _create_session(self, so):
