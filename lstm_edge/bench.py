@@ -334,7 +334,13 @@ def table_rows(report: dict) -> list[dict]:
     rows = []
     for r in report["runs"]:
         if r.get("status") != "ok":
-            rows.append({"target": f"{r['runtime']} {r['variant']}", "threads": r["threads"], "note": r["reason"][:70]})
+            rows.append(
+                {
+                    "target": f"{r['runtime']} {r['variant']}",
+                    "threads": r["threads"],
+                    "note": r["reason"].split(" — ")[0],
+                }
+            )
             continue
         sp, g = r["speedup_vs_torch"], r["grid"]
         row = {

@@ -148,8 +148,10 @@ class LSTMModel(nn.Module):
         lstm = self.lstm if isinstance(self.lstm, nn.LSTM) else self.lstm.to_torch()
         return [
             {
-                k: getattr(lstm, f"{k.replace('w_', 'weight_').replace('b_', 'bias_')}_l{layer}").detach()
-                for k in ("w_ih", "w_hh", "b_ih", "b_hh")
+                "w_ih": getattr(lstm, f"weight_ih_l{layer}").detach(),
+                "w_hh": getattr(lstm, f"weight_hh_l{layer}").detach(),
+                "b_ih": getattr(lstm, f"bias_ih_l{layer}").detach(),
+                "b_hh": getattr(lstm, f"bias_hh_l{layer}").detach(),
             }
             for layer in range(lstm.num_layers)
         ]

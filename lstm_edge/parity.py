@@ -321,7 +321,7 @@ def summary_rows(report: dict) -> list[dict]:
                 "worst": f"{worst[2]['max_scaled']:.2e} ≤ {worst[2]['tolerance']:.0e} ({worst[1]}, B={worst[3]['batch']}, "
                 f"T={worst[3]['seq']}, {worst[3]['mode']})"
                 if worst
-                else r["reason"][:90],
+                else r["reason"].split(" — ")[0],
             }
         )
     return rows

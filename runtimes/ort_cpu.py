@@ -75,7 +75,7 @@ class OrtRunner(Runner):
 
     def stream(self, batch: int = 1) -> Stream:
         super().stream(batch)  # the checks
-        return OrtStream(self, batch) if self.device() == "cpu" else Stream(self, batch)
+        return OrtStream(self, batch)
 
     def describe(self) -> dict:
         return super().describe() | {

@@ -113,12 +113,11 @@ class CudaStream(Stream):
             b.bind_ortvalue_output(outs[2], self._state[dst][1])
             self._bindings.append(b)
         self._cur = 0
-        self.reset()
+        self._upload()  # zeros
 
     def reset(self) -> None:
         super().reset()
-        if hasattr(self, "_state"):
-            self._upload()
+        self._upload()
 
     def _upload(self) -> None:
         self._state[self._cur][0].update_inplace(self._h)
