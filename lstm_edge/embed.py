@@ -15,7 +15,7 @@ import numpy as np
 from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import MANIFEST, Bundle
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.tolerances import INT8_RECORDED_FACTOR, precision_tolerance
+from lstm_edge.tolerances import tolerance
 
 TARGETS = ("python", "node", "web")
 ORT_NODE_VERSION = "1.30.0"
@@ -40,15 +40,6 @@ READMES = {
 }
 
 
-def _tolerances(entry: dict, seq: int) -> dict[str, float]:
-    fixed = precision_tolerance(entry["precision"])
-    if fixed is not None:
-        return dict.fromkeys(("y", "hn", "cn"), fixed)
-    profile = entry["report"]["error_profile"]
-    bucket = next((t for t in sorted(int(k) for k in profile) if t >= seq), max(int(k) for k in profile))
-    return {k: max(v * INT8_RECORDED_FACTOR, 1e-6) for k, v in profile[str(bucket)].items()}
-
-
 def _write_golden(bundle: Bundle, entry: dict, out: Path, verify_hash: bool = True) -> None:
     """Raw little-endian float32 .bin files and a JSON index of names, shapes and tolerances."""
     (out / "golden").mkdir()
@@ -64,7 +55,7 @@ def _write_golden(bundle: Bundle, entry: dict, out: Path, verify_hash: bool = Tr
                 "name": name,
                 "arrays": files,
                 "streaming": name == STREAMING_CASE,
-                "tolerance": _tolerances(entry, arrays["x"].shape[1]),
+                "tolerance": {k: tolerance(entry, arrays["x"].shape[1], k) for k in ("y", "hn", "cn")},
             }
         )
     index = {

@@ -16,7 +16,7 @@ from lstm_edge.bundle import Bundle
 from lstm_edge.data import probe_inputs
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.runtimes import RUNTIMES, Runner, RunnerOptions, open_runner
-from lstm_edge.tolerances import INT8_RECORDED_FACTOR, precision_tolerance, scaled_error
+from lstm_edge.tolerances import scaled_error, tolerance
 
 SCHEMA = "lstm-edge/verify"
 SCHEMA_VERSION = 1
@@ -79,7 +79,7 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def compare(got: np.ndarray, want: np.ndarray, tolerance: float) -> dict:
+def compare(got: np.ndarray, want: np.ndarray, bound: float) -> dict:
     """Error statistics of one output against the reference (float64), judged by the scaled bound."""
     a, b = got.astype(np.float64).ravel(), want.astype(np.float64).ravel()
     d = np.abs(a - b)
@@ -96,29 +96,9 @@ def compare(got: np.ndarray, want: np.ndarray, tolerance: float) -> dict:
         "p99_rel": float(np.percentile(rel, 99)),
         "cosine": float(a @ b / norm) if norm > 0 else 1.0,
         "max_scaled": scaled,
-        "tolerance": tolerance,
-        "passed": bool(finite and scaled <= tolerance),
+        "tolerance": bound,
+        "passed": bool(finite and scaled <= bound),
     }
-
-
-def _tolerances(bundle: Bundle, variant: str) -> dict[str, dict[str, float]] | float:
-    """A fixed bound for fp32/fp16; for int8 the error profile recorded at quantize time, per T and output."""
-    entry = bundle.entry(variant)
-    fixed = precision_tolerance(entry["precision"])
-    if fixed is not None:
-        return fixed
-    profile = (entry.get("report") or {}).get("error_profile")
-    if not profile:
-        raise LstmEdgeError(f"the {variant} variant has no recorded error profile", "re-run `lstm-edge quantize`")
-    return {T: {k: v * INT8_RECORDED_FACTOR for k, v in errs.items()} for T, errs in profile.items()}
-
-
-def _tolerance_for(tol, seq: int, output: str) -> float:
-    if isinstance(tol, float):
-        return tol
-    buckets = sorted(int(t) for t in tol)
-    bucket = next((t for t in buckets if t >= seq), buckets[-1])  # growth over T is bounded by the recorded profile
-    return max(tol[str(bucket)][output], 1e-6)
 
 
 def _check_integrity(bundle: Bundle) -> list[dict]:
@@ -192,8 +172,11 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> dict:
         report["passed"] = False
 
     cases = [(B, T, rs) for T in cfg.seqs for B in cfg.batches for rs in (False, True)]
+    # The reference is the checkpoint computed in float64: each runtime is judged by its own float32 error, not
+    # by the difference of two float32 implementations (over 1000 steps with a cell state of ~60 that difference
+    # reaches the 1e-5 bound by itself: measured ORT 8.8e-6 and oneDNN 4.8e-6 from exact, 1.02e-5 apart).
     reference = (
-        open_runner(bundle.root, "torch", options=RunnerOptions(verify_hash=False))
+        open_runner(bundle.root, "torch", options=RunnerOptions(verify_hash=False, float64=True))
         if "checkpoint" not in broken
         else None
     )
@@ -249,7 +232,7 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> dict:
             result.update(status="unsupported", reason=reason)
             bar.update(len(cases) * len(modes))
             continue
-        tol = _tolerances(bundle, variant)
+        tolerance(entry, 1, "y")  # a variant without its recorded profile is one clear error, before any run
         failed = False
         with runner:
             for B, T, rs in cases:
@@ -261,7 +244,7 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> dict:
                         chunk = mode.split(":")[1]
                         y, h, c = _stream(runner, x, h0, c0, T if chunk == "T" else int(chunk))
                     outs = {
-                        name: compare(got, ref, _tolerance_for(tol, T, name))
+                        name: compare(got, ref, tolerance(entry, T, name))
                         for name, got, ref in zip(OUTPUTS, (y, h, c), want, strict=True)
                     }
                     ok = all(o["passed"] for o in outs.values())

@@ -41,3 +41,25 @@ def scaled_error(actual: np.ndarray, reference: np.ndarray) -> np.ndarray:
 def precision_tolerance(precision: str) -> float | None:
     """The fixed scaled bound for a precision; None where the manifest's recorded bound applies (int8)."""
     return {"fp32": FP32_ABS, "fp16": FP16_ABS}.get(precision)
+
+
+def tolerance(entry: dict, seq: int, output: str) -> float:
+    """The scaled bound for one output of a bundle variant (its manifest entry) at sequence length `seq`.
+
+    fp32/fp16: the fixed bound. int8: the error quantize recorded at the nearest measured length ≥ seq (so growth
+    over T is bounded by the recorded profile), times INT8_RECORDED_FACTOR, and never below the fp32 bound — the
+    float parts of an int8 graph cannot beat float32 noise.
+    """
+    fixed = precision_tolerance(entry.get("precision", ""))
+    if fixed is not None:
+        return fixed
+    profile = (entry.get("report") or {}).get("error_profile")
+    if not profile:
+        from lstm_edge.errors import LstmEdgeError
+
+        raise LstmEdgeError(
+            f"the {entry.get('path')} variant has no recorded error profile", "re-run `lstm-edge quantize`"
+        )
+    buckets = sorted(int(t) for t in profile)
+    bucket = next((t for t in buckets if t >= seq), buckets[-1])
+    return max(profile[str(bucket)][output] * INT8_RECORDED_FACTOR, FP32_ABS)

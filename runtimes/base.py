@@ -28,6 +28,7 @@ class RunnerOptions:
     graph_optimization: str = "all"  # ort: disable | basic | extended | all
     gates: bool = False  # torch: run the documented-equations GateLSTM instead of nn.LSTM
     spin: bool = True  # ort: let idle intra-op threads spin (lower latency; bench turns it off when interleaving)
+    float64: bool = False  # torch: compute in float64 — the exact reference parity checks measure against
     allow_nonfinite: bool = False
 
 
@@ -108,6 +109,7 @@ class Runner(ABC):
     """Base of every runtime adapter. Subclasses implement _run (and may override _step for speed)."""
 
     runtime: str = "?"
+    state_dtype = np.float32  # what a stream keeps h and c in between steps
 
     def __init__(self, source: Source, options: RunnerOptions) -> None:
         self.source = source
@@ -217,8 +219,8 @@ class Stream:
         self.batch = batch
         s = runner.source
         self._shape = (s.num_layers, batch, s.hidden_size)
-        self._h = np.zeros(self._shape, np.float32)  # (L, B, H); subclasses may bind these buffers to a runtime
-        self._c = np.zeros(self._shape, np.float32)
+        self._h = np.zeros(self._shape, runner.state_dtype)  # (L, B, H); subclasses may bind these to a runtime
+        self._c = np.zeros(self._shape, runner.state_dtype)
 
     def reset(self) -> None:
         self._h.fill(0.0)
@@ -248,7 +250,7 @@ class Stream:
 
     @state.setter
     def state(self, value: tuple[np.ndarray, np.ndarray]) -> None:
-        h, c = (np.array(a, dtype=np.float32) for a in value)
+        h, c = (np.array(a, dtype=self._h.dtype) for a in value)
         if h.shape != self._shape or c.shape != self._shape:
             raise LstmEdgeError(
                 f"state shapes {h.shape}/{c.shape}, expected {self._shape}", "use a state from this stream"

@@ -32,11 +32,16 @@ class TorchRunner(Runner):
         )
         super().__init__(source, options)
         model, _ = load_checkpoint(ckpt)
+        if options.float64:
+            model = model.double()
+            self.state_dtype = np.float64
         self.model = model.gate_form() if options.gates else model
         if options.threads:
             torch.set_num_threads(options.threads)
 
     def _run(self, x: np.ndarray, h0: np.ndarray, c0: np.ndarray):
+        if self.options.float64:
+            x, h0, c0 = (np.asarray(a, np.float64) for a in (x, h0, c0))
         return run_numpy(self.model, x, h0, c0)
 
     def version(self) -> str:
@@ -46,4 +51,5 @@ class TorchRunner(Runner):
         return super().describe() | {
             "recurrent": "GateLSTM" if self.options.gates else "nn.LSTM",
             "threads": torch.get_num_threads(),
+            "precision": "fp64" if self.options.float64 else "fp32",
         }
