@@ -62,20 +62,18 @@ def _as_model(module: nn.Module) -> tuple[LSTMModel, bool]:
     """An LSTMModel for the graph builder; with_head False for a bare nn.LSTM/GateLSTM."""
     if isinstance(module, LSTMModel):
         return module, True
-    if isinstance(module, (nn.LSTM, GateLSTM)):
-        lstm = module if isinstance(module, nn.LSTM) else module.to_torch()
-        if isinstance(lstm, nn.LSTM) and (not lstm.batch_first or lstm.bidirectional or lstm.proj_size):
-            raise LstmEdgeError(
-                "only batch_first, unidirectional nn.LSTM without projection is supported",
-                "construct it with batch_first=True",
-            )
-        config = ModelConfig(
-            lstm.input_size, lstm.hidden_size, lstm.num_layers, output_size=lstm.hidden_size, head="sequence"
+    lstm = module if isinstance(module, nn.LSTM) else module.to_torch()  # GateLSTM
+    if not lstm.batch_first or lstm.bidirectional or lstm.proj_size:
+        raise LstmEdgeError(
+            "only batch_first, unidirectional nn.LSTM without projection is supported",
+            "construct it with batch_first=True",
         )
-        model = LSTMModel(config)
-        model.lstm = lstm.float()
-        return model.eval(), False
-    raise TypeError("unreachable")
+    config = ModelConfig(
+        lstm.input_size, lstm.hidden_size, lstm.num_layers, output_size=lstm.hidden_size, head="sequence"
+    )
+    model = LSTMModel(config)
+    model.lstm = lstm.float()
+    return model.eval(), False
 
 
 def export_onnx(
