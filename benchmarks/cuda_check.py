@@ -13,23 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
 import numpy as np
 
 import lstm_edge
+from lstm_edge.bench import median_us
 from lstm_edge.bundle import Bundle
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.tolerances import FP16_ABS, FP32_ABS, scaled_error
-
-
-def _median_us(fn, n: int) -> float:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e6)
 
 
 def main() -> None:
@@ -68,8 +59,8 @@ def main() -> None:
             s.step(x1)
         r.run(xb)
         report["latency_us"][provider] = {
-            "stream_step_p50": _median_us(lambda s=s: s.step(x1), 1000),
-            "B64xT100": _median_us(lambda r=r: r.run(xb), 20),
+            "stream_step_p50": median_us(lambda s=s: s.step(x1), 1000),
+            "B64xT100": median_us(lambda r=r: r.run(xb), 20),
         }
     with open(args.json, "w") as f:
         json.dump(report, f, indent=1)

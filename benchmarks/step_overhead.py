@@ -1,5 +1,5 @@
 """Per-call overhead of one streaming step: runner.run per step (input checks, feed dict, new arrays) against
-lstm-edge's stream (buffers bound once, state alternating between two of them), interleaved in one run.
+lstm-edge's stream (buffers bound once, state alternating between two of them), measured back to back in one run.
 
     .venv/bin/python benchmarks/step_overhead.py [BUNDLE ...]
 """
@@ -7,21 +7,11 @@ lstm-edge's stream (buffers bound once, state alternating between two of them), 
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 
 import lstm_edge
-
-
-def _median_us(fn, rounds: int = 40, per_round: int = 50) -> float:
-    samples = []
-    for _ in range(rounds):
-        for _ in range(per_round):
-            t = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - t)
-    return float(np.median(samples) * 1e6)
+from lstm_edge.bench import median_us
 
 
 def main() -> None:
@@ -48,7 +38,7 @@ def main() -> None:
             for f in (plain, stream):
                 for _ in range(100):
                     f()
-            a, c = _median_us(plain), _median_us(stream)
+            a, c = median_us(plain, 2000), median_us(stream, 2000)
             print(f"| {b} | {provider} | {a:.1f} | {c:.1f} | {a - c:.1f} µs ({a / c:.2f}×) |")
 
 

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from lstm_edge.bundle import Bundle
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.parity import VerifyConfig, available_providers, environment, verify
 from lstm_edge.runtimes import RUNTIMES, Runner, open_runner
 
 BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
@@ -98,6 +99,16 @@ def measure_peak_gflops(threads: int) -> float:
     return 2 * 1024**3 / best / 1e9
 
 
+def median_us(fn, n: int) -> float:
+    """Median wall time of n calls, in µs (for the benchmark scripts' side-by-side figures)."""
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e6)
+
+
 def _percentiles(samples_s: list[float]) -> dict[str, float]:
     us = np.asarray(samples_s) * 1e6
     return {
@@ -111,8 +122,6 @@ def _percentiles(samples_s: list[float]) -> dict[str, float]:
 
 
 def _open_targets(bundle: Bundle, cfg: BenchConfig, threads: int) -> list[Target]:
-    from lstm_edge.parity import available_providers
-
     avail = available_providers()
     providers = cfg.providers or tuple(p for p in RUNTIMES if avail[p] is None)
     variants = cfg.variants or tuple(bundle.variants())
@@ -250,7 +259,7 @@ def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
             "num_layers": config.num_layers,
             "input_size": F,
         },
-        "environment": _environment(),
+        "environment": environment(),
         "runs": [],
     }
     for setting in cfg.threads:
@@ -322,12 +331,6 @@ def _cold_ratios(report: dict) -> None:
         if r.get("status") == "ok" and "cold" in r and ref and "cold" in ref and "cold_start_s" in r["cold"]:
             r["speedup_vs_torch"]["cold_start"] = ref["cold"]["cold_start_s"] / r["cold"]["cold_start_s"]
             r["speedup_vs_torch"]["rss"] = ref["cold"]["peak_rss_mb"] / r["cold"]["peak_rss_mb"]
-
-
-def _environment() -> dict:
-    from lstm_edge.parity import environment
-
-    return environment()
 
 
 def table_rows(report: dict) -> list[dict]:
@@ -410,8 +413,6 @@ def plot(report: dict, out: Path) -> Path:
 
 def auto_choose(bundle_path: str | Path, report: dict, workload: str) -> dict:
     """The fastest runtime × variant for a workload that passes parity (verify's tolerances, quick matrix)."""
-    from lstm_edge.parity import VerifyConfig, verify
-
     if workload not in ("streaming", "batch"):
         raise LstmEdgeError(f"unknown workload {workload!r}", "use --auto streaming or --auto batch")
     key = "stream_p50" if workload == "streaming" else "B64xT100"
