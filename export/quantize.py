@@ -27,10 +27,11 @@ from lstm_edge.bundle import Bundle
 from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
 from lstm_edge.data import adding_problem, held_out, load_task, metric, probe_inputs
 from lstm_edge.errors import LstmEdgeError, ParityError
+from lstm_edge.export.graph import build_onnx
 from lstm_edge.export.manifest import artifact_entry, write_manifest
 from lstm_edge.export.validate import ort_cpu_session
 from lstm_edge.model import run_numpy
-from lstm_edge.tolerances import ACCURACY_POINTS_DROP, FP16_ABS, MSE_RELATIVE_DROP, scaled_error
+from lstm_edge.tolerances import ACCURACY_POINTS_DROP, FP16_ABS, FP32_ABS, MSE_RELATIVE_DROP, scaled_error
 
 MODES = ("dynamic", "static", "fp16")
 VARIANT_OF = {"dynamic": "int8", "static": "int8-static", "fp16": "fp16"}
@@ -116,6 +117,38 @@ def _quiet_ort_advice():
         yield
     finally:
         root.setLevel(level)
+
+
+def _input_ranges(config, training: dict, cfg: QuantizeConfig) -> dict | None:
+    """Per-feature input range for input equalization: the training data's (recorded in the config by
+    `lstm-edge train`), else the calibration data's; None where neither exists (a custom task without --data)."""
+    if config.x_min and config.x_max and cfg.data is None:
+        return {"x_min": list(config.x_min), "x_max": list(config.x_max), "source": "training data (checkpoint config)"}
+    try:
+        X = _task_data(config, training, cfg, "train", cfg.calibration_samples)[0]
+    except LstmEdgeError:
+        return None
+    flat = X.reshape(-1, X.shape[-1]).astype(np.float64)
+    return {"x_min": flat.min(0).tolist(), "x_max": flat.max(0).tolist(), "source": "calibration data"}
+
+
+def _equalized_fp32(model, fp32_path: Path, ranges: dict, dst: Path, X: np.ndarray) -> None:
+    """The fp32 graph rebuilt with range-equalized input (model.equalize_input): same function, checked here."""
+    source = onnx.load(str(fp32_path), load_external_data=False)
+    opset = next(o.version for o in source.opset_import if o.domain in ("", "ai.onnx"))
+    twin = model.input_equalized(ranges["x_min"], ranges["x_max"])
+    keep = {p.key: p.value for p in source.metadata_props if p.key not in ("config", "normalization")}
+    keep["normalization"] = json.dumps({k: getattr(twin.config, k) for k in ("x_mean", "x_std", "y_mean", "y_std")})
+    keep["input_equalization"] = json.dumps(ranges)
+    dst.write_bytes(build_onnx(twin, opset=opset, metadata=keep).SerializeToString())
+    L, H = model.config.num_layers, model.config.hidden_size
+    got, want = _run(ort_cpu_session(dst.read_bytes()), X, L, H), _run(ort_cpu_session(fp32_path.read_bytes()), X, L, H)
+    worst = max(float(scaled_error(a, b).max()) for a, b in zip(got, want, strict=True))
+    if worst > FP32_ABS:
+        raise LstmEdgeError(
+            f"the input-equalized graph differs from model.onnx by {worst:.1e} (bound {FP32_ABS:.0e})",
+            "re-export the bundle from its checkpoint; report this if it persists",
+        )
 
 
 def _quantize_dynamic(src: Path, dst: Path, cfg: QuantizeConfig) -> None:
@@ -272,6 +305,7 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
         else (ACCURACY_POINTS_DROP if kind == "classification" else MSE_RELATIVE_DROP)
     )
     fp32_ops = _op_counts(onnx.load(str(fp32_path)))
+    ranges = _input_ranges(config, training, cfg) if "dynamic" in modes else None
 
     reports: dict[str, dict] = {}
     seconds: dict[str, float] = {}
@@ -283,7 +317,11 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
             start = time.perf_counter()
             with _quiet_ort_advice():
                 if mode == "dynamic":
-                    _quantize_dynamic(fp32_path, dst, cfg)
+                    src = fp32_path
+                    if ranges is not None:
+                        src = Path(tmp) / "model.equalized.onnx"
+                        _equalized_fp32(model, fp32_path, ranges, src, X_eval[:64])
+                    _quantize_dynamic(src, dst, cfg)
                 elif mode == "static":
                     _quantize_static(fp32_path, dst, cfg, X_cal, config)
                 else:
@@ -306,6 +344,9 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
                     "method": cfg.method if mode == "static" else None,
                     "calibration_samples": cfg.calibration_samples if mode == "static" else None,
                     "quantize_state": cfg.quantize_state if mode == "static" else None,
+                    "input_equalization": (ranges or {"skipped": "no training ranges or calibration data"})
+                    if mode == "dynamic"
+                    else None,
                 },
                 "error_vs_fp32": _errors(out, fp32_out),
                 "error_vs_torch": _errors(out, torch_out),

@@ -21,6 +21,9 @@ class ModelConfig:
     x_std: list[float] = field(default_factory=list)
     y_mean: list[float] = field(default_factory=list)
     y_std: list[float] = field(default_factory=list)
+    # Per-feature range of the training inputs (empty: unknown). int8 quantization scales inputs by range.
+    x_min: list[float] = field(default_factory=list)
+    x_max: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.x_mean:

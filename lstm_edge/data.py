@@ -42,10 +42,13 @@ class TaskData:
     def normalization(self) -> dict[str, list[float]]:
         """Statistics of the training split only, so validation and test stay unseen."""
         X, y = self.split("train")
-        x_std = X.reshape(-1, X.shape[-1]).std(axis=0)
+        flat_x = X.reshape(-1, X.shape[-1])
+        x_std = flat_x.std(axis=0)
         stats = {
-            "x_mean": X.reshape(-1, X.shape[-1]).mean(axis=0).tolist(),
+            "x_mean": flat_x.mean(axis=0).tolist(),
             "x_std": np.where(x_std > 1e-8, x_std, 1.0).tolist(),
+            "x_min": flat_x.min(axis=0).tolist(),
+            "x_max": flat_x.max(axis=0).tolist(),
         }
         if self.kind == "regression":
             flat = y.reshape(-1, y.shape[-1])
