@@ -57,6 +57,13 @@ def main(debug: bool) -> None:
 @click.option("--lr", default=2e-3, show_default=True)
 @click.option("--samples", default=12000, show_default=True, help="Generated sequences (adding task).")
 @click.option("--patience", default=4, show_default=True, help="Epochs without improvement before stopping.")
+@click.option(
+    "--int8-aware-epochs",
+    default=0,
+    show_default=True,
+    help="Then fine-tune N epochs through ONNX Runtime's int8 arithmetic (simulated), so the int8 variant keeps "
+    "the accuracy; keeps the epoch with the best int8 validation metric.",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(), help="Checkpoint path (.pt).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
@@ -68,6 +75,8 @@ def train(out: str, as_json: bool, **kw) -> None:
     for key in ("seq_len", "hidden_size", "num_layers", "epochs", "batch_size", "samples"):
         if kw[key] < 1:
             raise LstmEdgeError(f"--{key.replace('_', '-')} must be ≥ 1, got {kw[key]}", "pass a positive number")
+    if kw["int8_aware_epochs"] < 0:
+        raise LstmEdgeError(f"--int8-aware-epochs must be ≥ 0, got {kw['int8_aware_epochs']}", "pass 0 or more")
     result = train_to_file(TrainConfig(**kw, progress=not as_json), out)
     if as_json:
         click.echo(json.dumps(result.metrics))
@@ -78,6 +87,12 @@ def train(out: str, as_json: bool, **kw) -> None:
     if "baseline_mse" in m:
         line += f" (predict-the-mean baseline {m['baseline_mse']:.4f})"
     click.echo(line)
+    if "int8_aware" in m:
+        q = m["int8_aware"]
+        click.echo(
+            f"int8-aware fine-tuning kept epoch {q['kept_epoch']}/{q['epochs']}: test {name} fp32 {q['test_fp32']:.5g}, "
+            f"int8 (simulated) {q['test_int8_simulated']:.5g}; before it: fp32 {q['fp32_only'][f'test_{name}']:.5g}"
+        )
     click.echo(f"wrote {out} and {Path(out).with_suffix('.curve.png')}")
 
 
