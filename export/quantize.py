@@ -286,7 +286,9 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
     fp32_path = bundle.artifact("fp32")
     ckpt = bundle.checkpoint()
     config = bundle.config
-    training = read_checkpoint(ckpt).get("training") or {}
+    payload = read_checkpoint(ckpt)
+    training = payload.get("training") or {}
+    int8_aware = (payload.get("metrics") or {}).get("int8_aware")
     model, _ = load_checkpoint(ckpt)
     L, H = config.num_layers, config.hidden_size
 
@@ -358,6 +360,15 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
                     "drop": drop,
                     "drop_kind": "relative" if kind == "regression" else "points",
                     "budget": budget,
+                    # The fp32 baseline itself moved when the checkpoint was fine-tuned for int8: say from where.
+                    "int8_aware_training": None
+                    if int8_aware is None
+                    else {
+                        "epochs": int8_aware["epochs"],
+                        "kept_epoch": int8_aware["kept_epoch"],
+                        "fp32_test_before": int8_aware["fp32_only"][f"test_{metric_name}"],
+                        "fp32_test_after": int8_aware["test_fp32"],
+                    },
                 },
                 "error_vs_seq_len": growth,
                 "error_profile": profile,
@@ -426,6 +437,16 @@ def format_report(reports: dict[str, dict]) -> str:
         )
     lines.append("")
     for v, r in reports.items():
+        aware = r["metric"].get("int8_aware_training")
+        if aware:
+            lines.append(
+                f"**{v}**: the checkpoint was fine-tuned {aware['epochs']} epochs through simulated int8 arithmetic "
+                f"(kept epoch {aware['kept_epoch']}); its fp32 test {r['metric']['name']} went "
+                f"{aware['fp32_test_before']:.4g} → {aware['fp32_test_after']:.4g}."
+            )
+        eq = (r.get("settings") or {}).get("input_equalization")
+        if eq and "x_min" in eq:
+            lines.append(f"**{v}**: input scaled by range (from {eq['source']}) so one uint8 scale fits every feature.")
         lines.append(
             f"**{v}** quantized nodes: {', '.join(r['nodes']['quantized']) or 'none'}; "
             f"float nodes: {', '.join(r['nodes']['float']) or 'none'}."

@@ -33,6 +33,35 @@ def test_short_training_beats_baseline_and_round_trips(tmp_path):
     assert config.task == "adding" and config.x_std
 
 
+def test_int8_aware_training_end_to_end(tmp_path):
+    """train --int8-aware-epochs → export → quantize: the deployed ORT int8 variant is the one the fine-tuning
+    simulated (same metric on the same data), and the report says the fp32 baseline moved."""
+    from click.testing import CliRunner
+
+    from lstm_edge.bundle import Bundle
+    from lstm_edge.cli import main
+    from lstm_edge.int8_sim import OrtDynamicInt8
+    from lstm_edge.train import _predict
+
+    ckpt, bundle = tmp_path / "m.pt", tmp_path / "b"
+    args = ["--seq-len", "20", "--samples", "1500", "--hidden-size", "16", "--epochs", "3", "--lr", "5e-3"]
+    r = CliRunner().invoke(main, ["train", *args, "--int8-aware-epochs", "2", "--out", str(ckpt)])
+    assert r.exit_code == 0 and "int8-aware fine-tuning kept epoch" in r.output, r.output
+    model, config = load_checkpoint(ckpt)
+    assert config.x_min[1] == 0.0 and config.x_max[1] == 1.0 and config.x_min[0] < 0.01 < 0.99 < config.x_max[0]
+    tuned = torch.load(ckpt, weights_only=True)["metrics"]["int8_aware"]
+    assert len(tuned["history"]) == 3 and 0 <= tuned["kept_epoch"] <= 2
+    assert CliRunner().invoke(main, ["export", str(ckpt), "--out", str(bundle)]).exit_code == 0
+    r = CliRunner().invoke(main, ["quantize", str(bundle), "--mode", "dynamic", "--max-metric-drop", "1"])
+    assert r.exit_code == 0, r.output
+    report = Bundle.open(bundle).entry("int8")["report"]
+    assert report["settings"]["input_equalization"]["source"].startswith("training data")
+    assert report["metric"]["int8_aware_training"]["kept_epoch"] == tuned["kept_epoch"]
+    X, y = adding_problem(512, 20, 1_000_003)  # quantize's held-out data for seed 0
+    simulated = metric("regression", _predict(model, X, batch=256, int8=OrtDynamicInt8()), y)[1]
+    assert abs(report["metric"]["variant"] / simulated - 1) < 0.05  # ORT splits batches over threads: not bit-equal
+
+
 def test_digits_classification_trains():
     pytest.importorskip("sklearn")
     data = load_task("digits", seed=0)

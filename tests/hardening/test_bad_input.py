@@ -89,6 +89,7 @@ CASES = [
     (["export", str(SHIPPED / "model.pt"), "--out", "/proc/lstm-edge-bundle"], "not writable"),
     (["train", "--task", "weather", "--out", "{tmp}/m.pt"], "unknown task"),
     (["train", "--epochs", "0", "--out", "{tmp}/m.pt"], "--epochs must be ≥ 1"),
+    (["train", "--int8-aware-epochs", "-1", "--out", "{tmp}/m.pt"], "--int8-aware-epochs must be ≥ 0"),
     (["quantize", "{adir}"], "not an lstm-edge bundle"),
     (["verify", B, "--variants", "int4"], "no 'int4' variant"),
     (["bench", B, "--rate", "0"], "--rate"),
