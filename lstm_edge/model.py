@@ -101,9 +101,12 @@ class GateLSTM(nn.Module):
             self.b.append(nn.Parameter(torch.empty(4 * hidden_size).uniform_(-bound, bound)))
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        return gate_layers(x, state, self.gate_weights(), self.dropout if self.training else 0.0)
+
+    def gate_weights(self) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Per layer (W_h (4H, H), W_x (4H, F_l), b (4H,)): views of W, since W·[h, x] = W_h·h + W_x·x."""
         H = self.hidden_size
-        layers = [(W[:, :H], W[:, H:], b) for W, b in zip(self.W, self.b, strict=True)]  # W·[h,x] = W_h·h + W_x·x
-        return gate_layers(x, state, layers, self.dropout if self.training else 0.0)
+        return [(W[:, :H], W[:, H:], b) for W, b in zip(self.W, self.b, strict=True)]
 
     @classmethod
     def from_torch(cls, lstm: nn.LSTM) -> GateLSTM:
@@ -181,8 +184,7 @@ class LSTMModel(nn.Module):
     def gate_weights(self) -> list[tuple[Tensor, Tensor, Tensor]]:
         """Per layer (W_h (4H, H), W_x (4H, F_l), b (4H,)), gate blocks i, f, c, o; differentiable views."""
         if isinstance(self.lstm, GateLSTM):
-            H = self.config.hidden_size
-            return [(W[:, :H], W[:, H:], b) for W, b in zip(self.lstm.W, self.lstm.b, strict=True)]
+            return self.lstm.gate_weights()
         return [
             (
                 getattr(self.lstm, f"weight_hh_l{k}"),

@@ -88,11 +88,10 @@ def int8_aware(model: LSTMModel, data: TaskData, cfg: TrainConfig) -> dict:
         for i in range(0, len(perm), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
             y_hat = sim.forward(model, X_tr[idx])[0]
-            loss = (
-                nn.functional.cross_entropy(y_hat, y_tr[idx])
-                if classify
-                else (nn.functional.mse_loss(y_hat / y_scale, y_tr[idx] / y_scale))
-            )
+            if classify:
+                loss = nn.functional.cross_entropy(y_hat, y_tr[idx])
+            else:
+                loss = nn.functional.mse_loss(y_hat / y_scale, y_tr[idx] / y_scale)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -111,7 +110,6 @@ def int8_aware(model: LSTMModel, data: TaskData, cfg: TrainConfig) -> dict:
         "epochs": cfg.int8_aware_epochs,
         "kept_epoch": next(h["epoch"] for h in history if h["val_int8"] == best),
         "history": history,
-        "before": {"val_fp32": fp32_before, "val_int8": int8_before},
         "test_fp32": metric(data.kind, _predict(model, X_te), y_te)[1],
         "test_int8_simulated": metric(data.kind, _predict(model, X_te, int8=sim), y_te)[1],
     }
