@@ -132,7 +132,7 @@ def _input_ranges(config, training: dict, cfg: QuantizeConfig) -> dict | None:
     return {"x_min": flat.min(0).tolist(), "x_max": flat.max(0).tolist(), "source": "calibration data"}
 
 
-def _equalized_fp32(model, fp32_path: Path, ranges: dict, dst: Path, X: np.ndarray) -> None:
+def _equalized_fp32(model, fp32_path: Path, fp32_session, ranges: dict, dst: Path, X: np.ndarray) -> None:
     """The fp32 graph rebuilt with range-equalized input (model.equalize_input): same function, checked here."""
     source = onnx.load(str(fp32_path), load_external_data=False)
     opset = next(o.version for o in source.opset_import if o.domain in ("", "ai.onnx"))
@@ -142,7 +142,7 @@ def _equalized_fp32(model, fp32_path: Path, ranges: dict, dst: Path, X: np.ndarr
     keep["input_equalization"] = json.dumps(ranges)
     dst.write_bytes(build_onnx(twin, opset=opset, metadata=keep).SerializeToString())
     L, H = model.config.num_layers, model.config.hidden_size
-    got, want = _run(ort_cpu_session(dst.read_bytes()), X, L, H), _run(ort_cpu_session(fp32_path.read_bytes()), X, L, H)
+    got, want = _run(ort_cpu_session(dst.read_bytes()), X, L, H), _run(fp32_session, X, L, H)
     worst = max(float(scaled_error(a, b).max()) for a, b in zip(got, want, strict=True))
     if worst > FP32_ABS:
         raise LstmEdgeError(
@@ -322,7 +322,7 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
                     src = fp32_path
                     if ranges is not None:
                         src = Path(tmp) / "model.equalized.onnx"
-                        _equalized_fp32(model, fp32_path, ranges, src, X_eval[:64])
+                        _equalized_fp32(model, fp32_path, fp32_session, ranges, src, X_eval[:64])
                     _quantize_dynamic(src, dst, cfg)
                 elif mode == "static":
                     _quantize_static(fp32_path, dst, cfg, X_cal, config)
