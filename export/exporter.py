@@ -15,6 +15,7 @@ from torch import nn
 
 from lstm_edge.atomic import sha256_file, staged_dir
 from lstm_edge.checkpoint import load_checkpoint, save_checkpoint
+from lstm_edge.data import TASKS
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.golden import make_golden
 from lstm_edge.export.graph import GATE_LAYOUT, build_onnx
@@ -126,7 +127,7 @@ def export_bundle(
         model, config = load_checkpoint(source, trust_pickle=cfg.trust_pickle)
         # A pickled module is re-saved as a weights-only checkpoint rather than copied.
         ckpt_bytes = Path(source).read_bytes() if not cfg.trust_pickle else None
-        name = cfg.name or (config.task if config.task in ("adding", "digits") else Path(source).stem)
+        name = cfg.name or (config.task if config.task in TASKS else Path(source).stem)
     target = Path(out) if out is not None else Path("models") / name
     if target.exists() and not cfg.force:
         raise LstmEdgeError(f"{target} already exists", "pass --force to overwrite it, or --out another folder")

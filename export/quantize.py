@@ -23,21 +23,26 @@ import onnx
 from tqdm.auto import tqdm
 
 from lstm_edge.atomic import staged_dir
-from lstm_edge.bundle import Bundle
+from lstm_edge.bundle import QUANTIZE_MODES, Bundle, variant_for_mode
+from lstm_edge.bundle import variant as bundle_variant
 from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
-from lstm_edge.data import adding_problem, held_out, load_task, metric, probe_inputs
+from lstm_edge.config import OUTPUT_NAMES as OUTPUTS
+from lstm_edge.data import TASKS, adding_problem, held_out, load_task, metric, probe_inputs
 from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.export.graph import build_onnx
 from lstm_edge.export.manifest import artifact_entry, write_manifest
 from lstm_edge.export.validate import ort_cpu_session
 from lstm_edge.model import run_numpy
-from lstm_edge.tolerances import ACCURACY_POINTS_DROP, FP16_ABS, FP32_ABS, MSE_RELATIVE_DROP, scaled_error
+from lstm_edge.tolerances import (
+    ACCURACY_POINTS_DROP,
+    FP16_ABS,
+    FP32_ABS,
+    MSE_RELATIVE_DROP,
+    error_stats,
+    scaled_error,
+)
 
-MODES = ("dynamic", "static", "fp16")
-VARIANT_OF = {"dynamic": "int8", "static": "int8-static", "fp16": "fp16"}
-FILE_OF = {"int8": "model.int8.onnx", "int8-static": "model.int8-static.onnx", "fp16": "model.fp16.onnx"}
 ERROR_VS_T = (1, 10, 100, 1000)
-OUTPUTS = ("y", "hn", "cn")
 
 
 @dataclass
@@ -76,7 +81,7 @@ def _task_data(config, training: dict, cfg: QuantizeConfig, part: str, n: int) -
         return adding_problem(n, seq_len, seed + (2_000_003 if part == "train" else 1_000_003))
     if part == "test":
         return held_out(config.task, seq_len, n, seed, cfg.data)
-    if config.task not in ("adding", "digits") and cfg.data is None:
+    if config.task not in TASKS and cfg.data is None:
         raise LstmEdgeError(
             f"static quantization needs calibration data, and the model's task {config.task!r} is not built in",
             "pass the data it was trained on with --data FILE (.npz or .csv)",
@@ -222,18 +227,7 @@ def _node_roles(model: onnx.ModelProto) -> dict[str, list[str]]:
 
 
 def _errors(got: list[np.ndarray], want: list[np.ndarray]) -> dict:
-    out = {}
-    for name, a, b in zip(OUTPUTS, got, want, strict=True):
-        d = np.abs(a.astype(np.float64) - b)
-        noise = float(np.sum(d**2))
-        out[name] = {
-            "max_abs": float(d.max()),
-            "mean_abs": float(d.mean()),
-            "p99_abs": float(np.percentile(d, 99)),
-            "sqnr_db": float(10 * np.log10(np.sum(b.astype(np.float64) ** 2) / noise)) if noise > 0 else None,
-            "max_scaled": float(scaled_error(a, b).max()),
-        }
-    return out
+    return {name: error_stats(a, b) for name, a, b in zip(OUTPUTS, got, want, strict=True)}
 
 
 def _run(session, X: np.ndarray, layers: int, hidden: int, batch: int = 256) -> list[np.ndarray]:
@@ -275,9 +269,7 @@ def _error_growth(session, fp32_session, model, config) -> tuple[dict, dict]:
 def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) -> QuantizeResult:
     """Make the requested variants, measure them, and add them (with the report) to the bundle atomically."""
     cfg = cfg or QuantizeConfig()
-    modes = MODES if cfg.mode == "all" else (cfg.mode,)
-    if any(m not in MODES for m in modes):
-        raise LstmEdgeError(f"unknown --mode {cfg.mode!r}", "choose dynamic, static, fp16 or all")
+    modes = QUANTIZE_MODES if cfg.mode == "all" else (variant_for_mode(cfg.mode).mode,)
     if cfg.method not in ("minmax", "entropy", "percentile"):
         raise LstmEdgeError(f"unknown --method {cfg.method!r}", "choose minmax, entropy or percentile")
     if cfg.calibration_samples < 1 or cfg.eval_samples < 1:
@@ -314,8 +306,8 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
     with tempfile.TemporaryDirectory() as tmp:
         made: dict[str, Path] = {}
         for mode in modes:
-            variant = VARIANT_OF[mode]
-            dst = Path(tmp) / FILE_OF[variant]
+            variant = variant_for_mode(mode).name
+            dst = Path(tmp) / variant_for_mode(mode).file
             start = time.perf_counter()
             with _quiet_ort_advice():
                 if mode == "dynamic":
@@ -398,13 +390,12 @@ def _write(bundle: Bundle, made: dict[str, Path], reports: dict[str, dict]) -> N
     with staged_dir(bundle.root, copy_existing=True) as stage:
         manifest = json.loads(json.dumps(bundle.manifest))
         for variant, src in made.items():
-            rel = FILE_OF[variant]
-            (stage / rel).write_bytes(src.read_bytes())
-            precision = "fp16" if variant == "fp16" else "int8"
+            v = bundle_variant(variant)
+            (stage / v.file).write_bytes(src.read_bytes())
             manifest["artifacts"][variant] = artifact_entry(
                 stage,
-                rel,
-                precision,
+                v.file,
+                v.precision,
                 manifest["artifacts"]["fp32"].get("opset"),
                 deployable=reports[variant]["deployable"],
                 report=reports[variant],

@@ -13,6 +13,7 @@ import onnx
 import torch
 from torch import nn
 
+from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.model import GateLSTM
 
@@ -49,8 +50,8 @@ def dynamo_export(module: nn.Module, example_input: torch.Tensor, opset: int) ->
         dynamo=True,
         external_data=False,
         opset_version=opset,
-        input_names=["x", "h0", "c0"],
-        output_names=["y", "hn", "cn"],
+        input_names=list(INPUT_NAMES),
+        output_names=list(OUTPUT_NAMES),
         dynamic_shapes=({0: batch, 1: seq}, ({1: batch}, {1: batch})),
         optimize=True,
         verbose=False,

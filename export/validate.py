@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
+from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES
 from lstm_edge.data import sample_inputs
 from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.tolerances import FP32_ABS, scaled_error
@@ -52,9 +53,9 @@ def validate(
                 x_mean=dims.get("x_mean"),
                 x_std=dims.get("x_std"),
             )
-            got = session.run(["y", "hn", "cn"], {"x": x, "h0": h0, "c0": c0})
+            got = session.run(list(OUTPUT_NAMES), dict(zip(INPUT_NAMES, (x, h0, c0), strict=True)))
             want = reference(x, h0, c0)
-            for name, a, b in zip(("y", "hn", "cn"), got, want, strict=True):
+            for name, a, b in zip(OUTPUT_NAMES, got, want, strict=True):
                 if a.shape != b.shape:
                     raise ParityError(f"ONNX output {name} has shape {a.shape}, PyTorch {b.shape} (B={B}, T={T})")
                 err = float(scaled_error(a, b).max()) if a.size else 0.0

@@ -19,7 +19,44 @@ from lstm_edge.errors import LstmEdgeError
 MANIFEST = "manifest.json"
 FORMAT = "lstm-edge/bundle"
 FORMAT_VERSION = 1
-VARIANTS = ("fp32", "int8", "int8-static", "fp16")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One precision variant of a bundle: its name (the manifest key and --variant), its file, the precision its
+    artifact entry records, and the `quantize --mode` that makes it (None for fp32, written by export)."""
+
+    name: str
+    file: str
+    precision: str
+    mode: str | None
+
+
+# The one table of variants: variant ↔ file ↔ precision ↔ quantize mode.
+VARIANT_TABLE = (
+    Variant("fp32", "model.onnx", "fp32", None),
+    Variant("int8", "model.int8.onnx", "int8", "dynamic"),
+    Variant("int8-static", "model.int8-static.onnx", "int8", "static"),
+    Variant("fp16", "model.fp16.onnx", "fp16", "fp16"),
+)
+VARIANTS = tuple(v.name for v in VARIANT_TABLE)
+QUANTIZE_MODES = tuple(v.mode for v in VARIANT_TABLE if v.mode)
+
+
+def variant(name: str) -> Variant:
+    """The Variant called `name`; raises LstmEdgeError naming the choices for any other name."""
+    for v in VARIANT_TABLE:
+        if v.name == name:
+            return v
+    raise LstmEdgeError(f"unknown variant {name!r}", f"choose one of {', '.join(VARIANTS)}")
+
+
+def variant_for_mode(mode: str) -> Variant:
+    """The Variant that `quantize --mode MODE` makes; raises LstmEdgeError for an unknown mode."""
+    for v in VARIANT_TABLE:
+        if v.mode == mode:
+            return v
+    raise LstmEdgeError(f"unknown --mode {mode!r}", f"choose {', '.join(QUANTIZE_MODES)} or all")
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch
 
 from lstm_edge import __version__
 from lstm_edge.atomic import atomic_write_bytes
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, first_line
 from lstm_edge.model import LSTMModel, ModelConfig
 
 FORMAT = "lstm-edge/checkpoint"
@@ -133,7 +133,7 @@ def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> tuple[LSTMM
         model.load_state_dict(payload["state_dict"])
     except (TypeError, ValueError, KeyError, RuntimeError, AttributeError, IndexError) as e:
         raise LstmEdgeError(
-            f"{path}: config and weights do not fit together ({str(e).splitlines()[0][:160]})",
+            f"{path}: config and weights do not fit together ({first_line(e, 160)})",
             "re-create the checkpoint with `lstm-edge train`",
         ) from e
     return model.eval(), config

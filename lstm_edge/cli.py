@@ -154,10 +154,6 @@ def lint(model: str, as_json: bool) -> None:
         sys.exit(1)
 
 
-PROVIDERS = ("torch", "cpu", "cuda", "openvino", "tract")
-VARIANT_CHOICES = ("fp32", "int8", "int8-static", "fp16")
-
-
 @main.command()
 @click.argument("model", type=click.Path())
 @click.option("--provider", default="cpu", show_default=True, help="torch | cpu | cuda | openvino | tract")
@@ -195,13 +191,13 @@ def run(
     """Run a bundle or a bare .onnx on one runtime; --stream feeds it chunk by chunk."""
     import numpy as np
 
+    from lstm_edge.bundle import variant as bundle_variant
     from lstm_edge.inputs import read_input, write_output
-    from lstm_edge.runtimes import RunnerOptions, open_runner
+    from lstm_edge.runtimes import RUNTIMES, RunnerOptions, open_runner
 
-    if provider not in PROVIDERS:
-        raise LstmEdgeError(f"unknown provider {provider!r}", f"choose one of {', '.join(PROVIDERS)}")
-    if variant not in VARIANT_CHOICES:
-        raise LstmEdgeError(f"unknown variant {variant!r}", f"choose one of {', '.join(VARIANT_CHOICES)}")
+    if provider not in RUNTIMES:
+        raise LstmEdgeError(f"unknown provider {provider!r}", f"choose one of {', '.join(RUNTIMES)}")
+    bundle_variant(variant)  # one clear line for an unknown variant, before anything opens
     if chunk < 1:
         raise LstmEdgeError(f"--chunk {chunk}", "use a chunk of at least 1 step")
     opts = RunnerOptions(

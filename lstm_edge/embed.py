@@ -14,6 +14,7 @@ import numpy as np
 
 from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import MANIFEST, Bundle
+from lstm_edge.config import OUTPUT_NAMES
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.tolerances import tolerance
 
@@ -55,7 +56,7 @@ def _write_golden(bundle: Bundle, entry: dict, out: Path, verify_hash: bool = Tr
                 "name": name,
                 "arrays": files,
                 "streaming": name == STREAMING_CASE,
-                "tolerance": {k: tolerance(entry, arrays["x"].shape[1], k) for k in ("y", "hn", "cn")},
+                "tolerance": {k: tolerance(entry, arrays["x"].shape[1], k) for k in OUTPUT_NAMES},
             }
         )
     index = {

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def first_line(e: BaseException | str, limit: int = 300) -> str:
+    """The first line of an exception's message, at most `limit` characters: runtimes raise multi-line C++ traces,
+    and a user gets one line (the whole chain stays on the exception for --debug)."""
+    text = str(e).strip()
+    return (text.splitlines() or [type(e).__name__ if isinstance(e, BaseException) else ""])[0][:limit]
+
+
 class LstmEdgeError(Exception):
     """A problem with the user's input or environment. The CLI prints it on one line and exits 2."""
 

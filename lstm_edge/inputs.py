@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge.atomic import atomic_write_bytes
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.config import INPUT_NAMES
+from lstm_edge.errors import LstmEdgeError, first_line
 
 State = tuple[np.ndarray, np.ndarray] | None
 
@@ -36,7 +37,7 @@ def _from_json(text: str, origin: str) -> tuple[np.ndarray, State]:
 
 def read_input(spec: str, input_names: list[str] | None = None) -> tuple[np.ndarray, State]:
     """x (a single sequence [T, F] becomes [1, T, F]) and an optional (h0, c0)."""
-    names = input_names or ["x", "h0", "c0"]
+    names = input_names or list(INPUT_NAMES)
     if spec == "-":
         x, state = _from_json(sys.stdin.read(), "stdin")
     else:
@@ -66,7 +67,7 @@ def read_input(spec: str, input_names: list[str] | None = None) -> tuple[np.ndar
             else:
                 raise LstmEdgeError(f"unknown input format {suffix!r}", "use .npy, .npz, .csv or .json")
         except (ValueError, OSError, EOFError) as e:
-            raise LstmEdgeError(f"{path} could not be read ({str(e).splitlines()[0][:120]})", "check the file") from e
+            raise LstmEdgeError(f"{path} could not be read ({first_line(e, 120)})", "check the file") from e
     if x.ndim == 2:
         x = x[None]
     return x, state

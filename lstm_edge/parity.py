@@ -13,14 +13,14 @@ from tqdm.auto import tqdm
 from lstm_edge import __version__
 from lstm_edge.atomic import sha256_file
 from lstm_edge.bundle import Bundle
+from lstm_edge.config import OUTPUT_NAMES as OUTPUTS
 from lstm_edge.data import probe_inputs
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.runtimes import RUNTIMES, Runner, RunnerOptions, open_runner
-from lstm_edge.tolerances import scaled_error, tolerance
+from lstm_edge.tolerances import error_stats, tolerance
 
 SCHEMA = "lstm-edge/verify"
 SCHEMA_VERSION = 1
-OUTPUTS = ("y", "hn", "cn")
 
 
 @dataclass
@@ -81,24 +81,9 @@ def _cores() -> int:
 
 def compare(got: np.ndarray, want: np.ndarray, bound: float) -> dict:
     """Error statistics of one output against the reference (float64), judged by the scaled bound."""
-    a, b = got.astype(np.float64).ravel(), want.astype(np.float64).ravel()
-    d = np.abs(a - b)
-    rel = d / np.maximum(np.abs(b), 1e-6)
-    norm = np.linalg.norm(a) * np.linalg.norm(b)
-    scaled = float(scaled_error(a, b).max()) if d.size else 0.0
-    finite = bool(np.isfinite(a).all())
-    return {
-        "max_abs": float(d.max()),
-        "mean_abs": float(d.mean()),
-        "p99_abs": float(np.percentile(d, 99)),
-        "max_rel": float(rel.max()),
-        "mean_rel": float(rel.mean()),
-        "p99_rel": float(np.percentile(rel, 99)),
-        "cosine": float(a @ b / norm) if norm > 0 else 1.0,
-        "max_scaled": scaled,
-        "tolerance": bound,
-        "passed": bool(finite and scaled <= bound),
-    }
+    stats = error_stats(got, want)
+    finite = bool(np.isfinite(got).all())
+    return stats | {"tolerance": bound, "passed": bool(finite and stats["max_scaled"] <= bound)}
 
 
 def _check_integrity(bundle: Bundle) -> list[dict]:

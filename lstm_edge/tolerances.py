@@ -38,6 +38,34 @@ def scaled_error(actual: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.abs(actual.astype(np.float64) - ref) / np.maximum(1.0, np.abs(ref))
 
 
+def error_stats(actual: np.ndarray, reference: np.ndarray) -> dict[str, float | None]:
+    """Error statistics of one output against its reference, computed in float64 over all elements.
+
+    Returns max/mean/p99 of |Δ| (absolute, in the output's units) and of |Δ|/max(|ref|, 1e-6) (relative), the
+    cosine similarity, the SQNR in dB (10·log10(Σref² / Σ|Δ|²); None when the two are identical), and the
+    max scaled error |Δ|/max(1, |ref|) that every tolerance here bounds. Empty arrays give zeros.
+    """
+    a, b = actual.astype(np.float64).ravel(), reference.astype(np.float64).ravel()
+    if not a.size:
+        zero = dict.fromkeys(("max_abs", "mean_abs", "p99_abs", "max_rel", "mean_rel", "p99_rel", "max_scaled"), 0.0)
+        return zero | {"cosine": 1.0, "sqnr_db": None}
+    d = np.abs(a - b)
+    rel = d / np.maximum(np.abs(b), 1e-6)
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    noise = float(np.sum(d**2))
+    return {
+        "max_abs": float(d.max()),
+        "mean_abs": float(d.mean()),
+        "p99_abs": float(np.percentile(d, 99)),
+        "max_rel": float(rel.max()),
+        "mean_rel": float(rel.mean()),
+        "p99_rel": float(np.percentile(rel, 99)),
+        "cosine": float(a @ b / norm) if norm > 0 else 1.0,
+        "sqnr_db": float(10 * np.log10(np.sum(b**2) / noise)) if noise > 0 and np.any(b) else None,
+        "max_scaled": float(scaled_error(a, b).max()),
+    }
+
+
 def precision_tolerance(precision: str) -> float | None:
     """The fixed scaled bound for a precision; None where the manifest's recorded bound applies (int8)."""
     return {"fp32": FP32_ABS, "fp16": FP16_ABS}.get(precision)

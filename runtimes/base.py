@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge.bundle import MANIFEST, Bundle
-from lstm_edge.config import ModelConfig
+from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES, ModelConfig
 from lstm_edge.errors import LstmEdgeError
 
 Arrays = tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]
@@ -40,8 +40,8 @@ class Source:
     bundle: Bundle | None
     variant: str
     precision: str
-    input_names: list[str] = field(default_factory=lambda: ["x", "h0", "c0"])
-    output_names: list[str] = field(default_factory=lambda: ["y", "hn", "cn"])
+    input_names: list[str] = field(default_factory=lambda: list(INPUT_NAMES))
+    output_names: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
     input_size: int | None = None
     num_layers: int | None = None
     hidden_size: int | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, first_line
 from lstm_edge.runtimes.base import Runner, RunnerOptions, Source, Stream
 
 
@@ -37,7 +37,7 @@ class OpenVinoRunner(Runner):
                     "use --variant fp32/int8-static/fp16 with openvino, or --provider cpu for int8",
                 ) from e
             raise LstmEdgeError(
-                f"OpenVINO cannot load {source.path.name}: {text.strip().splitlines()[0][:300]}",
+                f"OpenVINO cannot load {source.path.name}: {first_line(text)}",
                 "try --provider cpu",
             ) from e
         self.request = self.compiled.create_infer_request()

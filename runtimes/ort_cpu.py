@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, first_line
 from lstm_edge.runtimes.base import Runner, RunnerOptions, Source, Stream
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")
@@ -54,7 +54,7 @@ class OrtRunner(Runner):
         try:
             return self.ort.InferenceSession(str(self.source.path), so, providers=self.providers)
         except Exception as e:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
-            msg = str(e).splitlines()[0][:300]
+            msg = first_line(e)
             raise LstmEdgeError(
                 f"ONNX Runtime cannot load {self.source.path.name}: {msg}",
                 "re-export the model, or try another variant/provider",

@@ -7,7 +7,7 @@ import importlib.metadata as md
 
 import numpy as np
 
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, first_line
 from lstm_edge.runtimes.base import RunnerOptions, Source, Stream
 from lstm_edge.runtimes.ort_cpu import OrtRunner, import_ort
 
@@ -71,7 +71,7 @@ class OrtCudaRunner(OrtRunner):
         try:
             return self.ort.InferenceSession(str(self.source.path), so, providers=self.providers)
         except Exception as e:
-            msg = str(e).splitlines()[0][:300]
+            msg = first_line(e)
             if "fallback" in msg.lower() or "cpu" in msg.lower():
                 raise LstmEdgeError(
                     f"some nodes cannot run on CUDA and would fall back to the CPU: {msg}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, first_line
 from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
 
 
@@ -26,7 +26,7 @@ class TractRunner(Runner):
         try:
             self.runnable = tract.onnx().load(str(source.path)).into_model().into_runnable()
         except Exception as e:  # tract.TractError carries a multi-line cause chain
-            msg = str(e).strip().splitlines()[0][:300]
+            msg = first_line(e)
             raise LstmEdgeError(f"tract cannot load {source.path.name}: {msg}", "try --provider cpu") from e
 
     def _run(self, x, h0, c0):
@@ -35,9 +35,7 @@ class TractRunner(Runner):
             with self._lock:  # the Python bindings make no thread-safety promise
                 outs = [o.to_numpy() for o in self.runnable.run(feeds)]
         except Exception as e:
-            raise LstmEdgeError(
-                f"tract failed to run: {str(e).strip().splitlines()[0][:300]}", "try --provider cpu"
-            ) from e
+            raise LstmEdgeError(f"tract failed to run: {first_line(e)}", "try --provider cpu") from e
         outs = [np.asarray(o, dtype=np.float32) for o in outs]
         return (outs[0], outs[1], outs[2]) if len(outs) >= 3 else (outs[0], h0, c0)
 
