@@ -123,7 +123,7 @@ def _percentiles(samples_s: list[float]) -> dict[str, float]:
 
 def _open_targets(bundle: Bundle, cfg: BenchConfig, threads: int) -> list[Target]:
     avail = available_providers()
-    providers = cfg.providers or tuple(p for p in RUNTIMES if avail[p] is None)
+    providers = cfg.providers or tuple(p for p in RUNTIMES if avail[p] is None and p != "reference")
     variants = cfg.variants or tuple(bundle.variants())
     targets = [Target("torch", "fp32")]  # the reference, always first
     targets += [Target(p, v) for p in providers for v in variants if p != "torch" and p in RUNTIMES]

@@ -49,6 +49,7 @@ def available_providers() -> dict[str, str | None]:
     out["cuda"] = cuda_unavailable_reason()
     out["openvino"] = None if importlib.util.find_spec("openvino") else "openvino not installed (lstm-edge[openvino])"
     out["tract"] = None if importlib.util.find_spec("tract") else "tract not installed (lstm-edge[tract])"
+    out["reference"] = None  # onnx is a dependency; the float64 judge, run only when named (see verify)
     return out
 
 
@@ -132,7 +133,8 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> dict:
     bundle = Bundle.open(bundle_path)
     config = bundle.config
     avail = available_providers()
-    providers = cfg.providers or tuple(RUNTIMES)
+    # "reference" (float64 onnx.reference) is a judge, not a runtime to deploy: only when named.
+    providers = cfg.providers or tuple(p for p in RUNTIMES if p != "reference")
     for p in providers:
         if p not in RUNTIMES:
             raise LstmEdgeError(f"unknown provider {p!r}", f"choose from {', '.join(RUNTIMES)}")

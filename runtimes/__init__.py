@@ -20,6 +20,7 @@ RUNTIMES: dict[str, tuple[str, str]] = {
     "cuda": ("lstm_edge.runtimes.ort_cuda", "OrtCudaRunner"),
     "openvino": ("lstm_edge.runtimes.openvino_runner", "OpenVinoRunner"),
     "tract": ("lstm_edge.runtimes.tract_runner", "TractRunner"),
+    "reference": ("lstm_edge.runtimes.onnx_reference", "OnnxReferenceRunner"),  # float64 onnx.reference
 }
 
 
