@@ -9,9 +9,12 @@ from pathlib import Path
 import onnx
 from onnx import shape_inference
 
-from lstm_edge.onnx_io import load_onnx_checked
+from lstm_edge.onnx_io import RECURRENT_OPS, RUNTIME_LIMITS, load_onnx_checked
 
 WEIGHT_SHUFFLE_OPS = {"Slice", "Concat", "Transpose", "Split", "Gather", "Reshape", "Unsqueeze", "Squeeze"}
+# Ops that only pick rows of a state input on its way to a recurrent node (our builder slices h0 per layer).
+STATE_SELECT_OPS = {"Slice", "Gather", "Split", "Squeeze", "Unsqueeze", "Identity", "Reshape", "Transpose"}
+FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
 
 
 @dataclass
@@ -35,12 +38,46 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     return load_onnx_checked(path)
 
 
+def _state_source(name: str, producers: dict, inputs: set[str]) -> str | None:
+    """The graph input a recurrent node's initial state comes from, following the ops that only select rows
+    (our builder slices h0 per layer); None when it is computed (zeros from ConstantOfShape) or an initializer."""
+    seen = 0
+    while name and seen < 16:
+        if name in inputs:
+            return name
+        n = producers.get(name)
+        if n is None or n.op_type not in STATE_SELECT_OPS:
+            return None
+        name, seen = n.input[0], seen + 1
+    return None
+
+
+def _time_axis(x: str, recurrent: list[onnx.NodeProto], producers: dict) -> int:
+    """Which axis of graph input `x` is time: 0 when it feeds a layout=0 recurrent node directly, 1 with layout=1
+    or through a Transpose(perm=[1, 0, 2]) — and 1 (our contract, batch-first) when it cannot be told."""
+    for n in recurrent:
+        layout = next((a.i for a in n.attribute if a.name == "layout"), 0)
+        if n.input[0] == x:
+            return 1 if layout else 0
+        src = producers.get(n.input[0])
+        if src is not None and src.op_type == "Transpose" and src.input[0] == x:
+            perm = next((list(a.ints) for a in src.attribute if a.name == "perm"), [1, 0, 2])
+            return perm[1 if layout else 0]
+    return 1
+
+
 def lint(model: onnx.ModelProto) -> list[Finding]:
+    """Every recurrent-model trap found in `model`, each with its fix: [] for a clean lstm-edge graph.
+
+    Errors break streaming, other batch or sequence lengths, or quantization; warnings name runtimes that reject
+    or miscompute a feature (measured, lstm_edge.onnx_io.RUNTIME_LIMITS). Pure: reads the proto, runs nothing."""
     g = model.graph
     out: list[Finding] = []
     inits = {i.name for i in g.initializer}
     producers = {o: n for n in g.node for o in n.output}
-    lstms = [n for n in g.node if n.op_type == "LSTM"]
+    recurrent = [n for n in g.node if n.op_type in RECURRENT_OPS]
+    graph_inputs = [i for i in g.input if i.name not in inits]
+    input_names = {i.name for i in graph_inputs}
 
     for n in g.node:
         if n.op_type in ("Loop", "Scan"):
@@ -52,105 +89,191 @@ def lint(model: onnx.ModelProto) -> list[Finding]:
                     "export with lstm-edge's builder, which emits one fused LSTM node per layer",
                 )
             )
-    if not lstms:
+    if not recurrent:
         n_sig = sum(n.op_type == "Sigmoid" for n in g.node)
+        n_tanh = sum(n.op_type == "Tanh" for n in g.node)
         n_mm = sum(n.op_type in ("MatMul", "Gemm") for n in g.node)
         if n_sig >= 6 and n_mm >= 4:
+            # An LSTM cell step has 3 Sigmoid and 2 Tanh (a GRU step 2 and 1): the chain's length is the T it was
+            # traced at (a traced LSTMCell loop at T=6: 18 Sigmoid, 12 Tanh).
+            steps = n_sig // 3 if n_sig % 3 == 0 and n_tanh == 2 * (n_sig // 3) else None
+            steps = steps or (n_sig // 2 if n_sig % 2 == 0 and n_tanh == n_sig // 2 else None)
+            fixed = f"fixed at {steps} steps" if steps else "fixed"
             out.append(
                 Finding(
                     "error",
                     "unrolled",
-                    f"no LSTM node but {n_sig} Sigmoid and {n_mm} MatMul/Gemm: the "
-                    "recurrence is unrolled over time, so seq is fixed and the graph grows with T",
-                    "export with one ONNX LSTM node per layer (lstm-edge export)",
+                    f"no LSTM node but {n_sig} Sigmoid, {n_tanh} Tanh and {n_mm} MatMul/Gemm: the recurrence is "
+                    f"unrolled over time, so the time axis is {fixed} whatever the declared shapes say, and the "
+                    "graph grows with T",
+                    "export with one ONNX LSTM node per layer (lstm-edge export; for a cell loop, wrap the cell's "
+                    "weights in nn.LSTM)",
                 )
             )
 
+    state_names = {
+        n.input[k] for n in recurrent for k in (5, 6) if len(n.input) > k and n.input[k] and n.input[k] in input_names
+    }
     x = next(
-        (i for i in g.input if i.name not in inits and len(_dims(i)) == 3 and i.name not in ("h0", "c0")),
+        (
+            i
+            for i in graph_inputs
+            if len(_dims(i)) == 3
+            and i.name not in ("h0", "c0")
+            and i.name not in state_names
+            and i.type.tensor_type.elem_type in FLOAT_TYPES
+        ),
         None,
     )
+    t_axis = _time_axis(x.name, recurrent, producers) if x is not None else 1
     if x is not None:
         d = _dims(x)
-        if isinstance(d[0], int):
+        b_axis = 1 - t_axis
+        if isinstance(d[b_axis], int):
             out.append(
                 Finding(
                     "error",
                     "frozen-batch",
-                    f"input {x.name!r} has batch fixed at {d[0]}",
+                    f"input {x.name!r} has batch fixed at {d[b_axis]}",
                     "trace with batch ≥ 2 or declare a dynamic batch axis",
                 )
             )
-        if isinstance(d[1], int):
+        if isinstance(d[t_axis], int):
             out.append(
                 Finding(
                     "error",
                     "frozen-seq",
-                    f"input {x.name!r} has seq fixed at {d[1]}: other lengths and streaming chunks fail",
+                    f"input {x.name!r} has its time axis fixed at {d[t_axis]}: other lengths and streaming chunks fail",
                     "trace with seq ≥ 2 and declare a dynamic seq axis",
                 )
             )
+        if not isinstance(d[t_axis], int):
+            for o in g.output:
+                od = _dims(o)
+                if len(od) == len(d) and isinstance(od[t_axis], int) and od[t_axis] > 1:
+                    out.append(
+                        Finding(
+                            "error",
+                            "frozen-seq-output",
+                            f"output {o.name!r} has its time axis fixed at {od[t_axis]} while {x.name!r}'s is free: "
+                            "other lengths return the wrong number of steps",
+                            "declare the output's time axis dynamic (dynamic_axes) or re-export with lstm-edge",
+                        )
+                    )
 
-    for n in lstms:
+    for n in recurrent:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        label = f"{n.op_type} {n.name or n.output[0]!r}"
         if attrs.get("layout", 0) == 1:
+            limits = RUNTIME_LIMITS["layout-1"]
             out.append(
                 Finding(
                     "error",
                     "layout-1",
-                    f"LSTM {n.name!r} uses layout=1 (batch-major), which ONNX Runtime CPU rejects",
-                    "use layout=0 with a Transpose on x",
+                    f"{label} uses layout=1 (batch-major): {limits['onnxruntime']}; {limits['openvino']}; "
+                    "tract runs it correctly",
+                    "use layout=0 with a Transpose on x (lstm-edge import --rebuild does it), or run it on tract",
                 )
             )
-        for slot, label in ((1, "W"), (2, "R"), (3, "B")):
-            name = n.input[slot] if len(n.input) > slot else ""
-            if name and name not in inits:
-                src = producers.get(name)
-                op = src.op_type if src is not None else "graph input"
-                code = (
-                    "weight-shuffle" if src is not None and src.op_type in WEIGHT_SHUFFLE_OPS else "weight-not-constant"
+        if len(n.input) > 4 and n.input[4]:
+            limits = RUNTIME_LIMITS["sequence-lens"]
+            out.append(
+                Finding(
+                    "warning",
+                    "sequence-lens",
+                    f"{label} takes sequence_lens ({n.input[4]!r}): ONNX Runtime honours it; {limits['openvino']}; "
+                    f"{limits['tract']}",
+                    "run it on ONNX Runtime, or pad sequences to full length and drop sequence_lens",
                 )
+            )
+        if n.op_type == "LSTM" and len(n.input) > 7 and n.input[7]:
+            out.append(
+                Finding(
+                    "warning",
+                    "peephole",
+                    f"{label} has peephole weights P: {RUNTIME_LIMITS['peephole']['openvino']}; ONNX Runtime and "
+                    "tract honour them (PyTorch's nn.LSTM has none, so --rebuild cannot carry them)",
+                    "run it on ONNX Runtime or tract",
+                )
+            )
+        direction = attrs.get("direction", b"forward")
+        if (direction.decode() if isinstance(direction, bytes) else direction) == "reverse":
+            out.append(
+                Finding(
+                    "warning",
+                    "reverse-direction",
+                    f"{label} runs direction=reverse: {RUNTIME_LIMITS['reverse']['tract']}",
+                    "run it on ONNX Runtime or OpenVINO",
+                )
+            )
+        slots = ((1, "W"), (2, "R"), (3, "B")) + (((7, "P"),) if n.op_type == "LSTM" else ())
+        for slot, what in slots:
+            name = n.input[slot] if len(n.input) > slot else ""
+            if not name or name in inits:
+                continue
+            src = producers.get(name)
+            if src is None and name in input_names:
                 out.append(
                     Finding(
                         "error",
-                        code,
-                        f"LSTM {n.name!r} input {label} is computed by {op}, not a plain "
-                        "initializer: the gate reordering was left in the graph, and quantize_dynamic will "
-                        "not produce DynamicQuantizeLSTM",
-                        "fold constants (onnxscript optimizer) or build the graph from the weights (lstm-edge export)",
+                        "weights-as-inputs",
+                        f"{label} input {what} is the graph input {name!r}: every call must feed the weights, and "
+                        "they cannot be quantized as constants (quantize_dynamic needs initializers)",
+                        f"make them initializers: lstm-edge import MODEL --weights FILE.npz (arrays named {name!r}, …)",
                     )
                 )
-        for slot, what in ((5, "initial_h"), (6, "initial_c")):
+                continue
+            op = src.op_type if src is not None else "graph input"
+            code = "weight-shuffle" if src is not None and src.op_type in WEIGHT_SHUFFLE_OPS else "weight-not-constant"
+            out.append(
+                Finding(
+                    "error",
+                    code,
+                    f"{label} input {what} is computed by {op}, not a plain "
+                    "initializer: the gate reordering was left in the graph, and quantize_dynamic will "
+                    "not produce DynamicQuantizeLSTM",
+                    "fold constants (onnxscript optimizer) or build the graph from the weights (lstm-edge export)",
+                )
+            )
+        state_slots = ((5, "initial_h"), (6, "initial_c")) if n.op_type == "LSTM" else ((5, "initial_h"),)
+        for slot, what in state_slots:
             name = n.input[slot] if len(n.input) > slot else ""
-            if not name or name in inits:
+            src = _state_source(name, producers, input_names) if name else None
+            if src is None:
+                how = "is not set" if not name else "is a constant" if name in inits else "is computed in the graph"
                 out.append(
                     Finding(
                         "error",
                         "missing-state-input",
-                        f"LSTM {n.name!r} has no {what} fed from a graph "
-                        "input: state cannot be carried between calls, so streaming is impossible",
-                        "add h0/c0 inputs [num_layers, batch, hidden]",
+                        f"{label}'s {what} {how}, not a graph input: the state cannot be carried between calls, so "
+                        "whole sequences run but streaming is impossible",
+                        "re-export with h0/c0 inputs [num_layers, batch, hidden] (lstm-edge import MODEL --rebuild)",
                     )
                 )
-    state_inputs = [i for i in g.input if i.name not in inits and len(_dims(i)) == 3 and i is not x]
-    for i in state_inputs:
-        d = _dims(i)
-        if d[1] == 1:
-            out.append(
-                Finding(
-                    "error",
-                    "state-batch-frozen",
-                    f"state input {i.name!r} has batch fixed at 1: any other batch fails",
-                    "trace with batch ≥ 2 or declare the state's batch axis dynamic",
+                continue
+            layout = attrs.get("layout", 0)
+            d = _dims(next(i for i in graph_inputs if i.name == src))
+            b = d[0 if layout else 1] if len(d) == 3 else None
+            if isinstance(b, int) and (x is None or not isinstance(_dims(x)[1 - t_axis], int)):
+                out.append(
+                    Finding(
+                        "error",
+                        "state-batch-frozen",
+                        f"state input {src!r} has batch fixed at {b}: any other batch fails",
+                        "trace with batch ≥ 2 or declare the state's batch axis dynamic",
+                    )
                 )
-            )
-    if lstms and len(g.output) < 3:
+    seen: set[tuple[str, str]] = set()  # one finding per (code, message): a state input feeds several layers
+    out = [f for f in out if (f.code, f.message) not in seen and not seen.add((f.code, f.message))]
+    lstm_like = [n for n in recurrent if n.op_type in ("LSTM", "GRU")]
+    n_state = 3 if any(n.op_type == "LSTM" for n in lstm_like) else 2
+    if lstm_like and len(g.output) < n_state:
         out.append(
             Finding(
                 "error",
                 "missing-state-output",
-                f"the graph has {len(g.output)} output(s): the final h and "
-                "c are not returned, so streaming cannot carry them",
+                f"the graph has {len(g.output)} output(s): the final state is not returned, so streaming cannot "
+                "carry it",
                 "add hn/cn outputs",
             )
         )
@@ -169,6 +292,21 @@ def lint(model: onnx.ModelProto) -> list[Finding]:
     if g.value_info:
         out.extend(_stale_value_info(model))
     return out
+
+
+def refusal(findings: list[Finding], runtime: str | None = None) -> Finding | None:
+    """The first finding that stops a whole-sequence run: a runtime limit of `runtime` (RUNTIME_LIMITS), or a
+    graph that no runtime can run as declared. Findings that only stop streaming or quantization return None —
+    `run` checks those where they matter (fixed dims against the feeds, --stream against the state)."""
+    by_code = {"layout-1": "layout-1", "sequence-lens": "sequence-lens", "peephole": "peephole"}
+    by_code["reverse-direction"] = "reverse"
+    for f in findings:
+        trait = by_code.get(f.code)
+        if trait and runtime in RUNTIME_LIMITS[trait]:
+            return f
+        if f.code in ("loop-recurrence",) and runtime == "tract":
+            return f
+    return None
 
 
 def _stale_value_info(model: onnx.ModelProto) -> list[Finding]:

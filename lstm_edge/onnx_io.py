@@ -57,3 +57,73 @@ def read_onnx_io(path: str | Path) -> tuple[list[tuple[str, list]], list[tuple[s
     if not ins:
         raise LstmEdgeError(f"{path} declares no inputs", "re-export the model")
     return ins, outs
+
+
+# ---- recurrent-node features foreign exporters use, and what each runtime does with them ---------------------------
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+
+# Measured here (onnxruntime 1.32, OpenVINO 2026.4, tract 0.23.9; T=5, B=3, against the float64 ONNX reference, see
+# tests/test_foreign_onnx.py). A runtime not named computes the feature like the reference (≤ 3e-7 scaled).
+RUNTIME_LIMITS: dict[str, dict[str, str]] = {
+    "layout-1": {
+        "onnxruntime": "ONNX Runtime rejects recurrent nodes with layout=1 (batch-major)",
+        "onnxruntime-cuda": "ONNX Runtime rejects recurrent nodes with layout=1 (batch-major)",
+        "openvino": "OpenVINO ignores layout=1 (it fails with 'Can not clone with new dims', or swaps batch and time)",
+    },
+    "sequence-lens": {
+        "openvino": "OpenVINO ignores sequence_lens (outputs past each length measured 0.40 off)",
+        "tract": "tract cannot load a recurrent node with sequence_lens",
+    },
+    "peephole": {"openvino": "OpenVINO ignores LSTM peephole weights P (measured 0.54 scaled error)"},
+    "reverse": {
+        "tract": "tract computes direction=reverse wrongly (measured 0.47 LSTM, 1.5 GRU scaled error; "
+        "bidirectional is right)"
+    },
+}
+RUNS_CORRECTLY = {"layout-1": "tract", "sequence-lens": "ONNX Runtime", "peephole": "ONNX Runtime and tract"}
+
+
+def recurrent_traits(model) -> dict[str, list[str]]:
+    """{trait: [node names]} for the RUNTIME_LIMITS traits the model's LSTM/GRU/RNN nodes carry (subgraphs too).
+
+    layout-1: attribute layout=1; sequence-lens: input 4 set; peephole: LSTM input 7 (P) set; reverse:
+    direction=reverse."""
+    from onnx import helper
+
+    out: dict[str, list[str]] = {}
+
+    def walk(graph) -> None:
+        for n in graph.node:
+            for a in n.attribute:
+                for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                    walk(g)
+            if n.op_type not in RECURRENT_OPS:
+                continue
+            attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+            name = n.name or n.output[0]
+            direction = attrs.get("direction", b"forward")
+            direction = direction.decode() if isinstance(direction, bytes) else direction
+            for trait, on in (
+                ("layout-1", attrs.get("layout", 0) == 1),
+                ("sequence-lens", len(n.input) > 4 and bool(n.input[4])),
+                ("peephole", n.op_type == "LSTM" and len(n.input) > 7 and bool(n.input[7])),
+                ("reverse", direction == "reverse"),
+            ):
+                if on:
+                    out.setdefault(trait, []).append(name)
+
+    walk(model.graph)
+    return out
+
+
+def check_runtime_limits(model, runtime: str, where: str) -> None:
+    """Raise LstmEdgeError naming the first recurrent-node feature `runtime` rejects or computes wrongly."""
+    for trait, nodes in recurrent_traits(model).items():
+        limit = RUNTIME_LIMITS.get(trait, {}).get(runtime)
+        if limit:
+            right = RUNS_CORRECTLY.get(trait)
+            raise LstmEdgeError(
+                f"{where}: node {nodes[0]!r} — {limit}",
+                (f"use a runtime that runs it correctly ({right})" if right else "use --provider cpu")
+                + " or re-export it clean: lstm-edge import MODEL --rebuild",
+            )

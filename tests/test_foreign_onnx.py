@@ -14,6 +14,8 @@ from lstm_edge.runtimes.onnx_reference import OnnxReferenceRunner, double_model
 from lstm_edge.tolerances import FP32_ABS, MAPPING_F64, scaled_error
 
 F32 = TensorProto.FLOAT
+# legacy torch.onnx exports (dynamo=False) are how most foreign files were written; torch warns on each
+pytestmark = pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript:DeprecationWarning")
 
 
 def lstm_node_model(
@@ -113,3 +115,97 @@ def test_reference_refuses_what_it_would_compute_wrongly(tmp_path):
     onnx.save(m, str(tmp_path / "m.onnx"))
     with pytest.raises(lstm_edge.LstmEdgeError, match="clip, which onnx.reference ignores"):
         reference(tmp_path / "m.onnx")
+
+
+# ---- lint: the traps foreign files carry ----------------------------------------------------------------------
+
+
+def legacy_lstm(path, state=False, batch_fixed=False):
+    """torch.onnx legacy export of nn.LSTM(3, 6, batch_first=True): without state (zeros made inside the graph),
+    or with h0/c0 inputs whose batch is fixed at 1 (dynamic axes on x only)."""
+    import torch
+
+    torch.manual_seed(0)
+    m = torch.nn.LSTM(3, 6, batch_first=True).eval()
+    args = (torch.randn(1 if batch_fixed else 2, 7, 3),)
+    names = ["x"]
+    if state:
+        args = (args[0], (torch.zeros(1, args[0].shape[0], 6), torch.zeros(1, args[0].shape[0], 6)))
+        names += ["h0", "c0"]
+    torch.onnx.export(
+        m,
+        args,
+        str(path),
+        dynamo=False,
+        input_names=names,
+        output_names=["y", "hn", "cn"],
+        dynamic_axes={"x": {0: "batch", 1: "seq"}},
+    )
+    return path
+
+
+def lstm_cell_loop(path, T=6):
+    """An LSTMCell loop traced at T (unrolled), declared with dynamic batch and seq on x and y."""
+    import torch
+
+    class Loop(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cell, self.head = torch.nn.LSTMCell(3, 6), torch.nn.Linear(6, 1)
+
+        def forward(self, x):
+            h = c = torch.zeros(x.shape[0], 6)
+            ys = []
+            for t in range(x.shape[1]):
+                h, c = self.cell(x[:, t], (h, c))
+                ys.append(h)
+            return self.head(torch.stack(ys, 1))
+
+    torch.manual_seed(0)
+    torch.onnx.export(
+        Loop().eval(),
+        (torch.randn(2, T, 3),),
+        str(path),
+        dynamo=False,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "batch", 1: "seq"}, "y": {0: "batch", 1: "seq"}},
+    )
+    return path
+
+
+def weights_as_inputs() -> onnx.ModelProto:
+    """ONNX's own LSTM operator example: X [T, B, F], W, R, B all graph inputs."""
+    m, _ = lstm_node_model(T=4, B=1, state=False)
+    for t in list(m.graph.initializer):
+        m.graph.input.append(helper.make_tensor_value_info(t.name, F32, list(t.dims)))
+    del m.graph.initializer[:]
+    return m
+
+
+@pytest.mark.parametrize(
+    "make, code, words",
+    [
+        (lambda p: onnx.load(str(legacy_lstm(p))), "missing-state-input", "streaming is impossible"),
+        (lambda p: onnx.load(str(legacy_lstm(p, state=True, batch_fixed=True))), "state-batch-frozen", "fixed at 1"),
+        (lambda p: onnx.load(str(lstm_cell_loop(p))), "unrolled", "fixed at 6 steps"),
+        (lambda p: lstm_node_model(seq_lens=True)[0], "sequence-lens", "OpenVINO ignores sequence_lens"),
+        (lambda p: lstm_node_model(layout=1)[0], "layout-1", "tract runs it correctly"),
+        (lambda p: lstm_node_model(peephole=True)[0], "peephole", "OpenVINO ignores LSTM peephole"),
+        (lambda p: lstm_node_model(direction="reverse")[0], "reverse-direction", "tract computes"),
+        (lambda p: weights_as_inputs(), "weights-as-inputs", "cannot be quantized as constants"),
+        (lambda p: lstm_node_model(T=6)[0], "frozen-seq", "time axis fixed at 6"),
+    ],
+)
+def test_lint_foreign_traps(make, code, words, tmp_path):
+    from lstm_edge.export import lint
+
+    found = [f for f in lint(make(tmp_path / "m.onnx")) if f.code == code]
+    assert found and words in found[0].message and found[0].fix, [f.code for f in lint(make(tmp_path / "m.onnx"))]
+
+
+def test_lint_clean_on_bundles_and_plain_foreign_lstm(small_bundle):
+    from lstm_edge.export import lint
+
+    assert lint(onnx.load(str(small_bundle / "model.onnx"))) == []
+    assert lint(lstm_node_model(direction="bidirectional")[0]) == []
