@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 from onnx import shape_inference
 
-from lstm_edge.onnx_io import RECURRENT_OPS, RUNTIME_LIMITS, load_onnx_checked
+from lstm_edge.onnx_io import RECURRENT_OPS, RUNTIME_LIMITS, load_onnx_checked, x_time_axis
 
 WEIGHT_SHUFFLE_OPS = {"Slice", "Concat", "Transpose", "Split", "Gather", "Reshape", "Unsqueeze", "Squeeze"}
 # Ops that only pick rows of a state input on its way to a recurrent node (our builder slices h0 per layer).
@@ -50,20 +50,6 @@ def _state_source(name: str, producers: dict, inputs: set[str]) -> str | None:
             return None
         name, seen = n.input[0], seen + 1
     return None
-
-
-def _time_axis(x: str, recurrent: list[onnx.NodeProto], producers: dict) -> int:
-    """Which axis of graph input `x` is time: 0 when it feeds a layout=0 recurrent node directly, 1 with layout=1
-    or through a Transpose(perm=[1, 0, 2]) — and 1 (our contract, batch-first) when it cannot be told."""
-    for n in recurrent:
-        layout = next((a.i for a in n.attribute if a.name == "layout"), 0)
-        if n.input[0] == x:
-            return 1 if layout else 0
-        src = producers.get(n.input[0])
-        if src is not None and src.op_type == "Transpose" and src.input[0] == x:
-            perm = next((list(a.ints) for a in src.attribute if a.name == "perm"), [1, 0, 2])
-            return perm[1 if layout else 0]
-    return 1
 
 
 def lint(model: onnx.ModelProto) -> list[Finding]:
@@ -125,7 +111,7 @@ def lint(model: onnx.ModelProto) -> list[Finding]:
         ),
         None,
     )
-    t_axis = _time_axis(x.name, recurrent, producers) if x is not None else 1
+    t_axis = x_time_axis(g, x.name) if x is not None else 1
     if x is not None:
         d = _dims(x)
         b_axis = 1 - t_axis

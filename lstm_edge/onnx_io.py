@@ -83,6 +83,23 @@ RUNTIME_LIMITS: dict[str, dict[str, str]] = {
 RUNS_CORRECTLY = {"layout-1": "tract", "sequence-lens": "ONNX Runtime", "peephole": "ONNX Runtime and tract"}
 
 
+def x_time_axis(graph, x: str) -> int:
+    """Which axis of graph input `x` is time: 0 when it feeds a layout=0 recurrent node directly, 1 with layout=1,
+    perm[0] through a Transpose — and 1 (lstm-edge's contract, batch-first) when it cannot be told."""
+    producers = {o: n for n in graph.node for o in n.output}
+    for n in graph.node:
+        if n.op_type not in RECURRENT_OPS:
+            continue
+        layout = next((a.i for a in n.attribute if a.name == "layout"), 0)
+        if n.input[0] == x:
+            return 1 if layout else 0
+        src = producers.get(n.input[0])
+        if src is not None and src.op_type == "Transpose" and src.input[0] == x:
+            perm = next((list(a.ints) for a in src.attribute if a.name == "perm"), [2, 1, 0])
+            return perm[1 if layout else 0]
+    return 1
+
+
 def recurrent_traits(model) -> dict[str, list[str]]:
     """{trait: [node names]} for the RUNTIME_LIMITS traits the model's LSTM/GRU/RNN nodes carry (subgraphs too).
 

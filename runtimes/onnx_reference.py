@@ -129,6 +129,36 @@ def _recurrent_ops() -> list[type]:
     return [_with_lengths(LSTM), _with_lengths(GRU), rnn]
 
 
+def evaluator(model: onnx.ModelProto):
+    """feeds {name: array} → {output name: float64 array}: `model` cast to double and evaluated by onnx.reference
+    (recurrent ops honouring sequence_lens). Raises LstmEdgeError for what the evaluator would compute wrongly or
+    cannot load, and (per call) when evaluation fails."""
+    from onnx.reference import ReferenceEvaluator
+
+    limits = reference_limits(model)
+    if limits:
+        raise LstmEdgeError(f"the float64 reference cannot run this model: {limits[0]}", "use --provider cpu")
+    double = double_model(model)
+    declared = {i.name: i.type.tensor_type.elem_type for i in double.graph.input}
+    names = [o.name for o in double.graph.output]
+    try:
+        ev = ReferenceEvaluator(double, new_ops=_recurrent_ops())
+    except Exception as e:  # unknown domains/ops surface here
+        raise LstmEdgeError(f"onnx.reference cannot load the model: {first_line(e)}", "use --provider cpu") from e
+
+    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feeds = {k: np.asarray(v, np.float64) if declared.get(k) == F64 else np.asarray(v) for k, v in feeds.items()}
+        try:
+            outs = ev.run(None, feeds)
+        except LstmEdgeError:
+            raise
+        except Exception as e:
+            raise LstmEdgeError(f"onnx.reference failed: {first_line(e)}", "check the inputs' shapes") from e
+        return dict(zip(names, outs, strict=True))
+
+    return run
+
+
 class OnnxReferenceRunner(Runner):
     """provider "reference": the fp32 ONNX model cast to double, run by onnx.reference.ReferenceEvaluator.
 
@@ -142,38 +172,15 @@ class OnnxReferenceRunner(Runner):
 
     def __init__(self, source: Source, options: RunnerOptions) -> None:
         super().__init__(source, options)
-        from onnx.reference import ReferenceEvaluator
-
         from lstm_edge.onnx_io import load_onnx_checked
 
-        model = load_onnx_checked(source.path)
-        limits = reference_limits(model)
-        if limits:
-            raise LstmEdgeError(f"the float64 reference cannot run this model: {limits[0]}", "use --provider cpu")
-        self.model = double_model(model)
-        self._declared = {i.name: i.type.tensor_type.elem_type for i in self.model.graph.input}
-        try:
-            self.evaluator = ReferenceEvaluator(self.model, new_ops=_recurrent_ops())
-        except Exception as e:  # unknown domains/ops surface here
-            raise LstmEdgeError(
-                f"onnx.reference cannot load {source.path.name}: {first_line(e)}", "use --provider cpu"
-            ) from e
-        self.output_order = [o.name for o in self.model.graph.output]
+        self._evaluate = evaluator(load_onnx_checked(source.path))
 
     def run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """{input name: array} → {output name: array}, floats computed in float64. Raises LstmEdgeError when
         evaluation fails (a shape the model does not accept)."""
-        feeds = {
-            k: np.asarray(v, np.float64) if self._declared.get(k) == F64 else np.asarray(v) for k, v in feeds.items()
-        }
-        with self._lock:
-            try:
-                outs = self.evaluator.run(None, feeds)
-            except LstmEdgeError:
-                raise
-            except Exception as e:
-                raise LstmEdgeError(f"onnx.reference failed: {first_line(e)}", "check the inputs' shapes") from e
-        return dict(zip(self.output_order, outs, strict=True))
+        with self._lock:  # the evaluator keeps per-run state on its op objects
+            return self._evaluate(feeds)
 
     def _run(self, x, h0, c0):
         names = self.source.input_names
