@@ -168,6 +168,7 @@ class _Contract:
     output_size: int
     stateful: bool
     names: dict[str, str]  # contract name → foreign name
+    state_batch: int = 1  # 0 with layout=1: the foreign state is [B, L·D, H]
 
 
 def _learn_contract(model: onnx.ModelProto, sig: Signature) -> _Contract:
@@ -199,6 +200,8 @@ def _learn_contract(model: onnx.ModelProto, sig: Signature) -> _Contract:
     ya = outs[y.name]
     if ya.ndim == 4 and ya.shape[0] == PROBE_T and ya.shape[2] == PROBE_B:
         form, O = "raw", ya.shape[1] * ya.shape[3]
+    elif ya.ndim == 4 and ya.shape[:2] == (PROBE_B, PROBE_T):  # layout=1: [B, T, D, H]
+        form, O = "raw-batch-first", ya.shape[2] * ya.shape[3]
     elif ya.ndim == 3 and ya.shape[:2] == (PROBE_T, PROBE_B):
         form, O = "time-major", ya.shape[2]
     elif ya.ndim == 3 and ya.shape[:2] == (PROBE_B, PROBE_T):
@@ -211,8 +214,10 @@ def _learn_contract(model: onnx.ModelProto, sig: Signature) -> _Contract:
             "import a model whose y is [T, B, …], [B, T, …] or [B, O]",
         )
     state = outs[hn.name] if hn is not None else None
-    rows = state.shape[0] if state is not None else len(recurrent) * D
-    return _Contract(family, sig.x_time, form, int(x.dims[2]), H, rows // D, D, int(O), stateful, names)
+    rows = state.shape[1 - sig.state_batch] if state is not None else len(recurrent) * D
+    return _Contract(
+        family, sig.x_time, form, int(x.dims[2]), H, rows // D, D, int(O), stateful, names, sig.state_batch
+    )
 
 
 def wrap(model: onnx.ModelProto, c: _Contract) -> onnx.ModelProto:
@@ -237,9 +242,10 @@ def wrap(model: onnx.ModelProto, c: _Contract) -> onnx.ModelProto:
         nodes.append(helper.make_node("Transpose", [X], [inner[X]], perm=[1, 0, 2], name="import_x"))
     else:
         nodes.append(helper.make_node("Identity", [X], [inner[X]], name="import_x"))
+    state_op = {"op_type": "Identity"} if c.state_batch == 1 else {"op_type": "Transpose", "perm": [1, 0, 2]}
     for k in (H0, C0):
         if k in inner:
-            nodes.append(helper.make_node("Identity", [k], [inner[k]], name=f"import_{k}"))
+            nodes.append(helper.make_node(inputs=[k], outputs=[inner[k]], name=f"import_{k}", **state_op))
     keep_inputs = [i for i in g.input if i.name not in {inner.get(k) for k in (X, H0, C0)}]
     new_inputs = [helper.make_tensor_value_info(X, f32, ["batch", "seq", c.input_size])]
     rows = c.num_layers * c.directions
@@ -253,6 +259,10 @@ def wrap(model: onnx.ModelProto, c: _Contract) -> onnx.ModelProto:
         shape = numpy_helper.from_array(np.array([0, 0, -1], np.int64), "import_y_shape")
         g.initializer.append(shape)
         tail.append(helper.make_node("Reshape", ["import_y_bf", "import_y_shape"], [Y], name="import_y"))
+    elif c.y_form == "raw-batch-first":  # [B, T, D, H] → [B, T, D·H]
+        shape = numpy_helper.from_array(np.array([0, 0, -1], np.int64), "import_y_shape")
+        g.initializer.append(shape)
+        tail.append(helper.make_node("Reshape", [y_in, "import_y_shape"], [Y], name="import_y"))
     elif c.y_form == "time-major":
         tail.append(helper.make_node("Transpose", [y_in], [Y], perm=[1, 0, 2], name="import_y"))
     else:
@@ -261,7 +271,7 @@ def wrap(model: onnx.ModelProto, c: _Contract) -> onnx.ModelProto:
     new_outputs = [helper.make_tensor_value_info(Y, f32, y_shape)]
     for k in (HN, CN):
         if k in inner:
-            tail.append(helper.make_node("Identity", [inner[k]], [k], name=f"import_{k}"))
+            tail.append(helper.make_node(inputs=[inner[k]], outputs=[k], name=f"import_{k}", **state_op))
             new_outputs.append(helper.make_tensor_value_info(k, f32, [rows, "batch", c.hidden_size]))
     del g.input[:]
     g.input.extend(new_inputs + keep_inputs)
@@ -276,7 +286,7 @@ def wrap(model: onnx.ModelProto, c: _Contract) -> onnx.ModelProto:
 
 
 def _config(c: _Contract, name: str) -> ModelConfig:
-    head = {"raw": "none", "time-major": "sequence", "batch-first": "sequence", "last": "last"}[c.y_form]
+    head = {"time-major": "sequence", "batch-first": "sequence", "last": "last"}.get(c.y_form, "none")
     return ModelConfig(
         input_size=c.input_size,
         hidden_size=c.hidden_size,
