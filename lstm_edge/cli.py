@@ -238,6 +238,33 @@ def run(
             click.echo(f"y {tuple(y.shape)}:\n{np.array2string(y, precision=5, threshold=40)}")
 
 
+@main.command("import")
+@click.argument("model", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="The bundle folder to write.")
+@click.option("--rebuild", is_flag=True, help="Re-export a plain LSTM stack clean: fused nodes, state I/O, free axes.")
+@click.option("--weights", type=click.Path(), help=".npz of graph inputs that are weights (W, R, B, …) to freeze.")
+@click.option("--name", help="Bundle name (default: the file's stem).")
+@click.option("--force", is_flag=True, help="Overwrite an existing bundle.")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def import_cmd(model, out, rebuild, weights, name, force, as_json) -> None:
+    """Wrap a recurrent ONNX model lstm-edge did not write into a bundle (reference: the model in float64)."""
+    from lstm_edge.export.importer import ImportConfig, import_onnx
+
+    r = import_onnx(model, out, ImportConfig(force=force, rebuild=rebuild, weights=weights, name=name))
+    if as_json:
+        doc = {k: getattr(r, k) for k in ("rebuilt", "streaming", "notes", "max_scaled_error", "seconds")}
+        click.echo(json.dumps(doc | {"bundle": str(r.bundle), "findings": [f.to_dict() for f in r.findings]}))
+        return
+    how = "rebuilt clean" if r.rebuilt else "wrapped (reference: the model itself in float64, onnx.reference)"
+    click.echo(f"imported {model} → {r.bundle} in {r.seconds:.2f}s, {how}")
+    click.echo(f"ONNX Runtime CPU against the reference: max scaled error {r.max_scaled_error:.2e}")
+    for note in r.notes:
+        click.echo(f"note: {note}")
+    for f in r.findings:
+        click.echo(f"{f.severity}: {f.code}: {f.message}")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors

@@ -209,3 +209,51 @@ def test_lint_clean_on_bundles_and_plain_foreign_lstm(small_bundle):
 
     assert lint(onnx.load(str(small_bundle / "model.onnx"))) == []
     assert lint(lstm_node_model(direction="bidirectional")[0]) == []
+
+
+# ---- import ----------------------------------------------------------------------------------------------------
+
+
+def row1_files(tmp_path):
+    """Row 1: ONNX's LSTM example with weights as graph inputs, an .npz of arrays by those names."""
+    m = weights_as_inputs()
+    onnx.save(m, str(tmp_path / "row1.onnx"))
+    rng = np.random.default_rng(0)
+    dims = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in m.graph.input}
+    arrays = {k: rng.normal(0, 0.5, v).astype(np.float32) for k, v in dims.items()}
+    arrays["X"] = rng.normal(size=(4, 1, 2)).astype(np.float32)
+    np.savez(tmp_path / "row1.npz", **arrays)
+    np.savez(tmp_path / "row1_weights.npz", **{k: v for k, v in arrays.items() if k != "X"})
+    return tmp_path / "row1.onnx", arrays
+
+
+def test_import_rebuild_layout1_and_lengths(tmp_path):
+    """--rebuild turns layout=1 (ORT rejects it) and sequence_lens (OpenVINO ignores it) into a clean bundle."""
+    from lstm_edge.export.importer import ImportConfig, import_onnx
+
+    for kw in ({"layout": 1}, {"seq_lens": True}):
+        m, _ = lstm_node_model(**kw)
+        onnx.save(m, str(tmp_path / "m.onnx"))
+        r = import_onnx(tmp_path / "m.onnx", tmp_path / "b", ImportConfig(rebuild=True, force=True))
+        assert r.rebuilt and r.streaming and "equal to the original in float64" in r.notes[-1]
+        from lstm_edge.export import lint
+
+        assert lint(onnx.load(str(tmp_path / "b" / "model.onnx"))) == []
+
+
+def test_import_refusals(tmp_path):
+    from click.testing import CliRunner
+
+    from lstm_edge.cli import main
+
+    onnx.save(lstm_node_model(peephole=True)[0], str(tmp_path / "p.onnx"))
+    lstm_cell_loop(tmp_path / "u.onnx")
+    onnx.save(weights_as_inputs(), str(tmp_path / "w.onnx"))
+    for args, needle in (
+        (["p.onnx", "--rebuild"], "peephole weights P (nn.LSTM has none)"),
+        (["u.onnx"], "unrolled"),
+        (["w.onnx"], "--weights FILE.npz"),
+    ):
+        r = CliRunner().invoke(main, ["import", str(tmp_path / args[0]), "--out", str(tmp_path / "b"), *args[1:]])
+        assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
+        assert not (tmp_path / "b").exists()
