@@ -159,9 +159,12 @@ def lint(model: str, as_json: bool) -> None:
 @click.option("--provider", default="cpu", show_default=True, help="torch | cpu | cuda | openvino | tract")
 @click.option("--variant", default="fp32", show_default=True, help="fp32 | int8 | int8-static | fp16")
 @click.option(
-    "--input", "input_", required=True, help="x as .npy, .npz (x, h0, c0), .csv, .json, or - (JSON on stdin)."
+    "--input", "input_", help="x as .npy, .npz (x, h0, c0 — or, for a bare .onnx, every input by name), .csv, .json, -."
 )
-@click.option("--output", type=click.Path(), help="Write y (.npy) or y, hn, cn (.npz).")
+@click.option(
+    "--input-name", "input_names", multiple=True, help="Bare .onnx: feed one input by its name, NAME=FILE (.npy/.npz)."
+)
+@click.option("--output", type=click.Path(), help="Write y (.npy) or y, hn, cn (.npz); a bare .onnx: every output.")
 @click.option("--stream", is_flag=True, help="Feed --chunk steps at a time carrying h and c, as a device would.")
 @click.option("--chunk", default=1, show_default=True)
 @click.option("--threads", type=int)
@@ -177,6 +180,7 @@ def run(
     provider,
     variant,
     input_,
+    input_names,
     output,
     stream,
     chunk,
@@ -209,7 +213,33 @@ def run(
         graph_optimization=graph_optimization,
         allow_nonfinite=allow_nonfinite,
     )
+    if input_ is None and not input_names:
+        raise LstmEdgeError("no input given", "pass --input FILE (or, for a bare .onnx, --input-name NAME=FILE)")
     with open_runner(model, provider, options=opts) as runner:
+        if runner.source.signature is not None and not stream:  # a bare .onnx: every input and output by name
+            from lstm_edge.inputs import read_feeds, write_outputs
+
+            outs = runner.run_feeds(read_feeds(input_, input_names, runner.source.signature))
+            info = runner.describe()
+            if output:
+                write_outputs(output, outs)
+            if as_json:
+                doc = {"runtime": info} | ({"output": output} if output else {k: v.tolist() for k, v in outs.items()})
+                click.echo(json.dumps(doc))
+                return
+            click.echo(f"{info['runtime']} {info['version']} · {info['device']} · {Path(model).name}")
+            for name, a in outs.items():
+                click.echo(
+                    f"{name} {tuple(a.shape)}"
+                    + ("" if output else f":\n{np.array2string(a, precision=5, threshold=40)}")
+                )
+            if output:
+                click.echo(f"wrote {output} ({', '.join(outs)})")
+            return
+        if input_ is None:
+            raise LstmEdgeError("--input-name feeds a bare .onnx", "pass --input FILE for a bundle")
+        if stream:
+            runner.stream(batch=1)  # one line, before reading, where the model cannot stream
         x, state = read_input(input_, runner.source.input_names)
         x, h0, c0 = runner.check_inputs(x, state)
         if stream:

@@ -100,3 +100,74 @@ def write_output(path: str, y: np.ndarray, h: np.ndarray, c: np.ndarray) -> Path
     else:
         raise LstmEdgeError(f"unknown output format {p.suffix!r}", "use .npy (y) or .npz (y, hn, cn)")
     return atomic_write_bytes(p, buf.getvalue())
+
+
+def read_feeds(spec: str | None, named: tuple[str, ...], signature) -> dict[str, np.ndarray]:
+    """Feeds for a bare .onnx, by the model's own input names (runtimes.signature.Signature).
+
+    spec: an .npz (every array by its key; a key x/h0/c0/lengths goes to the input playing that role when the model
+    names it otherwise), or .npy/.csv/.json/- holding x (a single [T, F] sequence gets its batch axis where the model
+    keeps batch). named: "NAME=FILE" pairs (.npy, or an .npz holding NAME or one array). Raises LstmEdgeError for an
+    unreadable file or a malformed pair; unknown names are reported by Signature.bind."""
+    declared = {p.name for p in signature.inputs}
+    roles = {r: p.name for r in ("x", "h0", "c0", "lengths") if (p := signature.port(r)) is not None}
+    feeds: dict[str, np.ndarray] = {}
+    if spec and spec != "-" and Path(spec).suffix.lower() == ".npz":
+        path = Path(spec)
+        if not path.is_file():
+            raise LstmEdgeError(f"input file not found: {path}", "pass --input FILE.npz")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                for key in z.files:
+                    feeds[key if key in declared else roles.get(key, key)] = z[key]
+        except (ValueError, OSError, EOFError) as e:
+            raise LstmEdgeError(f"{path} could not be read ({first_line(e, 120)})", "check the file") from e
+    elif spec:
+        if "x" not in roles:
+            raise LstmEdgeError(
+                f"no input of the model is recognisably x ({', '.join(p.describe() for p in signature.inputs)})",
+                "give an .npz with arrays by input name, or --input-name NAME=FILE",
+            )
+        x, state = read_input(spec, [roles["x"]])
+        if x.ndim == 3 and signature.x_time == 0 and spec.endswith((".csv", ".json", "-")) and x.shape[0] == 1:
+            x = x.transpose(1, 0, 2)  # one [T, F] sequence for a time-major model: [T, 1, F]
+        feeds[roles["x"]] = x
+        if state is not None:
+            for role, a in zip(("h0", "c0"), state, strict=False):
+                if role in roles:
+                    feeds[roles[role]] = a
+    for pair in named:
+        name, sep, file = pair.partition("=")
+        if not sep or not name or not file:
+            raise LstmEdgeError(f"--input-name {pair!r}", "write it as NAME=FILE (.npy or .npz)")
+        path = Path(file)
+        if not path.is_file():
+            raise LstmEdgeError(f"input file not found: {path} (for {name})", "check the path")
+        try:
+            if path.suffix.lower() == ".npz":
+                with np.load(path, allow_pickle=False) as z:
+                    if name not in z.files and len(z.files) != 1:
+                        raise LstmEdgeError(f"{path} has no array {name!r} and more than one array", "save it alone")
+                    feeds[name] = z[name if name in z.files else z.files[0]]
+            else:
+                feeds[name] = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise LstmEdgeError(f"{path} could not be read ({first_line(e, 120)})", "give a .npy or .npz") from e
+    if not feeds:
+        raise LstmEdgeError("no input given", "pass --input FILE or --input-name NAME=FILE")
+    return feeds
+
+
+def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> Path:
+    """Every output by name (.npz), or the first one alone (.npy)."""
+    p = Path(path)
+    buf = io.BytesIO()
+    if p.suffix == ".npy":
+        np.save(buf, next(iter(outputs.values())))
+    elif p.suffix == ".npz":
+        np.savez(buf, **outputs)
+    else:
+        raise LstmEdgeError(
+            f"unknown output format {p.suffix!r}", "use .npz (every output by name) or .npy (the first)"
+        )
+    return atomic_write_bytes(p, buf.getvalue())

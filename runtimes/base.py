@@ -12,6 +12,7 @@ import numpy as np
 from lstm_edge.bundle import MANIFEST, Bundle
 from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES, ModelConfig
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes.signature import Signature
 
 Arrays = tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]
 
@@ -45,6 +46,10 @@ class Source:
     input_size: int | None = None
     num_layers: int | None = None
     hidden_size: int | None = None
+    # A bare .onnx: its declared inputs/outputs with their roles, fed by name (runtimes.signature).
+    signature: Signature | None = None
+    # Recurrent-node features some runtimes reject or miscompute (onnx_io.recurrent_traits): {trait: [nodes]}.
+    traits: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def config(self) -> ModelConfig | None:
@@ -61,20 +66,26 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
     if path.is_dir() or path.name == MANIFEST:
         bundle = Bundle.open(path)
         onnx_path = bundle.artifact(variant, verify_hash) if variant != "checkpoint" else bundle.checkpoint(verify_hash)
+        traits = {}
         if onnx_path.suffix == ".onnx":
-            from lstm_edge.onnx_io import load_onnx_checked
+            from lstm_edge.onnx_io import load_onnx_checked, recurrent_traits
 
-            load_onnx_checked(onnx_path)  # refuses external data that points outside the bundle
+            traits = recurrent_traits(load_onnx_checked(onnx_path))  # refuses external data outside the bundle
         c = bundle.config
         precision = bundle.entry(variant).get("precision", variant)
+        io = bundle.manifest.get("io") or {}  # an imported stateless model takes x alone
+        names = {k: [p["name"] for p in io.get(k, [])] for k in ("inputs", "outputs")}
         return Source(
             onnx_path,
             bundle,
             variant,
             precision,
+            input_names=names["inputs"] or list(INPUT_NAMES),
+            output_names=names["outputs"] or list(OUTPUT_NAMES),
             input_size=c.input_size,
             num_layers=c.num_layers,
             hidden_size=c.hidden_size,
+            traits=traits,
         )
     if not path.exists():
         raise LstmEdgeError(f"model not found: {path}", "pass a bundle folder or a .onnx file")
@@ -86,22 +97,32 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
 
 
 def _bare_onnx(path: Path) -> Source:
-    from lstm_edge.onnx_io import read_onnx_io
+    """A .onnx without a manifest: every declared input and output by name, with the roles runtimes.signature
+    recognises; input_names in role order (x, h0, c0) where the model follows that contract."""
+    from lstm_edge.onnx_io import load_onnx_checked, recurrent_traits
+    from lstm_edge.runtimes.signature import Signature
 
-    inputs, outputs = read_onnx_io(path)
-    x = inputs[0]
-    state = [i for i in inputs[1:] if len(i[1]) == 3]
+    model = load_onnx_checked(path)
+    sig = Signature.from_model(model)
+    if not sig.inputs:
+        raise LstmEdgeError(f"{path} declares no inputs", "re-export the model")
+    roles = [sig.port(r) for r in ("x", "h0", "c0")]
+    outs = [sig.port(r) for r in ("y", "hn", "cn")]
+    ordered = all(roles) and all(outs) and len(sig.inputs) == 3
+    x, h0 = roles[0], roles[1]
     dims = lambda d: d if isinstance(d, int) and d > 0 else None  # noqa: E731
     return Source(
         path,
         None,
         "fp32",
         "fp32",
-        input_names=[i[0] for i in inputs],
-        output_names=[o[0] for o in outputs],
-        input_size=dims(x[1][-1]) if x[1] else None,
-        num_layers=dims(state[0][1][0]) if state else None,
-        hidden_size=dims(state[0][1][2]) if state else None,
+        input_names=[p.name for p in roles] if ordered else [p.name for p in sig.inputs],
+        output_names=[p.name for p in outs] if ordered else [p.name for p in sig.outputs],
+        input_size=dims(x.dims[-1]) if x is not None and x.dims else None,
+        num_layers=dims(h0.dims[0]) if h0 is not None and h0.dims and len(h0.dims) == 3 else None,
+        hidden_size=dims(h0.dims[2]) if h0 is not None and h0.dims and len(h0.dims) == 3 else None,
+        signature=sig,
+        traits=recurrent_traits(model),
     )
 
 
@@ -115,17 +136,91 @@ class Runner(ABC):
         self.source = source
         self.options = options
         self._lock = threading.Lock()  # runtimes are thread-safe for run; our buffers (streaming) are not
+        self._check_limits()
+
+    def _check_limits(self) -> None:
+        """Refuse, in one line, a model carrying a recurrent-node feature this runtime rejects or computes wrongly
+        (measured: lstm_edge.onnx_io.RUNTIME_LIMITS), before the runtime sees it."""
+        from lstm_edge.onnx_io import RUNS_CORRECTLY, RUNTIME_LIMITS
+
+        for trait, nodes in self.source.traits.items():
+            limit = RUNTIME_LIMITS.get(trait, {}).get(self.runtime)
+            if limit:
+                right = RUNS_CORRECTLY.get(trait)
+                raise LstmEdgeError(
+                    f"{self.source.path.name}: node {nodes[0]!r}: {limit}",
+                    (f"run it on {right}" if right else "use --provider cpu")
+                    + ", or re-export it clean with lstm-edge import MODEL --out BUNDLE --rebuild",
+                )
 
     # ---- the public contract -------------------------------------------------------------------------
     def run(self, x: np.ndarray, state: tuple[np.ndarray, np.ndarray] | None = None) -> Arrays:
+        if self.source.signature is not None:  # a bare .onnx: fed by name, whatever its names and layout
+            return self._run_by_roles(x, state)
         x, h0, c0 = self.check_inputs(x, state)
         y, h, c = self._run(x, h0, c0)
         return y, (h, c)
 
+    def run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run a bare .onnx by its own names: {input name: array} → {output name: array}.
+
+        Every declared input must be given except a recognised state (zeros) or lengths input (the full T); each is
+        checked against its declaration (rank, dtype, fixed dims, shared symbolic dims) before the runtime sees it,
+        and each output against the symbolic dims the inputs bound (a time axis frozen by tracing is reported, not
+        returned short). Raises LstmEdgeError, one line, for any mismatch or a runtime failure."""
+        sig = self.source.signature
+        if sig is None:
+            raise LstmEdgeError("run_feeds runs a bare .onnx; a bundle runs with run(x, state)", "use run()")
+        bound = sig.bind(feeds, self.options.allow_nonfinite)
+        outs = self._run_feeds(bound)
+        sig.check_outputs(bound, outs)
+        return outs
+
+    def _run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise LstmEdgeError(f"the {self.runtime} runner runs bundles only", "use --provider cpu for a bare .onnx")
+
+    def _run_by_roles(self, x, state) -> Arrays:
+        """run(x, state) on a bare .onnx: x and the state fed to the inputs playing those roles."""
+        sig = self.source.signature
+        xp, h0p, c0p = (sig.port(r) for r in ("x", "h0", "c0"))
+        if xp is None:
+            raise LstmEdgeError(
+                "no input of the model is recognisably x (" + ", ".join(p.describe() for p in sig.inputs) + ")",
+                "feed it by name: run_feeds({name: array}) or --input-name NAME=FILE",
+            )
+        feeds = {xp.name: x}
+        if state is not None:
+            if h0p is None:
+                raise LstmEdgeError(
+                    "the model's state is not a graph input, so no initial state can be given",
+                    "run from zero state (state=None), or re-export with state I/O: lstm-edge import --rebuild",
+                )
+            feeds[h0p.name] = state[0]
+            if c0p is not None and len(state) > 1:
+                feeds[c0p.name] = state[1]
+        outs = self.run_feeds(feeds)
+        y, hn, cn = (sig.port(r) for r in ("y", "hn", "cn"))
+        y = y or next(o for o in sig.outputs if o not in (hn, cn))
+        h = outs[hn.name] if hn is not None else None
+        return outs[y.name], ((h,) if c0p is None and h0p is not None else (h, outs[cn.name] if cn else None))
+
     def stream(self, batch: int = 1) -> Stream:
+        sig = self.source.signature
+        if sig is not None and not sig.stateful:
+            raise LstmEdgeError(
+                f"{self.source.path.name}'s state is not a graph input/output (lint: missing-state-input), so it "
+                "cannot be carried between calls and the model cannot stream",
+                "run whole sequences (drop --stream), or re-export it with state I/O: lstm-edge import --rebuild",
+            )
+        if sig is not None and len(self.source.input_names) != 3:
+            raise LstmEdgeError(
+                f"streaming a bare .onnx needs inputs x, h0, c0 alone; it takes {', '.join(self.source.input_names)}",
+                "import it into a bundle first: lstm-edge import MODEL --out BUNDLE",
+            )
         if not self.source.has_state:
             raise LstmEdgeError(
-                "this model has no state inputs/outputs, so it cannot stream", "export it with lstm-edge"
+                "this model has no state inputs/outputs, so it cannot stream",
+                "run whole sequences, or re-export it with state I/O (lstm-edge import --rebuild)",
             )
         if batch < 1:
             raise LstmEdgeError(f"stream batch {batch}", "use batch ≥ 1")

@@ -176,9 +176,8 @@ class OnnxReferenceRunner(Runner):
 
         self._evaluate = evaluator(load_onnx_checked(source.path))
 
-    def run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """{input name: array} → {output name: array}, floats computed in float64. Raises LstmEdgeError when
-        evaluation fails (a shape the model does not accept)."""
+    def _run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """{input name: array} → {output name: array}, floats computed in float64."""
         with self._lock:  # the evaluator keeps per-run state on its op objects
             return self._evaluate(feeds)
 
@@ -187,7 +186,7 @@ class OnnxReferenceRunner(Runner):
         feeds = {names[0]: x}
         if len(names) >= 3:
             feeds |= {names[1]: h0, names[2]: c0}
-        outs = self.run_feeds(feeds)
+        outs = self._run_feeds(feeds)
         y, *state = (outs[n] for n in self.source.output_names[:3])
         return (y, state[0], state[1]) if len(state) == 2 else (y, h0, c0)
 

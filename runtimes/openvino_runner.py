@@ -51,6 +51,14 @@ class OpenVinoRunner(Runner):
             outs = [res[o].copy() for o in self._outs]
         return (outs[0], outs[1], outs[2]) if len(outs) == 3 else (outs[0], h0, c0)
 
+    def _run_feeds(self, feeds):
+        try:
+            with self._lock:
+                res = self.request.infer(feeds)
+                return {o.get_any_name(): res[o].copy() for o in self.compiled.outputs}
+        except Exception as e:  # RuntimeError with a long C++ trace
+            raise LstmEdgeError(f"OpenVINO failed: {first_line(e)}", "try --provider cpu") from e
+
     def version(self) -> str:
         return self.ov.get_version()
 

@@ -70,6 +70,15 @@ class OrtRunner(Runner):
             return outs[0], h0, c0
         return outs[0], outs[1], outs[2]
 
+    def _run_feeds(self, feeds):
+        try:
+            outs = self.session.run(None, feeds)
+        except Exception as e:  # ORT's own Fail/InvalidArgument types, with C++ detail
+            raise LstmEdgeError(
+                f"ONNX Runtime failed: {first_line(e)}", "check the inputs against lstm-edge lint"
+            ) from e
+        return dict(zip((o.name for o in self.session.get_outputs()), outs, strict=True))
+
     def version(self) -> str:
         return self.ort.__version__
 

@@ -39,5 +39,14 @@ class TractRunner(Runner):
         outs = [np.asarray(o, dtype=np.float32) for o in outs]
         return (outs[0], outs[1], outs[2]) if len(outs) >= 3 else (outs[0], h0, c0)
 
+    def _run_feeds(self, feeds):
+        sig = self.source.signature
+        try:
+            with self._lock:  # the Python bindings take inputs in declaration order and return outputs likewise
+                outs = [o.to_numpy() for o in self.runnable.run([feeds[p.name] for p in sig.inputs])]
+        except Exception as e:
+            raise LstmEdgeError(f"tract failed to run: {first_line(e)}", "try --provider cpu") from e
+        return dict(zip((o.name for o in sig.outputs), outs, strict=True))
+
     def version(self) -> str:
         return self.tract.version()

@@ -14,8 +14,9 @@ from lstm_edge.runtimes.onnx_reference import OnnxReferenceRunner, double_model
 from lstm_edge.tolerances import FP32_ABS, MAPPING_F64, scaled_error
 
 F32 = TensorProto.FLOAT
-# legacy torch.onnx exports (dynamo=False) are how most foreign files were written; torch warns on each
-pytestmark = pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript:DeprecationWarning")
+# legacy torch.onnx exports (dynamo=False) are how most foreign files were written; torch warns (deprecation, tracer,
+# batch-size advice) on each, and those warnings are the point of the files, not of the tests
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning", "ignore::Warning")
 
 
 def lstm_node_model(
@@ -257,3 +258,157 @@ def test_import_refusals(tmp_path):
         r = CliRunner().invoke(main, ["import", str(tmp_path / args[0]), "--out", str(tmp_path / "b"), *args[1:]])
         assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
         assert not (tmp_path / "b").exists()
+
+
+# ---- run by names: a test per row of issue 16's table, then node variants at every local runtime ----------------
+
+LOCAL = ("cpu", "openvino", "tract", "reference")
+
+
+def cli(*args):
+    from click.testing import CliRunner
+
+    from lstm_edge.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def legacy_gru(path):
+    """Row 7: legacy export of nn.GRU(3, 5, batch_first=True) with inputs (x, h0) only."""
+    import torch
+
+    torch.manual_seed(0)
+    x, h0 = torch.randn(2, 7, 3), torch.zeros(1, 2, 5)
+    torch.onnx.export(
+        torch.nn.GRU(3, 5, batch_first=True).eval(),
+        (x, h0),
+        str(path),
+        dynamo=False,
+        input_names=["x", "h0"],
+        output_names=["y", "hn"],
+        dynamic_axes={"x": {0: "batch", 1: "seq"}, "h0": {1: "batch"}},
+    )
+    return path
+
+
+def assert_equal_to_ort(path, feeds, provider, allowed_refusal=None):
+    """The runner's outputs on `feeds` equal ORT CPU's on the same feeds (≤ FP32_ABS scaled) — or, where the
+    runtime has a measured limit, a one-line refusal naming it."""
+    model = onnx.load(str(path))
+    try:
+        runner = lstm_edge.load(path, provider=provider)
+        got = runner.run_feeds(feeds)
+    except lstm_edge.LstmEdgeError as e:
+        assert allowed_refusal and allowed_refusal in str(e) and "\n" not in str(e), (provider, str(e))
+        return
+    assert allowed_refusal is None, f"{provider} ran a model it should refuse ({allowed_refusal})"
+    try:
+        want = ort_run(model, feeds)
+    except Exception:  # ORT rejects layout=1: the float64 reference is the judge there
+        want = reference(path).run_feeds(feeds)
+    for name, w in want.items():
+        assert scaled_error(got[name], w).max() <= FP32_ABS, (provider, name)
+
+
+@pytest.mark.parametrize("provider", LOCAL)
+def test_row1_weights_as_inputs_run_by_name(provider, tmp_path):
+    path, arrays = row1_files(tmp_path)
+    assert_equal_to_ort(path, arrays, provider)
+    if provider == "cpu":
+        r = cli("run", path, "--input", tmp_path / "row1.npz", "--output", tmp_path / "out.npz")
+        assert r.exit_code == 0, r.output
+        with np.load(tmp_path / "out.npz") as z:
+            assert set(z.files) == {"Y", "Y_h", "Y_c"}
+            assert scaled_error(z["Y_c"], ort_run(onnx.load(str(path)), arrays)["Y_c"]).max() <= FP32_ABS
+        del arrays["R"]
+        np.savez(tmp_path / "no_r.npz", **arrays)
+        r = cli("run", path, "--input", tmp_path / "no_r.npz")
+        assert r.exit_code == 2 and "needs input R [1, 12, 3] float32" in r.output and "Traceback" not in r.output
+
+
+def test_row2_stateless_legacy_lstm(tmp_path):
+    path = legacy_lstm(tmp_path / "m.onnx")
+    x = np.random.default_rng(0).normal(size=(3, 7, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    for provider in LOCAL:
+        assert_equal_to_ort(path, {"x": x}, provider)
+    y, (h, c) = lstm_edge.load(path).run(x)
+    assert y.shape == (3, 7, 6) and h.shape == c.shape == (1, 3, 6)
+    r = cli("run", path, "--input", tmp_path / "x.npy")
+    assert r.exit_code == 0 and "hn (1, 3, 6)" in r.output, r.output
+    r = cli("run", path, "--input", tmp_path / "x.npy", "--stream")
+    assert r.exit_code == 2 and "cannot stream" in r.output and len(r.output.strip().splitlines()) == 1
+    r = cli("lint", path)
+    assert r.exit_code == 1 and "missing-state-input" in r.output
+
+
+def test_row3_state_batch_fixed(tmp_path):
+    path = legacy_lstm(tmp_path / "m.onnx", state=True, batch_fixed=True)
+    np.save(tmp_path / "x.npy", np.zeros((3, 7, 3), np.float32))
+    r = cli("run", path, "--input", tmp_path / "x.npy")
+    assert r.exit_code == 2 and "h0 has batch fixed at 1; x has batch 3" in r.output, r.output
+    assert "state-batch-frozen" in cli("lint", path).output
+
+
+@pytest.mark.parametrize("provider", LOCAL)
+def test_row4_lengths_fed_by_name(provider, tmp_path):
+    m, feeds = lstm_node_model(seq_lens=True)
+    onnx.save(m, str(tmp_path / "m.onnx"))
+    limits = {"openvino": "OpenVINO ignores sequence_lens", "tract": "tract cannot load"}
+    assert_equal_to_ort(tmp_path / "m.onnx", feeds, provider, limits.get(provider))
+    if provider == "cpu":  # without seq_lens: the full length; without h0: one line naming nothing missing
+        full = dict(feeds, seq_lens=np.full(3, 5, np.int32))
+        got = lstm_edge.load(tmp_path / "m.onnx").run_feeds({k: v for k, v in feeds.items() if k != "seq_lens"})
+        assert scaled_error(got["Y_c"], ort_run(m, full)["Y_c"]).max() <= FP32_ABS
+        np.savez(tmp_path / "in.npz", **feeds)
+        assert cli("run", tmp_path / "m.onnx", "--input", tmp_path / "in.npz").exit_code == 0
+
+
+def test_row5_unrolled_cell_run_longer(tmp_path):
+    path = lstm_cell_loop(tmp_path / "m.onnx", T=6)
+    np.save(tmp_path / "x.npy", np.zeros((2, 9, 3), np.float32))
+    r = cli("run", path, "--input", tmp_path / "x.npy")
+    assert r.exit_code == 2 and "time axis is fixed at 6" in r.output and "Traceback" not in r.output, r.output
+    np.save(tmp_path / "x6.npy", np.zeros((2, 6, 3), np.float32))
+    assert cli("run", path, "--input", tmp_path / "x6.npy").exit_code == 0
+
+
+@pytest.mark.parametrize("provider", LOCAL)
+def test_row6_layout1(provider, tmp_path):
+    m, feeds = lstm_node_model(layout=1)
+    onnx.save(m, str(tmp_path / "m.onnx"))
+    limits = {"cpu": "ONNX Runtime rejects", "openvino": "OpenVINO ignores layout=1"}
+    assert_equal_to_ort(tmp_path / "m.onnx", feeds, provider, limits.get(provider))
+    if provider == "openvino":
+        np.savez(tmp_path / "in.npz", **feeds)
+        r = cli("run", tmp_path / "m.onnx", "--provider", "openvino", "--input", tmp_path / "in.npz")
+        assert r.exit_code == 2 and "run it on tract" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("provider", LOCAL)
+def test_row7_gru_with_x_and_h0(provider, tmp_path):
+    path = legacy_gru(tmp_path / "g.onnx")
+    x = np.random.default_rng(1).normal(size=(2, 7, 3)).astype(np.float32)
+    feeds = {"x": x, "h0": np.zeros((1, 2, 5), np.float32)}
+    assert_equal_to_ort(path, feeds, provider)
+    got = lstm_edge.load(path, provider=provider).run_feeds({"x": x})  # h0 zero when not given
+    assert scaled_error(got["hn"], ort_run(onnx.load(str(path)), feeds)["hn"]).max() <= FP32_ABS
+    if provider == "cpu":
+        y, (h,) = lstm_edge.load(path).run(x)
+        assert y.shape == (2, 7, 5) and h.shape == (1, 2, 5)
+
+
+@pytest.mark.parametrize("provider", LOCAL)
+@pytest.mark.parametrize(
+    "kw, limits",
+    [
+        ({"direction": "bidirectional"}, {}),
+        ({"direction": "reverse"}, {"tract": "tract computes direction=reverse wrongly"}),
+        ({"peephole": True}, {"openvino": "OpenVINO ignores LSTM peephole weights"}),
+    ],
+    ids=["bidirectional", "reverse", "peephole"],
+)
+def test_lstm_node_variants_at_every_runtime(kw, limits, provider, tmp_path):
+    m, feeds = lstm_node_model(**kw)
+    onnx.save(m, str(tmp_path / "m.onnx"))
+    assert_equal_to_ort(tmp_path / "m.onnx", feeds, provider, limits.get(provider))
