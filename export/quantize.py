@@ -38,6 +38,7 @@ from lstm_edge.tolerances import (
     FP16_ABS,
     FP32_ABS,
     MSE_RELATIVE_DROP,
+    UNLABELLED_NMSE_BUDGET,
     error_stats,
     scaled_error,
 )
@@ -102,6 +103,7 @@ class _Calibration:
         self._bar = tqdm(total=len(X), desc="calibrate", unit="seq", disable=not progress)
         self._it = iter(self._batches)
         self._shape = (layers, hidden)
+        self.inputs = {"x", "h0", "c0"}  # what the model takes (an imported stateless model: x alone)
 
     def get_next(self):
         xb = next(self._it, None)
@@ -110,7 +112,7 @@ class _Calibration:
             return None
         self._bar.update(len(xb))
         h = np.zeros((self._shape[0], len(xb), self._shape[1]), np.float32)
-        return {"x": xb, "h0": h, "c0": h.copy()}
+        return {k: v for k, v in {"x": xb, "h0": h, "c0": h.copy()}.items() if k in self.inputs}
 
     def rewind(self) -> None:
         self._it = iter(self._batches)
@@ -191,6 +193,7 @@ def _quantize_static(src: Path, dst: Path, cfg: QuantizeConfig, X_cal: np.ndarra
     # LSTM has no static int8 kernel; quantizing Concat/Squeeze/Slice would fake-quantize the carried state.
     ops = ["MatMul", "Gemm"] + (["Concat", "Squeeze", "Slice"] if cfg.quantize_state else [])
     reader = _Calibration(X_cal, config.num_layers, config.hidden_size, cfg.progress)
+    reader.inputs = {i.name for i in onnx.load(str(src), load_external_data=False).graph.input}
     quantize_static(
         src,
         dst,
@@ -240,16 +243,22 @@ def _errors(got: list[np.ndarray], want: list[np.ndarray]) -> dict:
     return {name: error_stats(a, b) for name, a, b in zip(OUTPUTS, got, want, strict=True)}
 
 
+def _takes(session, feeds: dict) -> dict:
+    """The feeds the session declares (an imported model whose state is not an input takes x alone)."""
+    names = {i.name for i in session.get_inputs()}
+    return {k: v for k, v in feeds.items() if k in names}
+
+
 def _run(session, X: np.ndarray, layers: int, hidden: int, batch: int = 256) -> list[np.ndarray]:
     parts = []
     for i in range(0, len(X), batch):
         xb = X[i : i + batch]
         h = np.zeros((layers, len(xb), hidden), np.float32)
-        parts.append(session.run(list(OUTPUTS), {"x": xb, "h0": h, "c0": h}))
+        parts.append(session.run(list(OUTPUTS), _takes(session, {"x": xb, "h0": h, "c0": h})))
     return [np.concatenate([p[k] for p in parts], axis=0 if k == 0 else 1) for k in range(3)]
 
 
-def _error_growth(session, fp32_session, model, config) -> tuple[dict, dict]:
+def _error_growth(session, fp32_session, reference, config, streaming: bool = True) -> tuple[dict, dict]:
     """Per T: the variant's max |Δ| against fp32 ORT (the plot), and its max scaled error against PyTorch over
     zero and random initial states, full-sequence and streamed one step per call (the profile verify holds the
     variant to). Streaming matters: a variant whose state I/O is rounded (fp16) drifts with every call."""
@@ -257,17 +266,17 @@ def _error_growth(session, fp32_session, model, config) -> tuple[dict, dict]:
     for T in ERROR_VS_T:
         worst_abs = dict.fromkeys(OUTPUTS, 0.0)
         worst_scaled = dict.fromkeys(OUTPUTS, 0.0)
-        for random_state in (False, True):
+        for random_state in (False, True) if streaming else (False,):
             x, h0, c0 = probe_inputs(config, 64 if T <= 100 else 16, T, random_state, seed=99 + T)
-            feeds = {"x": x, "h0": h0, "c0": c0}
+            feeds = _takes(session, {"x": x, "h0": h0, "c0": c0})
             got, fp32 = session.run(list(OUTPUTS), feeds), fp32_session.run(list(OUTPUTS), feeds)
-            ref = run_numpy(model, x, h0, c0)
+            ref = reference(x, h0, c0)
             for name, a, b, r in zip(OUTPUTS, got, fp32, ref, strict=True):
                 worst_abs[name] = max(worst_abs[name], float(np.abs(a - b).max()))
                 worst_scaled[name] = max(worst_scaled[name], float(scaled_error(a, r).max()))
-        if T >= 10:
+        if T >= 10 and streaming:
             x, h, c = probe_inputs(config, 16, T, True, seed=7 + T)
-            ref = run_numpy(model, x, h, c)
+            ref = reference(x, h, c)
             for t in range(T):
                 y, h, c = session.run(list(OUTPUTS), {"x": x[:, t : t + 1], "h0": h, "c0": c})
             for name, a, r in zip(OUTPUTS, (y, h, c), ref, strict=True):
@@ -286,30 +295,52 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
         raise LstmEdgeError("sample counts must be ≥ 1", "pass a positive --calibration-samples")
     bundle = Bundle.open(bundle_path)
     fp32_path = bundle.artifact("fp32")
-    ckpt = bundle.checkpoint()
     config = bundle.config
-    payload = read_checkpoint(ckpt)
-    training = payload.get("training") or {}
-    int8_aware = (payload.get("metrics") or {}).get("int8_aware")
-    model, _ = load_checkpoint(ckpt)
     L, H = config.num_layers, config.hidden_size
+    streaming = bool(bundle.manifest.get("streaming", True))
+    imported = (bundle.manifest.get("reference") or {}).get("kind") == "onnx-float64"
+    if imported:  # no checkpoint: the reference is the fp32 model in float64 (onnx.reference), and the task's data
+        model, training, int8_aware = None, {}, None  # is unknown unless --data gives it
+        reference = _onnx_reference(fp32_path)
+        X_eval, y_eval = _unlabelled(config, cfg, "test", cfg.eval_samples, reference)
+        X_cal = _unlabelled(config, cfg, "train", cfg.calibration_samples, reference)[0] if "static" in modes else None
+    else:
+        ckpt = bundle.checkpoint()
+        payload = read_checkpoint(ckpt)
+        training = payload.get("training") or {}
+        int8_aware = (payload.get("metrics") or {}).get("int8_aware")
+        model, _ = load_checkpoint(ckpt)
 
-    X_eval, y_eval = _task_data(config, training, cfg, "test", cfg.eval_samples)
-    X_cal = _task_data(config, training, cfg, "train", cfg.calibration_samples)[0] if "static" in modes else None
+        def reference(x, h0, c0):
+            return run_numpy(model, x, h0, c0)
+
+        X_eval, y_eval = _task_data(config, training, cfg, "test", cfg.eval_samples)
+        X_cal = _task_data(config, training, cfg, "train", cfg.calibration_samples)[0] if "static" in modes else None
     h0 = np.zeros((L, len(X_eval), H), np.float32)
-    torch_out = list(run_numpy(model, X_eval, h0, h0))
+    torch_out = list(reference(X_eval, h0, h0))
     fp32_session = ort_cpu_session(fp32_path.read_bytes())
     fp32_out = _run(fp32_session, X_eval, L, H)
     kind = config.kind
-    metric_name, torch_metric = metric(kind, torch_out[0], y_eval)
-    _, fp32_metric = metric(kind, fp32_out[0], y_eval)
+    if imported and cfg.data is None:
+        # No labels: the error energy of y against the float64 reference, relative to y's own variance.
+        metric_name, kind = "nmse_vs_reference", "nmse"
+        torch_metric, fp32_metric = _nmse(torch_out[0], y_eval), _nmse(fp32_out[0], y_eval)
+    else:
+        metric_name, torch_metric = metric(kind, torch_out[0], y_eval)
+        _, fp32_metric = metric(kind, fp32_out[0], y_eval)
     budget = (
         cfg.max_metric_drop
         if cfg.max_metric_drop is not None
-        else (ACCURACY_POINTS_DROP if kind == "classification" else MSE_RELATIVE_DROP)
+        else (
+            ACCURACY_POINTS_DROP
+            if kind == "classification"
+            else UNLABELLED_NMSE_BUDGET
+            if kind == "nmse"
+            else MSE_RELATIVE_DROP
+        )
     )
     fp32_ops = _op_counts(onnx.load(str(fp32_path)))
-    ranges = _input_ranges(config, training, cfg) if "dynamic" in modes else None
+    ranges = _input_ranges(config, training, cfg) if "dynamic" in modes and model is not None else None
 
     reports: dict[str, dict] = {}
     seconds: dict[str, float] = {}
@@ -333,10 +364,10 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
             seconds[variant] = time.perf_counter() - start
             session = ort_cpu_session(dst.read_bytes())
             out = _run(session, X_eval, L, H)
-            _, m = metric(kind, out[0], y_eval)
-            drop = (m - fp32_metric) / fp32_metric if kind == "regression" else fp32_metric - m
+            m = _nmse(out[0], y_eval) if kind == "nmse" else metric(kind, out[0], y_eval)[1]
+            drop = {"regression": (m - fp32_metric) / fp32_metric, "nmse": m - fp32_metric}.get(kind, fp32_metric - m)
             qmodel = onnx.load(str(dst))
-            growth, profile = _error_growth(session, fp32_session, model, config)
+            growth, profile = _error_growth(session, fp32_session, reference, config, streaming)
             reports[variant] = {
                 "bytes": dst.stat().st_size,
                 "size_ratio": dst.stat().st_size / fp32_path.stat().st_size,
@@ -361,7 +392,7 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
                     "fp32": fp32_metric,
                     "variant": m,
                     "drop": drop,
-                    "drop_kind": "relative" if kind == "regression" else "points",
+                    "drop_kind": {"regression": "relative", "nmse": "absolute"}.get(kind, "points"),
                     "budget": budget,
                     # The fp32 baseline itself moved when the checkpoint was fine-tuned for int8: say from where.
                     "int8_aware_training": None
@@ -397,6 +428,38 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
     return result
 
 
+def _onnx_reference(fp32_path: Path):
+    """(x, h0, c0) → [y, hn, cn] of the bundle's fp32 model in float64 (onnx.reference): an imported bundle's
+    reference (manifest "reference": onnx-float64). State it does not take is not fed; state it does not return comes
+    back as given."""
+    from lstm_edge.runtimes.onnx_reference import evaluator
+
+    model = onnx.load(str(fp32_path))
+    evaluate, names = evaluator(model), {i.name for i in model.graph.input}
+
+    def reference(x, h0, c0):
+        out = evaluate({k: v for k, v in (("x", x), ("h0", h0), ("c0", c0)) if k in names})
+        return [out["y"], out.get("hn", h0), out.get("cn", c0)]
+
+    return reference
+
+
+def _unlabelled(config, cfg: QuantizeConfig, part: str, n: int, reference) -> tuple[np.ndarray, np.ndarray]:
+    """An imported model's data: --data when given (its labels), else probe inputs (T=50) with the float64
+    reference's own y as the target."""
+    if cfg.data is not None:
+        X, y = load_task(config.task, seq_len=50, seed=0, data=cfg.data).split("train" if part == "train" else "test")
+        return X[:n], y[:n]
+    x, h0, c0 = probe_inputs(config, n, 50, False, seed=11 if part == "train" else 13)
+    return x, reference(x, h0, c0)[0]
+
+
+def _nmse(y: np.ndarray, ref: np.ndarray) -> float:
+    """Σ(y - ref)² / Σ(ref - mean(ref))², in float64."""
+    ref = ref.astype(np.float64)
+    return float(np.sum((y.astype(np.float64) - ref) ** 2) / max(np.sum((ref - ref.mean()) ** 2), 1e-300))
+
+
 def _write(bundle: Bundle, made: dict[str, Path], reports: dict[str, dict]) -> None:
     with staged_dir(bundle.root, copy_existing=True) as stage:
         manifest = json.loads(json.dumps(bundle.manifest))
@@ -429,8 +492,13 @@ def format_report(reports: dict[str, dict]) -> str:
     ]
     for v, r in reports.items():
         m, e = r["metric"], r["error_vs_fp32"]
-        drop = f"{m['drop'] * 100:+.2f}%" if m["drop_kind"] == "relative" else f"{m['drop']:+.2f} pts"
-        budget = f"{m['budget'] * 100:.1f}%" if m["drop_kind"] == "relative" else f"{m['budget']:.1f} pts"
+        kind = m["drop_kind"]
+        drop = {"relative": f"{m['drop'] * 100:+.2f}%", "absolute": f"{m['drop']:+.2e}"}.get(
+            kind, f"{m['drop']:+.2f} pts"
+        )
+        budget = {"relative": f"{m['budget'] * 100:.1f}%", "absolute": f"{m['budget']:.2g}"}.get(
+            kind, f"{m['budget']:.1f} pts"
+        )
         sqnr = e["y"]["sqnr_db"]
         lines.append(
             f"| {v} | {r['bytes']:,} ({r['size_ratio']:.3f}) | {m['name']} {m['torch']:.4g} / {m['fp32']:.4g} / "

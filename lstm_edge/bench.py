@@ -125,8 +125,19 @@ def _open_targets(bundle: Bundle, cfg: BenchConfig, threads: int) -> list[Target
     avail = available_providers()
     providers = cfg.providers or tuple(p for p in RUNTIMES if avail[p] is None and p != "reference")
     variants = cfg.variants or tuple(bundle.variants())
-    targets = [Target("torch", "fp32")]  # the reference, always first
-    targets += [Target(p, v) for p in providers for v in variants if p != "torch" and p in RUNTIMES]
+    # The baseline, always first: PyTorch eager on the checkpoint; an imported bundle has none, so ORT CPU fp32.
+    base = Target("torch", "fp32") if "checkpoint" in bundle.manifest["artifacts"] else Target("cpu", "fp32")
+    targets = [base]
+    targets += (
+        [
+            Target(p, v)
+            for p in providers
+            for v in variants
+            if p != "torch" and p in RUNTIMES and (p, v) != ("cpu", "fp32")
+        ]
+        if base.provider == "cpu"
+        else [Target(p, v) for p in providers for v in variants if p != "torch" and p in RUNTIMES]
+    )
     for p in providers:
         if p not in RUNTIMES:
             raise LstmEdgeError(f"unknown provider {p!r}", f"choose from {', '.join(RUNTIMES)}")
@@ -243,6 +254,11 @@ def _cold_start(bundle: Bundle, t: Target, threads: int) -> dict:
 def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
     cfg = cfg or BenchConfig()
     bundle = Bundle.open(bundle_path)
+    if not bundle.manifest.get("streaming", True):  # an imported model whose state is not a graph input
+        raise LstmEdgeError(
+            f"{bundle.name}'s state is not a graph input, and bench measures streaming latency with state carried",
+            "re-import it with state I/O: lstm-edge import MODEL.onnx --out BUNDLE --rebuild",
+        )
     config = bundle.config
     F = config.input_size
     flops = flops_per_step(config)
@@ -266,8 +282,10 @@ def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
         threads = _threads(setting)
         targets = _open_targets(bundle, cfg, threads)
         live = [t for t in targets if t.runner is not None]
-        if not live or live[0].provider != "torch":
-            raise LstmEdgeError("the PyTorch reference could not be opened", "check the bundle's model.pt")
+        if not live or live[0] is not targets[0]:
+            raise LstmEdgeError(
+                f"the baseline ({targets[0].provider}) could not be opened: {targets[0].reason}", "check the bundle"
+            )
         total = max(1, cfg.stream_steps // 50) + len(cfg.batches) * len(cfg.seqs)
         peak_before = measure_peak_gflops(threads)
         with tqdm(total=total, desc=f"bench threads={setting}", disable=not cfg.progress) as bar:

@@ -23,6 +23,7 @@ export async function checkAll(ort, session, index, readBin) {
     rows.push({ case: c.name, mode: 'full', errors: full, tolerance: c.tolerance, y: Array.from(out.y.data.slice(0, 4)) });
     if (!c.streaming) continue;
     const [B, T, F] = shape('x');
+    const perStep = index.head === 'sequence' || index.head === 'none';  // y at every step (none: the raw LSTM output)
     let h = a.h0, cs = a.c0, y = null;
     const ySeq = [];
     for (let t = 0; t < T; t++) {
@@ -30,10 +31,10 @@ export async function checkAll(ort, session, index, readBin) {
       for (let b = 0; b < B; b++) xt.set(a.x.subarray((b * T + t) * F, (b * T + t + 1) * F), b * F);
       const o = await session.run({ x: tensor(xt, [B, 1, F]), h0: tensor(h, shape('h0')), c0: tensor(cs, shape('c0')) });
       h = o.hn.data; cs = o.cn.data; y = o.y.data;
-      if (index.head === 'sequence') ySeq.push(y);
+      if (perStep) ySeq.push(y);
     }
     let yStream = y;
-    if (index.head === 'sequence') {  // reassemble [B, T, O] from the per-step [B, 1, O]
+    if (perStep) {  // reassemble [B, T, O] from the per-step [B, 1, O]
       const O = y.length / B;
       yStream = new Float32Array(B * T * O);
       ySeq.forEach((yt, t) => { for (let b = 0; b < B; b++) yStream.set(yt.subarray(b * O, (b + 1) * O), (b * T + t) * O); });
