@@ -280,21 +280,6 @@ def lint(model: onnx.ModelProto) -> list[Finding]:
     return out
 
 
-def refusal(findings: list[Finding], runtime: str | None = None) -> Finding | None:
-    """The first finding that stops a whole-sequence run: a runtime limit of `runtime` (RUNTIME_LIMITS), or a
-    graph that no runtime can run as declared. Findings that only stop streaming or quantization return None —
-    `run` checks those where they matter (fixed dims against the feeds, --stream against the state)."""
-    by_code = {"layout-1": "layout-1", "sequence-lens": "sequence-lens", "peephole": "peephole"}
-    by_code["reverse-direction"] = "reverse"
-    for f in findings:
-        trait = by_code.get(f.code)
-        if trait and runtime in RUNTIME_LIMITS[trait]:
-            return f
-        if f.code in ("loop-recurrence",) and runtime == "tract":
-            return f
-    return None
-
-
 def _stale_value_info(model: onnx.ModelProto) -> list[Finding]:
     stripped = copy.deepcopy(model)
     del stripped.graph.value_info[:]

@@ -75,12 +75,21 @@ RUNTIME_LIMITS: dict[str, dict[str, str]] = {
         "tract": "tract cannot load a recurrent node with sequence_lens",
     },
     "peephole": {"openvino": "OpenVINO ignores LSTM peephole weights P (measured 0.54 scaled error)"},
+    "zero-state-free-batch": {
+        "tract": "tract 0.23.9 panics, aborting the whole process, on a recurrent node with no initial_h while the "
+        "batch is symbolic (UndeterminedSymbol)"
+    },
     "reverse": {
         "tract": "tract computes direction=reverse wrongly (measured 0.47 LSTM, 1.5 GRU scaled error; "
         "bidirectional is right)"
     },
 }
-RUNS_CORRECTLY = {"layout-1": "tract", "sequence-lens": "ONNX Runtime", "peephole": "ONNX Runtime and tract"}
+RUNS_CORRECTLY = {
+    "layout-1": "tract",
+    "sequence-lens": "ONNX Runtime",
+    "peephole": "ONNX Runtime and tract",
+    "zero-state-free-batch": "ONNX Runtime or OpenVINO",
+}
 
 
 def x_time_axis(graph, x: str) -> int:
@@ -108,6 +117,12 @@ def recurrent_traits(model) -> dict[str, list[str]]:
     from onnx import helper
 
     out: dict[str, list[str]] = {}
+    inits = {t.name for t in model.graph.initializer}
+    free_batch = any(
+        any(not d.HasField("dim_value") for d in i.type.tensor_type.shape.dim[:2])
+        for i in model.graph.input
+        if i.name not in inits and len(i.type.tensor_type.shape.dim) == 3
+    )
 
     def walk(graph) -> None:
         for n in graph.node:
@@ -125,6 +140,7 @@ def recurrent_traits(model) -> dict[str, list[str]]:
                 ("sequence-lens", len(n.input) > 4 and bool(n.input[4])),
                 ("peephole", n.op_type == "LSTM" and len(n.input) > 7 and bool(n.input[7])),
                 ("reverse", direction == "reverse"),
+                ("zero-state-free-batch", free_batch and not (len(n.input) > 5 and n.input[5])),
             ):
                 if on:
                     out.setdefault(trait, []).append(name)

@@ -412,3 +412,56 @@ def test_lstm_node_variants_at_every_runtime(kw, limits, provider, tmp_path):
     m, feeds = lstm_node_model(**kw)
     onnx.save(m, str(tmp_path / "m.onnx"))
     assert_equal_to_ort(tmp_path / "m.onnx", feeds, provider, limits.get(provider))
+
+
+# ---- import → verify --quick → quantize (rows 1 and 2), and a stateful import embedded ---------------------------
+
+
+def _import_verify_quantize(tmp_path, model, extra=()):
+    out = tmp_path / "bundle"
+    r = cli("import", model, "--out", out, *extra)
+    assert r.exit_code == 0, r.output
+    manifest = Bundle.open(out).manifest
+    assert manifest["reference"]["kind"] == "onnx-float64" and "checkpoint" not in manifest["artifacts"]
+    assert manifest["streaming"] is False  # neither row's state is a graph input
+    r = cli("verify", out, "--quick", "--providers", "cpu,openvino,tract,torch")
+    assert r.exit_code == 0 and "PASSED" in r.output and "no PyTorch checkpoint" in r.output, r.output
+    r = cli("quantize", out, "--mode", "dynamic", "--calibration-samples", "16")
+    assert r.exit_code == 0 and "nmse_vs_reference" in r.output, r.output
+    r = cli("verify", out, "--quick", "--providers", "cpu", "--variants", "int8")
+    assert r.exit_code == 0 and "PASSED" in r.output, r.output
+    return out
+
+
+def test_import_verify_quantize_row1_weights_as_inputs(tmp_path):
+    path, _ = row1_files(tmp_path)
+    _import_verify_quantize(tmp_path, path, ("--weights", tmp_path / "row1_weights.npz"))
+
+
+def test_import_verify_quantize_row2_stateless_legacy(tmp_path):
+    out = _import_verify_quantize(tmp_path, legacy_lstm(tmp_path / "m.onnx"))
+    r = cli("bundle", out, "--target", "python", "--out", tmp_path / "app")
+    assert r.exit_code == 2 and "--rebuild" in r.output  # every target checks itself streaming
+
+
+def test_import_stateful_streams_and_embeds(tmp_path):
+    import subprocess
+    import sys
+
+    m, feeds = lstm_node_model()  # X [T, B, F] time-major, h0/c0 inputs: wrapped to x [B, T, F]
+    onnx.save(m, str(tmp_path / "m.onnx"))
+    out = tmp_path / "b"
+    assert cli("import", tmp_path / "m.onnx", "--out", out).exit_code == 0
+    runner = lstm_edge.load(out)
+    x = feeds["X"].transpose(1, 0, 2)
+    y, (h, c) = runner.run(x, (feeds["h0"], feeds["c0"]))
+    want = ort_run(m, feeds)
+    assert scaled_error(y, want["Y"][:, 0].transpose(1, 0, 2)).max() <= FP32_ABS
+    s = runner.stream(batch=3)
+    s.state = (feeds["h0"], feeds["c0"])
+    for t in range(5):
+        s.step(x[:, t])
+    assert scaled_error(s.state[1], want["Y_c"]).max() <= FP32_ABS
+    assert cli("bundle", out, "--target", "python", "--out", tmp_path / "app").exit_code == 0
+    r = subprocess.run([sys.executable, "example.py"], cwd=tmp_path / "app", capture_output=True, text=True)
+    assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
