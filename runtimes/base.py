@@ -212,6 +212,11 @@ class Runner(ABC):
                 "cannot be carried between calls and the model cannot stream",
                 "run whole sequences (drop --stream), or re-export it with state I/O: lstm-edge import --rebuild",
             )
+        if sig is not None and sig.x_time != 1:
+            raise LstmEdgeError(
+                f"{self.source.path.name} takes x time-major ([T, B, F]); streaming steps batch-first x",
+                "import it into a bundle first (lstm-edge import MODEL --out BUNDLE), which wraps it batch-first",
+            )
         if sig is not None and len(self.source.input_names) != 3:
             raise LstmEdgeError(
                 f"streaming a bare .onnx needs inputs x, h0, c0 alone; it takes {', '.join(self.source.input_names)}",
