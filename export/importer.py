@@ -179,10 +179,21 @@ def _learn_contract(model: onnx.ModelProto, sig: Signature) -> _Contract:
     if ops - {"LSTM", "GRU"} or len(ops) > 1:
         raise LstmEdgeError(f"the model's recurrent nodes are {', '.join(sorted(ops))}", "bundles hold LSTM or GRU")
     family = recurrent[0].op_type.lower()
+    if family == "gru":  # bundle runners carry (h, c) today; the (h,) state of SEAMS item 4 is not in them yet
+        raise LstmEdgeError(
+            "bundles of GRU models need runners that carry a GRU's single state, which lstm-edge does not have yet",
+            "run the model as it is: lstm-edge run MODEL.onnx --input x.npy (h0 starts at zero)",
+        )
     attrs = {a.name: helper.get_attribute_value(a) for a in recurrent[0].attribute}
     direction = attrs.get("direction", b"forward")
     D = 2 if (direction.decode() if isinstance(direction, bytes) else direction) == "bidirectional" else 1
     H = int(attrs["hidden_size"])
+    if D == 2:  # bundle runners size the state [layers, B, H]; a bidirectional state has layers·2 rows
+        raise LstmEdgeError(
+            "bundles of bidirectional models need runners whose state has layers × 2 rows, which lstm-edge does not "
+            "have yet",
+            "run the model as it is: lstm-edge run MODEL.onnx --input x.npz",
+        )
     feeds, outs = _probe(model, sig)
     x = sig.port("x")
     names = {X: x.name}

@@ -465,3 +465,10 @@ def test_import_stateful_streams_and_embeds(tmp_path):
     assert cli("bundle", out, "--target", "python", "--out", tmp_path / "app").exit_code == 0
     r = subprocess.run([sys.executable, "example.py"], cwd=tmp_path / "app", capture_output=True, text=True)
     assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
+
+
+def test_import_gru_and_bidirectional_refused_in_one_line(tmp_path):
+    onnx.save(lstm_node_model(direction="bidirectional")[0], str(tmp_path / "bi.onnx"))
+    for model in (legacy_gru(tmp_path / "g.onnx"), tmp_path / "bi.onnx"):
+        r = cli("import", model, "--out", tmp_path / "b")
+        assert r.exit_code == 2 and "lstm-edge run MODEL.onnx" in r.output and not (tmp_path / "b").exists()
