@@ -129,7 +129,7 @@ def read_feeds(spec: str | None, named: tuple[str, ...], signature) -> dict[str,
                 "give an .npz with arrays by input name, or --input-name NAME=FILE",
             )
         x, state = read_input(spec, [roles["x"]])
-        if x.ndim == 3 and signature.x_time == 0 and spec.endswith((".csv", ".json", "-")) and x.shape[0] == 1:
+        if x.ndim == 3 and signature.x_time == 0 and spec.endswith(".csv"):
             x = x.transpose(1, 0, 2)  # one [T, F] sequence for a time-major model: [T, 1, F]
         feeds[roles["x"]] = x
         if state is not None:
