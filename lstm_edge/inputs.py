@@ -106,8 +106,8 @@ def read_feeds(spec: str | None, named: tuple[str, ...], signature) -> dict[str,
     """Feeds for a bare .onnx, by the model's own input names (runtimes.signature.Signature).
 
     spec: an .npz (every array by its key; a key x/h0/c0/lengths goes to the input playing that role when the model
-    names it otherwise), or .npy/.csv/.json/- holding x (a single [T, F] sequence gets its batch axis where the model
-    keeps batch). named: "NAME=FILE" pairs (.npy, or an .npz holding NAME or one array). Raises LstmEdgeError for an
+    names it otherwise), or .npy/.csv/.json/- holding x (a .csv, one [T, F] sequence, gets its batch axis where
+    the model keeps batch). named: "NAME=FILE" pairs (.npy, or an .npz holding NAME or one array). Raises LstmEdgeError for an
     unreadable file or a malformed pair; unknown names are reported by Signature.bind."""
     declared = {p.name for p in signature.inputs}
     roles = {r: p.name for r in ("x", "h0", "c0", "lengths") if (p := signature.port(r)) is not None}
