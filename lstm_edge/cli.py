@@ -245,9 +245,7 @@ def run(
         if stream:
             s = runner.stream(batch=x.shape[0])
             s.state = (h0, c0)
-            ys = [s.step(x[:, t : t + chunk]) for t in range(0, x.shape[1], chunk)]
-            seq_head = ys[0].ndim == 3
-            y = np.concatenate(ys, axis=1) if seq_head else ys[-1]
+            y = s.feed(x, chunk)
             h, c = s.state
         else:
             y, (h, c) = runner.run(x, (h0, c0))
