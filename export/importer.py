@@ -366,9 +366,13 @@ def import_onnx(path: str | Path, out: str | Path, cfg: ImportConfig | None = No
     model = load_onnx_checked(path)
     notes: list[str] = []
     if cfg.weights is not None:
-        with np.load(cfg.weights, allow_pickle=False) as z:
-            model = freeze_inputs(model, {k: z[k] for k in z.files})
-        notes.append(f"graph inputs {', '.join(np.load(cfg.weights).files)} frozen into initializers from --weights")
+        try:
+            with np.load(cfg.weights, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (ValueError, OSError, EOFError) as e:
+            raise LstmEdgeError(f"--weights {cfg.weights} is not a readable .npz ({e})", "np.savez(f, W=…, R=…)") from e
+        model = freeze_inputs(model, arrays)
+        notes.append(f"graph inputs {', '.join(arrays)} frozen into initializers from --weights")
     findings = lint(model)
     name = cfg.name or path.stem
     if cfg.rebuild:
