@@ -229,7 +229,7 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> dict:
                         chunk = mode.split(":")[1]
                         y, h, c = _stream(runner, x, h0, c0, T if chunk == "T" else int(chunk))
                     outs = {
-                        name: compare(got, ref, tolerance(entry, T, name))
+                        name: compare(got, ref, tolerance(entry, T, name, provider))
                         for name, got, ref in zip(OUTPUTS, (y, h, c), want, strict=True)
                     }
                     ok = all(o["passed"] for o in outs.values())

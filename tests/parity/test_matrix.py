@@ -74,7 +74,7 @@ def test_parity(provider, variant, B, T, state):
         got = runner.run(x, (h0, c0)) if chunk is None else _stream(runner, x, h0, c0, chunk)
         y, h, c = (got[0], *got[1]) if chunk is None else got
         for name, a, b in zip(("y", "hn", "cn"), (y, h, c), want, strict=True):
-            r = compare(a, b, tolerance(entry, T, name))
+            r = compare(a, b, tolerance(entry, T, name, provider))
             if not r["passed"]:
                 failures.append(f"{mode} {name}: {r['max_scaled']:.2e} > {r['tolerance']:.0e}")
     if failures and not _bundle().entry(variant).get("deployable", True):
