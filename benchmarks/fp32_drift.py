@@ -21,7 +21,7 @@ from onnx import TensorProto, helper
 import lstm_edge
 from lstm_edge.bundle import Bundle
 from lstm_edge.data import probe_inputs
-from lstm_edge.parity import available_providers
+from lstm_edge.environment import available_providers
 from lstm_edge.tolerances import fp32_tolerance, scaled_error
 
 

@@ -213,12 +213,9 @@ def run(
         x, state = read_input(input_, runner.source.input_names)
         x, h0, c0 = runner.check_inputs(x, state)
         if stream:
-            s = runner.stream(batch=x.shape[0])
-            s.state = (h0, c0)
-            ys = [s.step(x[:, t : t + chunk]) for t in range(0, x.shape[1], chunk)]
-            seq_head = ys[0].ndim == 3
-            y = np.concatenate(ys, axis=1) if seq_head else ys[-1]
-            h, c = s.state
+            from lstm_edge.parity import stream_chunks
+
+            y, (h, c) = stream_chunks(runner, x, (h0, c0), chunk)
         else:
             y, (h, c) = runner.run(x, (h0, c0))
         info = runner.describe()
@@ -309,7 +306,9 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.argument("bundle", type=click.Path())
 @click.option("--providers", help="Comma-separated (default: every runtime installed): torch,cpu,cuda,openvino,tract")
 @click.option("--variants", help="Comma-separated (default: every variant in the bundle): fp32,int8,int8-static,fp16")
-@click.option("--quick", is_flag=True, help="A smaller matrix (B 1,4; T 1,7,100) for a fast check.")
+@click.option(
+    "--quick", is_flag=True, help="A smaller matrix (B 1,4; T 1,7,100; drift over 200 steps) for a fast check."
+)
 @click.option("--strict", is_flag=True, help="Fail on variants that quantize marked not deployable, too.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the full report (schemas/verify.schema.json).")
 @click.option("--markdown", "md_path", type=click.Path(), help="Write the summary table as Markdown.")
@@ -326,7 +325,7 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
         providers=_csv(providers), variants=_csv(variants), strict=strict, verify_hash=not no_verify_hash
     )
     if quick:
-        cfg.batches, cfg.seqs, cfg.drift_seq = (1, 4), (1, 7, 100), 200
+        cfg = cfg.quick()
     report = run_verify(bundle, cfg)
     if json_path:
         atomic_write_text(Path(json_path), json.dumps(report) + "\n")
@@ -391,7 +390,7 @@ def bench(
         verify_hash=not no_verify_hash,
     )
     if quick:
-        cfg.batches, cfg.seqs, cfg.stream_steps, cfg.min_time, cfg.max_reps = (1, 8), (1, 100), 500, 0.05, 5
+        cfg = cfg.quick()
     report = run_bench(bundle, cfg)
     if auto:
         report["auto"] = auto_choose(bundle, report, auto)
