@@ -150,19 +150,6 @@ def reference_runner(bundle: Bundle) -> Runner:
     return open_runner(bundle.root, "torch", options=RunnerOptions(verify_hash=False, float64=True))
 
 
-def stream_chunks(
-    runner: Runner, x: np.ndarray, state: tuple[np.ndarray, ...], chunk: int
-) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """Feed x [B, T, F] to a fresh stream `chunk` steps per call, starting from `state` ((h0, c0), each [L, B, H]),
-    as a device would. Returns (y, final state): y [B, T, O] for a sequence head (the chunks concatenated), else the
-    last call's [B, O]. Raises LstmEdgeError for inputs the runner rejects."""
-    s = runner.stream(batch=x.shape[0])
-    s.state = state
-    ys = [s.step(x[:, t : t + chunk]) for t in range(0, x.shape[1], chunk)]
-    y = np.concatenate(ys, axis=1) if ys[0].ndim == 3 else ys[-1]
-    return y, tuple(s.state)
-
-
 def _drift(runner: Runner, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> dict[str, np.ndarray]:
     """Per-timestep y, h and c ([T, ...] each), stepping one sample at a time (the device's view)."""
     s = runner.stream(batch=x.shape[0])
@@ -204,7 +191,10 @@ def _run_mode(runner: Runner, case: ReferenceCase, mode: str) -> tuple[np.ndarra
         y, (h, c) = runner.run(case.x, (case.h0, case.c0))
         return y, h, c
     chunk = mode.split(":")[1]
-    y, (h, c) = stream_chunks(runner, case.x, (case.h0, case.c0), case.seq if chunk == "T" else int(chunk))
+    s = runner.stream(batch=case.batch)
+    s.state = (case.h0, case.c0)
+    y = s.feed(case.x, case.seq if chunk == "T" else int(chunk))
+    h, c = s.state
     return y, h, c
 
 
