@@ -27,7 +27,7 @@ from lstm_edge.bundle import QUANTIZE_MODES, Bundle, variant_for_mode
 from lstm_edge.bundle import variant as bundle_variant
 from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
 from lstm_edge.config import OUTPUT_NAMES as OUTPUTS
-from lstm_edge.data import TASKS, adding_problem, held_out, load_task, metric, probe_inputs
+from lstm_edge.data import TaskSpec, held_out, metric, probe_inputs
 from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.export.graph import build_onnx
 from lstm_edge.export.manifest import artifact_entry, write_manifest
@@ -75,19 +75,13 @@ def _op_counts(model: onnx.ModelProto) -> dict[str, int]:
 
 def _task_data(config, training: dict, cfg: QuantizeConfig, part: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Calibration ('train') or evaluation ('test') data of the checkpoint's own task, or of --data."""
-    seq_len = int((training.get("config") or {}).get("seq_len") or 100)
-    seed = int(training.get("seed") or 0)
-    if config.task == "adding" and cfg.data is None:
-        return adding_problem(n, seq_len, seed + (2_000_003 if part == "train" else 1_000_003))
-    if part == "test":
-        return held_out(config.task, seq_len, n, seed, cfg.data)
-    if config.task not in TASKS and cfg.data is None:
+    spec = TaskSpec.recorded(config.task, training, cfg.data)
+    if part == "train" and not spec.has_data:
         raise LstmEdgeError(
             f"static quantization needs calibration data, and the model's task {config.task!r} is not built in",
             "pass the data it was trained on with --data FILE (.npz or .csv)",
         )
-    X, y = load_task(config.task, seq_len=seq_len, seed=seed, data=cfg.data).split("train")
-    return X[:n], y[:n]
+    return held_out(spec, part, n)
 
 
 class _Calibration:
