@@ -20,7 +20,6 @@ import json
 import logging
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,9 +30,8 @@ from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import QUANTIZE_MODES, Bundle, variant_for_mode
 from lstm_edge.bundle import variant as bundle_variant
 from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
-from lstm_edge.config import C0, H0, ModelConfig, X
-from lstm_edge.config import OUTPUT_NAMES as OUTPUTS
-from lstm_edge.data import TaskSpec, metric, probe_inputs
+from lstm_edge.config import ModelConfig
+from lstm_edge.data import TaskSpec, metric
 from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.export.calibration import (
     CalibrationReader,
@@ -44,6 +42,7 @@ from lstm_edge.export.calibration import (
 )
 from lstm_edge.export.graph import build_onnx
 from lstm_edge.export.manifest import artifact_entry, write_manifest
+from lstm_edge.export.quant_measure import error_growth, node_roles, op_counts, output_errors, run_outputs
 from lstm_edge.export.quant_report import (
     DEPLOYABLE,
     NOT_DEPLOYABLE,
@@ -63,13 +62,11 @@ from lstm_edge.tolerances import (
     FP16_ABS,
     FP32_ABS,
     MSE_RELATIVE_DROP,
-    error_stats,
     scaled_error,
 )
 
 __all__ = ["QuantizeConfig", "QuantizeReport", "QuantizeResult", "format_report", "quantize_bundle"]
 
-ERROR_VS_T = (1, 10, 100, 1000)
 METHODS = ("minmax", "entropy", "percentile")
 STATIC_NEEDS_DATA = "static int8 needs calibration data and the model's task is not built in: pass --data FILE"
 
@@ -124,10 +121,6 @@ class _Baseline:
     metric: MetricReport  # torch and fp32 filled; variant/drop per variant
 
 
-def _op_counts(model: onnx.ModelProto) -> dict[str, int]:
-    return dict(Counter(n.op_type for n in model.graph.node))
-
-
 @contextlib.contextmanager
 def _quiet_ort_advice():
     """ORT logs 'consider pre-processing' on the root logger for every call; that advice is for CNNs."""
@@ -150,7 +143,7 @@ def _equalized_fp32(model, fp32_path: Path, fp32_session, ranges: dict, dst: Pat
     keep["input_equalization"] = json.dumps(ranges)
     dst.write_bytes(build_onnx(twin, opset=opset, metadata=keep).SerializeToString())
     L, H = model.config.num_layers, model.config.hidden_size
-    got, want = _run(ort_cpu_session(dst.read_bytes()), xs, L, H), _run(fp32_session, xs, L, H)
+    got, want = run_outputs(ort_cpu_session(dst.read_bytes()), xs, L, H), run_outputs(fp32_session, xs, L, H)
     worst = max(float(scaled_error(a, b).max()) for a, b in zip(got, want, strict=True))
     if worst > FP32_ABS:
         raise LstmEdgeError(
@@ -166,8 +159,8 @@ def _quantize_dynamic(src: Path, dst: Path, cfg: QuantizeConfig) -> None:
         src, dst, op_types_to_quantize=["LSTM", "MatMul"], per_channel=cfg.per_channel, weight_type=QuantType.QInt8
     )
     q = onnx.load(str(dst))
-    n_lstm = _op_counts(onnx.load(str(src))).get("LSTM", 0)
-    if _op_counts(q).get("DynamicQuantizeLSTM", 0) != n_lstm:
+    n_lstm = op_counts(onnx.load(str(src))).get("LSTM", 0)
+    if op_counts(q).get("DynamicQuantizeLSTM", 0) != n_lstm:
         raise LstmEdgeError(
             "onnxruntime did not turn every LSTM into DynamicQuantizeLSTM",
             "the LSTM weights must be plain initializers in ONNX gate order: re-export the bundle",
@@ -206,76 +199,18 @@ def _to_fp16(src: Path, dst: Path) -> None:
     onnx.save(model, str(dst))
 
 
-def _node_roles(model: onnx.ModelProto) -> dict[str, list[str]]:
-    """Which compute nodes run quantized and which stay float (Q/DQ and casts themselves are plumbing)."""
-    produced_by_dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    integer_ops = {
-        "DynamicQuantizeLSTM",
-        "MatMulInteger",
-        "DynamicQuantizeMatMul",
-        "MatMulIntegerToFloat",
-        "QLinearMatMul",
-    }
-    plumbing = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "Identity"}
-    quantized, float_ = [], []
-    for n in model.graph.node:
-        if n.op_type in plumbing:
-            continue
-        label = f"{n.name or n.output[0]} ({n.op_type})"
-        if n.op_type in integer_ops or any(i in produced_by_dq for i in n.input[:2] if n.op_type in ("MatMul", "Gemm")):
-            quantized.append(label)
-        else:
-            float_.append(label)
-    return {"quantized": quantized, "float": float_}
-
-
-def _errors(got: list[np.ndarray], want: list[np.ndarray]) -> dict:
-    return {name: error_stats(a, b) for name, a, b in zip(OUTPUTS, got, want, strict=True)}
-
-
-def _run(session, xs: np.ndarray, layers: int, hidden: int, batch: int = 256) -> list[np.ndarray]:
-    """y, hn, cn of `session` on xs (N, T, F) from zero state, in batches of `batch` sequences."""
-    parts = []
-    for i in range(0, len(xs), batch):
-        xb = xs[i : i + batch]
-        h = np.zeros((layers, len(xb), hidden), np.float32)
-        parts.append(session.run(list(OUTPUTS), {X: xb, H0: h, C0: h}))
-    return [np.concatenate([p[k] for p in parts], axis=0 if k == 0 else 1) for k in range(3)]
-
-
-def _error_growth(session, fp32_session, model, config) -> tuple[dict, dict]:
-    """Per T: the variant's max |Δ| against fp32 ORT (the plot), and its max scaled error against PyTorch over
-    zero and random initial states, full-sequence and streamed one step per call (the profile verify holds the
-    variant to). Streaming matters: a variant whose state I/O is rounded (fp16) drifts with every call."""
-    vs_fp32, profile = {}, {}
-    for T in ERROR_VS_T:
-        worst_abs = dict.fromkeys(OUTPUTS, 0.0)
-        worst_scaled = dict.fromkeys(OUTPUTS, 0.0)
-        for random_state in (False, True):
-            x, h0, c0 = probe_inputs(config, 64 if T <= 100 else 16, T, random_state, seed=99 + T)
-            feeds = {X: x, H0: h0, C0: c0}
-            got, fp32 = session.run(list(OUTPUTS), feeds), fp32_session.run(list(OUTPUTS), feeds)
-            ref = run_numpy(model, x, h0, c0)
-            for name, a, b, r in zip(OUTPUTS, got, fp32, ref, strict=True):
-                worst_abs[name] = max(worst_abs[name], float(np.abs(a - b).max()))
-                worst_scaled[name] = max(worst_scaled[name], float(scaled_error(a, r).max()))
-        if T >= 10:
-            x, h, c = probe_inputs(config, 16, T, True, seed=7 + T)
-            ref = run_numpy(model, x, h, c)
-            for t in range(T):
-                y, h, c = session.run(list(OUTPUTS), {X: x[:, t : t + 1], H0: h, C0: c})
-            for name, a, r in zip(OUTPUTS, (y, h, c), ref, strict=True):
-                worst_scaled[name] = max(worst_scaled[name], float(scaled_error(a, r).max()))
-        vs_fp32[str(T)], profile[str(T)] = worst_abs, worst_scaled
-    return vs_fp32, profile
-
-
-def _plan(cfg: QuantizeConfig, spec: TaskSpec) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The modes to make, and the variants skipped with why; raises LstmEdgeError for bad options."""
+def _check(cfg: QuantizeConfig) -> None:
+    """Options wrong in themselves, reported before anything is read (LstmEdgeError, exit 2)."""
+    if cfg.mode != "all":
+        variant_for_mode(cfg.mode)
     if cfg.method not in METHODS:
         raise LstmEdgeError(f"unknown --method {cfg.method!r}", "choose minmax, entropy or percentile")
     if cfg.calibration_samples < 1 or cfg.eval_samples < 1:
         raise LstmEdgeError("sample counts must be ≥ 1", "pass a positive --calibration-samples")
+
+
+def _plan(cfg: QuantizeConfig, spec: TaskSpec) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The modes to make, and the variants skipped with why; raises LstmEdgeError for bad options."""
     if cfg.mode != "all":
         return (variant_for_mode(cfg.mode).mode,), {}
     if spec.has_data:
@@ -292,7 +227,7 @@ def _baseline(bundle: Bundle, payload: dict, data: EvalData, cfg: QuantizeConfig
     h0 = np.zeros((config.num_layers, len(data.X), config.hidden_size), np.float32)
     torch_out = list(run_numpy(model, data.X, h0, h0))
     fp32_session = ort_cpu_session(fp32_path.read_bytes())
-    fp32_out = _run(fp32_session, data.X, config.num_layers, config.hidden_size)
+    fp32_out = run_outputs(fp32_session, data.X, config.num_layers, config.hidden_size)
     classify = config.kind == "classification"
     budget = cfg.max_metric_drop
     if budget is None:
@@ -317,7 +252,7 @@ def _baseline(bundle: Bundle, payload: dict, data: EvalData, cfg: QuantizeConfig
         config=config,
         fp32_path=fp32_path,
         fp32_session=fp32_session,
-        fp32_ops=_op_counts(onnx.load(str(fp32_path))),
+        fp32_ops=op_counts(onnx.load(str(fp32_path))),
         data=data,
         torch_out=torch_out,
         fp32_out=fp32_out,
@@ -364,14 +299,14 @@ def _measure(variant: str, dst: Path, base: _Baseline, settings: Settings, secon
     """Run the variant on the evaluation data and the probe inputs; judge it against its budget and bound."""
     L, H = base.config.num_layers, base.config.hidden_size
     session = ort_cpu_session(dst.read_bytes())
-    out = _run(session, base.data.X, L, H)
+    out = run_outputs(session, base.data.X, L, H)
     m = base.metric
     if base.data.has_targets:
         value = metric(base.config.kind, out[0], base.data.y)[1]
         drop = (value - m.fp32) / m.fp32 if m.drop_kind == "relative" else m.fp32 - value
         m = replace(m, variant=value, drop=drop)
     qmodel = onnx.load(str(dst))
-    growth, profile = _error_growth(session, base.fp32_session, base.model, base.config)
+    growth, profile = error_growth(session, base.fp32_session, base.model, base.config)
     within = m.drop <= m.budget if m.measured else True
     bound = None
     if variant == "fp16":  # fp16 is also held to its fixed parity bound at every T, streamed or not
@@ -383,11 +318,11 @@ def _measure(variant: str, dst: Path, base: _Baseline, settings: Settings, secon
         bytes=size,
         size_ratio=size / base.fp32_path.stat().st_size,
         ops_before=base.fp32_ops,
-        ops_after=_op_counts(qmodel),
-        nodes=_node_roles(qmodel),
+        ops_after=op_counts(qmodel),
+        nodes=node_roles(qmodel),
         settings=settings,
-        error_vs_fp32=_errors(out, base.fp32_out),
-        error_vs_torch=_errors(out, base.torch_out),
+        error_vs_fp32=output_errors(out, base.fp32_out),
+        error_vs_torch=output_errors(out, base.torch_out),
         metric=m,
         error_vs_seq_len=growth,
         error_profile=profile,
@@ -418,6 +353,7 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
             written, marked not deployable (exit 1).
     """
     cfg = cfg or QuantizeConfig()
+    _check(cfg)
     bundle = Bundle.open(bundle_path)
     payload = read_checkpoint(bundle.checkpoint())
     spec = TaskSpec.recorded(bundle.config.task, payload.get("training"), cfg.data)
