@@ -120,6 +120,10 @@ def test_custom_task_without_data_makes_unverified_variants(small_bundle, tmp_pa
     assert "unverified" in md and "**int8-static**: not made" in md
     r = CliRunner().invoke(main, ["verify", str(bundle), "--quick", "--providers", "cpu"])
     assert r.exit_code == 0, r.output
+    out = tmp_path / "app"
+    r = CliRunner().invoke(main, ["bundle", str(bundle), "--target", "python", "--variant", "int8", "--out", str(out)])
+    assert r.exit_code == 0 and "marked int8 unverified" in r.output, r.output
+    assert json.loads((out / "manifest.json").read_text())["embed"]["verdict"] == "unverified"
 
 
 def test_custom_task_with_data_is_judged(small_bundle, tmp_path):
