@@ -135,7 +135,7 @@ def _percentiles(samples_s: list[float]) -> dict[str, float]:
 
 def _open_targets(bundle: Bundle, cfg: BenchConfig, threads: int) -> list[Target]:
     avail = available_providers()
-    providers = cfg.providers or tuple(p for p in RUNTIMES if avail[p] is None and p != "reference")
+    providers = cfg.providers or tuple(p for p in RUNTIMES if p != "reference" and avail[p] is None)
     variants = cfg.variants or tuple(bundle.variants())
     # The baseline, always first: PyTorch eager on the checkpoint; an imported bundle has none, so ORT CPU fp32.
     base = Target("torch", "fp32") if "checkpoint" in bundle.manifest["artifacts"] else Target("cpu", "fp32")

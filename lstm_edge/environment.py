@@ -85,7 +85,6 @@ def available_providers() -> dict[str, str | None]:
         "cuda": cuda_unavailable_reason(),
         "openvino": installed("openvino", "openvino"),
         "tract": installed("tract", "tract"),
-        "reference": installed("onnx", "cpu"),  # the float64 judge (onnx.reference); verify/bench run it when named
     }
 
 
