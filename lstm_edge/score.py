@@ -18,6 +18,8 @@ README "Bulk scoring" for where ONNX Runtime itself is not bit-deterministic.
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import tempfile
 import time
@@ -207,22 +209,47 @@ def _inspect_parquet(p: Path) -> InputSpec:
     return InputSpec("parquet", p, ds.count_rows())
 
 
-def iter_batches(spec: InputSpec, batch_size: int) -> Iterator[tuple[np.ndarray, list[np.ndarray] | np.ndarray]]:
-    """(ids [B], x) per batch, at most batch_size rows held at once. x is [B, T, F] or a list of [T_i, F]."""
-    if spec.x is not None:  # npy and stored npz: slices of a memory map
-        x = spec.x.open()
-        ids = spec.ids.open() if spec.ids is not None else None
-        for start in range(0, spec.rows, batch_size):
-            stop = min(start + batch_size, spec.rows)
-            yield (np.asarray(ids[start:stop]) if ids is not None else np.arange(start, stop)), np.array(x[start:stop])
-    elif spec.kind == "npz-compressed":
+def plan_units(spec: InputSpec, batch_size: int) -> list[tuple]:
+    """Split the input into work units, the same for both engines so their batches (and so their numbers) match.
+
+    A unit is ("rows", start, stop) of batch_size rows of an array, ("rowgroup", file, index) of a Parquet file, or
+    ("stream",) for a compressed .npz (local only). Batches never cross a unit: a Parquet row group smaller than
+    batch_size gives a smaller batch. Matching batches matter for int8: dynamic quantization picks one input scale
+    per batch, so a row's int8 result depends on its batch-mates (fp32 does not: measured bit-identical).
+    """
+    if spec.x is not None:
+        return [("rows", s, min(s + batch_size, spec.rows)) for s in range(0, spec.rows, batch_size)]
+    if spec.kind == "npz-compressed":
+        return [("stream",)]
+    import pyarrow.parquet as pq
+
+    units = []
+    for f in _parquet_dataset(spec.path).files:
+        try:
+            groups = pq.ParquetFile(f).metadata.num_row_groups
+        except Exception as e:  # pyarrow's ArrowInvalid for a corrupt footer
+            raise LstmEdgeError(f"{f} is not readable Parquet ({str(e).splitlines()[0][:160]})", "check it") from e
+        units += [("rowgroup", f, g) for g in range(groups)]
+    return units
+
+
+def iter_unit(
+    spec: InputSpec, unit: tuple, batch_size: int
+) -> Iterator[tuple[np.ndarray, list[np.ndarray] | np.ndarray]]:
+    """(ids [B], x) per batch of one work unit, at most batch_size rows held at once; x is [B, T, F] or [T_i, F] rows."""
+    if unit[0] == "rows":  # npy and stored npz: a slice of a memory map, copied
+        _, start, stop = unit
+        ids = np.asarray(spec.ids.open()[start:stop]) if spec.ids is not None else np.arange(start, stop)
+        yield ids, np.array(spec.x.open()[start:stop])
+    elif unit[0] == "stream":
         yield from _iter_compressed_npz(spec, batch_size)
     else:
-        ds = _parquet_dataset(spec.path)
-        # Readahead of one batch and one file keeps memory at about two batches (pyarrow's default reads 16 ahead).
-        for rb in ds.to_batches(columns=["id", "x"], batch_size=batch_size, batch_readahead=1, fragment_readahead=1):
+        import pyarrow.parquet as pq
+
+        _, f, group = unit
+        for rb in pq.ParquetFile(f).iter_batches(batch_size=batch_size, row_groups=[group], columns=["id", "x"]):
             if rb.num_rows:
-                yield rb.column(0).to_numpy(zero_copy_only=False), decode_x(rb.column(1), str(spec.path))
+                yield rb.column(0).to_numpy(zero_copy_only=False), decode_x(rb.column(1), f)
 
 
 def _iter_compressed_npz(spec: InputSpec, batch_size: int):
@@ -405,13 +432,14 @@ def score(
     ):
         writer = None
         try:
-            for ids, x in iter_batches(spec, cfg.batch_size):
-                table = score_batch(runner, ids, x, cfg.outputs)
-                if writer is None:
-                    writer = pq.ParquetWriter(str(tmp), table.schema)
-                writer.write_table(table)
-                rows += table.num_rows
-                bar.update(table.num_rows)
+            for unit in plan_units(spec, cfg.batch_size):
+                for ids, x in iter_unit(spec, unit, cfg.batch_size):
+                    table = score_batch(runner, ids, x, cfg.outputs)
+                    if writer is None:
+                        writer = pq.ParquetWriter(str(tmp), table.schema)
+                    writer.write_table(table)
+                    rows += table.num_rows
+                    bar.update(table.num_rows)
             if writer is None:
                 raise LstmEdgeError(f"{spec.path} holds no sequences", "give at least one row")
         finally:
@@ -431,26 +459,21 @@ def import_ray():
 
 
 class ScoreActor:
-    """One per Ray actor: unpacks the bundle bytes once, opens one runner, scores every batch it is given."""
+    """One per Ray actor: unpacks the bundle bytes once, opens one runner, and scores each work unit it is given."""
 
-    def __init__(self, payload: BundlePayload, provider: str, variant: str, threads: int, outputs: tuple[str, ...],
-                 x_file: ArrayFile | None = None, ids_file: ArrayFile | None = None) -> None:  # fmt: skip
+    def __init__(self, payload: BundlePayload, spec: InputSpec, cfg: ScoreConfig) -> None:
         from lstm_edge.runtimes import RunnerOptions, open_runner
 
         self._dir = tempfile.TemporaryDirectory(prefix="lstm-edge-score-")
         root = payload.materialize(Path(self._dir.name))
-        self.runner = open_runner(root, provider, options=RunnerOptions(variant=variant, threads=threads))
-        self.outputs = outputs
-        self.x = x_file.open() if x_file else None  # npy / stored npz: rows read where they are scored
-        self.ids = ids_file.open() if ids_file else None
+        opts = RunnerOptions(variant=cfg.variant, threads=cfg.threads or 1)
+        self.runner = open_runner(root, cfg.provider, options=opts)
+        self.spec, self.cfg = spec, cfg
 
-    def __call__(self, batch):
-        if self.x is None:  # Parquet rows arrive as Arrow
-            ids = batch.column("id").to_numpy(zero_copy_only=False)
-            return score_batch(self.runner, ids, decode_x(batch.column("x")), self.outputs)
-        rows = batch.column("id").to_numpy()  # row numbers from ray.data.range
-        ids = np.asarray(self.ids[rows]) if self.ids is not None else rows
-        return score_batch(self.runner, ids, np.array(self.x[rows]), self.outputs)
+    def __call__(self, batch: dict) -> Iterator:
+        for unit in batch["unit"]:  # units as JSON strings (batch_size=1: one unit per call)
+            for ids, x in iter_unit(self.spec, tuple(json.loads(unit)), self.cfg.batch_size):
+                yield score_batch(self.runner, ids, x, self.cfg.outputs)
 
 
 def _score_ray(bundle, spec: InputSpec, out: Path, cfg: ScoreConfig) -> ScoreResult:
@@ -481,33 +504,24 @@ def _score_ray(bundle, spec: InputSpec, out: Path, cfg: ScoreConfig) -> ScoreRes
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = cfg.progress
+        if not cfg.progress:
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
         ctx.execution_options.preserve_order = True  # one output file order, whatever the actors' timing
         workers = cfg.workers or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)
-        if spec.kind == "parquet":
-            ds = ray.data.read_parquet(str(spec.path.resolve()), columns=["id", "x"])
-            x_file = ids_file = None
-        else:
-            ds = ray.data.range(
-                spec.rows, override_num_blocks=max(1, min(4 * workers, -(-spec.rows // cfg.batch_size)))
-            )
-            x_file, ids_file = spec.x, spec.ids
+        units = plan_units(spec, cfg.batch_size)
+        # One dataset row per work unit; the actor reads its rows where it runs, in the same batches as --engine local.
+        ds = ray.data.from_items(
+            [{"unit": json.dumps(u)} for u in units], override_num_blocks=min(len(units), 8 * workers)
+        )
         ds = ds.map_batches(
             ScoreActor,
-            fn_constructor_kwargs={
-                "payload": payload,
-                "provider": cfg.provider,
-                "variant": cfg.variant,
-                "threads": cfg.threads or 1,
-                "outputs": cfg.outputs,
-                "x_file": x_file,
-                "ids_file": ids_file,
-            },
-            batch_size=cfg.batch_size,
-            batch_format="pyarrow",
-            concurrency=workers,
+            fn_constructor_kwargs={"payload": payload, "spec": spec, "cfg": cfg},
+            batch_size=1,
+            batch_format="numpy",
+            # Ray Data's actor pool defaults to max_restarts=-1 and max_task_retries=-1: an actor that dies is
+            # restarted and the unit it held is scored again (tests/test_score_ray.py kills one to check).
+            compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
-            max_restarts=-1,  # an actor that dies is restarted …
-            max_task_retries=-1,  # … and the batch it held is given to an actor again
         )
         t0 = time.perf_counter()
         with staged_dir(out) as stage:
