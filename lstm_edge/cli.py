@@ -421,7 +421,7 @@ def bench(
 
 @main.command("bundle")
 @click.argument("bundle_dir", metavar="BUNDLE", type=click.Path())
-@click.option("--target", required=True, help="python | node | web")
+@click.option("--target", required=True, help="python | node | web | triton")
 @click.option("--variant", default="fp32", show_default=True, help="fp32 | int8")
 @click.option("--out", required=True, type=click.Path(), help="The folder to write.")
 @click.option("--force", is_flag=True, help="Replace an existing folder.")
@@ -429,13 +429,21 @@ def bench(
     "--ort-web", type=click.Path(), help="web: onnxruntime-web's dist folder (default: found or npm-installed)."
 )
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@click.option("--max-batch", default=64, show_default=True, help="triton: max_batch_size (streams batched together).")
 @handle_errors
-def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash) -> None:
+def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash, max_batch) -> None:
     """A self-contained folder for a Python app, a Node.js program or a web page, checking itself against golden vectors."""
     from lstm_edge.embed import make_embed
 
     path = make_embed(
-        bundle_dir, target, out, variant=variant, force=force, ort_web=ort_web, verify_hash=not no_verify_hash
+        bundle_dir,
+        target,
+        out,
+        variant=variant,
+        force=force,
+        ort_web=ort_web,
+        verify_hash=not no_verify_hash,
+        max_batch=max_batch,
     )
     click.echo(f"wrote {path} ({target}, {variant}); see {path / 'README.md'}")
 
