@@ -4,8 +4,8 @@ local engine, and the driver's peak RSS while scoring an input much larger than 
     .venv/bin/python benchmarks/score_throughput.py [--rows 4000] [--reps 3] [--rss-rows 200000] [--json out.json]
 
 Medians of --reps runs, ratios from the same run. Every timing includes reading the input and writing Parquet.
-The Ray times include starting the actors (each imports ONNX Runtime and opens its runner) but not ray.init,
-which is timed apart.
+Ray: "end to end" includes starting the actors (each imports ONNX Runtime and opens its runner), not ray.init
+(timed apart); "steady" is 2·rows / (time for 3·rows − time for rows), free of those fixed costs.
 """
 
 from __future__ import annotations
@@ -90,15 +90,23 @@ def main() -> None:
         ray.init(num_cpus=(os.cpu_count() or 2) + 1, include_dashboard=False, log_to_driver=False)
         res["ray_init_s"] = time.perf_counter() - t0
         try:
+            big = tmp / "x3.npy"  # 3× the rows: the difference of the two times is free of fixed costs
+            np.save(big, np.concatenate([np.load(data)] * 3))
             for workers in (1, 2):
-                rates, runs = [], []
-                for _ in range(args.reps):
-                    cfg = ScoreConfig(engine="ray", workers=workers, batch_size=args.batch_size, progress=False)
-                    r = score(BUNDLE, data, tmp / f"ray{workers}", cfg)
-                    runs.append(r.seconds)
-                rates = args.rows / statistics.median(runs)
-                res[f"ray_fp32_workers_{workers}"] = rates
-                print(f"ray_fp32_workers_{workers}: {rates:.0f} sequences/s", flush=True)
+                cfg = ScoreConfig(engine="ray", workers=workers, batch_size=args.batch_size, progress=False)
+                small_s = [score(BUNDLE, data, tmp / f"ray{workers}", cfg).seconds for _ in range(args.reps)]
+                big_s = [score(BUNDLE, big, tmp / f"ray{workers}", cfg).seconds for _ in range(args.reps)]
+                end_to_end = args.rows / statistics.median(small_s)
+                steady = 2 * args.rows / (statistics.median(big_s) - statistics.median(small_s))
+                fixed = statistics.median(small_s) - args.rows / steady
+                res[f"ray_fp32_workers_{workers}"] = steady
+                res[f"ray_fp32_workers_{workers}_end_to_end"] = end_to_end
+                res[f"ray_fixed_cost_s_workers_{workers}"] = fixed
+                print(
+                    f"ray_fp32_workers_{workers}: {steady:.0f} sequences/s steady, {end_to_end:.0f} end to end "
+                    f"({args.rows} rows), fixed cost {fixed:.1f}s",
+                    flush=True,
+                )
         finally:
             ray.shutdown()
         best_local = max(res["local_fp32_threads_all"], res["local_fp32_threads_1"])
