@@ -35,7 +35,8 @@ from lstm_edge.errors import LstmEdgeError
 ENGINES = ("local", "ray")
 OUTPUTS = ("y", "hn", "cn")
 RAY_INSTALL = "pip install 'lstm-edge[ray]'"
-ROW_GROUP_BYTES = 8 << 20  # results buffered per Parquet row group (local engine)
+ROW_GROUP_BYTES = 8 << 20  # results buffered per Parquet row group (local engine) …
+ROW_GROUP_ROWS = 16_384  # … whichever limit comes first
 
 
 @dataclass
@@ -432,18 +433,20 @@ def score(
         staged_file(out) as tmp,
         tqdm(total=spec.rows, unit="seq", desc="score", disable=not cfg.progress) as bar,
     ):
-        writer, pending = None, []
+        writer, pending, pending_rows, pending_bytes = None, [], 0, 0
         try:
             for unit in plan_units(spec, cfg.batch_size):
                 for ids, x in iter_unit(spec, unit, cfg.batch_size):
                     table = score_batch(runner, ids, x, cfg.outputs)
                     writer = writer or pq.ParquetWriter(str(tmp), table.schema)
                     pending.append(table)
-                    # One row group per ~8 MB of results, not per batch: the writer keeps every row group's metadata
-                    # until close, which grew the driver by 9 MiB over 150,000 rows at one group per 64-row batch.
-                    if sum(t.nbytes for t in pending) >= ROW_GROUP_BYTES:
+                    pending_rows, pending_bytes = pending_rows + table.num_rows, pending_bytes + table.nbytes
+                    # Row groups of up to ROW_GROUP_ROWS rows / ROW_GROUP_BYTES, not one per batch: the writer keeps
+                    # every group's metadata until close (+9 MiB over 150,000 rows in 64-row groups, measured), and
+                    # each small pending table costs ~18 KB of Arrow overhead (measured), so neither may grow with N.
+                    if pending_rows >= ROW_GROUP_ROWS or pending_bytes >= ROW_GROUP_BYTES:
                         writer.write_table(pa.concat_tables(pending))
-                        pending = []
+                        pending, pending_rows, pending_bytes = [], 0, 0
                     rows += table.num_rows
                     bar.update(table.num_rows)
             if writer is None:
@@ -484,6 +487,17 @@ class ScoreActor:
                 yield score_batch(self.runner, ids, x, self.cfg.outputs)
 
 
+def _user_error(e: BaseException | None) -> LstmEdgeError | None:
+    """The LstmEdgeError an actor raised, found through Ray's wrappers (RayTaskError, UserCodeException)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, LstmEdgeError) and getattr(e, "problem", None):
+            return e
+        e = getattr(e, "cause", None) or e.__cause__ or e.__context__  # RayTaskError keeps the original in .cause
+    return None
+
+
 def _score_ray(bundle, spec: InputSpec, out: Path, cfg: ScoreConfig) -> ScoreResult:
     """Ray Data: read → map_batches over an actor pool (one runner per actor) → write_parquet into a staged folder.
 
@@ -509,14 +523,17 @@ def _score_ray(bundle, spec: InputSpec, out: Path, cfg: ScoreConfig) -> ScoreRes
             cpus = max(os.cpu_count() or 1, (cfg.workers or 1) + 1)
             ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
         started = True
+    ctx = ray.data.DataContext.get_current()
+    saved = ctx.enable_progress_bars, ctx.execution_options.preserve_order  # the caller's, restored after
     try:
-        ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = cfg.progress
         if not cfg.progress:
             logging.getLogger("ray.data").setLevel(logging.WARNING)
         ctx.execution_options.preserve_order = True  # one output file order, whatever the actors' timing
         workers = cfg.workers or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)
         units = plan_units(spec, cfg.batch_size)
+        if not units or spec.rows == 0:
+            raise LstmEdgeError(f"{spec.path} holds no sequences", "give at least one row")
         # One dataset row per work unit; the actor reads its rows where it runs, in the same batches as --engine local.
         ds = ray.data.from_items(
             [{"unit": json.dumps(u)} for u in units], override_num_blocks=min(len(units), 8 * workers)
@@ -533,12 +550,19 @@ def _score_ray(bundle, spec: InputSpec, out: Path, cfg: ScoreConfig) -> ScoreRes
         )
         t0 = time.perf_counter()
         with staged_dir(out) as stage:
-            ds.write_parquet(str(stage))
+            try:
+                ds.write_parquet(str(stage))
+            except Exception as e:  # a bad row raises LstmEdgeError inside an actor; Ray wraps it on the way back
+                cause = _user_error(e)
+                if cause is None:
+                    raise
+                raise LstmEdgeError(cause.problem, cause.fix) from None
         seconds = time.perf_counter() - t0
         import pyarrow.dataset as pads
 
         rows = pads.dataset(str(out), format="parquet").count_rows()
     finally:
+        ctx.enable_progress_bars, ctx.execution_options.preserve_order = saved
         if started:
             ray.shutdown()
     return ScoreResult(

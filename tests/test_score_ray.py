@@ -121,6 +121,16 @@ def test_killed_actor_every_id_exactly_once(local_ray, shipped_bundle, tmp_path)
     assert _table(result["r"].output).equals(_table(local.output))
 
 
+def test_bad_row_on_an_actor_is_one_clear_error(local_ray, small_bundle, tmp_path):
+    x = np.random.default_rng(3).normal(size=(30, 5, 3)).astype(np.float32)
+    x[17, 2, 0] = np.inf
+    np.save(tmp_path / "x.npy", x)
+    with pytest.raises(LstmEdgeError, match="x holds inf") as e:
+        score(small_bundle, tmp_path / "x.npy", tmp_path / "out", _cfg(engine="ray", workers=1, batch_size=10))
+    assert "Traceback" not in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["x.npy"]
+
+
 def test_bundle_travels_by_content(shipped_bundle, tmp_path):
     payload = BundlePayload.from_bundle(shipped_bundle, "fp32")
     assert set(payload.files) == {"manifest.json", "model.onnx"}
