@@ -497,13 +497,14 @@ def score(
     as_json,
 ) -> None:
     """Bulk inference: every sequence in DATA through the bundle into Parquet, locally or on Ray Data."""
+    from lstm_edge.bundle import variant as bundle_variant
+    from lstm_edge.runtimes import RUNTIMES
     from lstm_edge.score import ScoreConfig
     from lstm_edge.score import score as run_score
 
-    if provider not in PROVIDERS:
-        raise LstmEdgeError(f"unknown provider {provider!r}", f"choose one of {', '.join(PROVIDERS)}")
-    if variant not in VARIANT_CHOICES:
-        raise LstmEdgeError(f"unknown variant {variant!r}", f"choose one of {', '.join(VARIANT_CHOICES)}")
+    if provider not in RUNTIMES:
+        raise LstmEdgeError(f"unknown provider {provider!r}", f"choose one of {', '.join(RUNTIMES)}")
+    bundle_variant(variant)  # one clear line for an unknown variant
     cfg = ScoreConfig(
         provider=provider,
         variant=variant,
