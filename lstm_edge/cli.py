@@ -438,6 +438,7 @@ def bench(
 @handle_errors
 def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash, max_batch) -> None:
     """A self-contained folder for a Python app, a Node.js program or a web page, checking itself against golden vectors."""
+    from lstm_edge.bundle import Bundle
     from lstm_edge.embed import make_embed
 
     path = make_embed(
@@ -451,7 +452,7 @@ def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash,
         max_batch=max_batch,
     )
     click.echo(f"wrote {path} ({target}, {variant}); see {path / 'README.md'}")
-    verdict = json.loads((path / "manifest.json").read_text())["embed"]["verdict"]
+    verdict = Bundle.open(bundle_dir).verdict(variant)
     if verdict != "deployable":
         click.echo(f"note: quantize marked {variant} {verdict}; see quantization.md in {bundle_dir}")
 
