@@ -1,0 +1,195 @@
+"""The recurrent models users ship (issue 15): bidirectional, time-major, no bias, GRU, token input, variable
+lengths, projection. Each row: a small user module written as a user would → the LSTMModel rebuild (equal in
+float64) → the graph (mapped exactly: float64 through onnx.reference) → a bundle → every local runtime equal to the
+user's forward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from onnx.reference import ReferenceEvaluator
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from lstm_edge.config import ModelConfig
+from lstm_edge.data import model_inputs
+from lstm_edge.export import ExportConfig, export_bundle, export_onnx
+from lstm_edge.export.graph import build_onnx
+from lstm_edge.model import LSTMModel, forward_numpy
+from lstm_edge.tolerances import FP32_ABS, MAPPING_F64, scaled_error
+
+
+class LastStep(nn.Module):
+    """The textbook classifier: recurrent layers, then a Linear on out[:, -1] (or on every step)."""
+
+    def __init__(self, rnn: nn.Module, out: int, every_step: bool = False) -> None:
+        super().__init__()
+        self.rnn, self.every_step = rnn, every_step
+        width = rnn.hidden_size if not getattr(rnn, "proj_size", 0) else rnn.proj_size
+        self.fc = nn.Linear(width * (2 if rnn.bidirectional else 1), out)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        if self.every_step:
+            return self.fc(out)
+        return self.fc(out[:, -1] if self.rnn.batch_first else out[-1])
+
+
+class Sentiment(nn.Module):
+    """nn.Embedding → nn.LSTM → Linear on token ids [B, T] (the sentiment model)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(50, 8)
+        self.rnn = nn.LSTM(8, 8, batch_first=True)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, ids):
+        out, _ = self.rnn(self.emb(ids))
+        return self.fc(out[:, -1])
+
+
+class Padded(nn.Module):
+    """Padded batches with a lengths tensor: pack_padded_sequence, head on each sequence's final state."""
+
+    def __init__(self, bidirectional: bool = False) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(4, 6, 2, batch_first=True, bidirectional=bidirectional)
+        self.fc = nn.Linear(12 if bidirectional else 6, 3)
+
+    def forward(self, x, lengths):
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        _, (h, _) = self.rnn(packed)
+        return self.fc(torch.cat([h[-2], h[-1]], dim=1) if self.rnn.bidirectional else h[-1])
+
+
+@dataclass
+class Form:
+    name: str
+    user: nn.Module
+    config: ModelConfig
+
+
+def _forms() -> list[Form]:
+    torch.manual_seed(0)
+    F, H = 4, 6
+    cfg = lambda **kw: ModelConfig(**({"input_size": F, "hidden_size": H, "num_layers": 2, "output_size": 3} | kw))  # noqa: E731
+    return [
+        Form(
+            "bidirectional",
+            LastStep(nn.LSTM(F, H, 2, batch_first=True, bidirectional=True), 3),
+            cfg(bidirectional=True),
+        ),
+        Form("time-major", LastStep(nn.LSTM(F, H, 2), 3, every_step=True), cfg(batch_first=False, head="sequence")),
+        Form("no-bias", LastStep(nn.LSTM(F, H, 2, batch_first=True, bias=False), 3), cfg(bias=False)),
+        Form("gru", LastStep(nn.GRU(F, H, 2, batch_first=True), 3), cfg(family="gru")),
+        Form("tokens", Sentiment(), ModelConfig(8, 8, 1, output_size=2, vocab_size=50)),
+        Form("lengths", Padded(), cfg(lengths=True, head="final")),
+        Form("lengths-bidirectional", Padded(True), cfg(lengths=True, head="final", bidirectional=True)),
+        Form("projection", LastStep(nn.LSTM(F, H, 2, batch_first=True, proj_size=3), 3), cfg(proj_size=3)),
+        Form(
+            "gru-bidirectional-sequence",
+            LastStep(nn.GRU(F, H, 1, bidirectional=True), 3, every_step=True),
+            cfg(num_layers=1, family="gru", bidirectional=True, batch_first=False, head="sequence"),
+        ),  # fmt: skip
+    ]
+
+
+FORMS = {f.name: f for f in _forms()}
+
+
+def rebuild(form: Form) -> LSTMModel:
+    """The user's weights on LSTMModel's keys (what the intake does from a state_dict)."""
+    model = LSTMModel(form.config)
+    names = {"rnn.": "lstm.", "fc.": "head.", "emb.": "embedding."}
+    sd = {}
+    for k, v in form.user.state_dict().items():
+        prefix = next(p for p in names if k.startswith(p))
+        sd[names[prefix] + k[len(prefix) :]] = v
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    assert not unexpected and set(missing) <= {"x_mean", "x_std", "y_mean", "y_std"}
+    return model.eval()
+
+
+def user_forward(form: Form, *inputs: np.ndarray, dtype=torch.float64) -> np.ndarray:
+    """The user's own module on the lstm-edge inputs (state inputs are zero; the user's forward starts from zero)."""
+    user = form.user.to(dtype).eval()
+    x = torch.from_numpy(inputs[0])
+    x = x.to(dtype) if x.is_floating_point() else x
+    args = (x, torch.from_numpy(inputs[1])) if form.config.lengths else (x,)
+    with torch.no_grad():
+        return user(*args).numpy()
+
+
+def _inputs(config: ModelConfig, B: int, T: int, seed: int = 0):
+    """Zero initial state: the user's forward starts from zero."""
+    return model_inputs(config, B, T, False, seed)
+
+
+def _f64(inputs):
+    return [a.astype(np.float64) if a.dtype.kind == "f" else a for a in inputs]
+
+
+@pytest.mark.parametrize("name", FORMS)
+def test_rebuild_equals_the_users_module_in_float64(name):
+    form = FORMS[name]
+    model = rebuild(form).double()
+    for B, T in ((1, 1), (3, 9)):
+        inputs = _inputs(form.config, B, T, seed=T)
+        want = user_forward(form, *_f64(inputs))
+        y, *state = forward_numpy(model, *_f64(inputs))
+        assert y.shape == want.shape
+        assert np.abs(y - want).max() <= MAPPING_F64
+        assert [s.shape for s in state] == [(r, B, w) for r, w in form.config.state_shapes.values()]
+
+
+@pytest.mark.parametrize("name", [n for n, f in FORMS.items() if not f.config.lengths])
+def test_graph_maps_the_weights_exactly_in_float64(name):
+    """onnx.reference runs the graph written in float64: ONNX LSTM (gate order), GRU (linear_before_reset=1 is
+    PyTorch's formula), the Scan cell of a projection, Gather on the embedding. It ignores sequence_lens, so the
+    lengths forms are checked in float32 on ONNX Runtime below."""
+    form = FORMS[name]
+    model = rebuild(form).double()
+    proto = build_onnx(model, dtype=np.float64)
+    ref = ReferenceEvaluator(proto)
+    c = form.config
+    for random_state in (False, True):
+        inputs = _f64(model_inputs(c, 2, 7, random_state, seed=3))
+        got = ref.run(list(c.output_names), dict(zip(c.input_names, inputs, strict=True)))
+        want = forward_numpy(model, *inputs)
+        for a, b in zip(got, want, strict=True):
+            assert a.shape == b.shape and np.abs(a - b).max() <= MAPPING_F64
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("forms")
+    return {n: export_bundle(rebuild(f), root / n, ExportConfig(name=n)).bundle for n, f in FORMS.items()}
+
+
+@pytest.mark.parametrize("name", FORMS)
+def test_bundle_on_onnxruntime_equals_the_users_module(name, bundles):
+    import onnxruntime as ort
+
+    form = FORMS[name]
+    c = form.config
+    session = ort.InferenceSession(str(bundles[name] / "model.onnx"), providers=["CPUExecutionProvider"])
+    for B, T in ((1, 1), (4, 23)):
+        inputs = _inputs(c, B, T, seed=B + T)
+        y = session.run(["y"], dict(zip(c.input_names, inputs, strict=True)))[0]
+        assert scaled_error(y, user_forward(form, *_f64(inputs))).max() <= FP32_ABS
+
+
+def test_bare_recurrent_modules_export_in_every_form():
+    """nn.LSTM / nn.GRU themselves (no head): bidirectional, time-major, no bias, projection."""
+    torch.manual_seed(1)
+    for rnn in (
+        nn.GRU(3, 4, 2, bidirectional=True),
+        nn.LSTM(3, 6, 1, proj_size=2, batch_first=True),
+        nn.LSTM(3, 4, bias=False),
+    ):
+        proto = export_onnx(rnn)
+        assert {n.op_type for n in proto.graph.node} & {"LSTM", "GRU", "Scan"}
