@@ -193,3 +193,27 @@ def test_bare_recurrent_modules_export_in_every_form():
     ):
         proto = export_onnx(rnn)
         assert {n.op_type for n in proto.graph.node} & {"LSTM", "GRU", "Scan"}
+
+
+def test_an_output_axis_frozen_by_the_trace_becomes_symbolic_again():
+    """Through the Python API (torch.onnx), a head at every step came out declared y ['batch', T_example, O]
+    (measured: ['batch', 6, 2]). The graph here has that declaration; the exporter's fix reads the real dims."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lstm_edge.export.torch_export import _unfreeze_outputs
+
+    f = TensorProto.FLOAT
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        "frozen",
+        [helper.make_tensor_value_info("x", f, ["batch", "seq", 4])],
+        [helper.make_tensor_value_info("y", f, ["batch", 6, 2])],
+        [numpy_helper.from_array(np.ones((4, 2), np.float32), "W")],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    _unfreeze_outputs(proto)
+    assert [d.dim_param or d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim] == [
+        "batch",
+        "seq",
+        2,
+    ]
