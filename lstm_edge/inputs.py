@@ -45,11 +45,13 @@ def read_input(spec: str, input_names: list[str] | None = None) -> tuple[np.ndar
     return arrays[X], state
 
 
-def read_inputs(spec: str, input_names: list[str] | None = None, tokens: bool = False) -> dict[str, np.ndarray]:
+def read_inputs(
+    spec: str, input_names: list[str] | None = None, tokens: bool = False, batch_first: bool = True
+) -> dict[str, np.ndarray]:
     """The arrays a model takes, by name: x always, and whichever of lengths, h0, c0 the file holds.
 
     x: float [B, T, F] (one sequence [T, F] becomes [1, T, F]), or with tokens=True int64 ids [B, T] (one sequence
-    [T] becomes [1, T]), in the model's own layout. Files: .npy (x), .npz (arrays by name), .csv (one sequence, rows
+    [T] becomes [1, T]), in the model's own layout (time-major: one sequence becomes [T, 1, …]). Files: .npy (x), .npz (arrays by name), .csv (one sequence, rows
     are steps), .json ({"x": …, "lengths": …, "h0": …, "c0": …}) or '-' for JSON on stdin."""
     names = input_names or list(INPUT_NAMES)
     if spec == "-":
@@ -85,8 +87,8 @@ def read_inputs(spec: str, input_names: list[str] | None = None, tokens: bool = 
                 raise LstmEdgeError(f"unknown input format {suffix!r}", "use .npy, .npz, .csv or .json")
         except (ValueError, OSError, EOFError) as e:
             raise LstmEdgeError(f"{path} could not be read ({first_line(e, 120)})", "check the file") from e
-    if arrays[X].ndim == (1 if tokens else 2):
-        arrays[X] = arrays[X][None]
+    if arrays[X].ndim == (1 if tokens else 2):  # one sequence: a batch of 1, on the model's batch axis
+        arrays[X] = arrays[X][None] if batch_first else np.expand_dims(arrays[X], 1)
     return arrays
 
 

@@ -75,6 +75,9 @@ class OrtRunner(Runner):
             return outs[0], h0, c0
         return outs[0], outs[1], outs[2]
 
+    def _infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(self.source.output_names, feeds)
+
     def version(self) -> str:
         return self.ort.__version__
 

@@ -25,6 +25,13 @@ class TractRunner(Runner):
                 "tract has no DynamicQuantizeLSTM (com.microsoft), so it cannot run the int8 variant",
                 "use --variant fp32 or int8-static with tract, or --provider cpu for int8",
             )
+        spec = source.config
+        if spec is not None and spec.lengths and not spec.proj_size:
+            raise LstmEdgeError(
+                "tract does not implement the sequence_lens input of ONNX LSTM/GRU (measured: tract 0.23 fails "
+                "translating the node), so it cannot run a variable-length model",
+                "use --provider cpu",
+            )
         try:
             self.runnable = tract.onnx().load(str(source.path)).into_model().into_runnable()
         except Exception as e:  # tract.TractError carries a multi-line cause chain
@@ -40,6 +47,13 @@ class TractRunner(Runner):
             raise LstmEdgeError(f"tract failed to run: {first_line(e)}", "try --provider cpu") from e
         outs = [np.asarray(o, dtype=np.float32) for o in outs]
         return (outs[0], outs[1], outs[2]) if len(outs) >= 3 else (outs[0], h0, c0)
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            with self._lock:
+                return [np.asarray(o.to_numpy()) for o in self.runnable.run(list(feeds.values()))]
+        except Exception as e:
+            raise LstmEdgeError(f"tract failed to run: {first_line(e)}", "try --provider cpu") from e
 
     def version(self) -> str:
         return self.tract.version()

@@ -217,3 +217,92 @@ def test_an_output_axis_frozen_by_the_trace_becomes_symbolic_again():
         "seq",
         2,
     ]
+
+
+# ---- runtimes: each form runs equal to the user's module, or refuses in one line naming the limit ----------------
+
+RUNTIME_LIMITS = {  # (runtime, what the form needs) → the words its one-line refusal must contain (measured)
+    ("openvino", "lengths"): "sequence_lens",
+    ("tract", "lengths"): "sequence_lens",
+}
+
+
+def _limit(provider: str, config: ModelConfig) -> str | None:
+    needs = "lengths" if config.lengths and not config.proj_size else ""
+    return RUNTIME_LIMITS.get((provider, needs))
+
+
+@pytest.mark.parametrize("provider", ["torch", "cpu", "openvino", "tract"])
+@pytest.mark.parametrize("name", FORMS)
+def test_every_runtime_runs_the_form_or_refuses_in_one_line(name, provider, bundles):
+    from lstm_edge.errors import LstmEdgeError
+    from lstm_edge.parity import available_providers
+    from lstm_edge.runtimes import open_runner
+
+    if available_providers().get(provider):
+        pytest.skip(available_providers()[provider])
+    form = FORMS[name]
+    c = form.config
+    limit = _limit(provider, c)
+    if limit:
+        with pytest.raises(LstmEdgeError, match=limit) as e:
+            open_runner(bundles[name], provider)
+        assert "\n" not in str(e.value)
+        return
+    with open_runner(bundles[name], provider) as runner:
+        inputs = _inputs(c, 3, 17, seed=11)
+        feeds = dict(zip(c.input_names, inputs, strict=True))
+        y, state = runner.run(feeds["x"], None, feeds.get("lengths"))
+        assert len(state) == len(c.state_shapes)
+        assert scaled_error(y, user_forward(form, *_f64(inputs))).max() <= FP32_ABS
+        if not c.streamable:
+            with pytest.raises(LstmEdgeError, match="bidirectional"):
+                runner.stream(batch=3)
+            return
+        if c.lengths:  # streaming feeds whole steps: every sequence at full length
+            feeds["lengths"] = np.full(3, 17)
+            y, state = runner.run(feeds["x"], None, feeds["lengths"])
+        s = runner.stream(batch=3)
+        for chunk in (1, 5):
+            s.reset()
+            ys = s.feed(feeds["x"], chunk)
+            assert scaled_error(ys, y).max() <= FP32_ABS
+            for a, b in zip(s.state, state, strict=True):
+                assert scaled_error(a, b).max() <= FP32_ABS
+
+
+def test_token_ids_out_of_range_and_bad_lengths_are_input_errors(bundles, tmp_path):
+    """Checked by the runner before the runtime sees them: one line, CLI exit 2."""
+    import json
+
+    from click.testing import CliRunner
+
+    from lstm_edge.cli import main
+    from lstm_edge.errors import LstmEdgeError
+    from lstm_edge.runtimes import open_runner
+
+    with open_runner(bundles["tokens"], "cpu") as r:
+        with pytest.raises(LstmEdgeError, match="token id 50 at index"):
+            r.run(np.array([[1, 2, 50]]))
+        with pytest.raises(LstmEdgeError, match="token id -1"):
+            r.run(np.array([[-1, 2]]))
+        with pytest.raises(LstmEdgeError, match="token ids"):
+            r.run(np.zeros((1, 3, 8), np.float32))
+    with open_runner(bundles["lengths"], "cpu") as r:
+        x = np.zeros((2, 5, 4), np.float32)
+        for bad in ([0, 5], [6, 5], [5]):
+            with pytest.raises(LstmEdgeError, match="lengths"):
+                r.run(x, None, np.array(bad))
+    with open_runner(bundles["gru"], "cpu") as r:
+        with pytest.raises(LstmEdgeError, match="state array"):
+            r.run(np.zeros((1, 3, 4), np.float32), (np.zeros((2, 1, 6)), np.zeros((2, 1, 6))))
+    path = tmp_path / "ids.json"
+    path.write_text(json.dumps({"x": [[3, 49, 50]]}))
+    res = CliRunner().invoke(main, ["run", str(bundles["tokens"]), "--input", str(path)])
+    assert res.exit_code == 2 and "token id 50" in res.output and "Traceback" not in res.output
+    path.write_text(json.dumps({"x": [[3, 49, 0]]}))
+    res = CliRunner().invoke(main, ["run", str(bundles["tokens"]), "--input", str(path), "--stream"])
+    assert res.exit_code == 0, res.output
+    path.write_text(json.dumps({"x": np.zeros((2, 4, 4)).tolist(), "lengths": [4, 1]}))
+    res = CliRunner().invoke(main, ["run", str(bundles["lengths"]), "--input", str(path), "--json"])
+    assert res.exit_code == 0, res.output
