@@ -306,3 +306,34 @@ def test_token_ids_out_of_range_and_bad_lengths_are_input_errors(bundles, tmp_pa
     path.write_text(json.dumps({"x": np.zeros((2, 4, 4)).tolist(), "lengths": [4, 1]}))
     res = CliRunner().invoke(main, ["run", str(bundles["lengths"]), "--input", str(path), "--json"])
     assert res.exit_code == 0, res.output
+
+
+# ---- embedding: the bundle's own self-check passes in every form --------------------------------------------------
+
+
+@pytest.mark.parametrize("name", FORMS)
+def test_node_bundle_checks_itself(name, bundles, tmp_path):
+    import subprocess
+
+    from lstm_edge.embed import make_embed
+    from tests.test_embed import NPM_DIR, _node_reason
+
+    if _node_reason():
+        pytest.skip(_node_reason())
+    out = make_embed(bundles[name], "node", tmp_path / "node")
+    (out / "node_modules").symlink_to(NPM_DIR / "node_modules")
+    r = subprocess.run(["node", "check.mjs"], cwd=out, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
+    assert ("stream (1 step per call)" in r.stdout) == FORMS[name].config.streamable
+
+
+@pytest.mark.parametrize("name", ["gru", "tokens", "lengths-bidirectional"])
+def test_python_bundle_checks_itself(name, bundles, tmp_path):
+    import subprocess
+    import sys
+
+    from lstm_edge.embed import make_embed
+
+    out = make_embed(bundles[name], "python", tmp_path / "py")
+    r = subprocess.run([sys.executable, "example.py"], cwd=out, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
