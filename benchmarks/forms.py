@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from lstm_edge.config import ModelConfig
@@ -117,7 +116,6 @@ def main() -> None:
                 print(lines[-1], flush=True)
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
-    np.set_printoptions()
 
 
 if __name__ == "__main__":
