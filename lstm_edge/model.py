@@ -69,6 +69,38 @@ def gate_layers(
     return seq, (torch.stack(h_n), torch.stack(c_n))  # (B, T, H), ((L, B, H), (L, B, H))
 
 
+def gru_gate_layers(x: Tensor, h0: Tensor | None, gru: nn.GRU) -> tuple[Tensor, Tensor]:
+    """The GRU equations as PyTorch documents them, over the layers of a unidirectional, batch-first nn.GRU:
+
+        r_t = σ(W_ir·x_t + b_ir + W_hr·h_{t-1} + b_hr)      z_t = σ(W_iz·x_t + b_iz + W_hz·h_{t-1} + b_hz)
+        n_t = tanh(W_in·x_t + b_in + r_t ⊙ (W_hn·h_{t-1} + b_hn))      h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1}
+
+    Rows of weight_ih/weight_hh are the blocks r, z, n. The reset gate multiplies W_hn·h + b_hn after the product:
+    ONNX GRU's linear_before_reset=1, which export/graph.py writes. Returns (out (B, T, H), h_n (L, B, H)).
+    """
+    B, T, _ = x.shape
+    L, H = gru.num_layers, gru.hidden_size
+    h0 = x.new_zeros(L, B, H) if h0 is None else h0
+    seq, h_n = x, []  # (B, T, F)
+    for layer in range(L):
+        W_i, W_h = getattr(gru, f"weight_ih_l{layer}"), getattr(gru, f"weight_hh_l{layer}")  # (3H, F_l), (3H, H)
+        b_i, b_h = (getattr(gru, f"{n}_l{layer}", None) if gru.bias else None for n in ("bias_ih", "bias_hh"))
+        zx = seq @ W_i.T + (b_i if b_i is not None else 0)  # (B, T, 3H): W_i·x_t + b_i for every t
+        h, outs = h0[layer], []  # (B, H)
+        for t in range(T):
+            zh = h @ W_h.T + (b_h if b_h is not None else 0)  # (B, 3H)
+            x_r, x_z, x_n = zx[:, t].chunk(3, dim=1)
+            h_r, h_z, h_n_ = zh.chunk(3, dim=1)
+            r = torch.sigmoid(x_r + h_r)
+            z = torch.sigmoid(x_z + h_z)
+            n = torch.tanh(x_n + r * h_n_)  # (B, H)
+            h = (1 - z) * n + z * h
+            outs.append(h)
+        seq = torch.stack(outs, dim=1)  # (B, T, H)
+        h_n.append(h)
+    return seq, torch.stack(h_n)
+
+
 class _Exact:
     def weight(self, w: Tensor) -> Tensor:
         return w
