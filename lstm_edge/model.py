@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstm_edge.config import C0, H0, LENGTHS, ModelConfig, X
+from lstm_edge.config import C0, H0, LENGTHS, ModelConfig, X, is_seed_form
 
 State = tuple[Tensor, Tensor]  # (h, c), each (L, B, H)
 
@@ -350,20 +350,6 @@ def equalize_input(
     center = (x_max + x_min) / 2  # (F,)
     half = torch.where(x_max > x_min, (x_max - x_min) / 2, torch.ones_like(x_max))  # (F,)
     return W_x * (half / x_std), b + W_x @ ((center - x_mean) / x_std), center, half
-
-
-def is_seed_form(c: ModelConfig) -> bool:
-    """The one form GateLSTM and the int8 simulation cover: a unidirectional, batch-first LSTM with biases, no
-    projection, float input, no lengths."""
-    return (
-        c.family == "lstm"
-        and not c.bidirectional
-        and not c.proj_size
-        and c.bias
-        and c.batch_first
-        and not c.vocab_size
-        and not c.lengths
-    )
 
 
 def run_numpy(module: nn.Module, x, h0, c0):

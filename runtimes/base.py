@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge.bundle import MANIFEST, Bundle
-from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES, ModelConfig
+from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES, ModelConfig, is_seed_form
 from lstm_edge.config import LENGTHS as LENGTHS_NAME
 from lstm_edge.config import X as X_NAME
 from lstm_edge.errors import LstmEdgeError
@@ -66,8 +66,6 @@ class Source:
     def spec_form(self) -> bool:
         """A bundle in any form but the seed's (GRU, bidirectional, time-major, tokens, lengths, projection): run
         and stream go through named feeds (`Runner._infer`) instead of the seed's (x, h0, c0) fast path."""
-        from lstm_edge.model import is_seed_form
-
         return self.config is not None and not (
             is_seed_form(self.config) and self.config.state_size == self.hidden_size
         )
