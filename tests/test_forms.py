@@ -337,3 +337,32 @@ def test_python_bundle_checks_itself(name, bundles, tmp_path):
     out = make_embed(bundles[name], "python", tmp_path / "py")
     r = subprocess.run([sys.executable, "example.py"], cwd=out, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
+
+
+# ---- verify: each family's matrix (lengths mixed within a batch, token ids at the table's edges) -----------------
+
+
+@pytest.mark.parametrize("name", FORMS)
+def test_verify_quick_passes_and_the_report_follows_the_schema(name, bundles, tmp_path):
+    import json
+    from importlib import resources
+
+    import jsonschema
+    from click.testing import CliRunner
+
+    from lstm_edge.cli import main
+
+    out = tmp_path / "verify.json"
+    r = CliRunner().invoke(main, ["verify", str(bundles[name]), "--quick", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    report = json.loads(out.read_text())
+    schema = json.loads(resources.files("lstm_edge").joinpath("schemas/verify.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    c = FORMS[name].config
+    checked = [x for x in report["results"] if x["status"] == "pass"]
+    assert {x["runtime"] for x in checked} >= {"torch", "cpu"}
+    for x in checked:
+        assert all(set(case["outputs"]) == set(c.output_names) for case in x["cases"])
+        streamed = any(case["mode"].startswith("stream") for case in x["cases"])
+        assert streamed == c.streamable
+    assert bool(report["drift"]) == c.streamable
