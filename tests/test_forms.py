@@ -342,7 +342,11 @@ def test_python_bundle_checks_itself(name, bundles, tmp_path):
 # ---- verify: each family's matrix (lengths mixed within a batch, token ids at the table's edges) -----------------
 
 
-@pytest.mark.parametrize("name", FORMS)
+# Three forms in the default run (GRU's outputs; lengths with a bidirectional model; the Scan form), all with -m slow.
+FAST_VERIFY = ("gru", "lengths-bidirectional", "projection")
+
+
+@pytest.mark.parametrize("name", [n if n in FAST_VERIFY else pytest.param(n, marks=pytest.mark.slow) for n in FORMS])
 def test_verify_quick_passes_and_the_report_follows_the_schema(name, bundles, tmp_path):
     import json
     from importlib import resources
