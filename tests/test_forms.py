@@ -370,3 +370,17 @@ def test_verify_quick_passes_and_the_report_follows_the_schema(name, bundles, tm
         streamed = any(case["mode"].startswith("stream") for case in x["cases"])
         assert streamed == c.streamable
     assert bool(report["drift"]) == c.streamable
+
+
+def test_manifest_records_the_spec_and_io_per_family(bundles):
+    from lstm_edge.bundle import Bundle
+
+    m = {n: Bundle.open(b).manifest for n, b in bundles.items()}
+    assert m["time-major"]["io"]["layout"] == "time_major"
+    assert m["time-major"]["io"]["inputs"][0]["shape"] == ["seq", "batch", 4]
+    assert m["tokens"]["io"]["inputs"][0] == {"name": "x", "shape": ["batch", "seq"], "dtype": "int64"}
+    assert [i["name"] for i in m["lengths"]["io"]["inputs"]] == ["x", "lengths", "h0", "c0"]
+    assert [o["name"] for o in m["gru"]["io"]["outputs"]] == ["y", "hn"] and "GRU" in m["gru"]["gate_layout"]
+    assert m["bidirectional"]["io"]["outputs"][1]["shape"] == [4, "batch", 6] and not m["bidirectional"]["streaming"]
+    assert m["projection"]["io"]["outputs"][1]["shape"] == [2, "batch", 3] and m["projection"]["streaming"]
+    assert all(ModelConfig.from_dict(x["config"]) == FORMS[n].config for n, x in m.items())
