@@ -315,8 +315,10 @@ def quantize(
         progress=not as_json,
     )
     result = quantize_bundle(bundle, cfg)
+    for variant, why in result.skipped.items():
+        click.echo(f"skipped {variant}: {why}", err=as_json)
     if as_json:
-        click.echo(json.dumps(result.reports))
+        click.echo(json.dumps(result.to_dict()))
         return
     click.echo(format_report(result.reports))
     click.echo(f"wrote {', '.join(result.reports)} into {result.bundle} (report: quantization.md, quantization.png)")
@@ -457,6 +459,9 @@ def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash)
         bundle_dir, target, out, variant=variant, force=force, ort_web=ort_web, verify_hash=not no_verify_hash
     )
     click.echo(f"wrote {path} ({target}, {variant}); see {path / 'README.md'}")
+    verdict = json.loads((path / "manifest.json").read_text())["embed"]["verdict"]
+    if verdict != "deployable":
+        click.echo(f"note: quantize marked {variant} {verdict}; see quantization.md in {bundle_dir}")
 
 
 if __name__ == "__main__":
