@@ -22,6 +22,7 @@ import onnx
 
 from lstm_edge.config import LENGTHS, ModelConfig
 from lstm_edge.data import model_inputs
+from lstm_edge.errors import LstmEdgeError
 from lstm_edge.model import LSTMModel, forward_numpy
 from lstm_edge.tolerances import error_stats, scaled_error
 
@@ -100,3 +101,101 @@ def error_growth(session, fp32_session, model: LSTMModel, config: ModelConfig) -
                 worst_scaled[name] = max(worst_scaled[name], float(scaled_error(a, r).max()))
         vs_fp32[str(T)], profile[str(T)] = worst_abs, worst_scaled
     return vs_fp32, profile
+
+
+def plan(cfg, fp32: onnx.ModelProto) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The modes to make for a non-seed form and the variants skipped with why. Raises LstmEdgeError when the one
+    mode asked for cannot be made (static int8; fp16 of the Scan form)."""
+    from lstm_edge.bundle import variant_for_mode
+
+    refused = {"static": STATIC_SEED_ONLY, **({"fp16": FP16_SCAN_REFUSED} if has_scan(fp32) else {})}
+    if cfg.mode != "all":
+        mode = variant_for_mode(cfg.mode).mode
+        if mode in refused:
+            raise LstmEdgeError(refused[mode], "quantize with --mode dynamic")
+        return (mode,), {}
+    return tuple(m for m in ("dynamic", "fp16") if m not in refused), {
+        variant_for_mode(m).name: why for m, why in refused.items()
+    }
+
+
+def quantize_form(bundle, cfg):
+    """quantize_bundle for a non-seed ModelSpec form (the module docstring says what each form gets): dynamic int8
+    and fp16, measured on the model's own inputs against fp32 ORT and the float64 rebuild. Returns QuantizeResult;
+    raises ParityError when fp16 exceeds its fixed bound (the variant is still written, marked not deployable)."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from lstm_edge.bundle import variant_for_mode
+    from lstm_edge.checkpoint import load_checkpoint
+    from lstm_edge.export.quant_measure import node_roles, op_counts
+    from lstm_edge.export.quant_report import NOT_DEPLOYABLE, UNVERIFIED, MetricReport, ParityBound, QuantizeReport
+    from lstm_edge.export.quant_report import Settings as QSettings
+    from lstm_edge.export.quantize import _quantize_dynamic, _quiet_ort_advice, _result, _to_fp16, _write
+    from lstm_edge.export.validate import ort_cpu_session
+    from lstm_edge.tolerances import ACCURACY_POINTS_DROP, FP16_ABS, MSE_RELATIVE_DROP
+
+    config = bundle.config
+    fp32_path = bundle.artifact("fp32")
+    fp32_model = onnx.load(str(fp32_path))
+    modes, skipped = plan(cfg, fp32_model)
+    model, _ = load_checkpoint(bundle.checkpoint())
+    fp32_session = ort_cpu_session(fp32_path.read_bytes())
+    n = min(cfg.eval_samples, 64)
+    feeds = eval_feeds(config, n, 100, seed=2)
+    names = list(config.output_names)
+    torch_out, fp32_out = reference_outputs(model, feeds), fp32_session.run(names, feeds)
+    classify = config.kind == "classification"
+    budget = cfg.max_metric_drop
+    if budget is None:
+        budget = ACCURACY_POINTS_DROP if classify else MSE_RELATIVE_DROP
+    source = f"{n} sequences of T=100 of the model's own inputs (no task data: the task metric is not measured)"
+    reports = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        made = {}
+        for mode in modes:
+            v = variant_for_mode(mode)
+            dst = made[v.name] = Path(tmp) / v.file
+            start = time.perf_counter()
+            with _quiet_ort_advice():
+                _quantize_dynamic(fp32_path, dst, cfg) if mode == "dynamic" else _to_fp16(fp32_path, dst)
+            seconds = time.perf_counter() - start
+            session = ort_cpu_session(dst.read_bytes())
+            out = session.run(names, feeds)
+            growth, profile = error_growth(session, fp32_session, model, config)
+            bound = None
+            if mode == "fp16":  # held to its fixed parity bound at every T, streamed or not
+                worst = max(e for errs in profile.values() for e in errs.values())
+                bound = ParityBound(tolerance=FP16_ABS, max_scaled=worst)
+            qmodel = onnx.load(str(dst))
+            reports[v.name] = QuantizeReport(
+                bytes=dst.stat().st_size,
+                size_ratio=dst.stat().st_size / fp32_path.stat().st_size,
+                ops_before=op_counts(fp32_model),
+                ops_after=op_counts(qmodel),
+                nodes=node_roles(qmodel),
+                settings=QSettings(
+                    per_channel=cfg.per_channel,
+                    input_equalization={"skipped": "input equalization rescales the seed form's first LSTM only"}
+                    if mode == "dynamic"
+                    else None,
+                ),
+                error_vs_fp32=output_errors(config, out, fp32_out),
+                error_vs_torch=output_errors(config, out, torch_out),
+                metric=MetricReport(
+                    name="accuracy" if classify else "mse",
+                    drop_kind="points" if classify else "relative",
+                    budget=budget,
+                ),
+                error_vs_seq_len=growth,
+                error_profile=profile,
+                eval_samples=n,
+                seconds=seconds,
+                parity_bound=bound,
+                deployable=False,
+                verdict=NOT_DEPLOYABLE if bound and bound.max_scaled > FP16_ABS else UNVERIFIED,
+                measured_on=source,
+            )
+        _write(bundle, made, reports, skipped)
+    return _result(bundle, reports, skipped)

@@ -327,7 +327,14 @@ def test_node_bundle_checks_itself(name, bundles, tmp_path):
     assert ("stream (1 step per call)" in r.stdout) == FORMS[name].config.streamable
 
 
-@pytest.mark.parametrize("name", ["gru", "tokens", "lengths-bidirectional"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tokens",
+        pytest.param("gru", marks=pytest.mark.slow),
+        pytest.param("lengths-bidirectional", marks=pytest.mark.slow),
+    ],
+)
 def test_python_bundle_checks_itself(name, bundles, tmp_path):
     import subprocess
     import sys
@@ -339,16 +346,17 @@ def test_python_bundle_checks_itself(name, bundles, tmp_path):
     assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
 
 
-# ---- verify: each family's matrix (lengths mixed within a batch, token ids at the table's edges) -----------------
+# ---- quantize + verify: each family's matrix (lengths mixed within a batch, token ids at the table's edges) ------
 
 
-# Three forms in the default run (GRU's outputs; lengths with a bidirectional model; the Scan form), all with -m slow.
-FAST_VERIFY = ("gru", "lengths-bidirectional", "projection")
+# Two forms in the default run (GRU's outputs; lengths with a bidirectional model), every form with -m slow.
+FAST_VERIFY = ("gru", "lengths-bidirectional")
 
 
 @pytest.mark.parametrize("name", [n if n in FAST_VERIFY else pytest.param(n, marks=pytest.mark.slow) for n in FORMS])
-def test_verify_quick_passes_and_the_report_follows_the_schema(name, bundles, tmp_path):
+def test_quantize_then_verify_quick_passes_and_the_report_follows_the_schema(name, bundles, tmp_path):
     import json
+    import shutil
     from importlib import resources
 
     import jsonschema
@@ -356,15 +364,22 @@ def test_verify_quick_passes_and_the_report_follows_the_schema(name, bundles, tm
 
     from lstm_edge.cli import main
 
+    bundle = tmp_path / name
+    shutil.copytree(bundles[name], bundle)
+    r = CliRunner().invoke(main, ["quantize", str(bundle)])  # no task data: dynamic int8 and fp16, unverified
+    assert r.exit_code == 0, r.output
     out = tmp_path / "verify.json"
-    r = CliRunner().invoke(main, ["verify", str(bundles[name]), "--quick", "--json", str(out)])
+    r = CliRunner().invoke(main, ["verify", str(bundle), "--quick", "--json", str(out)])
     assert r.exit_code == 0, r.output
     report = json.loads(out.read_text())
     schema = json.loads(resources.files("lstm_edge").joinpath("schemas/verify.schema.json").read_text())
     jsonschema.validate(report, schema)
     c = FORMS[name].config
-    checked = [x for x in report["results"] if x["status"] == "pass"]
+    checked = [x for x in report["results"] if x["status"] in ("pass", "not-deployable")]
     assert {x["runtime"] for x in checked} >= {"torch", "cpu"}
+    made = {x["variant"] for x in report["results"]}
+    assert made == ({"fp32", "int8"} if c.proj_size else {"fp32", "int8", "fp16"})  # fp16 of a Scan: refused
+    assert any(x["variant"] == "int8" and x["runtime"] == "cpu" and x["cases"] for x in report["results"])
     for x in checked:
         assert all(set(case["outputs"]) == set(c.output_names) for case in x["cases"])
         streamed = any(case["mode"].startswith("stream") for case in x["cases"])
