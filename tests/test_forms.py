@@ -55,10 +55,10 @@ class Sentiment(nn.Module):
 class Padded(nn.Module):
     """Padded batches with a lengths tensor: pack_padded_sequence, head on each sequence's final state."""
 
-    def __init__(self, bidirectional: bool = False) -> None:
+    def __init__(self, bidirectional: bool = False, proj_size: int = 0) -> None:
         super().__init__()
-        self.rnn = nn.LSTM(4, 6, 2, batch_first=True, bidirectional=bidirectional)
-        self.fc = nn.Linear(12 if bidirectional else 6, 3)
+        self.rnn = nn.LSTM(4, 6, 2, batch_first=True, bidirectional=bidirectional, proj_size=proj_size)
+        self.fc = nn.Linear((proj_size or 6) * (2 if bidirectional else 1), 3)
 
     def forward(self, x, lengths):
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
@@ -90,6 +90,11 @@ def _forms() -> list[Form]:
         Form("lengths", Padded(), cfg(lengths=True, head="final")),
         Form("lengths-bidirectional", Padded(True), cfg(lengths=True, head="final", bidirectional=True)),
         Form("projection", LastStep(nn.LSTM(F, H, 2, batch_first=True, proj_size=3), 3), cfg(proj_size=3)),
+        Form(
+            "projection-lengths-bidirectional",
+            Padded(True, proj_size=3),
+            cfg(lengths=True, head="final", bidirectional=True, proj_size=3),
+        ),  # fmt: skip
         Form(
             "gru-bidirectional-sequence",
             LastStep(nn.GRU(F, H, 1, bidirectional=True), 3, every_step=True),
