@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import time
@@ -18,11 +19,11 @@ from lstm_edge.checkpoint import load_checkpoint, save_checkpoint
 from lstm_edge.data import TASKS
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.golden import make_golden
-from lstm_edge.export.graph import GATE_LAYOUT, build_onnx
+from lstm_edge.export.graph import build_onnx, gate_layout
 from lstm_edge.export.lint import Finding, lint
 from lstm_edge.export.manifest import artifact_entry, new_manifest, write_manifest
 from lstm_edge.export.validate import validate
-from lstm_edge.model import GateLSTM, LSTMModel, ModelConfig, run_numpy
+from lstm_edge.model import GateLSTM, LSTMModel, ModelConfig, forward_numpy, run_numpy
 
 SUPPORTED_OPSETS = range(14, 23)
 
@@ -49,32 +50,37 @@ def _check_opset(opset: int) -> None:
         raise LstmEdgeError(f"opset {opset} is not supported", f"choose {SUPPORTED_OPSETS[0]}–{SUPPORTED_OPSETS[-1]}")
 
 
-def _dims(config: ModelConfig) -> dict:
-    return {
-        "input_size": config.input_size,
-        "num_layers": config.num_layers,
-        "hidden_size": config.hidden_size,
-        "x_mean": config.x_mean,
-        "x_std": config.x_std,
-    }
-
-
 def _as_model(module: nn.Module) -> tuple[LSTMModel, bool]:
-    """An LSTMModel for the graph builder; with_head False for a bare nn.LSTM/GateLSTM."""
+    """An LSTMModel for the graph builder; with_head False for a bare nn.LSTM/nn.GRU/GateLSTM (head "none")."""
     if isinstance(module, LSTMModel):
         return module, True
-    lstm = module if isinstance(module, nn.LSTM) else module.to_torch()  # GateLSTM
-    if not lstm.batch_first or lstm.bidirectional or lstm.proj_size:
-        raise LstmEdgeError(
-            "only batch_first, unidirectional nn.LSTM without projection is supported",
-            "construct it with batch_first=True",
-        )
+    rnn = module if isinstance(module, (nn.LSTM, nn.GRU)) else module.to_torch()  # GateLSTM
     config = ModelConfig(
-        lstm.input_size, lstm.hidden_size, lstm.num_layers, output_size=lstm.hidden_size, head="sequence"
+        rnn.input_size,
+        rnn.hidden_size,
+        rnn.num_layers,
+        head="none",
+        family="lstm" if isinstance(rnn, nn.LSTM) else "gru",
+        bidirectional=rnn.bidirectional,
+        proj_size=getattr(rnn, "proj_size", 0),
+        bias=rnn.bias,
+        batch_first=rnn.batch_first,
+        output_size=(2 if rnn.bidirectional else 1) * (getattr(rnn, "proj_size", 0) or rnn.hidden_size),
     )
     model = LSTMModel(config)
-    model.lstm = lstm.float()
+    model.lstm = rnn.float()
     return model.eval(), False
+
+
+def float64_reference(model: LSTMModel):
+    """The rebuild in float64 on numpy inputs (config.input_names order → config.output_names order): export
+    judges the float32 graph against exact arithmetic, so a wrong mapping cannot hide in float32 noise."""
+    twin = copy.deepcopy(model).double().eval()
+
+    def reference(*inputs: np.ndarray) -> tuple[np.ndarray, ...]:
+        return forward_numpy(twin, *(a.astype(np.float64) if a.dtype.kind == "f" else a for a in inputs))
+
+    return reference
 
 
 def export_onnx(
@@ -85,27 +91,32 @@ def export_onnx(
 ) -> onnx.ModelProto:
     """Any nn.Module whose recurrent part is nn.LSTM or GateLSTM → a validated ONNX model (written to `path` if given).
 
-    LSTMModel, nn.LSTM and GateLSTM go through the weight-level builder. Any other module must follow the
+    LSTMModel (every ModelConfig form), nn.LSTM, nn.GRU (any direction, layout, bias, projection) and GateLSTM go
+    through the weight-level builder and are validated against the module in float64. Any other module must follow the
     lstm-edge contract forward(x, (h0, c0)) -> (y, (hn, cn)); it goes through torch.onnx (dynamo) with constant
     folding, then the same lint and validation.
     """
     _check_opset(opset)
     module = module.eval()
-    if isinstance(module, (LSTMModel, nn.LSTM, GateLSTM)):
+    if isinstance(module, (LSTMModel, nn.LSTM, nn.GRU, GateLSTM)):
         model, with_head = _as_model(module)
         proto = build_onnx(model, opset=opset, with_head=with_head)
-        dims = _dims(model.config)
+        dims, reference = model.config, float64_reference(model)
     else:
         from lstm_edge.export.torch_export import dynamo_export
 
         if example_input is None:
             raise LstmEdgeError("a custom module needs an example input", "pass example_input=torch.randn(B, T, F)")
         proto, dims = dynamo_export(module, example_input, opset)
+
+        def reference(x, h, c):
+            return run_numpy(module, x, h, c)
+
     errors = [f for f in lint(proto) if f.severity == "error"]
     if errors:
         raise LstmEdgeError(f"the exported graph fails lint: {errors[0].message}", errors[0].fix)
     onnx.checker.check_model(proto, full_check=True)
-    validate(proto, lambda x, h, c: run_numpy(module, x, h, c), dims)
+    validate(proto, reference, dims)
     if path is not None:
         from lstm_edge.atomic import atomic_write_bytes
 
@@ -148,11 +159,9 @@ def export_bundle(
     onnx.checker.check_model(proto, full_check=True)
     onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
 
-    def reference(x: np.ndarray, h0: np.ndarray, c0: np.ndarray):
-        return run_numpy(model, x, h0, c0)
-
-    rows = validate(proto, reference, _dims(config))
-    golden = make_golden(reference, _dims(config))
+    reference = float64_reference(model)
+    rows = validate(proto, reference, config)
+    golden = make_golden(reference, config)
 
     with staged_dir(target) as stage:
         (stage / "model.onnx").write_bytes(proto.SerializeToString())
@@ -164,7 +173,7 @@ def export_bundle(
         buf = io.BytesIO()
         np.savez(buf, **golden)
         (stage / "golden.npz").write_bytes(buf.getvalue())
-        manifest = new_manifest(name, config, source_sha, GATE_LAYOUT)
+        manifest = new_manifest(name, config, source_sha, gate_layout(config))
         manifest["artifacts"] = {
             "fp32": artifact_entry(stage, "model.onnx", "fp32", cfg.opset, deployable=True),
             "checkpoint": artifact_entry(stage, "model.pt", "fp32"),
@@ -173,7 +182,7 @@ def export_bundle(
         manifest["validation"] = {
             "runtime": "onnxruntime-cpu",
             "max_scaled_error": max(r["max_scaled_error"] for r in rows),
-            "cases": len(rows) // 3,
+            "cases": len(rows) // len(config.output_names),
         }
         write_manifest(stage, manifest)
     nodes: dict[str, int] = {}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_edge.data import sample_inputs
+from lstm_edge.config import ModelConfig
+from lstm_edge.data import model_inputs
 from lstm_edge.export.validate import Reference
 
 # (name, B, T, random initial state): different batches, lengths, zero and random state.
@@ -16,22 +17,14 @@ GOLDEN_CASES = (
 )
 
 
-def make_golden(reference: Reference, dims: dict, seed: int = 7) -> dict[str, np.ndarray]:
-    """Flat {"case/array": ndarray} for np.savez: x, h0, c0 and the reference's y, hn, cn per case."""
+def make_golden(reference: Reference, config: ModelConfig, seed: int = 7) -> dict[str, np.ndarray]:
+    """Flat {"case/array": ndarray} for np.savez: each case's inputs (config.input_names: float32, int64 token ids
+    and lengths kept int64) and the reference's outputs (config.output_names, float32)."""
     arrays: dict[str, np.ndarray] = {}
     for k, (name, B, T, random_state) in enumerate(GOLDEN_CASES):
-        x, h0, c0 = sample_inputs(
-            B,
-            T,
-            dims["input_size"],
-            dims["num_layers"],
-            dims["hidden_size"],
-            random_state,
-            seed + k,
-            x_mean=dims.get("x_mean"),
-            x_std=dims.get("x_std"),
-        )
-        y, hn, cn = reference(x, h0, c0)
-        for key, a in (("x", x), ("h0", h0), ("c0", c0), ("y", y), ("hn", hn), ("cn", cn)):
-            arrays[f"{name}/{key}"] = np.ascontiguousarray(a, dtype=np.float32)
+        inputs = model_inputs(config, B, T, random_state, seed + k)
+        outputs = reference(*inputs)
+        for key, a in (*zip(config.input_names, inputs, strict=True), *zip(config.output_names, outputs, strict=True)):
+            a = np.asarray(a)
+            arrays[f"{name}/{key}"] = np.ascontiguousarray(a, dtype=np.int64 if a.dtype.kind in "iu" else np.float32)
     return arrays

@@ -9,6 +9,7 @@ from pathlib import Path
 from lstm_edge import __version__
 from lstm_edge.atomic import sha256_file
 from lstm_edge.bundle import FORMAT, FORMAT_VERSION, MANIFEST
+from lstm_edge.config import C0, CN, H0, HN, LENGTHS, X, Y
 from lstm_edge.model import ModelConfig
 
 
@@ -41,19 +42,22 @@ def artifact_entry(root: Path, rel: str, precision: str, opset: int | None = Non
 
 
 def io_spec(config: ModelConfig) -> dict:
-    L, H = config.num_layers, config.hidden_size
-    y = ["batch", config.output_size] if config.head == "last" else ["batch", "seq", config.output_size]
-    f32 = "float32"
+    """Names, shapes and dtypes of the graph's inputs and outputs, in the model's own layout."""
+    LD, f32 = config.num_layers * config.num_directions, "float32"
+    axes = ["batch", "seq"] if config.batch_first else ["seq", "batch"]
+    x = {"name": X, "shape": axes, "dtype": "int64"} if config.vocab_size else {
+        "name": X, "shape": [*axes, config.input_size], "dtype": f32}  # fmt: skip
+    y = ["batch", config.output_size] if config.head in ("last", "final") else [*axes, config.output_size]
+    widths = {H0: config.state_size, C0: config.hidden_size}
+    states = [n for n in (H0, C0) if n in config.input_names]
     return {
-        "inputs": [
-            {"name": "x", "shape": ["batch", "seq", config.input_size], "dtype": f32},
-            {"name": "h0", "shape": [L, "batch", H], "dtype": f32},
-            {"name": "c0", "shape": [L, "batch", H], "dtype": f32},
-        ],
-        "outputs": [
-            {"name": "y", "shape": y, "dtype": f32},
-            {"name": "hn", "shape": [L, "batch", H], "dtype": f32},
-            {"name": "cn", "shape": [L, "batch", H], "dtype": f32},
+        "layout": "batch_first" if config.batch_first else "time_major",
+        "inputs": [x]
+        + ([{"name": LENGTHS, "shape": ["batch"], "dtype": "int64"}] if config.lengths else [])
+        + [{"name": n, "shape": [LD, "batch", widths[n]], "dtype": f32} for n in states],
+        "outputs": [{"name": Y, "shape": y, "dtype": f32}]
+        + [
+            {"name": o, "shape": [LD, "batch", widths[i]], "dtype": f32} for i, o in ((H0, HN), (C0, CN)) if i in states
         ],
     }
 
@@ -64,6 +68,8 @@ def new_manifest(name: str, config: ModelConfig, source_sha256: str, gate_layout
         "format_version": FORMAT_VERSION,
         "name": name,
         "config": config.to_dict(),
+        "spec": config.describe(),
+        "streaming": config.streamable,  # bidirectional models need the whole sequence (SEAMS item 5)
         "io": io_spec(config),
         "gate_layout": gate_layout,
         "normalization": {k: getattr(config, k) for k in ("x_mean", "x_std", "y_mean", "y_std")},

@@ -159,7 +159,8 @@ def format_report(reports: Mapping[str, QuantizeReport], skipped: Mapping[str, s
         sqnr = e["y"]["sqnr_db"]
         lines.append(
             f"| {v} | {r.bytes:,} ({r.size_ratio:.3f}) | {metric} | {drop} | {e['y']['max_abs']:.2e} / "
-            f"{e['hn']['max_abs']:.2e} / {e['cn']['max_abs']:.2e} | {'∞' if sqnr is None else f'{sqnr:.1f}'} | "
+            f"{e['hn']['max_abs']:.2e} / {e['cn']['max_abs'] if 'cn' in e else '—':{'.2e' if 'cn' in e else ''}} | "
+            f"{'∞' if sqnr is None else f'{sqnr:.1f}'} | "
             f"{_deployable_cell(r)} |"
         )
     lines.append("")
@@ -185,8 +186,9 @@ def format_report(reports: Mapping[str, QuantizeReport], skipped: Mapping[str, s
             f"**{v}** quantized nodes: {', '.join(r.nodes['quantized']) or 'none'}; "
             f"float nodes: {', '.join(r.nodes['float']) or 'none'}."
         )
-        growth = ", ".join(f"T={T}: {d['cn']:.2e}" for T, d in r.error_vs_seq_len.items())
-        lines.append(f"  max |Δcn| against T — {growth}")
+        state = "cn" if "cn" in r.error_vs_fp32 else "hn"  # a GRU's state is h alone
+        growth = ", ".join(f"T={T}: {d[state]:.2e}" for T, d in r.error_vs_seq_len.items())
+        lines.append(f"  max |Δ{state}| against T — {growth}")
         if r.parity_bound is not None:
             pb = r.parity_bound
             verdict = "within" if pb.max_scaled <= pb.tolerance else "OVER"
@@ -207,6 +209,8 @@ def plot_error_growth(reports: Mapping[str, QuantizeReport]) -> bytes:
     for ax, name in zip(axes, OUTPUT_NAMES, strict=True):
         for v, r in reports.items():
             Ts = [int(t) for t in r.error_vs_seq_len]
+            if any(name not in d for d in r.error_vs_seq_len.values()):
+                continue  # a GRU has no cn
             errs = [max(d[name], 1e-12) for d in r.error_vs_seq_len.values()]
             ax.plot(Ts, errs, marker="o", label=v)
         ax.set_xscale("log")

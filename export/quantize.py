@@ -31,7 +31,7 @@ from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import QUANTIZE_MODES, Bundle, variant_for_mode
 from lstm_edge.bundle import variant as bundle_variant
 from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
-from lstm_edge.config import C0, CN, H0, HN, ModelConfig, X, Y
+from lstm_edge.config import C0, CN, H0, HN, ModelConfig, X, Y, is_seed_form
 from lstm_edge.data import TaskSpec, metric
 from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.export.calibration import (
@@ -170,6 +170,8 @@ def _quantize_dynamic(src: Path, dst: Path, cfg: QuantizeConfig) -> None:
         per_channel=cfg.per_channel,
         reduce_range=cfg.reduce_range,
         weight_type=QuantType.QInt8,
+        # The projected LSTM's recurrence is a Scan: its body's MatMuls (W_hh·h, W_hr·…) are int8 only with this.
+        extra_options={"EnableSubgraph": True},
     )
     q = onnx.load(str(dst))
     n_lstm = op_counts(onnx.load(str(src))).get("LSTM", 0)
@@ -381,6 +383,10 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
     cfg = cfg or QuantizeConfig()
     _check(cfg)
     bundle = Bundle.open(bundle_path)
+    if not _imported(bundle) and not is_seed_form(bundle.config):  # GRU, bidirectional, tokens… (quant_forms.py)
+        from lstm_edge.export.quant_forms import quantize_form
+
+        return quantize_form(bundle, cfg)
     payload = {} if _imported(bundle) else read_checkpoint(bundle.checkpoint())
     spec = TaskSpec.recorded(bundle.config.task, payload.get("training"), cfg.data)
     modes, skipped = _plan(cfg, spec)
@@ -399,6 +405,11 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
             seconds = time.perf_counter() - start
             reports[v.name] = _measure(v.name, made[v.name], base, _settings(mode, cfg, ranges), seconds)
         _write(bundle, made, reports, skipped)
+    return _result(bundle, reports, skipped)
+
+
+def _result(bundle: Bundle, reports: dict[str, QuantizeReport], skipped: dict[str, str]) -> QuantizeResult:
+    """The QuantizeResult; raises ParityError (exit 1) when a made variant is over its budget or bound."""
     result = QuantizeResult(bundle.root, reports, {v: r.seconds for v, r in reports.items()}, skipped)
     if result.over_budget:
         raise ParityError(

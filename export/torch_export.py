@@ -63,5 +63,25 @@ def dynamo_export(module: nn.Module, example_input: torch.Tensor, opset: int) ->
     # leave any real LSTM's weights unfolded.
     proto = onnxscript.optimizer.optimize(proto, input_size_limit=1 << 30, output_size_limit=1 << 30)
     del proto.graph.value_info[:]
+    _unfreeze_outputs(proto)
     dims = {"input_size": F, "num_layers": L, "hidden_size": H}
     return proto, dims
+
+
+def _unfreeze_outputs(proto: onnx.ModelProto) -> None:
+    """Output dims that only the trace fixed become symbolic again, named like x's axis at that position.
+
+    The dynamo exporter declares a head run at every step as y ['batch', T_example, O] although x's seq axis is
+    dynamic (measured: y ['batch', 6, 2] from an example of T=6; ORT then warns on every other T and a streaming
+    chunk of 1 step breaks runtimes that trust the declaration). Shape inference on the graph without the declared
+    output shapes says which dims the graph really fixes."""
+    probe = copy.deepcopy(proto)
+    for o in probe.graph.output:
+        o.type.tensor_type.ClearField("shape")
+    inferred = {o.name: o.type.tensor_type.shape.dim for o in onnx.shape_inference.infer_shapes(probe).graph.output}
+    x_dims = proto.graph.input[0].type.tensor_type.shape.dim
+    for o in proto.graph.output:
+        for k, d in enumerate(o.type.tensor_type.shape.dim):
+            free = o.name in inferred and k < len(inferred[o.name]) and not inferred[o.name][k].HasField("dim_value")
+            if d.HasField("dim_value") and free:
+                d.dim_param = x_dims[k].dim_param if k < len(x_dims) and x_dims[k].dim_param else f"{o.name}_dim{k}"

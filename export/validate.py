@@ -7,12 +7,13 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
-from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES
-from lstm_edge.data import sample_inputs
+from lstm_edge.config import ModelConfig
+from lstm_edge.data import model_inputs
 from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.tolerances import FP32_ABS, scaled_error
 
-Reference = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+# Inputs in config.input_names order (x[, lengths], h0[, c0]) → outputs in config.output_names order (y, hn[, cn]).
+Reference = Callable[..., tuple[np.ndarray, ...]]
 VALIDATION_SHAPES = ((1, 1), (1, 17), (3, 1), (3, 17), (3, 300))  # (B, T): none is a trace shape
 
 
@@ -27,37 +28,45 @@ def ort_cpu_session(model: onnx.ModelProto | bytes):
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
+def spec_of(dims: dict | ModelConfig) -> ModelConfig:
+    """The ModelConfig whose inputs a check draws: itself, or the seed's form from a dims dict (input_size,
+    num_layers, hidden_size, and optionally x_mean/x_std for realistic inputs)."""
+    if isinstance(dims, ModelConfig):
+        return dims
+    extra = {k: dims[k] for k in ("x_mean", "x_std") if dims.get(k) is not None}
+    return ModelConfig(dims["input_size"], dims["hidden_size"], dims["num_layers"], **extra)
+
+
 def validate(
     model: onnx.ModelProto,
     reference: Reference,
-    dims: dict,
+    dims: dict | ModelConfig,
     shapes=VALIDATION_SHAPES,
     tolerance: float = FP32_ABS,
 ) -> list[dict]:
     """Rows of (case, output, max scaled error); raises ParityError with the table if any exceeds `tolerance`.
 
-    dims: input_size, num_layers, hidden_size, and optionally x_mean/x_std for realistic inputs.
+    dims: the model's ModelConfig (every form: token ids, lengths, GRU's state), or for the seed's form a dict of
+    input_size, num_layers, hidden_size, and optionally x_mean/x_std.
     """
+    config = spec_of(dims)
     session = ort_cpu_session(model)
+    declared = {o.name: [d.dim_value if d.HasField("dim_value") else None for d in o.type.tensor_type.shape.dim]
+                for o in model.graph.output}  # fmt: skip
     rows, failed = [], False
     for B, T in shapes:
         for random_state in (False, True):
-            x, h0, c0 = sample_inputs(
-                B,
-                T,
-                dims["input_size"],
-                dims["num_layers"],
-                dims["hidden_size"],
-                random_state,
-                seed=B * 1000 + T,
-                x_mean=dims.get("x_mean"),
-                x_std=dims.get("x_std"),
-            )
-            got = session.run(list(OUTPUT_NAMES), dict(zip(INPUT_NAMES, (x, h0, c0), strict=True)))
-            want = reference(x, h0, c0)
-            for name, a, b in zip(OUTPUT_NAMES, got, want, strict=True):
+            inputs = model_inputs(config, B, T, random_state, seed=B * 1000 + T)
+            got = session.run(list(config.output_names), dict(zip(config.input_names, inputs, strict=True)))
+            want = reference(*inputs)
+            for name, a, b in zip(config.output_names, got, want, strict=True):
                 if a.shape != b.shape:
                     raise ParityError(f"ONNX output {name} has shape {a.shape}, PyTorch {b.shape} (B={B}, T={T})")
+                if any(d is not None and d != n for d, n in zip(declared.get(name, []), a.shape, strict=False)):
+                    raise ParityError(
+                        f"ONNX output {name} is declared {declared[name]} but has shape {a.shape} (B={B}, T={T})",
+                        "an axis was frozen at the example's size; declare it symbolic",
+                    )
                 err = float(scaled_error(a, b).max()) if a.size else 0.0
                 ok = err <= tolerance
                 failed |= not ok

@@ -196,7 +196,7 @@ def run(
     import numpy as np
 
     from lstm_edge.bundle import variant as bundle_variant
-    from lstm_edge.inputs import read_input, write_output
+    from lstm_edge.inputs import read_input, read_inputs, write_output
     from lstm_edge.runtimes import RUNTIMES, RunnerOptions, open_runner
 
     if provider not in RUNTIMES:
@@ -240,15 +240,31 @@ def run(
             raise LstmEdgeError("--input-name feeds a bare .onnx", "pass --input FILE for a bundle")
         if stream:
             runner.stream(batch=1)  # one line, before reading, where the model cannot stream
-        x, state = read_input(input_, runner.source.input_names)
-        x, h0, c0 = runner.check_inputs(x, state)
-        if stream:
-            s = runner.stream(batch=x.shape[0])
-            s.state = (h0, c0)
-            y = s.feed(x, chunk)
-            h, c = s.state
+        spec = runner.source.config
+        if runner.source.spec_form:  # any ModelSpec form but the seed's: named inputs, the model's own layout
+            arrays = read_inputs(input_, runner.source.input_names, bool(spec.vocab_size), spec.batch_first)
+            state = tuple(arrays[n] for n in spec.state_shapes if n in arrays) or None
+            feeds = runner.check_feeds(arrays["x"], state, arrays.get("lengths"))
+            x, state = feeds["x"], tuple(feeds[n] for n in spec.state_shapes)
+            if stream:
+                if "lengths" in arrays:
+                    raise LstmEdgeError("--stream feeds whole steps; lengths do not apply", "drop lengths, or --stream")
+                s = runner.stream(batch=x.shape[0 if spec.batch_first else 1])
+                s.state = state
+                y, final = s.feed(x, chunk), s.state
+            else:
+                y, final = runner.run(x, state, feeds.get("lengths"))
+            h, c = final[0], (final[1] if len(final) > 1 else None)
         else:
-            y, (h, c) = runner.run(x, (h0, c0))
+            x, state = read_input(input_, runner.source.input_names)
+            x, h0, c0 = runner.check_inputs(x, state)
+            if stream:
+                s = runner.stream(batch=x.shape[0])
+                s.state = (h0, c0)
+                y = s.feed(x, chunk)
+                h, c = s.state
+            else:
+                y, (h, c) = runner.run(x, (h0, c0))
         info = runner.describe()
     if output:
         write_output(output, y, h, c)

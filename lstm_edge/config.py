@@ -130,3 +130,17 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> ModelConfig:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def is_seed_form(c: ModelConfig) -> bool:
+    """The one form GateLSTM, the int8 simulation and the runners' (x, h0, c0) fast path cover: a unidirectional,
+    batch-first LSTM with biases, no projection, float input and no lengths."""
+    return (
+        c.family == "lstm"
+        and not c.bidirectional
+        and not c.proj_size
+        and c.bias
+        and c.batch_first
+        and not c.vocab_size
+        and not c.lengths
+    )

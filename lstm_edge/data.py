@@ -383,3 +383,33 @@ def probe_inputs(
         x = np.stack([rng.random((batch, 1)), np.ones((batch, 1))], axis=-1).astype(np.float32)
     rng = np.random.default_rng(seed + 1)
     return (x, *_initial_state(rng, config.num_layers, batch, config.hidden_size, random_state))
+
+
+def model_inputs(config, batch: int, seq: int, random_state: bool, seed: int) -> tuple[np.ndarray, ...]:
+    """Inputs for any ModelSpec, in `config.input_names` order (x[, lengths], h0[, c0]), in the model's layout.
+
+    x: normal draws around the normalization statistics, or int64 token ids spread over the whole table with both
+    edges (0 and vocab_size - 1) present; lengths: mixed within the batch, the first sequence full (T) and the last
+    of length 1 when batch > 1; states zero or random ([L·D, B, H_out] and [L·D, B, H])."""
+    rng = np.random.default_rng(seed)
+    shape = (batch, seq) if config.batch_first else (seq, batch)
+    if config.vocab_size:
+        x = rng.integers(0, config.vocab_size, shape, dtype=np.int64)
+        flat = x.reshape(-1)
+        flat[0], flat[-1] = 0, config.vocab_size - 1  # the table's edges
+    else:
+        mean, std = (np.asarray(v, np.float32) for v in (config.x_mean, config.x_std))
+        x = (rng.standard_normal((*shape, config.input_size)) * std + mean).astype(np.float32)
+    inputs = [x]
+    if config.lengths:
+        lengths = rng.integers(1, seq + 1, batch, dtype=np.int64)
+        lengths[0] = seq
+        if batch > 1:
+            lengths[-1] = 1
+        inputs.append(lengths)
+    rows, width = config.state_shapes["h0"]
+    h0, c0 = _initial_state(rng, rows, batch, width, random_state)
+    inputs.append(h0)
+    if config.has_cell_state:
+        inputs.append(_initial_state(rng, rows, batch, config.hidden_size, random_state)[1])
+    return tuple(inputs)

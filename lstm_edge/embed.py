@@ -14,7 +14,6 @@ import numpy as np
 
 from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import MANIFEST, Bundle, entry_verdict
-from lstm_edge.config import OUTPUT_NAMES
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.tolerances import tolerance
 
@@ -42,28 +41,36 @@ READMES = {
 
 
 def _write_golden(bundle: Bundle, entry: dict, out: Path, verify_hash: bool = True) -> None:
-    """Raw little-endian float32 .bin files and a JSON index of names, shapes and tolerances."""
+    """Raw little-endian .bin files (float32; token ids and lengths int64) and a JSON index of names, shapes, dtypes,
+    the model's inputs and outputs in order, its layout, and tolerances."""
     (out / "golden").mkdir()
+    config = bundle.config
     cases = []
     for name, arrays in bundle.golden(verify_hash).items():
         files = {}
         for key, a in arrays.items():
             fname = f"{name}.{key}.bin"
-            np.ascontiguousarray(a, dtype="<f4").tofile(out / "golden" / fname)
-            files[key] = {"file": fname, "shape": list(a.shape)}
+            dtype = "int64" if a.dtype.kind in "iu" else "float32"
+            np.ascontiguousarray(a, dtype="<i8" if dtype == "int64" else "<f4").tofile(out / "golden" / fname)
+            files[key] = {"file": fname, "shape": list(a.shape), "dtype": dtype}
+        T = arrays["x"].shape[1 if config.batch_first else 0]
         cases.append(
             {
                 "name": name,
                 "arrays": files,
-                "streaming": name == STREAMING_CASE,
-                "tolerance": {k: tolerance(entry, arrays["x"].shape[1], k) for k in OUTPUT_NAMES},
+                # Streaming checks need every sequence at full length and a unidirectional model.
+                "streaming": name == STREAMING_CASE and config.streamable,
+                "tolerance": {k: tolerance(entry, T, k) for k in config.output_names},
             }
         )
     index = {
         "format": "lstm-edge/golden",
         "dtype": "float32",
         "byte_order": "little",
-        "head": bundle.config.head,
+        "head": config.head,
+        "inputs": list(config.input_names),
+        "outputs": list(config.output_names),
+        "layout": "batch_first" if config.batch_first else "time_major",
         "error": "max |got - want| / max(1, |want|)",
         "cases": cases,
     }

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge.atomic import atomic_write_bytes
-from lstm_edge.config import INPUT_NAMES
+from lstm_edge.config import C0, H0, INPUT_NAMES, LENGTHS, X
 from lstm_edge.errors import LstmEdgeError, first_line
 
 State = tuple[np.ndarray, np.ndarray] | None
 
 
-def _from_json(text: str, origin: str) -> tuple[np.ndarray, State]:
+def _from_json(text: str, origin: str, tokens: bool = False) -> dict[str, np.ndarray]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
@@ -25,21 +25,37 @@ def _from_json(text: str, origin: str) -> tuple[np.ndarray, State]:
         doc = {"x": doc}
     if not isinstance(doc, dict) or "x" not in doc:
         raise LstmEdgeError(f"{origin} has no 'x'", 'give {"x": [[step features], ...], "h0": ..., "c0": ...}')
+    arrays = {}
     try:
-        x = np.asarray(doc["x"], dtype=np.float64)
-        state = (np.asarray(doc["h0"], np.float64), np.asarray(doc["c0"], np.float64)) if "h0" in doc else None
+        for name in (X, LENGTHS, H0, C0):
+            if name in doc:
+                ints = name == LENGTHS or (name == X and tokens)
+                arrays[name] = np.asarray(doc[name], dtype=np.float64 if not ints else None)
     except (ValueError, TypeError) as e:
         raise LstmEdgeError(
-            f"{origin}: x is not a rectangular array of numbers", "every step needs the same features"
+            f"{origin}: {name} is not a rectangular array of numbers", "every step needs the same features"
         ) from e
-    return x, state
+    return arrays
 
 
 def read_input(spec: str, input_names: list[str] | None = None) -> tuple[np.ndarray, State]:
-    """x (a single sequence [T, F] becomes [1, T, F]) and an optional (h0, c0)."""
+    """x (a single sequence [T, F] becomes [1, T, F]) and an optional (h0, c0): the seed's LSTM form."""
+    arrays = read_inputs(spec, input_names)
+    state = (arrays[H0], arrays[C0]) if H0 in arrays and C0 in arrays else None
+    return arrays[X], state
+
+
+def read_inputs(
+    spec: str, input_names: list[str] | None = None, tokens: bool = False, batch_first: bool = True
+) -> dict[str, np.ndarray]:
+    """The arrays a model takes, by name: x always, and whichever of lengths, h0, c0 the file holds.
+
+    x: float [B, T, F] (one sequence [T, F] becomes [1, T, F]), or with tokens=True int64 ids [B, T] (one sequence
+    [T] becomes [1, T]), in the model's own layout (time-major: one sequence becomes [T, 1, …]). Files: .npy (x), .npz (arrays by name), .csv (one sequence, rows
+    are steps), .json ({"x": …, "lengths": …, "h0": …, "c0": …}) or '-' for JSON on stdin."""
     names = input_names or list(INPUT_NAMES)
     if spec == "-":
-        x, state = _from_json(sys.stdin.read(), "stdin")
+        arrays = _from_json(sys.stdin.read(), "stdin", tokens)
     else:
         path = Path(spec)
         if not path.exists():
@@ -49,7 +65,7 @@ def read_input(spec: str, input_names: list[str] | None = None) -> tuple[np.ndar
         suffix = path.suffix.lower()
         try:
             if suffix == ".npy":
-                x, state = np.load(path, allow_pickle=False), None
+                arrays = {X: np.load(path, allow_pickle=False)}
             elif suffix == ".npz":
                 with np.load(path, allow_pickle=False) as z:
                     xn = names[0] if names[0] in z else "x"
@@ -57,20 +73,23 @@ def read_input(spec: str, input_names: list[str] | None = None) -> tuple[np.ndar
                         raise LstmEdgeError(
                             f"{path} has no array {names[0]!r}", f"save it as np.savez(path, {names[0]}=x)"
                         )
-                    x = z[xn]
-                    hn, cn = (names[1], names[2]) if len(names) >= 3 else ("h0", "c0")
-                    state = (z[hn], z[cn]) if hn in z and cn in z else None
+                    arrays = {X: z[xn]}
+                    states = [n for n in names[1:] if n != LENGTHS] or [H0, C0]
+                    if all(n in z for n in states):
+                        arrays.update((k, z[n]) for k, n in zip((H0, C0), states, strict=False))
+                    if LENGTHS in z:
+                        arrays[LENGTHS] = z[LENGTHS]
             elif suffix == ".csv":
-                x, state = _read_csv(path), None
+                arrays = {X: _read_csv(path)}
             elif suffix == ".json":
-                x, state = _from_json(path.read_text(), str(path))
+                arrays = _from_json(path.read_text(), str(path), tokens)
             else:
                 raise LstmEdgeError(f"unknown input format {suffix!r}", "use .npy, .npz, .csv or .json")
         except (ValueError, OSError, EOFError) as e:
             raise LstmEdgeError(f"{path} could not be read ({first_line(e, 120)})", "check the file") from e
-    if x.ndim == 2:
-        x = x[None]
-    return x, state
+    if arrays[X].ndim == (1 if tokens else 2):  # one sequence: a batch of 1, on the model's batch axis
+        arrays[X] = arrays[X][None] if batch_first else np.expand_dims(arrays[X], 1)
+    return arrays
 
 
 def _read_csv(path: Path) -> np.ndarray:
@@ -90,13 +109,14 @@ def _read_csv(path: Path) -> np.ndarray:
         raise LstmEdgeError(f"{path}: {e}", "every row needs the same number of numeric columns") from e
 
 
-def write_output(path: str, y: np.ndarray, h: np.ndarray, c: np.ndarray) -> Path:
+def write_output(path: str, y: np.ndarray, h: np.ndarray, c: np.ndarray | None = None) -> Path:
+    """y alone (.npy) or y with the final state (.npz: y, hn, and cn for an LSTM)."""
     p = Path(path)
     buf = io.BytesIO()
     if p.suffix == ".npy":
         np.save(buf, y)
     elif p.suffix == ".npz":
-        np.savez(buf, y=y, hn=h, cn=c)
+        np.savez(buf, y=y, hn=h, **({"cn": c} if c is not None else {}))
     else:
         raise LstmEdgeError(f"unknown output format {p.suffix!r}", "use .npy (y) or .npz (y, hn, cn)")
     return atomic_write_bytes(p, buf.getvalue())

@@ -16,8 +16,9 @@ from tqdm.auto import tqdm
 
 from lstm_edge.atomic import sha256_file
 from lstm_edge.bundle import Bundle, entry_verdict
+from lstm_edge.config import LENGTHS, is_seed_form
 from lstm_edge.config import OUTPUT_NAMES as OUTPUTS
-from lstm_edge.data import probe_inputs
+from lstm_edge.data import model_inputs, probe_inputs
 from lstm_edge.environment import available_providers, environment
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.runtimes import RUNTIMES, Runner, RunnerOptions, open_runner
@@ -128,8 +129,13 @@ class ReferenceCase:
     random_state: bool
     x: np.ndarray
     h0: np.ndarray
-    c0: np.ndarray
-    want: tuple[np.ndarray, ...]
+    c0: np.ndarray | None  # None for a GRU (its state is h alone)
+    want: tuple[np.ndarray, ...]  # in config.output_names order: y, hn[, cn]
+    lengths: np.ndarray | None = None  # [B] for a variable-length model: mixed, including 1 and T
+
+    @property
+    def state(self) -> tuple[np.ndarray, ...]:
+        return (self.h0,) if self.c0 is None else (self.h0, self.c0)
 
 
 def compare(got: np.ndarray, want: np.ndarray, bound: float) -> OutputCheck:
@@ -159,17 +165,17 @@ def reference_runner(bundle: Bundle) -> Runner:
     return open_runner(bundle.root, "torch", options=RunnerOptions(verify_hash=False, float64=True))
 
 
-def _drift(runner: Runner, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-timestep y, h and c ([T, ...] each), stepping one sample at a time (the device's view)."""
-    s = runner.stream(batch=x.shape[0])
-    s.state = (h0, c0)
-    hs, cs, ys = [], [], []
-    for t in range(x.shape[1]):
-        ys.append(s.step(x[:, t]))
-        h, c = s.state
-        hs.append(h)
-        cs.append(c)
-    return {"y": np.stack(ys), "h": np.stack(hs), "c": np.stack(cs)}
+def _drift(runner: Runner, x: np.ndarray, state: tuple[np.ndarray, ...], batch_first: bool = True) -> dict:
+    """Per-timestep y, h (and c for an LSTM) ([T, ...] each), stepping one sample at a time (the device's view);
+    x in the model's layout."""
+    s = runner.stream(batch=x.shape[0 if batch_first else 1])
+    s.state = state
+    out: dict[str, list] = {"y": [], "h": [], "c": []}
+    for t in range(x.shape[1 if batch_first else 0]):
+        out["y"].append(s.step(x[:, t] if batch_first else x[t]))
+        for k, a in zip("hc", s.state, strict=False):
+            out[k].append(a)
+    return {k: np.stack(v) for k, v in out.items() if v}
 
 
 def _check_integrity(bundle: Bundle) -> list[IntegrityRow]:
@@ -191,34 +197,59 @@ def _reference_cases(reference: Runner, bundle: Bundle, cfg: VerifyConfig) -> li
     # A model whose state is not a graph input (an imported one; manifest "streaming": false) starts at zero only.
     states = (False, True) if bundle.manifest.get("streaming", True) else (False,)
     for k, (B, T, rs) in enumerate((B, T, rs) for T in cfg.seqs for B in cfg.batches for rs in states):
-        x, h0, c0 = probe_inputs(bundle.config, B, T, rs, cfg.seed + k)
-        y, (h, c) = reference.run(x, (h0, c0))
-        cases.append(ReferenceCase(B, T, rs, x, h0, c0, (y, h, c)))
+        case = _case_inputs(bundle.config, B, T, rs, cfg.seed + k)
+        y, state = reference.run(case.x, case.state, case.lengths)
+        cases.append(replace(case, want=(y, *state)))
     return cases
+
+
+def _case_inputs(config, B: int, T: int, random_state: bool, seed: int) -> ReferenceCase:
+    """The seed's form: probe_inputs (its own task's sequences where generated). Every other form: model_inputs,
+    in the model's layout, with token ids at both edges of the table, and for a variable-length model lengths
+    mixed within the batch (including 1 and T) in the zero-state cases and every sequence at T in the random-state
+    ones (those also stream: a stream feeds whole steps)."""
+    if is_seed_form(config):
+        x, h0, c0 = probe_inputs(config, B, T, random_state, seed)
+        return ReferenceCase(B, T, random_state, x, h0, c0, ())
+    feeds = dict(zip(config.input_names, model_inputs(config, B, T, random_state, seed), strict=True))
+    lengths = feeds.get(LENGTHS)
+    if lengths is not None and random_state:
+        lengths = np.full(B, T, np.int64)
+    return ReferenceCase(B, T, random_state, feeds["x"], feeds["h0"], feeds.get("c0"), (), lengths)
 
 
 def _run_mode(runner: Runner, case: ReferenceCase, mode: str) -> tuple[np.ndarray, ...]:
     if mode == "full":
-        y, (h, c) = runner.run(case.x, (case.h0, case.c0))
-        return y, h, c
+        y, state = runner.run(case.x, case.state, case.lengths)
+        return (y, *state)
     chunk = mode.split(":")[1]
     s = runner.stream(batch=case.batch)
-    s.state = (case.h0, case.c0)
+    s.state = case.state
     y = s.feed(case.x, case.seq if chunk == "T" else int(chunk))
-    h, c = s.state
-    return y, h, c
+    return (y, *s.state)
+
+
+def _modes_for(config, case: ReferenceCase, modes: list[str]) -> list[str]:
+    """Streaming modes where the model streams (not bidirectional) and every sequence runs to T."""
+    if not config.streamable or (case.lengths is not None and int(case.lengths.min()) < case.seq):
+        return [m for m in modes if m == "full"]
+    return modes
 
 
 def _check_target(
     runner: Runner, provider: str, entry: dict, cases: list[ReferenceCase], modes: list[str], bar
 ) -> list[CaseResult]:
     results: list[CaseResult] = []
+    config = runner.source.config
+    names = config.output_names if config is not None else OUTPUTS
     for case in cases:
-        for mode in modes:
+        case_modes = _modes_for(config, case, modes) if config is not None else modes
+        bar.update(len(modes) - len(case_modes))
+        for mode in case_modes:
             got = _run_mode(runner, case, mode)
             outs = {
                 name: compare(a, b, tolerance(entry, case.seq, name, provider))
-                for name, a, b in zip(OUTPUTS, got, case.want, strict=True)
+                for name, a, b in zip(names, got, case.want, strict=True)
             }
             results.append(
                 {
@@ -312,10 +343,12 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
     # 1. Reference cases, computed once for every target.
     reference = reference_runner(bundle)
     cases = _reference_cases(reference, bundle, cfg)
-    # Without state I/O (an imported stateless model) there is nothing to stream: whole sequences only, no drift.
-    streaming = bool(bundle.manifest.get("streaming", True))
-    drift_x, drift_h0, drift_c0 = probe_inputs(bundle.config, 1, cfg.drift_seq, True, cfg.seed - 1)
-    drift_ref = _drift(reference, drift_x, drift_h0, drift_c0) if streaming else None
+    config = bundle.config
+    # Without state I/O (an imported stateless model, manifest "streaming": false) or with a backward direction
+    # there is nothing to stream: whole sequences only, no drift.
+    streaming = bool(bundle.manifest.get("streaming", True)) and config.streamable
+    drift_case = _case_inputs(config, 1, cfg.drift_seq, True, cfg.seed - 1)  # B=1: lengths, if any, are T
+    drift_ref = _drift(reference, drift_case.x, drift_case.state, config.batch_first) if streaming else None
 
     # 2. Per-target checks.
     avail = available_providers()
@@ -352,13 +385,13 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
         tolerance(entry, 1, "y")  # a variant without its recorded profile is one clear error, before any run
         with runner:
             result["cases"] = _check_target(runner, provider, entry, cases, modes, bar)
-            d = _drift(runner, drift_x, drift_h0, drift_c0) if streaming else None
+            d = _drift(runner, drift_case.x, drift_case.state, config.batch_first) if drift_ref is not None else None
         if d is not None:
             report["drift"].append(
                 {
                     "runtime": provider,
                     "variant": variant,
-                    **{k: np.abs(d[k] - drift_ref[k]).reshape(cfg.drift_seq, -1).max(axis=1).tolist() for k in "yhc"},
+                    **{k: np.abs(d[k] - drift_ref[k]).reshape(cfg.drift_seq, -1).max(axis=1).tolist() for k in d},
                 }
             )
         # 3. The report: a failing deployable target (or any, with strict) fails it.
@@ -435,7 +468,7 @@ def plot_drift(report: VerifyReport, out_dir: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, key in zip(axes, ("h", "c"), strict=True):
         for d in report["drift"]:
-            if d["variant"] in ("fp32", "int8"):
+            if d["variant"] in ("fp32", "int8") and key in d:  # a GRU has no c
                 ax.plot(np.maximum(d[key], 1e-12), label=f"{d['runtime']} {d['variant']}", lw=1)
         ax.set_yscale("log")
         ax.set_xlabel("timestep")

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge.bundle import MANIFEST, Bundle
-from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES, ModelConfig
+from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES, ModelConfig, is_seed_form
+from lstm_edge.config import LENGTHS as LENGTHS_NAME
+from lstm_edge.config import X as X_NAME
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.runtimes.signature import Signature
 
@@ -60,8 +62,18 @@ class Source:
 
     @property
     def has_state(self) -> bool:
-        """Whether the graph takes and returns (h, c), i.e. can stream."""
+        """Whether the graph takes and returns its state ((h, c) for an LSTM, h for a GRU bundle), i.e. can stream."""
+        if self.config is not None:
+            return True
         return len(self.input_names) >= 3 and len(self.output_names) >= 3
+
+    @property
+    def spec_form(self) -> bool:
+        """A bundle in any form but the seed's (GRU, bidirectional, time-major, tokens, lengths, projection): run
+        and stream go through named feeds (`Runner._infer`) instead of the seed's (x, h0, c0) fast path."""
+        return self.config is not None and not (
+            is_seed_form(self.config) and self.config.state_size == self.hidden_size
+        )
 
 
 def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -> Source:
@@ -97,8 +109,8 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
             bundle,
             variant,
             precision,
-            input_names=names["inputs"] or list(INPUT_NAMES),
-            output_names=names["outputs"] or list(OUTPUT_NAMES),
+            input_names=names["inputs"] or list(c.input_names),
+            output_names=names["outputs"] or list(c.output_names),
             input_size=c.input_size,
             num_layers=c.num_layers,
             hidden_size=c.hidden_size,
@@ -176,13 +188,22 @@ class Runner(ABC):
                 )
 
     # ---- the public contract -------------------------------------------------------------------------
-    def run(self, x: np.ndarray, state: tuple[np.ndarray, np.ndarray] | None = None) -> Arrays:
+    def run(
+        self, x: np.ndarray, state: tuple[np.ndarray, ...] | None = None, lengths: np.ndarray | None = None
+    ) -> Arrays:
         """Run whole sequences from an initial state.
 
         Args:
             x: [B, T, F] float32 (float64 is converted; integers are refused): B sequences of T steps with F
                 features each, in the units the model was trained on (the bundle's normalization is inside it).
             state: (h0, c0), each [L, B, H] float32 (L layers, H hidden units); None starts from zeros.
+            lengths: [B] integers in 1..T, for a bundle exported with variable lengths (PyTorch's packed
+                semantics: outputs past a sequence's length are zero, its final state is the one at its last
+                valid step); None means every sequence is T long.
+
+            Other ModelSpec forms (SEAMS item 4): a GRU's state is (h0,); bidirectional and projected models'
+            states are [L·D, B, H_out] (c stays [L·D, B, H]); a time-major model takes x [T, B, F]; a token model
+            takes int64 ids [B, T] (or [T, B]) in 0..vocab_size-1.
 
         Returns:
             (y, (h, c)): y is the head's output, [B, O] for a last-step head or [B, T, O] for a sequence head;
@@ -197,6 +218,11 @@ class Runner(ABC):
         """
         if self.source.signature is not None:  # a bare .onnx: fed by name, whatever its names and layout
             return self._run_by_roles(x, state)
+        if self.source.spec_form:
+            outs = self._infer(self.check_feeds(x, state, lengths))
+            return outs[0], tuple(outs[1:])
+        if lengths is not None:
+            raise LstmEdgeError("this model takes no lengths", "drop lengths, or export the model with lengths")
         x, h0, c0 = self.check_inputs(x, state)
         y, h, c = self._run(x, h0, c0)
         return y, (h, c)
@@ -278,6 +304,15 @@ class Runner(ABC):
             )
         if batch < 1:
             raise LstmEdgeError(f"stream batch {batch}", "use batch ≥ 1")
+        c = self.source.config
+        if c is not None and not c.streamable:
+            raise LstmEdgeError(
+                "this model is bidirectional: its backward direction reads each sequence from the end, so it cannot "
+                "stream one step at a time",
+                "run whole sequences with run()",
+            )
+        if self.source.spec_form:
+            return SpecStream(self, batch)
         return Stream(self, batch)
 
     def describe(self) -> dict:
@@ -328,7 +363,19 @@ class Runner(ABC):
         """
         return None
 
+    def _infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run the graph on checked feeds named as `source.input_names`; outputs in `source.output_names` order
+        (the path of every ModelSpec form but the seed's), through the adapter's one named-feeds call."""
+        outs = self._run_feeds(feeds)
+        return [outs[name] for name in self.source.output_names]
+
     # ---- input checks (one clear line each) -----------------------------------------------------------
+    def check_feeds(self, x, state=None, lengths=None) -> dict[str, np.ndarray]:
+        """The named, checked feeds of a bundle in any ModelSpec form (zeros for a missing state, full lengths for
+        missing lengths). Raises LstmEdgeError, one line each: x's dtype/rank/features/NaN, a token id outside the
+        embedding table, lengths outside 1..T, a state of the wrong count or shape."""
+        return check_feeds(self.source.config, x, state, lengths, not self.options.allow_nonfinite, self.state_dtype)
+
     def check_inputs(self, x, state) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x, h0, c0) as checked float32 arrays (zeros for a missing state): what `run` hands to `_run`.
 
@@ -410,6 +457,66 @@ def check_x(x, input_size: int | None, finite: bool = True, batch: int | None = 
     if finite:
         _check_finite(name, x)
     return x
+
+
+def check_feeds(
+    config: ModelConfig, x, state=None, lengths=None, finite: bool = True, state_dtype=np.float32, batch=None
+) -> dict[str, np.ndarray]:
+    """Runner.check_feeds for a given ModelConfig (the stream reuses it with its batch)."""
+    c = config
+    names = c.input_names
+    axes = "[batch, seq]" if c.batch_first else "[seq, batch]"
+    if c.vocab_size:
+        x = np.asarray(x)
+        if x.dtype.kind not in "iu":
+            raise LstmEdgeError(f"x has dtype {x.dtype}, but this model reads token ids", f"give int64 ids {axes}")
+        if x.ndim != 2:
+            raise LstmEdgeError(f"x has rank {x.ndim} (shape {x.shape})", f"give token ids as {axes}")
+        if x.size and (x.min() < 0 or x.max() >= c.vocab_size):
+            bad = np.argwhere((x < 0) | (x >= c.vocab_size))[0]
+            pos = tuple(int(i) for i in bad)
+            raise LstmEdgeError(
+                f"x holds token id {x[pos]} at index {pos}; the embedding table has ids 0..{c.vocab_size - 1}",
+                "map unknown tokens to a valid id before running",
+            )
+        x = np.ascontiguousarray(x, dtype=np.int64)
+    else:
+        x = _as_float32("x", x)
+        if x.ndim != 3:
+            raise LstmEdgeError(f"x has rank {x.ndim} (shape {x.shape})", f"give x as {axes[:-1]}, features]")
+        if x.shape[-1] != c.input_size:
+            raise LstmEdgeError(
+                f"x has {x.shape[-1]} features but the model takes {c.input_size}", "check the input's last axis"
+            )
+        if finite:
+            _check_finite("x", x)
+    B, T = (x.shape[0], x.shape[1]) if c.batch_first else (x.shape[1], x.shape[0])
+    if B == 0 or T == 0:
+        raise LstmEdgeError(f"x has batch {B} and seq {T}", "give at least one sequence of at least one step")
+    if batch is not None and B != batch:
+        raise LstmEdgeError(f"x_t has batch {B}, the stream has {batch}", "use stream(batch=…)")
+    feeds = {X_NAME: x}
+    if lengths is not None and not c.lengths:
+        raise LstmEdgeError("this model takes no lengths", "drop lengths, or export the model with lengths")
+    if c.lengths:
+        lengths = np.full(B, T, np.int64) if lengths is None else np.asarray(lengths)
+        if lengths.dtype.kind not in "iu" or lengths.shape != (B,):
+            raise LstmEdgeError(f"lengths has dtype {lengths.dtype} and shape {lengths.shape}", f"give {B} integers")
+        if lengths.min() < 1 or lengths.max() > T:
+            raise LstmEdgeError(f"lengths holds {int(lengths.min())}..{int(lengths.max())}", f"give lengths in 1..{T}")
+        feeds[LENGTHS_NAME] = np.ascontiguousarray(lengths, dtype=np.int64)
+    shapes = [(rows, B, width) for rows, width in c.state_shapes.values()]
+    state_names = list(c.state_shapes)
+    if state is None:
+        state = [np.zeros(shape, state_dtype) for shape in shapes]
+    elif not isinstance(state, tuple | list) or len(state) != len(shapes):
+        raise LstmEdgeError(
+            f"this {c.family.upper()} takes {len(shapes)} state array(s) ({', '.join(state_names)})",
+            "give state=(h0, c0) for an LSTM, (h0,) for a GRU",
+        )
+    for name, a, shape in zip(state_names, state, shapes, strict=True):
+        feeds[name] = check_state(name, a, shape, finite, state_dtype)
+    return {n: feeds[n] for n in names}
 
 
 def check_state(name: str, a, want: tuple[int | None, ...], finite: bool = True, dtype=np.float32) -> np.ndarray:
@@ -591,3 +698,82 @@ class Stream:
         if b is not None and b.push:
             b.push(cur)
         return y
+
+
+class SpecStream:
+    """Streaming for every unidirectional ModelSpec form but the seed's (GRU, time-major, token ids, lengths,
+    projection): step(x_t) → that step's y, carrying the state tuple ((h, c) for an LSTM, (h,) for a GRU).
+
+    x_t: one step — [B, F] features or [B] token ids (or [F] / a scalar id for batch 1) — or a chunk in the
+    model's layout ([B, K, F] / [K, B, F]; ids [B, K] / [K, B]). Each step feeds lengths = its chunk length. No
+    bound buffers: one `Runner._infer` call a step.
+    """
+
+    def __init__(self, runner: Runner, batch: int = 1) -> None:
+        self.runner, self.batch = runner, batch
+        self.config = c = runner.source.config
+        self._finite = not runner.options.allow_nonfinite
+        dt = runner.state_dtype
+        self._state = tuple(np.zeros((rows, batch, width), dt) for rows, width in c.state_shapes.values())
+
+    def _chunk(self, x_t) -> np.ndarray:
+        c, x = self.config, np.asarray(x_t)
+        step_rank = 1 if c.vocab_size else 2  # one step: [B] ids or [B, F] features
+        if x.ndim == step_rank - 1:  # batch 1: a scalar id or [F]
+            x = x[None]
+        if x.ndim == step_rank:
+            x = x[:, None] if c.batch_first else x[None]
+        return x
+
+    def step(self, x_t) -> np.ndarray:
+        """Advance by one step (or a chunk) and return its y ([B, O] for heads last/final; per step [B, 1, O] or
+        [1, B, O] for sequence/none). Raises LstmEdgeError as `Runner.run`; the state is unchanged then."""
+        feeds = check_feeds(self.config, self._chunk(x_t), self._state, None, self._finite, self.runner.state_dtype,
+                            self.batch)  # fmt: skip
+        outs = self.runner._infer(feeds)
+        self._state = tuple(np.ascontiguousarray(a, dtype=self.runner.state_dtype) for a in outs[1:])
+        return outs[0]
+
+    def feed(self, x: np.ndarray, chunk: int = 1) -> np.ndarray:
+        """Stream a whole x (the model's layout) in chunks of `chunk` steps; returns what `run` would."""
+        if chunk < 1:
+            raise LstmEdgeError(f"chunk {chunk}", "use a chunk of at least 1 step")
+        x = np.asarray(x)
+        axis = 1 if self.config.batch_first else 0
+        T = x.shape[axis] if x.ndim > axis else 0
+        ys = [self.step(np.take(x, range(t, min(t + chunk, T)), axis=axis)) for t in range(0, T, chunk)]
+        if not ys:
+            raise LstmEdgeError("x has no steps", "give at least one step")
+        per_step = self.config.head in ("sequence", "none")
+        return np.concatenate(ys, axis=1 if self.config.batch_first else 0) if per_step else ys[-1]
+
+    def reset(self) -> None:
+        """Back to zero state."""
+        for a in self._state:
+            a.fill(0.0)
+
+    @property
+    def state(self) -> tuple[np.ndarray, ...]:
+        """The state tuple ((h, c) or (h,)), copies; setting it checks count, shapes and values."""
+        return tuple(a.copy() for a in self._state)
+
+    @state.setter
+    def state(self, value) -> None:
+        shapes = [a.shape for a in self._state]
+        names = list(self.config.state_shapes)
+        if not isinstance(value, tuple | list) or len(value) != len(shapes):
+            raise LstmEdgeError(
+                f"state must be {len(shapes)} array(s) ({', '.join(names)})", "use a state read from this stream"
+            )
+        dt = self.runner.state_dtype
+        self._state = tuple(
+            check_state(n, a, shape, self._finite, dt).copy() for n, a, shape in zip(names, value, shapes, strict=True)
+        )
+
+    def freeze(self) -> tuple[np.ndarray, ...]:
+        """A snapshot of the state that later steps do not change."""
+        return self.state
+
+    def unfreeze(self, snapshot) -> None:
+        """Restore a snapshot from `freeze`."""
+        self.state = snapshot

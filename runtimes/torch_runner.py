@@ -7,7 +7,7 @@ import torch
 
 from lstm_edge.checkpoint import load_checkpoint
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.model import run_numpy
+from lstm_edge.model import forward_numpy, run_numpy
 from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
 
 
@@ -28,6 +28,8 @@ class TorchRunner(Runner):
             source.bundle,
             source.variant,
             "fp32",
+            input_names=source.input_names,
+            output_names=source.output_names,
             input_size=source.input_size,
             num_layers=source.num_layers,
             hidden_size=source.hidden_size,
@@ -46,13 +48,17 @@ class TorchRunner(Runner):
             x, h0, c0 = (np.asarray(a, np.float64) for a in (x, h0, c0))
         return run_numpy(self.model, x, h0, c0)
 
+    def _infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        inputs = [a.astype(self.state_dtype) if a.dtype.kind == "f" else a for a in feeds.values()]
+        return list(forward_numpy(self.model, *inputs))
+
     def version(self) -> str:
         return str(torch.__version__)
 
     def describe(self) -> dict:
         """Runner.describe plus which recurrent module runs (nn.LSTM or GateLSTM) and torch's thread count."""
         return super().describe() | {
-            "recurrent": "GateLSTM" if self.options.gates else "nn.LSTM",
+            "recurrent": "GateLSTM" if self.options.gates else type(self.model.lstm).__name__,
             "threads": torch.get_num_threads(),
             "precision": "fp64" if self.options.float64 else "fp32",
         }

@@ -116,3 +116,25 @@ def test_model_gate_form_and_heads():
         assert y.shape == ((2, 3) if head == "last" else (2, 9, 3))
         assert h.shape == (2, 2, 6)
         assert float((y - yg).abs().max()) <= MAPPING_F64
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    layers=st.integers(1, 3),
+    hidden=st.integers(1, 24),
+    inp=st.integers(1, 12),
+    T=st.integers(1, 20),
+    bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_gru_gate_equations_equal_nn_gru_in_float64(layers, hidden, inp, T, bias, seed):
+    from lstm_edge.model import gru_gate_layers
+
+    torch.manual_seed(seed)
+    gru = nn.GRU(inp, hidden, layers, batch_first=True, bias=bias).double().eval()
+    x = torch.randn(3, T, inp, dtype=torch.float64)
+    h0 = torch.randn(layers, 3, hidden, dtype=torch.float64)
+    with torch.no_grad():
+        want, h_want = gru(x, h0)
+        got, h_got = gru_gate_layers(x, h0, gru)
+    assert float((got - want).abs().max()) <= MAPPING_F64 and float((h_got - h_want).abs().max()) <= MAPPING_F64

@@ -1,4 +1,4 @@
-import { checkAll } from './parity.mjs';
+import { checkAll, typedArray } from './parity.mjs';
 
 const ort = globalThis.ort;
 // Single-threaded WASM: a plain static server sends no cross-origin-isolation headers, so no SharedArrayBuffer.
@@ -9,13 +9,13 @@ async function main() {
   const manifest = await (await fetch('manifest.json')).json();
   const index = await (await fetch('golden/index.json')).json();
   const session = await ort.InferenceSession.create(manifest.embed.model, { executionProviders: ['wasm'] });
-  const readBin = async (file) => new Float32Array(await (await fetch(`golden/${file}`)).arrayBuffer());
+  const readBin = async (file, dtype) => typedArray(new Uint8Array(await (await fetch(`golden/${file}`)).arrayBuffer()), dtype);
   const result = await checkAll(ort, session, index, readBin);
   const body = document.querySelector('#results tbody');
   for (const r of result.rows) {
     const tr = document.createElement('tr');
-    const cells = [r.case, r.mode, r.errors.y.toExponential(2), r.errors.hn.toExponential(2), r.errors.cn.toExponential(2),
-                   r.y.map((v) => v.toFixed(4)).join(', ')];
+    const err = (k) => (k in r.errors ? r.errors[k].toExponential(2) : '—');  // a GRU has no cn
+    const cells = [r.case, r.mode, err('y'), err('hn'), err('cn'), r.y.map((v) => v.toFixed(4)).join(', ')];
     for (const c of cells) { const td = document.createElement('td'); td.textContent = c; tr.appendChild(td); }
     body.appendChild(tr);
   }

@@ -1,19 +1,17 @@
 // npm test: run the model with onnxruntime-node against the golden vectors; exit 1 on any mismatch.
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
-import { checkAll } from './parity.mjs';
+import { checkAll, typedArray } from './parity.mjs';
 
 const here = new URL('.', import.meta.url);
 const manifest = JSON.parse(await readFile(new URL('manifest.json', here), 'utf8'));
 const index = JSON.parse(await readFile(new URL('golden/index.json', here), 'utf8'));
 const session = await ort.InferenceSession.create(new URL(manifest.embed.model, here).pathname);
-const readBin = async (file) => {
-  const buf = await readFile(new URL(`golden/${file}`, here));
-  return new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-};
+const readBin = async (file, dtype) => typedArray(await readFile(new URL(`golden/${file}`, here)), dtype);
 const result = await checkAll(ort, session, index, readBin);
 for (const r of result.rows) {
-  console.log(`${r.case.padEnd(16)} ${r.mode.padEnd(26)} y ${r.errors.y.toExponential(2)}  hn ${r.errors.hn.toExponential(2)}  cn ${r.errors.cn.toExponential(2)}`);
+  const errors = Object.entries(r.errors).map(([k, e]) => `${k} ${e.toExponential(2)}`).join('  ');
+  console.log(`${r.case.padEnd(16)} ${r.mode.padEnd(26)} ${errors}`);
 }
 console.log(`max error ${result.maxError.toExponential(3)} (${manifest.embed.variant}) — ${result.pass ? 'PASS' : 'FAIL'}`);
 process.exit(result.pass ? 0 : 1);

@@ -1,0 +1,201 @@
+"""int8 and fp16 for every ModelSpec form but the seed's (bidirectional, time-major, no bias, GRU, token input,
+variable lengths, projection), measured on the model's own inputs and judged like a model without task data.
+
+What each form gets (measured with onnxruntime 1.32, see the README's forms table):
+- LSTM in every fused form (bidirectional, time-major, no bias, tokens, lengths): each LSTM node becomes
+  com.microsoft::DynamicQuantizeLSTM; the head's MatMul becomes MatMulInteger.
+- GRU: ONNX Runtime has no int8 GRU kernel (no DynamicQuantizeGRU among its contrib ops), so the GRU layers stay
+  float32 and only the head's MatMul is int8. The report lists the float nodes by name.
+- Projection (the Scan form): quantize_dynamic with EnableSubgraph makes every MatMul int8 — x·W_ih outside the Scan,
+  W_hh·h and W_hr·(o ⊙ tanh C) inside its body; the gate nonlinearities stay float, as in DynamicQuantizeLSTM.
+  fp16 is not made: ONNX Runtime 1.32 crashes (segfault, measured) creating a session for a float16 Scan body,
+  whether converted by onnxruntime.transformers.float16 or written in float16 by the builder.
+- Static int8 calibrates the seed's form only (its calibration reader feeds x, h0, c0): skipped, with the reason.
+The task metric is not measured here (these bundles carry no task data), so every variant's verdict is
+"unverified" unless its error says "not deployable" (fp16 over its fixed bound).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from lstm_edge.config import LENGTHS, ModelConfig
+from lstm_edge.data import model_inputs
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.model import LSTMModel, forward_numpy
+from lstm_edge.tolerances import error_stats, scaled_error
+
+ERROR_VS_T = (1, 10, 100, 1000)  # as quant_measure: verify's int8 buckets
+FP16_SCAN_REFUSED = (
+    "fp16 of the projected (Scan) form: ONNX Runtime 1.32 crashes creating a session for a float16 Scan body "
+    "(measured), so no fp16 variant is made"
+)
+STATIC_SEED_ONLY = "static int8 calibrates the seed's LSTM form only (x, h0, c0); use dynamic int8 for this model"
+
+
+def has_scan(model: onnx.ModelProto) -> bool:
+    """Whether the graph holds a Scan (the projected LSTM form)."""
+    return any(n.op_type == "Scan" for n in model.graph.node)
+
+
+def eval_feeds(config: ModelConfig, n: int, seq: int, seed: int) -> dict[str, np.ndarray]:
+    """n sequences of the model's own inputs (zero initial state; lengths mixed; token ids at both table edges)."""
+    return dict(zip(config.input_names, model_inputs(config, n, seq, False, seed), strict=True))
+
+
+def reference_outputs(model: LSTMModel, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The rebuild in float64 on `feeds`: outputs in config.output_names order."""
+    twin = model.double()
+    try:
+        return list(forward_numpy(twin, *(a.astype(np.float64) if a.dtype.kind == "f" else a for a in feeds.values())))
+    finally:
+        model.float()
+
+
+def output_errors(config: ModelConfig, got: list[np.ndarray], want: list[np.ndarray]) -> dict:
+    """error_stats of each output against `want`, keyed by the model's output names."""
+    return {name: error_stats(a, b) for name, a, b in zip(config.output_names, got, want, strict=True)}
+
+
+def _streamed(session, config: ModelConfig, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The session stepped one time step per call, carrying its state (every sequence runs to T)."""
+    x = feeds["x"]
+    axis = 1 if config.batch_first else 0
+    state = {n: feeds[n] for n in config.state_shapes}
+    outs: list[np.ndarray] = []
+    ys = []
+    for t in range(x.shape[axis]):
+        step = {"x": np.take(x, [t], axis=axis), **state}
+        if config.lengths:
+            step[LENGTHS] = np.ones(x.shape[1 - axis], np.int64)
+        outs = session.run(list(config.output_names), step)
+        ys.append(outs[0])
+        state = dict(zip(config.state_shapes, outs[1:], strict=True))
+    if config.head in ("sequence", "none"):  # y at every step: [B, 1, O] / [1, B, O] per call
+        outs[0] = np.concatenate(ys, axis=axis)
+    return outs
+
+
+def error_growth(session, fp32_session, model: LSTMModel, config: ModelConfig) -> tuple[dict, dict]:
+    """Per T: the variant's max |Δ| against fp32 ORT, and its max scaled error against the float64 rebuild over
+    zero and random initial states, full and (unidirectional models) streamed one step per call — the profile
+    verify holds an int8 variant to."""
+    names = list(config.output_names)
+    vs_fp32, profile = {}, {}
+    for T in ERROR_VS_T:
+        worst_abs, worst_scaled = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0)
+        for random_state in (False, True):
+            feeds = dict(zip(config.input_names, model_inputs(config, 16, T, random_state, 99 + T), strict=True))
+            got, fp32 = session.run(names, feeds), fp32_session.run(names, feeds)
+            ref = reference_outputs(model, feeds)
+            for name, a, b, r in zip(names, got, fp32, ref, strict=True):
+                worst_abs[name] = max(worst_abs[name], float(np.abs(a - b).max()))
+                worst_scaled[name] = max(worst_scaled[name], float(scaled_error(a, r).max()))
+        if T >= 10 and config.streamable:
+            feeds = dict(zip(config.input_names, model_inputs(config, 4, T, True, 7 + T), strict=True))
+            if config.lengths:
+                feeds[LENGTHS] = np.full_like(feeds[LENGTHS], T)  # a stream feeds whole steps
+            ref = reference_outputs(model, feeds)
+            for name, a, r in zip(names, _streamed(session, config, feeds), ref, strict=True):
+                worst_scaled[name] = max(worst_scaled[name], float(scaled_error(a, r).max()))
+        vs_fp32[str(T)], profile[str(T)] = worst_abs, worst_scaled
+    return vs_fp32, profile
+
+
+def plan(cfg, fp32: onnx.ModelProto) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The modes to make for a non-seed form and the variants skipped with why. Raises LstmEdgeError when the one
+    mode asked for cannot be made (static int8; fp16 of the Scan form)."""
+    from lstm_edge.bundle import variant_for_mode
+
+    refused = {"static": STATIC_SEED_ONLY, **({"fp16": FP16_SCAN_REFUSED} if has_scan(fp32) else {})}
+    if cfg.mode != "all":
+        mode = variant_for_mode(cfg.mode).mode
+        if mode in refused:
+            raise LstmEdgeError(refused[mode], "quantize with --mode dynamic")
+        return (mode,), {}
+    return tuple(m for m in ("dynamic", "fp16") if m not in refused), {
+        variant_for_mode(m).name: why for m, why in refused.items()
+    }
+
+
+def quantize_form(bundle, cfg):
+    """quantize_bundle for a non-seed ModelSpec form (the module docstring says what each form gets): dynamic int8
+    and fp16, measured on the model's own inputs against fp32 ORT and the float64 rebuild. Returns QuantizeResult;
+    raises ParityError when fp16 exceeds its fixed bound (the variant is still written, marked not deployable)."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from lstm_edge.bundle import variant_for_mode
+    from lstm_edge.checkpoint import load_checkpoint
+    from lstm_edge.export.quant_measure import node_roles, op_counts
+    from lstm_edge.export.quant_report import NOT_DEPLOYABLE, UNVERIFIED, MetricReport, ParityBound, QuantizeReport
+    from lstm_edge.export.quant_report import Settings as QSettings
+    from lstm_edge.export.quantize import _quantize_dynamic, _quiet_ort_advice, _result, _to_fp16, _write
+    from lstm_edge.export.validate import ort_cpu_session
+    from lstm_edge.tolerances import ACCURACY_POINTS_DROP, FP16_ABS, MSE_RELATIVE_DROP
+
+    config = bundle.config
+    fp32_path = bundle.artifact("fp32")
+    fp32_model = onnx.load(str(fp32_path))
+    modes, skipped = plan(cfg, fp32_model)
+    model, _ = load_checkpoint(bundle.checkpoint())
+    fp32_session = ort_cpu_session(fp32_path.read_bytes())
+    n = min(cfg.eval_samples, 64)
+    feeds = eval_feeds(config, n, 100, seed=2)
+    names = list(config.output_names)
+    torch_out, fp32_out = reference_outputs(model, feeds), fp32_session.run(names, feeds)
+    classify = config.kind == "classification"
+    budget = cfg.max_metric_drop
+    if budget is None:
+        budget = ACCURACY_POINTS_DROP if classify else MSE_RELATIVE_DROP
+    source = f"{n} sequences of T=100 of the model's own inputs (no task data: the task metric is not measured)"
+    reports = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        made = {}
+        for mode in modes:
+            v = variant_for_mode(mode)
+            dst = made[v.name] = Path(tmp) / v.file
+            start = time.perf_counter()
+            with _quiet_ort_advice():
+                _quantize_dynamic(fp32_path, dst, cfg) if mode == "dynamic" else _to_fp16(fp32_path, dst)
+            seconds = time.perf_counter() - start
+            session = ort_cpu_session(dst.read_bytes())
+            out = session.run(names, feeds)
+            growth, profile = error_growth(session, fp32_session, model, config)
+            bound = None
+            if mode == "fp16":  # held to its fixed parity bound at every T, streamed or not
+                worst = max(e for errs in profile.values() for e in errs.values())
+                bound = ParityBound(tolerance=FP16_ABS, max_scaled=worst)
+            qmodel = onnx.load(str(dst))
+            reports[v.name] = QuantizeReport(
+                bytes=dst.stat().st_size,
+                size_ratio=dst.stat().st_size / fp32_path.stat().st_size,
+                ops_before=op_counts(fp32_model),
+                ops_after=op_counts(qmodel),
+                nodes=node_roles(qmodel),
+                settings=QSettings(
+                    per_channel=cfg.per_channel,
+                    input_equalization={"skipped": "input equalization rescales the seed form's first LSTM only"}
+                    if mode == "dynamic"
+                    else None,
+                ),
+                error_vs_fp32=output_errors(config, out, fp32_out),
+                error_vs_torch=output_errors(config, out, torch_out),
+                metric=MetricReport(
+                    name="accuracy" if classify else "mse",
+                    drop_kind="points" if classify else "relative",
+                    budget=budget,
+                ),
+                error_vs_seq_len=growth,
+                error_profile=profile,
+                eval_samples=n,
+                seconds=seconds,
+                parity_bound=bound,
+                deployable=False,
+                verdict=NOT_DEPLOYABLE if bound and bound.max_scaled > FP16_ABS else UNVERIFIED,
+                measured_on=source,
+            )
+        _write(bundle, made, reports, skipped)
+    return _result(bundle, reports, skipped)
