@@ -137,7 +137,10 @@ def lint(model: onnx.ModelProto) -> list[Finding]:
                 )
             )
         if not isinstance(d[t_axis], int):
+            state_outputs = _state_outputs(g, recurrent)
             for o in g.output:
+                if o.name in state_outputs:  # [L·D, B, H]: its first axis is the layer count, not time
+                    continue
                 od = _dims(o)
                 if len(od) == len(d) and isinstance(od[t_axis], int) and od[t_axis] > 1:
                     out.append(
@@ -310,3 +313,26 @@ def _stale_value_info(model: onnx.ModelProto) -> list[Finding]:
             "delete graph.value_info and re-run shape inference",
         )
     ]
+
+
+def _state_outputs(g, recurrent) -> set[str]:
+    """Graph outputs that carry a recurrent node's final state (Y_h, Y_c), directly or through shape-only ops
+    (Concat of layers, Squeeze, Transpose, Identity, Cast): their axes are [L·D, B, H], never time."""
+    plumbing = {"Identity", "Concat", "Squeeze", "Unsqueeze", "Transpose", "Reshape", "Cast", "Slice"}
+    producer = {o: n for n in g.node for o in n.output}
+    state = {o for n in recurrent for o in n.output[1:] if o}
+    found = set()
+    for out in g.output:
+        todo, seen = [out.name], set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if name in state:
+                found.add(out.name)
+                break
+            node = producer.get(name)
+            if node is not None and node.op_type in plumbing:
+                todo.extend(i for i in node.input if i)
+    return found

@@ -278,10 +278,16 @@ def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
     """
     cfg = cfg or BenchConfig()
     bundle = Bundle.open(bundle_path)
-    if not bundle.manifest.get("streaming", True):  # an imported model whose state is not a graph input
+    if not bundle.stateful:  # an imported model (or a fallback export) whose state is not a graph input
         raise LstmEdgeError(
             f"{bundle.name}'s state is not a graph input, and bench measures streaming latency with state carried",
             "re-import it with state I/O: lstm-edge import MODEL.onnx --out BUNDLE --rebuild",
+        )
+    if not bundle.config.streamable:
+        raise LstmEdgeError(
+            f"{bundle.name} is bidirectional: its backward direction needs the whole sequence, so it cannot stream, "
+            "and bench measures streaming latency with state carried",
+            "time it whole-sequence with `lstm-edge run` or score, or export a unidirectional model",
         )
     config = bundle.config
     F = config.input_size

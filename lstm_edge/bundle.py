@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge.atomic import sha256_file
-from lstm_edge.config import ModelConfig
+from lstm_edge.config import H0, ModelConfig
 from lstm_edge.errors import LstmEdgeError
 
 MANIFEST = "manifest.json"
@@ -154,6 +154,13 @@ class Bundle:
                     "re-export the bundle, or pass --no-verify-hash if you changed it on purpose",
                 )
         return path
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the graph takes its state as an input (h0): False for a stateless import or a fallback export of
+        the user's own forward (manifest io without h0). A bidirectional model is stateful but cannot stream."""
+        names = [p.get("name") for p in (self.manifest.get("io") or {}).get("inputs", []) if isinstance(p, dict)]
+        return not names or H0 in names
 
     def checkpoint(self, verify_hash: bool = True) -> Path:
         return (

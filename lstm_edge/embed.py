@@ -125,7 +125,7 @@ def make_embed(
     if variant not in ("fp32", "int8"):
         raise LstmEdgeError(f"--variant {variant}", "embedding targets take fp32 or int8")
     bundle = Bundle.open(bundle_path)
-    if not bundle.manifest.get("streaming", True):  # an imported model whose state is not a graph input
+    if not bundle.stateful:  # an imported model (or a fallback export) whose state is not a graph input
         raise LstmEdgeError(
             f"{bundle.name}'s state is not a graph input, and every target checks itself streaming step by step",
             "re-import it with state I/O: lstm-edge import MODEL.onnx --out BUNDLE --rebuild",

@@ -66,9 +66,16 @@ class OpenVinoRunner(Runner):
         try:
             with self._lock:
                 res = self.request.infer(feeds)
-                return {o.get_any_name(): res[o].copy() for o in self.compiled.outputs}
+                return {self._output_name(o): res[o].copy() for o in self.compiled.outputs}
         except Exception as e:  # RuntimeError with a long C++ trace
             raise LstmEdgeError(f"OpenVINO failed: {first_line(e)}", "try --provider cpu") from e
+
+    def _output_name(self, port) -> str:
+        """The graph's own name for an output: OpenVINO gives a port every tensor name it merged into it, and
+        get_any_name() may pick a producer's (measured: a bidirectional model's `y`)."""
+        sig = self.source.signature
+        wanted = set(self.source.output_names) | ({p.name for p in sig.outputs} if sig is not None else set())
+        return next((n for n in port.get_names() if n in wanted), port.get_any_name())
 
     def version(self) -> str:
         return self.ov.get_version()
