@@ -154,13 +154,13 @@ def lint(model: str, as_json: bool) -> None:
         sys.exit(1)
 
 
-PROVIDERS = ("torch", "cpu", "cuda", "openvino", "tract")
+PROVIDERS = ("torch", "cpu", "cuda", "openvino", "tract", "c")
 VARIANT_CHOICES = ("fp32", "int8", "int8-static", "fp16")
 
 
 @main.command()
 @click.argument("model", type=click.Path())
-@click.option("--provider", default="cpu", show_default=True, help="torch | cpu | cuda | openvino | tract")
+@click.option("--provider", default="cpu", show_default=True, help="torch | cpu | cuda | openvino | tract | c")
 @click.option("--variant", default="fp32", show_default=True, help="fp32 | int8 | int8-static | fp16")
 @click.option(
     "--input", "input_", required=True, help="x as .npy, .npz (x, h0, c0), .csv, .json, or - (JSON on stdin)."
@@ -438,6 +438,29 @@ def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash)
         bundle_dir, target, out, variant=variant, force=force, ort_web=ort_web, verify_hash=not no_verify_hash
     )
     click.echo(f"wrote {path} ({target}, {variant}); see {path / 'README.md'}")
+
+
+@main.command()
+@click.argument("bundle_dir", metavar="BUNDLE", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="The folder to write (NAME.h, NAME.c, NAME_check.c, …).")
+@click.option("--precision", default="fp32", show_default=True, help="fp32 | int8 (int8 weights, int16 activations).")
+@click.option("--prefix", help="C name prefix and file stem (default: the bundle's name).")
+@click.option("--force", is_flag=True, help="Replace an existing, non-empty --out folder.")
+@click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@handle_errors
+def codegen(bundle_dir, out, precision, prefix, force, no_verify_hash) -> None:
+    """The model as dependency-free C99 (no malloc, no mutable globals) with a check program and a Makefile."""
+    from lstm_edge.codegen import CodegenConfig, generate
+
+    r = generate(
+        bundle_dir,
+        out,
+        CodegenConfig(precision=precision, prefix=prefix, verify_hash=not no_verify_hash, force=force),
+    )
+    click.echo(f"wrote {', '.join(r.files)} into {r.out} ({r.precision}, bundle sha256 {r.sha256[:12]}…)")
+    if r.input_range:
+        click.echo(f"int8 input scale from {r.input_range}")
+    click.echo(f"build and check: make -C {r.out} host   (Cortex-M4 under qemu: make -C {r.out} qemu)")
 
 
 if __name__ == "__main__":

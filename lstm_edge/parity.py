@@ -4,6 +4,7 @@ against the PyTorch reference, with per-timestep drift over a long sequence."""
 from __future__ import annotations
 
 import platform
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def available_providers() -> dict[str, str | None]:
     out["cuda"] = cuda_unavailable_reason()
     out["openvino"] = None if importlib.util.find_spec("openvino") else "openvino not installed (lstm-edge[openvino])"
     out["tract"] = None if importlib.util.find_spec("tract") else "tract not installed (lstm-edge[tract])"
+    out["c"] = None if any(shutil.which(cc) for cc in ("cc", "gcc", "clang")) else "no C compiler (cc, gcc, clang)"
     return out
 
 
