@@ -166,11 +166,13 @@ def forward(
     state: tuple[Tensor, Tensor] | None = None,
     exact: bool = True,
     cell_scale: list[float] | None = None,
+    exact_gates: bool = False,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """x (B, T, F) float32 raw inputs → y (B, O) or (B, T, O), (h_n, c_n) (L, B, H) float32, as the C computes.
 
     h_n is the int16 h read back (h_q / 32767). `cell_scale` (per layer) rounds C to an int16 grid of that step at
-    every step — the fixed-point cell of TFLite Micro, kept only to measure what it would cost (not what the C does).
+    every step — the fixed-point cell of TFLite Micro — and `exact_gates` uses torch's sigmoid/tanh instead of the
+    table: both only measure what another choice would change (benchmarks/c_int8_scheme.py), neither is what the C does.
     """
     B, T, _ = x.shape
     L, H = len(p.layers), p.hidden_size
@@ -180,6 +182,8 @@ def forward(
     else:
         h0, c0 = state
     table = p.table
+    sig = (lambda z, *_: torch.sigmoid(z)) if exact_gates else sigmoid_lut
+    tanh = (lambda z, *_: torch.tanh(z)) if exact_gates else tanh_lut
     xn = (x - p.x_mean) / p.x_std  # (B, T, F) float32, as the graph normalizes
     seq = q16(xn * p.x_inv_scale, exact)  # (B, T, F) int16-valued
     h_n, c_n = [], []
@@ -192,14 +196,14 @@ def forward(
             ah = _matmul(hq, lay.wh, exact)  # (B, 4H)
             z = ax[:, t] * lay.sx + ah * lay.sh + lay.b  # (B, 4H) float32, the C's order
             z_i, z_f, z_c, z_o = z.chunk(4, dim=1)  # (B, H) each
-            i_t = sigmoid_lut(z_i, table, exact)
-            f_t = sigmoid_lut(z_f, table, exact)
-            g_t = tanh_lut(z_c, table, exact)
-            o_t = sigmoid_lut(z_o, table, exact)
+            i_t = sig(z_i, table, exact)
+            f_t = sig(z_f, table, exact)
+            g_t = tanh(z_c, table, exact)
+            o_t = sig(z_o, table, exact)
             C = f_t * C + i_t * g_t  # (B, H) float32
             if cell_scale is not None:
                 C = q16(C / cell_scale[k], exact) * cell_scale[k]
-            hq = q16(o_t * tanh_lut(C, table, exact) * Q16, exact)  # (B, H) int16-valued
+            hq = q16(o_t * tanh(C, table, exact) * Q16, exact)  # (B, H) int16-valued
             outs.append(hq)
         seq = torch.stack(outs, dim=1) if outs else x.new_zeros(B, 0, H)  # (B, T, H) int16-valued
         h_n.append(hq / Q16)

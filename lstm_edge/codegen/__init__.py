@@ -167,7 +167,7 @@ def render(prep: dict, precision: str) -> dict[str, str]:
         f"{p}.h": emit.header(p, dims, precision, prep["provenance"]),
         f"{p}.c": emit.source(p, precision, prep["weights"], prep["params"], dims),
         f"{p}_check.c": emit.check_program(p, dims, prep["cases"], tol, against, extra),
-        "Makefile": emit.makefile(p, precision),
+        "Makefile": emit.makefile(p),
         "startup_m4.c": emit.STARTUP,
         "mps2_an386.ld": emit.LINKER,
     }
