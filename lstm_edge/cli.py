@@ -64,6 +64,13 @@ def main(debug: bool) -> None:
     help="Then fine-tune N epochs through ONNX Runtime's int8 arithmetic (simulated), so the int8 variant keeps "
     "the accuracy; keeps the epoch with the best int8 validation metric.",
 )
+@click.option(
+    "--int8-scheme",
+    default="ort",
+    show_default=True,
+    help="Whose int8 --int8-aware-epochs fine-tunes for: ort (ONNX Runtime's dynamic int8) or c (`lstm-edge codegen "
+    "--precision int8`: int8 weights, int16 activations).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(), help="Checkpoint path (.pt).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
@@ -75,6 +82,8 @@ def train(out: str, as_json: bool, **kw) -> None:
     for key in ("seq_len", "hidden_size", "num_layers", "epochs", "batch_size", "samples"):
         if kw[key] < 1:
             raise LstmEdgeError(f"--{key.replace('_', '-')} must be ≥ 1, got {kw[key]}", "pass a positive number")
+    if kw["int8_scheme"] not in ("ort", "c"):
+        raise LstmEdgeError(f"--int8-scheme {kw['int8_scheme']!r}", "choose ort or c")
     if kw["int8_aware_epochs"] < 0:
         raise LstmEdgeError(f"--int8-aware-epochs must be ≥ 0, got {kw['int8_aware_epochs']}", "pass 0 or more")
     result = train_to_file(TrainConfig(**kw, progress=not as_json), out)

@@ -261,3 +261,26 @@ def test_cli_codegen_and_run_provider_c(shipped_bundle, tmp_path):
     res = CliRunner().invoke(main, ["run", str(shipped_bundle), "--provider", "c", "--input", str(x), "--stream"])
     assert res.exit_code == 0, res.output
     assert res.output.startswith("c ")
+
+
+def test_int8_aware_fine_tuning_can_target_the_c_scheme(small_bundle):
+    """train --int8-scheme c: straight-through gradients reach every weight; without grad it is the exact C arithmetic."""
+    import torch
+
+    from lstm_edge.c_int8_sim import CInt16x8, forward, params_from_model
+    from lstm_edge.train import _int8_scheme
+
+    model = make_model()
+    model.config.x_min, model.config.x_max = [-3.0] * 3, [3.0] * 3
+    x = torch.randn(4, 20, 3)
+    y, _ = CInt16x8().forward(model, x)
+    y.square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    with torch.no_grad():
+        exact = forward(params_from_model(model), x)[0]
+        assert torch.equal(CInt16x8().forward(model, x)[0], exact)
+    assert isinstance(_int8_scheme("c"), CInt16x8)
+    with pytest.raises(LstmEdgeError, match="int8-scheme"):
+        _int8_scheme("tflite")
+    res = CliRunner().invoke(main, ["train", "--int8-scheme", "x", "--out", "m.pt"])
+    assert res.exit_code == 2 and "--int8-scheme" in res.output

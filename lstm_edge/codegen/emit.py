@@ -318,9 +318,9 @@ def _int8_source(p: str, params, dims: dict) -> str:
             "int32_t" if accumulator_bits(K) == 32 else "int64_t",
             "int32_t" if accumulator_bits(H) == 32 else "int64_t",
         )
-        out.append(f"/* layer {k}: W_x^T ({K} x G), W_h^T ({H} x G) int8; row scales (weight x activation); b */")
-        out.append(c_array("int8_t", f"L{k}_WX", i8(lay.wx).T))
-        out.append(c_array("int8_t", f"L{k}_WH", i8(lay.wh).T))
+        out.append(f"/* layer {k}: W_x (G x {K}), W_h (G x {H}) int8; row scales (weight x activation); b */")
+        out.append(c_array("int8_t", f"L{k}_WX", i8(lay.wx)))
+        out.append(c_array("int8_t", f"L{k}_WH", i8(lay.wh)))
         out.append(c_array("float", f"L{k}_SX", f32(lay.sx)))
         out.append(c_array("float", f"L{k}_SH", f32(lay.sh)))
         out.append(c_array("float", f"L{k}_B", f32(lay.b)))
@@ -333,21 +333,18 @@ def _int8_source(p: str, params, dims: dict) -> str:
     accs = {t for pair in acc_types.values() for t in pair}
     for acc in sorted(accs):
         tag = acc[:5]
-        out.append(f"""/* acc[r] += sum_j wt[j][r] * v[j], exact in {acc} (int8 x int16 products) */
-static void gates_acc_{tag}({acc} *restrict acc, const int8_t *restrict wt, const int16_t *restrict v, int K)
+        out.append(f"""/* acc[r] = sum_k w[r][k] * v[k], exact in {acc}: a dot product per gate row. Integer sums need no
+ * reassociation licence, so gcc vectorizes it as multiply-add pairs (vpmaddwd), measured 2.5x faster than the axpy form
+ * at the seed's size; on a Cortex-M4 it is the dual 16-bit multiply-accumulate pattern (SMLAD) CMSIS-NN uses. */
+static void gates_dot_{tag}({acc} *restrict acc, const int8_t *restrict w, const int16_t *restrict v, int K)
 {{
-    int j = 0, r;
-    for (; j + 4 <= K; j += 4) {{
-        const {acc} v0 = v[j], v1 = v[j + 1], v2 = v[j + 2], v3 = v[j + 3];
-        const int8_t *w0 = wt + (long)j * G, *w1 = w0 + G, *w2 = w1 + G, *w3 = w2 + G;
-        for (r = 0; r < G; ++r)
-            acc[r] += w0[r] * v0 + w1[r] * v1 + w2[r] * v2 + w3[r] * v3;
-    }}
-    for (; j < K; ++j) {{
-        const {acc} vj = v[j];
-        const int8_t *wj = wt + (long)j * G;
-        for (r = 0; r < G; ++r)
-            acc[r] += wj[r] * vj;
+    int r, k;
+    for (r = 0; r < G; ++r) {{
+        const int8_t *wr = w + (long)r * K;
+        {acc} s = 0;
+        for (k = 0; k < K; ++k)
+            s += wr[k] * v[k];
+        acc[r] = s;
     }}
 }}
 """)
@@ -386,13 +383,9 @@ static float sigmoid_t(float z) {{ return 0.5f + 0.5f * tanh_t(0.5f * z); }}
 {{
     {ax_t} ax[G];
     {ah_t} ah[G];
-    int r, j;
-    for (r = 0; r < G; ++r) {{
-        ax[r] = 0;
-        ah[r] = 0;
-    }}
-    gates_acc_{ax_t[:5]}(ax, &L{k}_WX[0][0], in, {K});
-    gates_acc_{ah_t[:5]}(ah, &L{k}_WH[0][0], h, {H});
+    int j;
+    gates_dot_{ax_t[:5]}(ax, &L{k}_WX[0][0], in, {K});
+    gates_dot_{ah_t[:5]}(ah, &L{k}_WH[0][0], h, {H});
     for (j = 0; j < {H}; ++j) {{
         const float zi = (float)ax[j] * L{k}_SX[j] + (float)ah[j] * L{k}_SH[j] + L{k}_B[j];
         const float zf = (float)ax[{H} + j] * L{k}_SX[{H} + j] + (float)ah[{H} + j] * L{k}_SH[{H} + j] + L{k}_B[{H} + j];
