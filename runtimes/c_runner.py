@@ -121,6 +121,12 @@ def build_library(
 
 
 class CRunner(Runner):
+    """The generated C as a runner: run() gives each batch row its own state struct; stream() keeps them.
+
+    Raises LstmEdgeError for a variant other than fp32/int8, a bare .onnx, no C compiler, a compile failure, or a
+    cached library whose embedded sha256 is not this bundle's.
+    """
+
     runtime = "c"
 
     def __init__(self, source: Source, options: RunnerOptions) -> None:
