@@ -236,7 +236,7 @@ class CStream(Stream):
         x_t = np.asarray(x_t, dtype=np.float32)
         if x_t.shape[-1] != r.F:
             raise LstmEdgeError(f"step got {x_t.shape[-1]} features, the model takes {r.F}", "check x_t's last axis")
-        if x_t.ndim == 1 and self.batch == 1:  # the device's case: one sample
+        if self.batch == 1 and x_t.ndim <= 2 and x_t.size == r.F:  # the device's case: one sample, [F] or [1, F]
             self._x[0] = x_t
             r._step_fn(self._base, self._xp, self._yp)
             return self._y.copy()
