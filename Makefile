@@ -6,7 +6,7 @@ EXTRAS  := cpu,openvino,tract,datasets,ray,test
 BUNDLE  := models/adding
 ART     := artifacts
 
-.PHONY: demo test lint format clean-venv embed-deps
+.PHONY: demo test lint format clean-venv embed-deps codegen-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -27,12 +27,16 @@ format: $(STAMP)
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-test: $(STAMP) embed-deps lint
+test: $(STAMP) embed-deps codegen-deps lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Node.js packages and Chromium for the embedding tests (onnxruntime-node's postinstall would fetch CUDA).
 embed-deps:
 	@bash scripts/embed-deps.sh
+
+# clang, the Arm bare-metal toolchain and qemu-system-arm for the codegen tests (Debian packages).
+codegen-deps:
+	@bash scripts/codegen-deps.sh
 
 clean-venv:
 	rm -rf .venv

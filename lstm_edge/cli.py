@@ -64,6 +64,13 @@ def main(debug: bool) -> None:
     help="Then fine-tune N epochs through ONNX Runtime's int8 arithmetic (simulated), so the int8 variant keeps "
     "the accuracy; keeps the epoch with the best int8 validation metric.",
 )
+@click.option(
+    "--int8-scheme",
+    default="ort",
+    show_default=True,
+    help="Whose int8 --int8-aware-epochs fine-tunes for: ort (ONNX Runtime's dynamic int8) or c (`lstm-edge codegen "
+    "--precision int8`: int8 weights, int16 activations).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(), help="Checkpoint path (.pt).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
@@ -75,6 +82,8 @@ def train(out: str, as_json: bool, **kw) -> None:
     for key in ("seq_len", "hidden_size", "num_layers", "epochs", "batch_size", "samples"):
         if kw[key] < 1:
             raise LstmEdgeError(f"--{key.replace('_', '-')} must be ≥ 1, got {kw[key]}", "pass a positive number")
+    if kw["int8_scheme"] not in ("ort", "c"):
+        raise LstmEdgeError(f"--int8-scheme {kw['int8_scheme']!r}", "choose ort or c")
     if kw["int8_aware_epochs"] < 0:
         raise LstmEdgeError(f"--int8-aware-epochs must be ≥ 0, got {kw['int8_aware_epochs']}", "pass 0 or more")
     result = train_to_file(TrainConfig(**kw, progress=not as_json), out)
@@ -156,7 +165,7 @@ def lint(model: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("model", type=click.Path())
-@click.option("--provider", default="cpu", show_default=True, help="torch | cpu | cuda | openvino | tract")
+@click.option("--provider", default="cpu", show_default=True, help="torch | cpu | cuda | openvino | tract | c")
 @click.option("--variant", default="fp32", show_default=True, help="fp32 | int8 | int8-static | fp16")
 @click.option(
     "--input", "input_", help="x as .npy, .npz (x, h0, c0 — or, for a bare .onnx, every input by name), .csv, .json, -."
@@ -596,6 +605,29 @@ def score(
         click.echo(json.dumps({"output": str(r.output), "rows": r.rows, "seconds": r.seconds, "engine": r.engine}))
         return
     click.echo(f"scored {r.rows} sequences in {r.seconds:.2f}s ({r.rows_per_s:.0f}/s, {r.engine}); wrote {r.output}")
+
+
+@main.command()
+@click.argument("bundle_dir", metavar="BUNDLE", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="The folder to write (NAME.h, NAME.c, NAME_check.c, …).")
+@click.option("--precision", default="fp32", show_default=True, help="fp32 | int8 (int8 weights, int16 activations).")
+@click.option("--prefix", help="C name prefix and file stem (default: the bundle's name).")
+@click.option("--force", is_flag=True, help="Replace an existing, non-empty --out folder.")
+@click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@handle_errors
+def codegen(bundle_dir, out, precision, prefix, force, no_verify_hash) -> None:
+    """The model as dependency-free C99 (no malloc, no mutable globals) with a check program and a Makefile."""
+    from lstm_edge.codegen import CodegenConfig, generate
+
+    r = generate(
+        bundle_dir,
+        out,
+        CodegenConfig(precision=precision, prefix=prefix, verify_hash=not no_verify_hash, force=force),
+    )
+    click.echo(f"wrote {', '.join(r.files)} into {r.out} ({r.precision}, bundle sha256 {r.sha256[:12]}…)")
+    if r.input_range:
+        click.echo(f"int8 input scale from {r.input_range}")
+    click.echo(f"build and check: make -C {r.out} host   (Cortex-M4 under qemu: make -C {r.out} qemu)")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import importlib.metadata as md
 import importlib.util
 import os
 import platform
+import shutil
 from pathlib import Path
 
 from lstm_edge import __version__
@@ -72,7 +73,7 @@ def ort_providers() -> list[str] | None:
 
 
 def available_providers() -> dict[str, str | None]:
-    """Each lstm-edge provider (torch, cpu, cuda, openvino, tract) → None when usable here, else the reason it is not
+    """Each lstm-edge provider (torch, cpu, cuda, openvino, tract, c) → None when usable here, else the reason it is not
     (one line with the fix, e.g. "tract not installed (lstm-edge[tract])"). Imports no runtime; raises nothing."""
     from lstm_edge.runtimes.ort_cuda import cuda_unavailable_reason
 
@@ -85,6 +86,7 @@ def available_providers() -> dict[str, str | None]:
         "cuda": cuda_unavailable_reason(),
         "openvino": installed("openvino", "openvino"),
         "tract": installed("tract", "tract"),
+        "c": None if any(shutil.which(cc) for cc in ("cc", "gcc", "clang")) else "no C compiler (cc, gcc, clang)",
     }
 
 

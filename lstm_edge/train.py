@@ -36,6 +36,7 @@ class TrainConfig:
     samples: int = 12000
     patience: int = 4
     int8_aware_epochs: int = 0  # fine-tuning through ORT's int8 arithmetic after fp32 training (see int8_aware)
+    int8_scheme: str = "ort"  # whose int8 to fine-tune for: "ort" (ONNX Runtime's dynamic int8) or "c" (codegen's)
     seed: int = 0
     data: str | None = None
     progress: bool = True
@@ -103,8 +104,22 @@ def _epoch(
     return running
 
 
+def _int8_scheme(name: str):
+    """The simulated int8 arithmetic to fine-tune through: ORT's dynamic int8, or codegen's int8 C (c_int8_sim)."""
+    if name == "ort":
+        return OrtDynamicInt8()
+    if name == "c":
+        from lstm_edge.c_int8_sim import CInt16x8
+
+        return CInt16x8()
+    from lstm_edge.errors import LstmEdgeError
+
+    raise LstmEdgeError(f"--int8-scheme {name!r}", "choose ort (ONNX Runtime's int8) or c (lstm-edge codegen's int8 C)")
+
+
 def int8_aware(model: LSTMModel, data: TaskData, cfg: TrainConfig) -> dict:
-    """Fine-tune `model` through ONNX Runtime's dynamic int8 arithmetic (lstm_edge.int8_sim), in place.
+    """Fine-tune `model` through ONNX Runtime's dynamic int8 arithmetic (lstm_edge.int8_sim), or with
+    cfg.int8_scheme == "c" through codegen's int8 C (lstm_edge.c_int8_sim, bit for bit the C), in place.
 
     Post-training quantization leaves error that no choice of scales removes: h is rounded to 256 levels at every
     step and the error compounds over T. Training through that rounding (straight-through gradients) moves the
@@ -120,7 +135,7 @@ def int8_aware(model: LSTMModel, data: TaskData, cfg: TrainConfig) -> dict:
         {"epochs", "kept_epoch" (0 = the starting point), "history" [{epoch, val_fp32, val_int8}], "test_fp32",
         "test_int8_simulated"} in the task's own metric (MSE or accuracy %). Raises nothing of its own.
     """
-    sim = OrtDynamicInt8()
+    sim = _int8_scheme(cfg.int8_scheme)
     classify = data.kind == "classification"
     X_tr, y_tr = (torch.from_numpy(a) for a in data.split("train"))
     X_va, y_va = data.split("val")

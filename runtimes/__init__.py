@@ -22,6 +22,7 @@ RUNTIMES: dict[str, tuple[str, str]] = {
     "openvino": ("lstm_edge.runtimes.openvino_runner", "OpenVinoRunner"),
     "tract": ("lstm_edge.runtimes.tract_runner", "TractRunner"),
     "reference": ("lstm_edge.runtimes.onnx_reference", "OnnxReferenceRunner"),  # float64 onnx.reference
+    "c": ("lstm_edge.runtimes.c_runner", "CRunner"),
 }
 
 
@@ -59,7 +60,8 @@ def open_runner(
         raise LstmEdgeError(
             f"the torch reference is fp32 only, not {opts.variant}", "drop --variant or pick another provider"
         )
-    source = resolve(model, opts.variant, opts.verify_hash)
+    # c generates its C (fp32 or int8) from the bundle's fp32 graph, whichever ONNX variants the bundle holds.
+    source = resolve(model, "fp32" if provider == "c" else opts.variant, opts.verify_hash)
     module, cls = RUNTIMES[provider]
     return getattr(importlib.import_module(module), cls)(source, opts)
 

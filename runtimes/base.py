@@ -35,6 +35,7 @@ class RunnerOptions:
     spin: bool = True  # ort: let idle intra-op threads spin (lower latency; bench turns it off when interleaving)
     float64: bool = False  # torch: compute in float64 — the exact reference parity checks measure against
     allow_nonfinite: bool = False
+    cflags: tuple[str, ...] | None = None  # c: compiler flags for speed (None: -O3 -march=native)
 
 
 @dataclass

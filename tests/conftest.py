@@ -52,3 +52,17 @@ def bundle_copy(shipped_bundle, tmp_path) -> Path:
     dst = tmp_path / "adding"
     shutil.copytree(shipped_bundle, dst)
     return dst
+
+
+@pytest.fixture(scope="session", autouse=True)
+def c_library_cache(tmp_path_factory):
+    """The `c` runner's compiled libraries go to a folder of this test session, not the user's ~/.cache."""
+    import os
+
+    old = os.environ.get("LSTM_EDGE_CACHE")
+    os.environ["LSTM_EDGE_CACHE"] = str(tmp_path_factory.mktemp("lstm-edge-cache"))
+    yield Path(os.environ["LSTM_EDGE_CACHE"])
+    if old is None:
+        os.environ.pop("LSTM_EDGE_CACHE", None)
+    else:
+        os.environ["LSTM_EDGE_CACHE"] = old

@@ -19,7 +19,7 @@ from lstm_edge.parity import compare
 from lstm_edge.tolerances import tolerance
 from tests.conftest import SHIPPED
 
-RUNTIMES = ["torch", "cpu", "cuda", "openvino", "tract"]
+RUNTIMES = ["torch", "cpu", "cuda", "openvino", "tract", "c"]
 VARIANTS = ["fp32", "int8", "int8-static", "fp16"]
 SHAPES = [
     pytest.param(B, T, marks=pytest.mark.slow) if (B, T) == (16, 1000) else (B, T)

@@ -1,0 +1,194 @@
+"""`lstm-edge codegen`: a bundle as a self-contained C99 library (fp32, or the int8 scheme of lstm_edge.c_int8_sim).
+
+generate("models/adding", "out/", CodegenConfig(precision="int8")) writes NAME.h, NAME.c, NAME_check.c, Makefile,
+startup_m4.c and mps2_an386.ld. Reads the bundle only (model.onnx, manifest, golden.npz); torch is imported for int8,
+where the Python simulation computes the constants and the check program's expected outputs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lstm_edge import __version__
+from lstm_edge.atomic import staged_dir
+from lstm_edge.bundle import Bundle
+from lstm_edge.codegen import emit
+from lstm_edge.codegen.weights import ModelWeights, bundle_sha256, read_weights
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.tolerances import C_INT8_VS_SIM, FP32_ABS
+
+PRECISIONS = ("fp32", "int8")
+
+
+@dataclass
+class CodegenConfig:
+    precision: str = "fp32"  # fp32 | int8
+    prefix: str | None = None  # C identifier prefix and file stem (default: the bundle's name)
+    verify_hash: bool = True
+    force: bool = False  # replace an existing, non-empty --out folder
+
+
+@dataclass
+class CodegenResult:
+    out: Path
+    prefix: str
+    precision: str
+    sha256: str  # the bundle's (manifest.json's) sha256, also in NAME.h
+    files: list[str] = field(default_factory=list)
+    input_range: str = ""  # int8: where the input scale came from
+
+
+def c_prefix(name: str) -> str:
+    """A C identifier from a bundle name: other characters become '_', a leading digit gets 'm_'."""
+    p = re.sub(r"[^A-Za-z0-9_]", "_", name) or "model"
+    return f"m_{p}" if p[0].isdigit() else p
+
+
+def _check_prefix(prefix: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,40}", prefix):
+        raise LstmEdgeError(f"--prefix {prefix!r} is not a C identifier", "use letters, digits and '_' (e.g. adding)")
+    return prefix
+
+
+def input_range(bundle: Bundle) -> tuple[list[float], list[float], str]:
+    """Per-feature [min, max] of the raw input for the int8 input scale, and where it came from."""
+    c = bundle.config
+    if c.x_min and c.x_max:
+        return list(c.x_min), list(c.x_max), "the training data's range (config x_min/x_max)"
+    eq = ((bundle.manifest["artifacts"].get("int8") or {}).get("report") or {}).get("settings", {})
+    eq = (eq or {}).get("input_equalization") or {}
+    if eq.get("x_min") and eq.get("x_max"):
+        return list(eq["x_min"]), list(eq["x_max"]), "the int8 variant's calibration data (manifest)"
+    x = np.concatenate([case["x"].reshape(-1, c.input_size) for case in bundle.golden().values()])
+    return x.min(axis=0).tolist(), x.max(axis=0).tolist(), "the golden inputs' range (no recorded range)"
+
+
+def int8_params(weights: ModelWeights, x_amax: float):
+    """The int8 scheme's constants (lstm_edge.c_int8_sim.Int16x8Params) for weights read from a bundle."""
+    import torch
+
+    from lstm_edge.c_int8_sim import quantize
+
+    t = lambda a: None if a is None else torch.from_numpy(np.array(a, dtype=a.dtype, copy=True))  # noqa: E731
+    layers = [(t(w.W_h), t(w.W_x), t(w.b)) for w in weights.layers]
+    return quantize(
+        layers,
+        t(weights.head_w),
+        t(weights.head_b),
+        t(weights.x_mean),
+        t(weights.x_std),
+        x_amax,
+        t(weights.y_mean),
+        t(weights.y_std),
+        weights.head,
+    )
+
+
+def simulate_int8(params, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The int8 C's outputs (y, hn, cn) for x [B, T, F], h0/c0 [L, B, H], from the bit-exact simulation."""
+    import torch
+
+    from lstm_edge.c_int8_sim import forward
+
+    with torch.no_grad():
+        y, (h, c) = forward(params, torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)))
+    return y.numpy(), h.numpy(), c.numpy()
+
+
+def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
+    """Everything the C files are written from: {prefix, dims, weights, params, provenance, cases, …}."""
+    if cfg.precision not in PRECISIONS:
+        raise LstmEdgeError(f"--precision {cfg.precision!r}", f"choose one of {', '.join(PRECISIONS)}")
+    bundle = Bundle.open(bundle_path)
+    prefix = _check_prefix(cfg.prefix or c_prefix(bundle.name))
+    weights = read_weights(bundle, cfg.verify_hash)
+    sha = bundle_sha256(bundle)
+    c = bundle.config
+    dims = {
+        "L": len(weights.layers),
+        "H": weights.hidden_size,
+        "F": weights.input_size,
+        "O": weights.output_size,
+        "head": weights.head,
+        "sha256": sha,
+    }
+    arts = bundle.manifest["artifacts"]
+    provenance = [
+        f"Bundle {bundle.name!r} ({bundle.root}); sha256 of its manifest.json:",
+        f"  {sha}",
+        f"model.onnx sha256 {arts['fp32']['sha256']}",
+        f"checkpoint sha256 {bundle.manifest.get('source_checkpoint_sha256', '?')}",
+        f"Model: input {dims['F']}, hidden {dims['H']}, {dims['L']} layers, output {dims['O']}, head {dims['head']}, "
+        f"task {c.task} ({c.kind}); unidirectional LSTM, gate blocks i, f, c, o.",
+        f"Written by lstm-edge {__version__} codegen, precision {cfg.precision}.",
+    ]
+    golden = bundle.golden(cfg.verify_hash)
+    cases = [{"name": name, **arrays} for name, arrays in golden.items()]
+    params, range_note = None, ""
+    if cfg.precision == "int8":
+        from lstm_edge.c_int8_sim import input_amax
+
+        lo, hi, range_note = input_range(bundle)
+        params = int8_params(weights, input_amax(c.x_mean, c.x_std, lo, hi))
+        provenance += [
+            "int8 scheme: int8 weights (one scale per output row), int16 activations and h, int32 accumulation,",
+            "float32 cell state and gate math, tanh/sigmoid from a 513-entry table (no libm, no library at all).",
+            f"Input scale from {range_note}: |normalized x| <= {params.x_amax:.6g}; beyond it inputs saturate.",
+        ]
+        for case in cases:
+            case["y"], case["hn"], case["cn"] = simulate_int8(params, case["x"], case["h0"], case["c0"])
+    return {
+        "bundle": bundle,
+        "prefix": prefix,
+        "dims": dims,
+        "weights": weights,
+        "params": params,
+        "provenance": provenance,
+        "cases": cases,
+        "range_note": range_note,
+        "sha256": sha,
+    }
+
+
+def render(prep: dict, precision: str) -> dict[str, str]:
+    """{file name: text} for the C library, its check program, the Makefile and the Cortex-M4 start-up files."""
+    p, dims = prep["prefix"], prep["dims"]
+    if precision == "fp32":
+        tol, against = FP32_ABS, "the bundle's golden outputs (PyTorch float32)"
+        extra = "Tolerance: lstm_edge/tolerances.py FP32_ABS."
+    else:
+        tol, against = C_INT8_VS_SIM, "lstm_edge/c_int8_sim.py's outputs for the same inputs"
+        extra = "Tolerance: lstm_edge/tolerances.py C_INT8_VS_SIM (bit for bit)."
+    return {
+        f"{p}.h": emit.header(p, dims, precision, prep["provenance"]),
+        f"{p}.c": emit.source(p, precision, prep["weights"], prep["params"], dims),
+        f"{p}_check.c": emit.check_program(p, dims, prep["cases"], tol, against, extra),
+        "Makefile": emit.makefile(p),
+        "startup_m4.c": emit.STARTUP,
+        "mps2_an386.ld": emit.LINKER,
+    }
+
+
+def generate(bundle_path: str | Path, out: str | Path, cfg: CodegenConfig | None = None) -> CodegenResult:
+    """Write the C library for a bundle into `out` (atomically: all files or none).
+
+    Raises LstmEdgeError for a model the C cannot express (bidirectional, variable lengths, no builder graph),
+    an invalid prefix or precision, or an existing non-empty `out` without cfg.force.
+    """
+    cfg = cfg or CodegenConfig()
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.force:
+        raise LstmEdgeError(f"{out} already exists and is not empty", "choose another --out or pass --force")
+    prep = prepare(bundle_path, cfg)
+    files = render(prep, cfg.precision)
+    with staged_dir(out) as stage:
+        for name, text in files.items():
+            (stage / name).write_text(text)
+    return CodegenResult(out, prep["prefix"], cfg.precision, prep["sha256"], sorted(files), prep["range_note"])
+
+
+__all__ = ["PRECISIONS", "CodegenConfig", "CodegenResult", "generate", "prepare", "render", "bundle_sha256"]

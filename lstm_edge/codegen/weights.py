@@ -1,0 +1,140 @@
+"""The weights codegen writes, read from a bundle's fp32 `model.onnx` (the graph lstm-edge's builder writes).
+
+Only bundle reading and onnx: no torch, no exporter. Anything the C cannot express is refused in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lstm_edge.bundle import MANIFEST, Bundle
+from lstm_edge.errors import LstmEdgeError
+
+# ONNX stacks gate blocks i, o, f, c; the C (like GateLSTM and the seed's equations) uses i, f, c, o.
+ONNX_TO_IFCO = (0, 2, 3, 1)
+
+
+@dataclass
+class CellWeights:
+    W_x: np.ndarray  # (4H, F_l) float32, gate blocks i, f, c, o
+    W_h: np.ndarray  # (4H, H) float32
+    b: np.ndarray  # (4H,) float32 = Wb + Rb
+
+
+@dataclass
+class ModelWeights:
+    """One unidirectional, batch-first LSTM stack with normalization and a Linear head, as float32 numpy."""
+
+    layers: list[CellWeights]
+    head_w: np.ndarray  # (O, H)
+    head_b: np.ndarray  # (O,)
+    x_mean: np.ndarray  # (F,)
+    x_std: np.ndarray  # (F,)
+    y_mean: np.ndarray | None  # (O,) regression only
+    y_std: np.ndarray | None
+    head: str  # last | sequence
+    kind: str  # regression | classification
+
+    @property
+    def input_size(self) -> int:
+        return self.layers[0].W_x.shape[1]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.layers[0].W_h.shape[1]
+
+    @property
+    def output_size(self) -> int:
+        return self.head_w.shape[0]
+
+
+def bundle_sha256(bundle: Bundle) -> str:
+    """The bundle's identity: sha256 of manifest.json, which itself records every artifact's sha256."""
+    return hashlib.sha256((bundle.root / MANIFEST).read_bytes()).hexdigest()
+
+
+def _ifco(a: np.ndarray, H: int) -> np.ndarray:
+    blocks = [a[k * H : (k + 1) * H] for k in range(4)]
+    return np.concatenate([blocks[k] for k in ONNX_TO_IFCO], axis=0)
+
+
+def _refuse(problem: str) -> LstmEdgeError:
+    return LstmEdgeError(
+        f"codegen cannot write this model as C: {problem}",
+        "codegen supports unidirectional, batch-first LSTMs with a Linear head (last or sequence), as "
+        "`lstm-edge export` builds them; run this model with --provider cpu instead",
+    )
+
+
+def read_weights(bundle: Bundle, verify_hash: bool = True) -> ModelWeights:
+    """Weights, normalization and head of the bundle's fp32 graph. Raises LstmEdgeError for anything else."""
+    import onnx
+    from onnx import numpy_helper
+
+    from lstm_edge.onnx_io import load_onnx_checked
+
+    path: Path = bundle.artifact("fp32", verify_hash)
+    model: onnx.ModelProto = load_onnx_checked(path)
+    c = bundle.config
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    lstms = [n for n in model.graph.node if n.op_type == "LSTM"]
+    others = {n.op_type for n in model.graph.node} - {
+        "LSTM",
+        "Sub",
+        "Div",
+        "Transpose",
+        "Slice",
+        "Squeeze",
+        "Concat",
+        "MatMul",
+        "Add",
+        "Mul",
+        "Identity",
+    }
+    if others:
+        raise _refuse(f"its graph holds {', '.join(sorted(others))} nodes")
+    if len(lstms) != c.num_layers:
+        raise _refuse(f"{len(lstms)} fused LSTM nodes for {c.num_layers} layers (not the builder's graph)")
+    H = c.hidden_size
+    layers = []
+    for k, node in enumerate(lstms):
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        direction = attrs.get("direction", b"forward")
+        direction = direction.decode() if isinstance(direction, bytes) else direction
+        if direction != "forward":
+            raise _refuse(f"layer {k} is {direction} (bidirectional and reverse LSTMs are not supported)")
+        if attrs.get("layout", 0) != 0:
+            raise _refuse(f"layer {k} has layout={attrs['layout']}")
+        if attrs.get("input_forget", 0) or "clip" in attrs or "activations" in attrs:
+            raise _refuse(f"layer {k} uses input_forget, clip or custom activations")
+        ins = list(node.input) + [""] * (8 - len(node.input))
+        if ins[4]:
+            raise _refuse("it takes per-sequence lengths (variable-length batches)")
+        if ins[7]:
+            raise _refuse(f"layer {k} has peephole weights")
+        try:
+            W, R, B = inits[ins[1]][0], inits[ins[2]][0], inits[ins[3]][0]  # (4H, F), (4H, H), (8H,)
+        except KeyError as e:
+            raise _refuse(f"layer {k}'s weights are computed in the graph, not stored as initializers") from e
+        if R.shape != (4 * H, H) or W.shape[0] != 4 * H or B.shape != (8 * H,):
+            raise _refuse(f"layer {k} has weight shapes {W.shape}, {R.shape}, {B.shape} for hidden {H}")
+        b = (B[: 4 * H].astype(np.float64) + B[4 * H :]).astype(np.float32)
+        layers.append(CellWeights(_ifco(W, H).astype(np.float32), _ifco(R, H).astype(np.float32), _ifco(b, H)))
+    if "head_W" not in inits or "head_b" not in inits:
+        raise _refuse("no Linear head (head_W, head_b) in the graph")
+    regression = c.kind == "regression"
+    return ModelWeights(
+        layers=layers,
+        head_w=np.ascontiguousarray(inits["head_W"].T, dtype=np.float32),
+        head_b=inits["head_b"].astype(np.float32),
+        x_mean=np.asarray(c.x_mean, np.float32),
+        x_std=np.asarray(c.x_std, np.float32),
+        y_mean=np.asarray(c.y_mean, np.float32) if regression else None,
+        y_std=np.asarray(c.y_std, np.float32) if regression else None,
+        head=c.head,
+        kind=c.kind,
+    )

@@ -1,0 +1,278 @@
+"""`c`: the bundle as generated C (lstm_edge.codegen), built with the system compiler into a shared library cached
+by the bundle's sha256, and called through ctypes. Streaming state lives in the C state struct, one per batch row.
+
+variant fp32: float32 C (its own exp/tanh, no libm); variant int8: the int8-weight / int16-activation scheme of
+lstm_edge.c_int8_sim (built from the bundle's fp32 model.onnx — ORT's model.int8.onnx is not used).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes.base import Runner, RunnerOptions, Source, Stream
+
+PREFIX = "lem"  # the C prefix of runner-built libraries (lem_step, lem_run, …)
+VARIANTS = ("fp32", "int8")
+# Always: ISO C99, position-independent, every warning an error (the generated C must compile clean), and no fused
+# multiply-add (the int8 C equals its Python simulation only when each float operation is rounded on its own).
+# -fno-trapping-math (no FP traps observed: results unchanged) lets the compilers if-convert the gate math and vectorize it.
+BASE_FLAGS = (
+    "-std=c99",
+    "-shared",
+    "-fPIC",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-pedantic",
+    "-ffp-contract=off",
+    "-fno-trapping-math",
+)
+# Speed: -O3 lets gcc/clang vectorize the gate loops; -march=native uses this CPU's widest vectors (the library is
+# cached per machine, keyed by the flags and the CPU model).
+DEFAULT_CFLAGS = ("-O3", "-march=native")
+
+
+def cache_root() -> Path:
+    """$LSTM_EDGE_CACHE, else $XDG_CACHE_HOME/lstm-edge, else ~/.cache/lstm-edge; libraries go under c/."""
+    if os.environ.get("LSTM_EDGE_CACHE"):
+        return Path(os.environ["LSTM_EDGE_CACHE"]) / "c"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "lstm-edge" / "c"
+
+
+def compiler() -> str:
+    """$CC, else cc, gcc or clang on PATH."""
+    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if cc and shutil.which(cc):
+            return cc
+    raise LstmEdgeError("no C compiler found (cc, gcc or clang)", "install one (Debian: apt-get install gcc) or set CC")
+
+
+def _codegen_digest() -> str:
+    """Changes whenever the generator changes, so a cached library never outlives the code that wrote it."""
+    import lstm_edge.c_int8_sim as sim
+    import lstm_edge.codegen as cg
+    from lstm_edge.codegen import emit, weights
+
+    h = hashlib.sha256()
+    for mod in (cg, emit, weights, sim):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def library_path(bundle, precision: str, cflags: tuple[str, ...] = DEFAULT_CFLAGS) -> Path:
+    """Where the library for this bundle, precision and flags is cached (it may not exist yet)."""
+    from lstm_edge.codegen.weights import bundle_sha256
+
+    cc = compiler()
+    key = "\0".join([bundle_sha256(bundle), precision, cc, *cflags, _codegen_digest(), _cpu_model()])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return cache_root() / f"{bundle_sha256(bundle)[:16]}-{precision}-{digest}" / f"lib{PREFIX}.so"
+
+
+def build_library(
+    bundle, precision: str, cflags: tuple[str, ...] = DEFAULT_CFLAGS, verify_hash: bool = True
+) -> tuple[Path, bool]:
+    """The cached shared library for the bundle (generated and compiled when missing). Returns (path, built now)."""
+    from lstm_edge.codegen import CodegenConfig, prepare, render
+
+    path = library_path(bundle, precision, cflags)
+    if path.is_file():
+        return path, False
+    prep = prepare(bundle.root, CodegenConfig(precision=precision, prefix=PREFIX, verify_hash=verify_hash))
+    files = render(prep, precision)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        src = Path(tmp) / f"{PREFIX}.c"
+        for name in (f"{PREFIX}.c", f"{PREFIX}.h"):
+            (Path(tmp) / name).write_text(files[name])
+        out = Path(tmp) / path.name
+        cmd = [compiler(), *BASE_FLAGS, *cflags, "-o", str(out), str(src)]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        except subprocess.TimeoutExpired as e:
+            raise LstmEdgeError("compiling the generated C took over 30 minutes", "try --variant int8") from e
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["(no output)"])[0][:300]
+            raise LstmEdgeError(f"the C compiler failed on the generated code: {first}", f"report it; command: {cmd}")
+        os.replace(out, path)  # atomic: a concurrent builder's identical library may win, either is correct
+    return path, True
+
+
+class CRunner(Runner):
+    """The generated C as a runner: run() gives each batch row its own state struct; stream() keeps them.
+
+    Raises LstmEdgeError for a variant other than fp32/int8, a bare .onnx, no C compiler, a compile failure, or a
+    cached library whose embedded sha256 is not this bundle's.
+    """
+
+    runtime = "c"
+
+    def __init__(self, source: Source, options: RunnerOptions) -> None:
+        variant = options.variant
+        if variant not in VARIANTS:
+            raise LstmEdgeError(
+                f"the c runtime builds fp32 or int8 C from the bundle's model.onnx, not {variant!r}",
+                "use --variant fp32 or --variant int8",
+            )
+        if source.bundle is None:
+            raise LstmEdgeError(
+                "the c runtime needs a bundle (it generates C from model.onnx, the manifest and golden vectors)",
+                "pass the bundle folder, not a bare .onnx",
+            )
+        super().__init__(dataclasses.replace(source, variant=variant, precision=variant), options)
+        from lstm_edge.codegen.weights import bundle_sha256
+
+        bundle = source.bundle
+        self.cflags = tuple(options.cflags) if options.cflags is not None else DEFAULT_CFLAGS
+        self.library, self.built = build_library(bundle, variant, self.cflags, options.verify_hash)
+        self.lib = ctypes.CDLL(str(self.library))
+        fn = lambda name: getattr(self.lib, f"{PREFIX}_{name}")  # noqa: E731
+        fn("bundle_sha256").restype = ctypes.c_char_p
+        built_for, want = fn("bundle_sha256")().decode(), bundle_sha256(bundle)
+        if built_for != want:
+            raise LstmEdgeError(
+                f"{self.library} was built for bundle sha256 {built_for[:12]}…, not this bundle ({want[:12]}…)",
+                f"delete it so that it is rebuilt: rm {self.library}",
+            )
+        vp = ctypes.c_void_p
+        for name, args in (
+            ("reset", [vp]),
+            ("step", [vp, vp, vp]),
+            ("run", [vp, vp, ctypes.c_int, vp]),
+            ("set_state", [vp, vp, vp]),
+            ("get_state", [vp, vp, vp]),
+        ):
+            f = fn(name)
+            f.argtypes, f.restype = args, None
+        self._reset, self._step_fn, self._run_fn = fn("reset"), fn("step"), fn("run")
+        self._set, self._get = fn("set_state"), fn("get_state")
+        c = bundle.config
+        self.L, self.H, self.F, self.O = c.num_layers, c.hidden_size, c.input_size, c.output_size
+        self.sequence = c.head == "sequence"
+        h_type = ctypes.c_float if variant == "fp32" else ctypes.c_int16
+        # The C struct, laid out by ctypes with the C ABI's alignment: h[L][H] then c[L][H] (float).
+        self.State = type(
+            "State",
+            (ctypes.Structure,),
+            {"_fields_": [("h", h_type * (self.L * self.H)), ("c", ctypes.c_float * (self.L * self.H))]},
+        )
+
+    def version(self) -> str:
+        return f"{Path(compiler()).name} {' '.join(self.cflags)}"
+
+    def describe(self) -> dict:
+        return super().describe() | {"library": str(self.library), "built_now": self.built}
+
+    def _y_shape(self, B: int, T: int) -> tuple[int, ...]:
+        return (B, T, self.O) if self.sequence else (B, self.O)
+
+    def _run(self, x, h0, c0):
+        B, T, _ = x.shape
+        state = self.State()
+        y = np.zeros(self._y_shape(B, T), np.float32)
+        h, c = np.zeros_like(h0), np.zeros_like(c0)
+        hb, cb = np.zeros((self.L, self.H), np.float32), np.zeros((self.L, self.H), np.float32)
+        ref = ctypes.byref(state)
+        for b in range(B):
+            hb[...], cb[...] = h0[:, b], c0[:, b]
+            self._set(ref, hb.ctypes.data, cb.ctypes.data)
+            xb = np.ascontiguousarray(x[b])
+            yb = np.zeros(y.shape[1:], np.float32)
+            self._run_fn(ref, xb.ctypes.data, T, yb.ctypes.data)
+            y[b] = yb
+            self._get(ref, hb.ctypes.data, cb.ctypes.data)
+            h[:, b], c[:, b] = hb, cb
+        return y, h, c
+
+    def stream(self, batch: int = 1) -> Stream:
+        super().stream(batch)  # the checks
+        return CStream(self, batch)
+
+
+class CStream(Stream):
+    """One C state struct per batch row; a step of one sample is one ctypes call on fixed buffers."""
+
+    def __init__(self, runner: CRunner, batch: int = 1) -> None:
+        super().__init__(runner, batch)
+        r = runner
+        self._states = (r.State * batch)()
+        self._size = ctypes.sizeof(r.State)
+        self._base = ctypes.addressof(self._states)
+        self._x = np.zeros((batch, r.F), np.float32)
+        self._y = np.zeros((batch, 1, r.O) if r.sequence else (batch, r.O), np.float32)
+        self._xp, self._yp = self._x.ctypes.data, self._y.ctypes.data
+        self._hb, self._cb = np.zeros((r.L, r.H), np.float32), np.zeros((r.L, r.H), np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        for b in range(self.batch):
+            self.runner._reset(self._base + b * self._size)
+
+    def step(self, x_t: np.ndarray) -> np.ndarray:
+        """x_t: [F] or [B, F] (one step) or [B, K, F] (a chunk); returns y as the other runners do."""
+        r = self.runner
+        x_t = np.asarray(x_t, dtype=np.float32)
+        if x_t.shape[-1] != r.F:
+            raise LstmEdgeError(f"step got {x_t.shape[-1]} features, the model takes {r.F}", "check x_t's last axis")
+        if self.batch == 1 and x_t.ndim <= 2 and x_t.size == r.F:  # the device's case: one sample, [F] or [1, F]
+            self._x[0] = x_t
+            r._step_fn(self._base, self._xp, self._yp)
+            return self._y.copy()
+        if x_t.ndim == 2:
+            x_t = x_t[:, None, :]
+        if x_t.ndim != 3 or x_t.shape[0] != self.batch:
+            raise LstmEdgeError(f"step got shape {x_t.shape}, the stream has batch {self.batch}", "use stream(batch=…)")
+        B, K, _ = x_t.shape
+        if K == 1:
+            np.copyto(self._x, x_t[:, 0])
+            for b in range(B):
+                r._step_fn(self._base + b * self._size, self._xp + b * 4 * r.F, self._yp + b * 4 * r.O)
+            return self._y.copy()
+        y = np.zeros(r._y_shape(B, K), np.float32)
+        for b in range(B):
+            xb, yb = np.ascontiguousarray(x_t[b]), np.zeros(y.shape[1:], np.float32)
+            r._run_fn(self._base + b * self._size, xb.ctypes.data, K, yb.ctypes.data)
+            y[b] = yb
+        return y
+
+    @property
+    def state(self) -> tuple[np.ndarray, np.ndarray]:
+        r = self.runner
+        h, c = np.zeros(self._shape, np.float32), np.zeros(self._shape, np.float32)
+        for b in range(self.batch):
+            r._get(self._base + b * self._size, self._hb.ctypes.data, self._cb.ctypes.data)
+            h[:, b], c[:, b] = self._hb, self._cb
+        return h, c
+
+    @state.setter
+    def state(self, value: tuple[np.ndarray, np.ndarray]) -> None:
+        h, c = (np.array(a, dtype=np.float32) for a in value)
+        if h.shape != self._shape or c.shape != self._shape:
+            raise LstmEdgeError(
+                f"state shapes {h.shape}/{c.shape}, expected {self._shape}", "use a state from this stream"
+            )
+        for b in range(self.batch):
+            self._hb[...], self._cb[...] = h[:, b], c[:, b]
+            self.runner._set(self._base + b * self._size, self._hb.ctypes.data, self._cb.ctypes.data)
