@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from lstm_edge.cli import main
 from lstm_edge.environment import available_providers, cores, environment
+from lstm_edge.runtimes import RUNTIMES
 
 
 def test_doctor_json():
@@ -22,4 +23,4 @@ def test_environment_record():
     assert env["versions"]["onnxruntime"] and "CPUExecutionProvider" in env["ort_providers"]
     assert env["cpu"]["cores"] == cores() >= 1 and "avx2" in env["cpu"] and env["cpu"]["model"]
     avail = available_providers()
-    assert set(avail) == {"torch", "cpu", "cuda", "openvino", "tract"} and avail["torch"] is None
+    assert set(avail) == set(RUNTIMES) - {"reference"} and avail["torch"] is None  # the float64 judge is no target
