@@ -102,7 +102,7 @@ def build_onnx(
         node("Transpose", [seq], "y", perm=[1, 0, 2])  # (batch, seq, H)
         out_shape: list = ["batch", "seq", H]
     else:
-        if c.head == "last":
+        if c.head in ("last", "final"):  # the same for one direction: the last layer's final h
             feats = node("Squeeze", [h_last[-1], const("i0", np.array([0]))], "h_last")  # (batch, H)
             out_shape = ["batch", c.output_size]
         else:

@@ -42,7 +42,7 @@ def artifact_entry(root: Path, rel: str, precision: str, opset: int | None = Non
 
 def io_spec(config: ModelConfig) -> dict:
     L, H = config.num_layers, config.hidden_size
-    y = ["batch", config.output_size] if config.head == "last" else ["batch", "seq", config.output_size]
+    y = ["batch", "seq", config.output_size] if config.head == "sequence" else ["batch", config.output_size]
     f32 = "float32"
     return {
         "inputs": [

@@ -164,7 +164,8 @@ class LSTMModel(nn.Module):
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         x = (x - self.x_mean) / self.x_std  # (B, T, F)
         out, (h_n, c_n) = self.lstm(x, state)  # (B, T, H), ((L, B, H), (L, B, H))
-        feats = h_n[-1] if self.config.head == "last" else out  # (B, H) or (B, T, H)
+        # "last" and "final" coincide for one direction: out[:, -1] is the last layer's final h.
+        feats = out if self.config.head == "sequence" else h_n[-1]  # (B, T, H) or (B, H)
         y = self.head(feats)  # (B, O) or (B, T, O)
         if self.config.kind == "regression":
             y = y * self.y_std + self.y_mean

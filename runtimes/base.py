@@ -67,11 +67,15 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
             load_onnx_checked(onnx_path)  # refuses external data that points outside the bundle
         c = bundle.config
         precision = bundle.entry(variant).get("precision", variant)
+        io = bundle.manifest.get("io")
         return Source(
             onnx_path,
             bundle,
             variant,
             precision,
+            # The manifest's names: a stateless bundle (the user's own forward) has x → y only.
+            input_names=_io_names(io, "inputs", INPUT_NAMES),
+            output_names=_io_names(io, "outputs", OUTPUT_NAMES),
             input_size=c.input_size,
             num_layers=c.num_layers,
             hidden_size=c.hidden_size,
@@ -83,6 +87,13 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
     if variant != "fp32":
         raise LstmEdgeError(f"--variant {variant} needs a bundle; a bare .onnx is run as it is", "drop --variant")
     return _bare_onnx(path)
+
+
+def _io_names(io, key: str, default: tuple[str, ...]) -> list[str]:
+    """Names from the manifest's I/O spec (bundles before it, or a malformed one: the default contract)."""
+    items = io.get(key) if isinstance(io, dict) else None
+    names = [i.get("name") for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+    return names if names and all(isinstance(n, str) for n in names) else list(default)
 
 
 def _bare_onnx(path: Path) -> Source:
@@ -123,6 +134,12 @@ class Runner(ABC):
         return y, (h, c)
 
     def stream(self, batch: int = 1) -> Stream:
+        if self.source.bundle is not None and not self.source.bundle.manifest.get("streaming", True):
+            raise LstmEdgeError(
+                "this bundle is stateless (exported from the model's own forward: streaming false), so it cannot "
+                "stream",
+                "run whole sequences without --stream / stream()",
+            )
         if not self.source.has_state:
             raise LstmEdgeError(
                 "this model has no state inputs/outputs, so it cannot stream", "export it with lstm-edge"
