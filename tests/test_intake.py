@@ -344,3 +344,16 @@ def test_torchscript_that_does_more_is_refused_in_one_line(textbook, tmp_path):
     model.load_state_dict(textbook.state_dict())
     torch.jit.script(model).save(str(tmp_path / "res.pt"))
     _refused([str(tmp_path / "res.pt")], "differs from the forward", "export_bundle(model")
+
+
+def test_readme_python_api_snippet_runs_as_written(monkeypatch):
+    """Pasted into a file in the repository root, the README's Python API snippet runs."""
+    from tests.conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Python API") :]
+    code = section[
+        section.index("```python\n") + len("```python\n") : section.index("```\n", section.index("```python"))
+    ]
+    monkeypatch.chdir(ROOT)
+    exec(compile(code, "README.md", "exec"), {"__name__": "__main__"})
