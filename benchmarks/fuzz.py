@@ -27,13 +27,15 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     args = ap.parse_args()
     runner = lstm_edge.load(SHIPPED, provider="cpu")
-    budget = args.minutes * 60 / 4
     targets = {
+        "user model files": (ft.model_file_bytes, ft.check_model_file),
+        "recognizer state_dicts": (ft.state_dicts, lambda sd, tmp: ft.check_recognizer(sd, "last")),
         "checkpoint bytes": (ft.checkpoint_bytes, ft.check_checkpoint),
         "checkpoint dicts": (ft.checkpoint_dicts(), ft.check_checkpoint),
         "manifest": (ft.manifests(), ft.check_manifest),
         "input files": (ft.input_files, lambda spec, tmp: ft.check_input(spec, tmp, runner)),
     }
+    budget = args.minutes * 60 / len(targets)
     total = 0
     for name, (strategy, check) in targets.items():
         count = fuzz_one(strategy, check, budget)

@@ -190,10 +190,17 @@ def _recurrent(prefix: str, params: dict[tuple[str, int, bool], Tensor]) -> tupl
                     raise LstmEdgeError(
                         f"`{prefix}{kind}_l{layer}{'_reverse' if rev else ''}` is missing", "save the whole state_dict"
                     )
+    for (kind, layer, rev), t in params.items():
+        if t.ndim != (1 if kind.startswith("bias") else 2) or 0 in t.shape:
+            raise LstmEdgeError(
+                f"`{prefix}{kind}_l{layer}{'_reverse' if rev else ''}` has shape {_shape(t)}, not a recurrent "
+                f"{'bias' if kind.startswith('bias') else 'weight matrix'}",
+                "the weights do not form one PyTorch recurrent module; check the file",
+            )
     w_hh = params[("weight_hh", 0, False)]
     H = params[("weight_hr", 0, False)].shape[1] if proj else w_hh.shape[1]
     H_out = w_hh.shape[1]
-    if w_hh.ndim != 2 or H == 0 or w_hh.shape[0] % H or w_hh.shape[0] // H not in GATES:
+    if w_hh.shape[0] % H or w_hh.shape[0] // H not in GATES:
         raise LstmEdgeError(
             f"`{prefix}weight_hh_l0` has shape {_shape(w_hh)}: its rows are not 4 (LSTM) or 3 (GRU) gate blocks of "
             f"hidden size {H}",
