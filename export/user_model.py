@@ -100,7 +100,7 @@ def _plan(
         return plan
 
     shapes = (static_shape[:2],) if static_shape else FORWARD_SHAPES
-    why_not = not_recognized or limit or ""
+    why_not = first_line(not_recognized, 200) or limit or ""
     if rec is not None and not limit:
         rec = _choose_head(rec, state_dict, forward, cfg, static_shape or (*HEAD_PROBE,))
         plan = _own_model(_rebuild(rec), cfg, "")
@@ -117,7 +117,7 @@ def _plan(
             plan.recognized = f"{origin}\n{rec.describe()}"
             return plan
         worst = max(r["max_scaled_error"] for r in rows)
-        why_not = f"{rec.describe()} differs from the forward by {worst:.2e} (its forward does more)"
+        why_not = f"the recognized structure differs from its forward by {worst:.2e} (scaled)"
     if module is None:
         raise LstmEdgeError(
             f"{origin}: {why_not}; lstm-edge exports a forward it cannot rebuild only from Python code, which a "
@@ -269,8 +269,8 @@ def _fallback(
             "T ∈ {1, 17, 300}; for later checks use the bundle's ONNX in float64 (onnx-float64)",
         },
         streaming=False,
-        recognized=f"{origin}\n{described}\nits forward does more ({first_line(why, 200)}): exported the forward "
-        "itself through torch.onnx — stateless, whole sequences only (streaming: false)",
+        recognized=f"{origin}\n{described}\n{first_line(why, 200)}: exported its forward itself through torch.onnx — "
+        "stateless, whole sequences only (streaming: false)",
         io=io,
         gate_layout=STATELESS_LAYOUT,
     )
