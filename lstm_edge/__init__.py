@@ -13,7 +13,9 @@ def load_checkpoint(path, trust_pickle: bool = False):
 
 
 def load(bundle, provider: str = "cpu", variant: str = "fp32", threads: int | None = None, **options):
-    """A runner for a bundle folder or a bare .onnx: run(x, state) -> (y, (h, c)), stream() for one step at a time."""
+    """A runner for a bundle folder or a bare .onnx: run(x, state) -> (y, (h, c)), stream() for one step at a time.
+
+    See lstm_edge.runtimes.open_runner for the arguments; raises LstmEdgeError (one line: problem — fix)."""
     from lstm_edge.runtimes import open_runner
 
     return open_runner(bundle, provider=provider, variant=variant, threads=threads, **options)

@@ -266,9 +266,7 @@ def run(
         if stream:
             s = runner.stream(batch=x.shape[0])
             s.state = (h0, c0)
-            ys = [s.step(x[:, t : t + chunk]) for t in range(0, x.shape[1], chunk)]
-            seq_head = ys[0].ndim == 3
-            y = np.concatenate(ys, axis=1) if seq_head else ys[-1]
+            y = s.feed(x, chunk)
             h, c = s.state
         else:
             y, (h, c) = runner.run(x, (h0, c0))
@@ -322,6 +320,12 @@ def doctor(as_json: bool) -> None:
 )
 @click.option("--per-channel/--per-tensor", default=True, show_default=True, help="Weight scales per output channel.")
 @click.option(
+    "--reduce-range/--full-range",
+    default=True,
+    show_default=True,
+    help="int8 weights in [-64, 64]: full range saturates ONNX Runtime's int8 kernels on x86 CPUs without VNNI.",
+)
+@click.option(
     "--max-metric-drop", type=float, help="Budget: relative MSE increase (default 0.05) or accuracy points (0.5)."
 )
 @click.option("--data", type=click.Path(), help="Task data (.npz/.csv) when the model's task is not built in.")
@@ -329,7 +333,7 @@ def doctor(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def quantize(
-    bundle, mode, calibration_samples, method, per_channel, max_metric_drop, data, quantize_state, as_json
+    bundle, mode, calibration_samples, method, per_channel, reduce_range, max_metric_drop, data, quantize_state, as_json
 ) -> None:
     """Add int8 (dynamic, static QDQ) and fp16 variants with an accuracy report; exit 1 if one is over budget."""
     from lstm_edge.export.quantize import QuantizeConfig, format_report, quantize_bundle
@@ -339,6 +343,7 @@ def quantize(
         calibration_samples=calibration_samples,
         method=method,
         per_channel=per_channel,
+        reduce_range=reduce_range,
         max_metric_drop=max_metric_drop,
         data=data,
         quantize_state=quantize_state,

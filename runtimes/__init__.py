@@ -2,7 +2,8 @@
 
 runner = open_runner("models/adding", provider="cpu", variant="int8")
 y, (h, c) = runner.run(x)            # x [B, T, F] float32
-s = runner.stream(); y_t = s.step(x_t)
+s = runner.stream(); y_t = s.step(x_t)   # x_t [F] or [B, F]; same checks as run()
+y = runner.stream(batch=B).feed(x, chunk=10)   # x in chunks of 10 steps, as a device would
 """
 
 from __future__ import annotations
@@ -31,6 +32,23 @@ def open_runner(
     options: RunnerOptions | None = None,
     **kw,
 ) -> Runner:
+    """Open a model on one runtime: the entry point behind `lstm_edge.load` and every CLI command.
+
+    Args:
+        model: a bundle folder (or its manifest.json), or a bare .onnx with inputs x[, h0, c0].
+        provider: a key of RUNTIMES — torch (the checkpoint; the reference), cpu, cuda, openvino, tract.
+        variant: fp32 | int8 | int8-static | fp16; torch is fp32 only.
+        threads: intra-op threads (≥ 1), or None for the runtime's default.
+        options: every setting at once (RunnerOptions); when given, variant/threads/kw are ignored.
+        **kw: further RunnerOptions fields (allow_nonfinite, precision_hint, gates, float64, …).
+
+    Returns:
+        A Runner: run(x, state) -> (y, (h, c)), stream(batch), describe(); a context manager.
+
+    Raises:
+        LstmEdgeError: an unknown provider or variant, threads < 1, a model that is missing, fails its hash or
+            cannot be loaded by that runtime, or a runtime that is not installed (the fix names the extra).
+    """
     if provider not in RUNTIMES:
         raise LstmEdgeError(f"unknown provider {provider!r}", f"choose one of {', '.join(RUNTIMES)}")
     opts = options or RunnerOptions(variant=variant, threads=threads, **kw)

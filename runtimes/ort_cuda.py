@@ -8,11 +8,12 @@ import importlib.metadata as md
 import numpy as np
 
 from lstm_edge.errors import LstmEdgeError, first_line
-from lstm_edge.runtimes.base import RunnerOptions, Source, Stream
+from lstm_edge.runtimes.base import Binding, RunnerOptions, Source
 from lstm_edge.runtimes.ort_cpu import OrtRunner, import_ort
 
 
 def ort_packages() -> list[str]:
+    """Which ONNX Runtime distributions are installed (two at once overwrite each other's files)."""
     found = []
     for dist in ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"):
         try:
@@ -44,6 +45,8 @@ def cuda_unavailable_reason() -> str | None:
 
 
 class OrtCudaRunner(OrtRunner):
+    """ONNX Runtime on CUDA; refuses (LstmEdgeError) rather than falling back to the CPU unless allow_fallback."""
+
     runtime = "onnxruntime-cuda"
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
@@ -61,6 +64,7 @@ class OrtCudaRunner(OrtRunner):
             )
 
     def session_options(self):
+        """OrtRunner's options, plus no silent CPU fallback unless allow_fallback."""
         so = super().session_options()
         if not self.options.allow_fallback:
             # Session creation then fails, naming the node, if any node would be placed on the CPU.
@@ -82,66 +86,41 @@ class OrtCudaRunner(OrtRunner):
             ) from e
 
     def device(self) -> str:
+        """Always "cuda:0": the runner refuses to open where the CUDA provider did not load."""
         return "cuda:0"
 
-    def stream(self, batch: int = 1) -> Stream:
-        super().stream(batch)  # the checks
-        return CudaStream(self, batch)
-
-
-class CudaStream(Stream):
-    """State stays on the GPU between steps (two device buffers, alternating); only x_t and y cross the bus."""
-
-    def __init__(self, runner: OrtCudaRunner, batch: int = 1) -> None:
-        super().__init__(runner, batch)
-        ort, s = runner.ort, runner.source
-        shape = list(self._shape)
-        self._x_dev = ort.OrtValue.ortvalue_from_shape_and_type([batch, 1, s.input_size], np.float32, "cuda", 0)
-        self._state = [
-            [ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, "cuda", 0) for _ in range(2)]
-            for _ in range(2)
-        ]
-        self._bindings = []
-        names, outs = runner._names, s.output_names
+    def _bind_step(self, x: np.ndarray, states: tuple[tuple[np.ndarray, ...], ...]) -> Binding:
+        """State stays on the GPU between steps (two device pairs, alternating); only x_t and y cross the bus.
+        The host pairs mirror the device pairs only when the stream reads (pull) or sets (push) its state."""
+        ort, session = self.ort, self.session
+        names, outs = self._names, self.source.output_names
+        shape = list(states[0][0].shape)
+        new = ort.OrtValue.ortvalue_from_shape_and_type
+        x_dev = new(list(x.shape), np.float32, "cuda", 0)
+        dev = [[new(shape, np.float32, "cuda", 0) for _ in pair] for pair in states]
+        bindings = []
         for src, dst in ((0, 1), (1, 0)):
-            b = runner.session.io_binding()
-            b.bind_ortvalue_input(names[0], self._x_dev)
-            b.bind_ortvalue_input(names[1], self._state[src][0])
-            b.bind_ortvalue_input(names[2], self._state[src][1])
+            b = session.io_binding()
+            b.bind_ortvalue_input(names[0], x_dev)
             b.bind_output(outs[0], "cpu")
-            b.bind_ortvalue_output(outs[1], self._state[dst][0])
-            b.bind_ortvalue_output(outs[2], self._state[dst][1])
-            self._bindings.append(b)
-        self._cur = 0
-        self._upload()  # zeros
+            for name, v in zip(names[1:3], dev[src], strict=True):
+                b.bind_ortvalue_input(name, v)
+            for name, v in zip(outs[1:3], dev[dst], strict=True):
+                b.bind_ortvalue_output(name, v)
+            bindings.append(b)
 
-    def reset(self) -> None:
-        super().reset()
-        self._upload()
+        def step(k: int) -> np.ndarray:
+            x_dev.update_inplace(x)
+            session.run_with_iobinding(bindings[k])
+            return bindings[k].copy_outputs_to_cpu()[0]
 
-    def _upload(self) -> None:
-        self._state[self._cur][0].update_inplace(self._h)
-        self._state[self._cur][1].update_inplace(self._c)
+        def pull(k: int) -> None:
+            for host, v in zip(states[k], dev[k], strict=True):
+                np.copyto(host, v.numpy())
 
-    def _advance(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[1] != 1:  # chunks: plain run from the host copy of the state
-            np.copyto(self._h, self._state[self._cur][0].numpy())
-            np.copyto(self._c, self._state[self._cur][1].numpy())
-            y = super()._advance(x)
-            self._upload()
-            return y
-        self._x_dev.update_inplace(np.ascontiguousarray(x))
-        b = self._bindings[self._cur]
-        self.runner.session.run_with_iobinding(b)
-        self._cur ^= 1
-        return b.copy_outputs_to_cpu()[0]
+        def push(k: int) -> None:
+            for host, v in zip(states[k], dev[k], strict=True):
+                v.update_inplace(host)
 
-    @property
-    def state(self):
-        h, c = self._state[self._cur]
-        return h.numpy(), c.numpy()
-
-    @state.setter
-    def state(self, value) -> None:
-        Stream.state.fset(self, value)
-        self._upload()
+        push(0)  # the stream starts from zeros
+        return Binding(step, pull, push)

@@ -12,6 +12,8 @@ from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
 
 
 class TorchRunner(Runner):
+    """The bundle's checkpoint in PyTorch: the reference every other runner is compared with (float64 on request)."""
+
     runtime = "torch"
 
     def __init__(self, source: Source, options: RunnerOptions) -> None:
@@ -48,6 +50,7 @@ class TorchRunner(Runner):
         return str(torch.__version__)
 
     def describe(self) -> dict:
+        """Runner.describe plus which recurrent module runs (nn.LSTM or GateLSTM) and torch's thread count."""
         return super().describe() | {
             "recurrent": "GateLSTM" if self.options.gates else "nn.LSTM",
             "threads": torch.get_num_threads(),

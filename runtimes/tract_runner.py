@@ -9,6 +9,8 @@ from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
 
 
 class TractRunner(Runner):
+    """tract through its Python bindings; no int8 (DynamicQuantizeLSTM). Streams through run (no binding)."""
+
     runtime = "tract"
 
     def __init__(self, source: Source, options: RunnerOptions) -> None:

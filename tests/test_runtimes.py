@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -188,3 +189,72 @@ def test_package_namespace(tmp_path):
     code = "import importlib.util as u; print(u.find_spec('export'), u.find_spec('runtimes'), u.find_spec('lstm_edge.runtimes') is not None)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.stdout.split() == ["None", "None", "True"]
+
+
+BAD_SAMPLES = [
+    (np.array([np.nan, 0.5]), "x_t holds nan at index (0, 0, 0)"),
+    (np.array([[0.1, np.inf]], np.float32), "x_t holds inf at index (0, 0, 1)"),
+    (np.array([0.5], np.float32), "x_t has 1 features but the model takes 2"),
+    (np.zeros((1, 3, 1), np.float32), "x_t has 1 features but the model takes 2"),
+    (np.array([1, 0]), "x_t has dtype int64"),
+    (np.array([True, False]), "x_t has dtype bool"),
+    (np.zeros((2, 2), np.float32), "x_t has batch 2, the stream has 1"),
+    (np.zeros((1, 1, 1, 2), np.float32), "x_t has rank 4"),
+]
+
+
+@pytest.mark.parametrize("x_t, needle", BAD_SAMPLES, ids=[n for _, n in BAD_SAMPLES])
+def test_stream_step_refuses_what_run_refuses(runner, x_t, needle):
+    """Issue 17 item 8: step() applies run()'s checks on every runtime, and a refused step leaves the state alone."""
+    s = runner.stream()
+    good = np.array([0.3, 1.0], np.float32)
+    s.step(good)
+    before = s.freeze()
+    with pytest.raises(LstmEdgeError, match=re.escape(needle)):
+        s.step(x_t)
+    for a, b in zip(s.state, before, strict=True):
+        assert np.array_equal(a, b)
+    if "batch" not in needle and "rank" not in needle:  # the kinds step shares with run(): run refuses them too
+        with pytest.raises(LstmEdgeError, match=re.escape(needle.replace("x_t", "x").split(" at ")[0])):
+            runner.run(np.asarray(x_t).reshape(1, -1, np.asarray(x_t).shape[-1]))
+
+
+@pytest.mark.parametrize(
+    "make, needle",
+    [
+        (lambda h: (np.full_like(h, np.nan), h), "h holds nan"),
+        (lambda h: (h, h.astype(np.int32)), "c has dtype int32"),
+        (lambda h: (h[:1], h), "h has shape (1, 1, 64), expected (2, 1, 64)"),
+        (lambda h: (h,), "state must be a pair"),
+    ],
+)
+def test_stream_state_setter_checks(runner, make, needle):
+    s = runner.stream()
+    h, _ = s.state
+    with pytest.raises(LstmEdgeError, match=re.escape(needle)):
+        s.state = make(h)
+
+
+def test_stream_feed_equals_run(runner):
+    x = np.random.default_rng(3).random((2, 9, 2), dtype=np.float32)
+    y_full, (h_full, _) = runner.run(x)
+    s = runner.stream(batch=2)
+    assert scaled_error(s.feed(x, chunk=4), y_full).max() <= FP32_ABS
+    assert scaled_error(s.state[0], h_full).max() <= FP32_ABS
+    with pytest.raises(LstmEdgeError, match="chunk 0"):
+        s.feed(x, chunk=0)
+
+
+def test_cli_stream_bad_input_exits_2_one_line(shipped_bundle, tmp_path):
+    np.save(tmp_path / "nan.npy", np.array([[[0.1, 0.2], [np.nan, 1.0]]], np.float32))
+    np.save(tmp_path / "narrow.npy", np.zeros((1, 4, 1), np.float32))
+    np.save(tmp_path / "int.npy", np.zeros((1, 4, 2), np.int64))
+    for name, needle in (("nan", "holds nan"), ("narrow", "1 features"), ("int", "dtype int64")):
+        r = subprocess.run(
+            [sys.executable, "-m", "lstm_edge.cli", "run", str(shipped_bundle), "--stream", "--chunk", "3"]
+            + ["--input", str(tmp_path / f"{name}.npy")],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 2 and needle in r.stderr, (name, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
