@@ -117,6 +117,12 @@ def make_embed(
     if variant not in ("fp32", "int8"):
         raise LstmEdgeError(f"--variant {variant}", "embedding targets take fp32 or int8")
     bundle = Bundle.open(bundle_path)
+    if not bundle.manifest.get("streaming", True):
+        raise LstmEdgeError(
+            "the embedding self-checks run the model step by step with its state, and this bundle is stateless "
+            "(exported from the model's own forward: streaming false)",
+            "run it whole-sequence with `lstm-edge run` or lstm_edge.load(…).run(x)",
+        )
     entry = bundle.entry(variant)
     model_path = bundle.artifact(variant, verify_hash)
     out = Path(out)
