@@ -1,8 +1,9 @@
-"""Bounded fuzzing in the suite (benchmarks/fuzz.py runs the same targets for minutes): loaders and parsers
+"""Bounded fuzzing in the suite (benchmarks/fuzz.py runs the same targets, lstm_edge.fuzzing, for minutes): loaders and parsers
 either succeed or raise the one clear LstmEdgeError."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lstm_edge
+from lstm_edge import fuzzing as ft
 from tests.conftest import SHIPPED
-from tests.hardening import fuzz_targets as ft
+
+GOOD_MANIFEST = json.loads((SHIPPED / "manifest.json").read_text())
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -50,10 +53,10 @@ def test_recognizer(state_dict, head):
 
 
 @FUZZ
-@given(ft.manifests())
+@given(ft.manifests(GOOD_MANIFEST))
 def test_manifest_loader(manifest):
     with tempfile.TemporaryDirectory() as tmp:
-        ft.check_manifest(manifest, Path(tmp))
+        ft.check_manifest(manifest, Path(tmp), SHIPPED)
 
 
 @FUZZ
