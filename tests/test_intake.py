@@ -96,6 +96,9 @@ def test_bare_state_dict(textbook, tmp_path):
     m = _manifest(tmp_path / "b")
     assert m["reference"]["kind"] == "rebuilt-from-state-dict" and m["streaming"] is True
     _runs_like(tmp_path / "b", textbook)
+    # The rest of the pipeline, unchanged: int8 without task data (unverified, not over budget), then verify.
+    r = CliRunner().invoke(main, ["quantize", str(tmp_path / "b"), "--mode", "dynamic"])
+    assert r.exit_code == 0 and "unverified" in r.output, r.output
     r = CliRunner().invoke(main, ["verify", str(tmp_path / "b"), "--quick", "--providers", "torch,cpu"])
     assert r.exit_code == 0 and "PASSED" in r.output, r.output
 
