@@ -27,13 +27,15 @@ def main() -> None:
     args = ap.parse_args()
     runner = lstm_edge.load(SHIPPED, provider="cpu")
     good_manifest = json.loads((SHIPPED / "manifest.json").read_text())
-    budget = args.minutes * 60 / 4
     targets = {
+        "user model files": (ft.model_file_bytes, ft.check_model_file),
+        "recognizer state_dicts": (ft.state_dicts, lambda sd, tmp: ft.check_recognizer(sd, "last")),
         "checkpoint bytes": (ft.checkpoint_bytes, ft.check_checkpoint),
         "checkpoint dicts": (ft.checkpoint_dicts(), ft.check_checkpoint),
         "manifest": (ft.manifests(good_manifest), lambda m, tmp: ft.check_manifest(m, tmp, SHIPPED)),
         "input files": (ft.input_files, lambda spec, tmp: ft.check_input(spec, tmp, runner)),
     }
+    budget = args.minutes * 60 / len(targets)
     total = 0
     for name, (strategy, check) in targets.items():
         count = fuzz_one(strategy, check, budget)

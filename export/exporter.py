@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import time
@@ -19,21 +20,32 @@ from lstm_edge.checkpoint import load_checkpoint, save_checkpoint
 from lstm_edge.data import TASKS
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.golden import make_golden
-from lstm_edge.export.graph import build_onnx, gate_layout
+from lstm_edge.export.graph import GATE_LAYOUT, build_onnx, gate_layout
 from lstm_edge.export.lint import Finding, lint
 from lstm_edge.export.manifest import artifact_entry, new_manifest, write_manifest
 from lstm_edge.export.validate import validate
 from lstm_edge.model import GateLSTM, LSTMModel, ModelConfig, forward_numpy, run_numpy
 
 SUPPORTED_OPSETS = range(14, 23)
+HEAD_CHOICES = ("last", "final", "sequence")
 
 
 @dataclass
 class ExportConfig:
+    """Everything `export` can be asked for (CLI options and Python API alike).
+
+    head: what a recognized Linear head reads — "last" (fc(out[:, -1]), the default), "final" (final hidden states)
+    or "sequence" (every step); None: "last", or, where the user's forward is available, the mode that reproduces it.
+    trust_pickle: accept files whose loading can run code (pickled modules, torch.export .pt2). code: a .py file
+    defining the user's classes, imported first (needs trust_pickle).
+    """
+
     opset: int = 17
     force: bool = False
     name: str | None = None
     trust_pickle: bool = False
+    head: str | None = None
+    code: str | None = None
 
 
 @dataclass
@@ -43,11 +55,39 @@ class ExportResult:
     nodes: dict[str, int]
     validation: list[dict]
     findings: list[Finding] = field(default_factory=list)
+    recognized: str = ""  # what the intake recognized, one short block ("" for lstm-edge's own checkpoints)
+    reference: dict = field(default_factory=dict)  # the manifest's {"kind", "detail"}
+    streaming: bool = True
+
+
+@dataclass
+class Plan:
+    """A validated export, ready to write. model: saved as model.pt (None for a stateless export of a user's forward,
+    which has no checkpoint); ckpt_bytes: an lstm-edge checkpoint copied as it is."""
+
+    config: ModelConfig
+    proto: onnx.ModelProto
+    rows: list[dict]
+    golden: dict[str, np.ndarray]
+    findings: list[Finding]
+    model: LSTMModel | None
+    ckpt_bytes: bytes | None = None
+    reference: dict = field(default_factory=lambda: {"kind": "lstm-edge-checkpoint", "detail": ""})
+    streaming: bool = True
+    recognized: str = ""
+    io: dict | None = None  # the manifest's I/O spec where it is not the config's (stateless graphs)
+    gate_layout: str = GATE_LAYOUT
 
 
 def _check_opset(opset: int) -> None:
     if opset not in SUPPORTED_OPSETS:
         raise LstmEdgeError(f"opset {opset} is not supported", f"choose {SUPPORTED_OPSETS[0]}–{SUPPORTED_OPSETS[-1]}")
+
+
+def builder_takes(module: nn.Module) -> bool:
+    """Whether the weight-level builder reads this module's recurrent part directly: nn.LSTM and nn.GRU in any
+    direction, layout, bias and projection (export/graph.py builds each form from the weights)."""
+    return isinstance(module, (nn.LSTM, nn.GRU))
 
 
 def _as_model(module: nn.Module) -> tuple[LSTMModel, bool]:
@@ -89,22 +129,31 @@ def export_onnx(
     path: str | Path | None = None,
     opset: int = 17,
 ) -> onnx.ModelProto:
-    """Any nn.Module whose recurrent part is nn.LSTM or GateLSTM → a validated ONNX model (written to `path` if given).
+    """A module following the stateful contract → a validated ONNX model (written to `path` if given).
 
     LSTMModel (every ModelConfig form), nn.LSTM, nn.GRU (any direction, layout, bias, projection) and GateLSTM go
     through the weight-level builder and are validated against the module in float64. Any other module must follow the
     lstm-edge contract forward(x, (h0, c0)) -> (y, (hn, cn)); it goes through torch.onnx (dynamo) with constant
-    folding, then the same lint and validation.
+    folding, then the same lint and validation at unseen shapes. Raises LstmEdgeError saying the contract for a
+    module that does not follow it (for a forward(x) -> y, use export_bundle), ParityError if the graph differs from
+    the module beyond the float32 tolerance.
     """
     _check_opset(opset)
     module = module.eval()
-    if isinstance(module, (LSTMModel, nn.LSTM, nn.GRU, GateLSTM)):
+    if isinstance(module, (LSTMModel, GateLSTM)) or builder_takes(module):
         model, with_head = _as_model(module)
         proto = build_onnx(model, opset=opset, with_head=with_head)
         dims, reference = model.config, float64_reference(model)
     else:
-        from lstm_edge.export.torch_export import dynamo_export
+        from lstm_edge.export.torch_export import CONTRACT, dynamo_export
 
+        if isinstance(module, nn.RNNBase) and not isinstance(module, nn.LSTM):
+            raise LstmEdgeError(
+                f"{CONTRACT}; an {type(module).__name__} has no cell state",
+                "export it with lstm_edge.export.export_bundle(module, OUT, example_input=x)",
+            )
+        if example_input is None and isinstance(module, nn.LSTM):
+            example_input = torch.randn(2, 5, module.input_size)  # B, T ≥ 2: an axis traced at 1 freezes
         if example_input is None:
             raise LstmEdgeError("a custom module needs an example input", "pass example_input=torch.randn(B, T, F)")
         proto, dims = dynamo_export(module, example_input, opset)
@@ -125,28 +174,77 @@ def export_onnx(
 
 
 def export_bundle(
-    source: str | Path | LSTMModel, out: str | Path | None = None, cfg: ExportConfig | None = None
+    source: str | Path | nn.Module,
+    out: str | Path | None = None,
+    cfg: ExportConfig | None = None,
+    example_input: torch.Tensor | None = None,
+    head: str | None = None,
 ) -> ExportResult:
-    """Export a checkpoint (path) or an LSTMModel into a bundle folder; nothing is written unless it validates."""
-    cfg = cfg or ExportConfig()
+    """Export a model file or an nn.Module into a bundle folder; nothing is written unless it validates.
+
+    source: an lstm-edge checkpoint (.pt); a user's state_dict (bare or inside a checkpoint dict), .safetensors,
+    pickled module (cfg.trust_pickle), TorchScript archive or torch.export .pt2 (cfg.trust_pickle) — read by
+    lstm_edge.intake; or an nn.Module (an LSTMModel, or any module whose forward(x) returns y or (y, …)).
+    A user's model is recognized from its weights (lstm_edge.intake.recognize) and built as fused LSTM nodes; where
+    its forward is available it is the reference, checked at B ∈ {1, 3}, T ∈ {1, 17, 300}, and where the recognized
+    structure does not reproduce it, the forward itself is exported through torch.onnx (stateless: streaming false).
+    example_input: x [B, T, F] (or token ids [B, T]) for that fallback, B and T ≥ 2; made up when None.
+    head: shorthand for cfg.head. Raises LstmEdgeError (bad input, one line) or ParityError (a graph that differs).
+    """
+    cfg = dataclasses.replace(cfg or ExportConfig(), **({"head": head} if head is not None else {}))
     _check_opset(cfg.opset)
+    if cfg.head is not None and cfg.head not in HEAD_CHOICES:
+        raise LstmEdgeError(f"head {cfg.head!r}", f"choose {', '.join(HEAD_CHOICES)}")
     start = time.perf_counter()
     if isinstance(source, LSTMModel):
-        model, ckpt_bytes = source.eval(), None
+        plan = _own_model(source.eval(), cfg, "")
         name = cfg.name or source.config.task
+    elif isinstance(source, nn.Module):
+        from lstm_edge.export.user_model import plan_module
+
+        plan = plan_module(source, cfg, example_input)
+        name = cfg.name or type(source).__name__.lower()
     else:
-        model, config = load_checkpoint(source, trust_pickle=cfg.trust_pickle)
-        # A pickled module is re-saved as a weights-only checkpoint rather than copied.
-        ckpt_bytes = Path(source).read_bytes() if not cfg.trust_pickle else None
-        name = cfg.name or (config.task if config.task in TASKS else Path(source).stem)
+        from lstm_edge.intake import read_model
+
+        mf = read_model(source, trust_pickle=cfg.trust_pickle, code=cfg.code)
+        if mf.checkpoint is not None:  # lstm-edge's own checkpoint: exactly as before the intake
+            model, config = load_checkpoint(source)
+            plan = _own_model(model, cfg, sha256_file(source))
+            plan.ckpt_bytes = Path(source).read_bytes()
+            name = cfg.name or (config.task if config.task in TASKS else Path(source).stem)
+        elif isinstance(mf.module, LSTMModel):  # a pickled LSTMModel is re-saved as a weights-only checkpoint
+            plan = _own_model(mf.module.eval(), cfg, "")
+            name = cfg.name or Path(source).stem
+        else:
+            from lstm_edge.export.user_model import plan_file
+
+            plan = plan_file(mf, cfg, example_input)
+            name = cfg.name or Path(source).stem
     target = Path(out) if out is not None else Path("models") / name
     if target.exists() and not cfg.force:
         raise LstmEdgeError(f"{target} already exists", "pass --force to overwrite it, or --out another folder")
     if target.exists() and not target.is_dir():
         raise LstmEdgeError(f"{target} exists and is not a folder", "choose another --out")
+    _write(plan, target, name, cfg)
+    nodes: dict[str, int] = {}
+    for n in plan.proto.graph.node:
+        nodes[n.op_type] = nodes.get(n.op_type, 0) + 1
+    return ExportResult(
+        target,
+        time.perf_counter() - start,
+        nodes,
+        plan.rows,
+        plan.findings,
+        plan.recognized,
+        plan.reference,
+        plan.streaming,
+    )
 
+
+def _own_model(model: LSTMModel, cfg: ExportConfig, source_sha: str) -> Plan:
+    """The weight-level builder on an LSTMModel, linted and validated against it at unseen shapes."""
     config = model.config
-    source_sha = sha256_file(source) if ckpt_bytes is not None else ""
     proto = build_onnx(
         model,
         opset=cfg.opset,
@@ -162,37 +260,41 @@ def export_bundle(
     reference = float64_reference(model)
     rows = validate(proto, reference, config)
     golden = make_golden(reference, config)
+    return Plan(config, proto, rows, golden, findings, model, gate_layout=gate_layout(config))
 
+
+def _write(plan: Plan, target: Path, name: str, cfg: ExportConfig) -> None:
     with staged_dir(target) as stage:
-        (stage / "model.onnx").write_bytes(proto.SerializeToString())
-        if ckpt_bytes is not None:
-            (stage / "model.pt").write_bytes(ckpt_bytes)
-        else:
-            save_checkpoint(model, stage / "model.pt")
+        (stage / "model.onnx").write_bytes(plan.proto.SerializeToString())
+        source_sha = ""
+        if plan.ckpt_bytes is not None:
+            (stage / "model.pt").write_bytes(plan.ckpt_bytes)
+            source_sha = sha256_file(stage / "model.pt")
+        elif plan.model is not None:
+            save_checkpoint(plan.model, stage / "model.pt")
             source_sha = sha256_file(stage / "model.pt")
         buf = io.BytesIO()
-        np.savez(buf, **golden)
+        np.savez(buf, **plan.golden)
         (stage / "golden.npz").write_bytes(buf.getvalue())
-        manifest = new_manifest(name, config, source_sha, gate_layout(config))
-        manifest["artifacts"] = {
-            "fp32": artifact_entry(stage, "model.onnx", "fp32", cfg.opset, deployable=True),
-            "checkpoint": artifact_entry(stage, "model.pt", "fp32"),
-            "golden": artifact_entry(stage, "golden.npz", "fp32"),
-        }
+        manifest = new_manifest(name, plan.config, source_sha, plan.gate_layout)
+        if plan.io is not None:
+            manifest["io"] = plan.io
+        manifest["reference"] = plan.reference
+        manifest["streaming"] = plan.streaming
+        manifest["artifacts"] = {"fp32": artifact_entry(stage, "model.onnx", "fp32", cfg.opset, deployable=True)}
+        if plan.model is not None or plan.ckpt_bytes is not None:
+            manifest["artifacts"]["checkpoint"] = artifact_entry(stage, "model.pt", "fp32")
+        manifest["artifacts"]["golden"] = artifact_entry(stage, "golden.npz", "fp32")
         manifest["validation"] = {
             "runtime": "onnxruntime-cpu",
-            "max_scaled_error": max(r["max_scaled_error"] for r in rows),
-            "cases": len(rows) // len(config.output_names),
+            "max_scaled_error": max(r["max_scaled_error"] for r in plan.rows),
+            "cases": len({(r["batch"], r["seq"], r["state"], r.get("against", "")) for r in plan.rows}),
         }
         write_manifest(stage, manifest)
-    nodes: dict[str, int] = {}
-    for n in proto.graph.node:
-        nodes[n.op_type] = nodes.get(n.op_type, 0) + 1
-    return ExportResult(target, time.perf_counter() - start, nodes, rows, findings)
 
 
 def _json_norm(config: ModelConfig) -> str:
     return json.dumps({k: getattr(config, k) for k in ("x_mean", "x_std", "y_mean", "y_std")})
 
 
-__all__ = ["ExportConfig", "ExportResult", "export_bundle", "export_onnx"]
+__all__ = ["ExportConfig", "ExportResult", "builder_takes", "export_bundle", "export_onnx"]

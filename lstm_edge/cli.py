@@ -105,22 +105,64 @@ def train(out: str, as_json: bool, **kw) -> None:
     click.echo(f"wrote {out} and {Path(out).with_suffix('.curve.png')}")
 
 
-@main.command()
-@click.argument("checkpoint", type=click.Path())
+EXPORT_HELP = """Export a model file to a validated bundle: model.onnx, model.pt, golden.npz, manifest.json.
+
+\b
+FILE is lstm-edge's own checkpoint, or a PyTorch user's model file:
+  state_dict (bare, or inside a checkpoint dict; module./model. prefixes
+    stripped) - torch.load(weights_only=True): runs no code
+  .safetensors - a header and raw bytes: runs no code
+  pickled whole module (torch.save(model)) - needs --trust-pickle:
+    unpickling can run any Python; --code FILE.py imports its class first
+  TorchScript (torch.jit.save) - loading runs no Python; its forward is
+    TorchScript code from the file (the TorchScript interpreter, any
+    registered torch operator), run here to check the export
+  torch.export .pt2 - needs --trust-pickle: torch.export.load unpickles
+    its weights with weights_only=False
+The structure is recognized from weight names and shapes and printed; where
+the file has the model's own forward, the bundle is checked against it.
+"""
+
+
+@main.command(help=EXPORT_HELP)
+@click.argument("checkpoint", metavar="FILE", type=click.Path())
 @click.option("--out", type=click.Path(), help="Bundle folder (default: models/<name>/).")
 @click.option("--opset", default=17, show_default=True, help="ONNX opset (14–22).")
 @click.option("--force", is_flag=True, help="Overwrite an existing bundle.")
-@click.option("--trust-pickle", is_flag=True, help="Accept a fully pickled nn.Module (runs code from the file!).")
+@click.option(
+    "--head",
+    type=click.Choice(["last", "final", "sequence"]),
+    help="What the Linear head reads, which weights cannot say: last = fc(out[:, -1]) (default), final = the "
+    "final hidden state, sequence = every step. With the model's forward in the file, found by trying.",
+)
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Accept files whose loading runs code from the file: pickled modules and torch.export .pt2.",
+)
+@click.option("--code", type=click.Path(), help="A .py file defining the model's class, imported first (runs it!).")
+@click.option("--name", help="The bundle's name (default: the file's stem).")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def export(checkpoint: str, out: str | None, opset: int, force: bool, trust_pickle: bool, as_json: bool) -> None:
-    """Export a checkpoint to a validated bundle: model.onnx, model.pt, golden.npz, manifest.json."""
+def export(
+    checkpoint: str,
+    out: str | None,
+    opset: int,
+    force: bool,
+    head: str | None,
+    trust_pickle: bool,
+    code: str | None,
+    name: str | None,
+    as_json: bool,
+) -> None:
     from lstm_edge.export import ExportConfig, export_bundle
 
     if trust_pickle:
-        click.echo("warning: --trust-pickle lets the checkpoint run arbitrary code while loading", err=True)
-    r = export_bundle(checkpoint, out, ExportConfig(opset=opset, force=force, trust_pickle=trust_pickle))
+        click.echo("warning: --trust-pickle lets the model file run arbitrary code while loading", err=True)
+    cfg = ExportConfig(opset=opset, force=force, trust_pickle=trust_pickle, head=head, code=code, name=name)
+    r = export_bundle(checkpoint, out, cfg)
     worst = max(row["max_scaled_error"] for row in r.validation)
+    cases = len({(row["batch"], row["seq"], row["state"], row.get("against", "")) for row in r.validation})
     if as_json:
         click.echo(
             json.dumps(
@@ -129,15 +171,24 @@ def export(checkpoint: str, out: str | None, opset: int, force: bool, trust_pick
                     "seconds": r.seconds,
                     "nodes": r.nodes,
                     "max_scaled_error": worst,
+                    "recognized": r.recognized,
+                    "reference": r.reference,
+                    "streaming": r.streaming,
                     "findings": [f.to_dict() for f in r.findings],
                 }
             )
         )
         return
+    if r.recognized:
+        click.echo("recognized: " + r.recognized.replace("\n", "\n            "))
     nodes = ", ".join(f"{k}×{v}" for k, v in r.nodes.items())
     click.echo(f"exported {r.bundle} in {r.seconds:.2f}s — nodes: {nodes}")
+    against = {
+        "user-forward": "the model's own forward",
+        "rebuilt-from-state-dict": "the module rebuilt from its weights",
+    }.get(r.reference.get("kind", ""), "PyTorch")
     click.echo(
-        f"validated in ONNX Runtime CPU at {len(r.validation) // 3} unseen shapes/states: max scaled error {worst:.2e}"
+        f"validated in ONNX Runtime CPU against {against} at {cases} unseen shapes/states: max scaled error {worst:.2e}"
     )
     for f in r.findings:
         click.echo(f"{f.severity}: {f.code}: {f.message} — {f.fix}")

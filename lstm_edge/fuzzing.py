@@ -86,6 +86,71 @@ def checkpoint_dicts(draw) -> bytes:
     return buf.getvalue()
 
 
+# A user's files (issue 14): a textbook state_dict as torch.save and safetensors bytes, and state_dicts of realistic
+# names with arbitrary shapes for the recognizer.
+@functools.cache
+def _user_files() -> tuple[bytes, bytes]:
+    from safetensors.torch import save
+
+    lstm, fc = torch.nn.LSTM(3, 4, 2, batch_first=True), torch.nn.Linear(4, 2)
+    sd = {
+        **{f"lstm.{k}": v for k, v in lstm.state_dict().items()},
+        **{f"fc.{k}": v for k, v in fc.state_dict().items()},
+    }
+    buf = io.BytesIO()
+    torch.save({"epoch": 1, "model_state_dict": sd}, buf)
+    return buf.getvalue(), save({k: v.contiguous() for k, v in sd.items()})
+
+
+# Deferred like checkpoint_bytes: the files are built at the first draw, not at import.
+model_file_bytes = st.one_of(
+    st.binary(max_size=2048),
+    st.deferred(lambda: mutated(_user_files()[0])),
+    st.deferred(lambda: mutated(_user_files()[1])),
+)
+RECOGNIZER_NAMES = [
+    *(
+        f"lstm.{k}_l{i}{r}"
+        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+        for i in (0, 1)
+        for r in ("", "_reverse")
+    ),
+    "fc.weight",
+    "fc.bias",
+    "emb.weight",
+    "weight_hh_l0",
+    "x",
+]
+state_dicts = st.dictionaries(
+    st.sampled_from(RECOGNIZER_NAMES),
+    st.lists(st.integers(0, 9), max_size=3).map(lambda shape: torch.zeros(shape)),
+    max_size=12,
+)
+
+
+def check_model_file(data: bytes, tmp: Path) -> None:
+    from lstm_edge.intake import read_model, recognize
+
+    path = tmp / "m.pt"
+    path.write_bytes(data)
+    try:
+        mf = read_model(path)
+        if mf.checkpoint is None:
+            recognize(mf.state_dict)
+    except LstmEdgeError:
+        pass
+
+
+def check_recognizer(state_dict: dict, head: str) -> None:
+    from lstm_edge.intake import recognize
+
+    try:
+        rec = recognize(state_dict, head)
+        assert rec.config.input_size > 0 and rec.config.hidden_size > 0
+    except LstmEdgeError:
+        pass
+
+
 def check_checkpoint(data: bytes, tmp: Path) -> None:
     path = tmp / "c.pt"
     path.write_bytes(data)

@@ -66,7 +66,7 @@ class OrtDynamicInt8:
             center, half = model.x_mean, model.x_std
         layers = [(W_h, W_x, b), *layers[1:]]
         out, (h_n, c_n) = gate_layers((x - center) / half, state, layers, 0.0, self)  # (B, T, H), (L, B, H) ×2
-        feats = h_n[-1] if c.head == "last" else out  # (B, H) or (B, T, H)
+        feats = out if c.head == "sequence" else h_n[-1]  # (B, T, H) or (B, H); last = final for one direction
         y = self.activation(feats) @ self.weight(model.head.weight).T + model.head.bias  # (B, O) or (B, T, O)
         if c.kind == "regression":
             y = y * model.y_std + model.y_mean

@@ -103,15 +103,14 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
             traits = recurrent_traits(load_onnx_checked(onnx_path))  # refuses external data outside the bundle
         c = bundle.config
         precision = bundle.entry(variant).get("precision", variant)
-        io = bundle.manifest.get("io") or {}  # an imported stateless model takes x alone
-        names = {k: [p["name"] for p in io.get(k, [])] for k in ("inputs", "outputs")}
+        io = bundle.manifest.get("io")  # an imported or fallback-exported stateless model takes x alone
         return Source(
             onnx_path,
             bundle,
             variant,
             precision,
-            input_names=names["inputs"] or list(c.input_names),
-            output_names=names["outputs"] or list(c.output_names),
+            input_names=_io_names(io, "inputs", c.input_names),
+            output_names=_io_names(io, "outputs", c.output_names),
             input_size=c.input_size,
             num_layers=c.num_layers,
             hidden_size=c.hidden_size,
@@ -124,6 +123,13 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
     if variant != "fp32":
         raise LstmEdgeError(f"--variant {variant} needs a bundle; a bare .onnx is run as it is", "drop --variant")
     return _bare_onnx(path)
+
+
+def _io_names(io, key: str, default: tuple[str, ...]) -> list[str]:
+    """Names from the manifest's I/O spec (bundles before it, or a malformed one: the config's contract)."""
+    items = io.get(key) if isinstance(io, dict) else None
+    names = [i.get("name") for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+    return names if names and all(isinstance(n, str) for n in names) else list(default)
 
 
 def _bare_onnx(path: Path) -> Source:
@@ -279,7 +285,8 @@ class Runner(ABC):
             `freeze()`/`unfreeze()`. Streams share the runner's session but not their buffers: one per thread.
 
         Raises:
-            LstmEdgeError: the model has no state inputs/outputs, or batch < 1.
+            LstmEdgeError: the bundle is stateless (manifest `streaming: false`), the model has no state
+                inputs/outputs, or batch < 1.
         """
         sig = self.source.signature
         if sig is not None and not sig.stateful:
@@ -297,6 +304,12 @@ class Runner(ABC):
             raise LstmEdgeError(
                 f"streaming a bare .onnx needs inputs x, h0, c0 alone; it takes {', '.join(self.source.input_names)}",
                 "import it into a bundle first: lstm-edge import MODEL --out BUNDLE",
+            )
+        if self.source.bundle is not None and not self.source.bundle.stateful:
+            raise LstmEdgeError(
+                "this bundle is stateless (exported from the model's own forward: its state is not a graph input), "
+                "so it cannot stream",
+                "run whole sequences without --stream / stream()",
             )
         if not self.source.has_state:
             raise LstmEdgeError(

@@ -63,7 +63,7 @@ CASES = [
     (["export", "{empty.pt}"], "is empty"),
     (["export", "{truncated.pt}"], "not a readable PyTorch checkpoint"),
     (["export", "{random.pt}"], "not a readable PyTorch checkpoint"),
-    (["export", "{foreign.pt}"], "not an lstm-edge checkpoint"),
+    (["export", "{foreign.pt}"], "no recurrent weights"),
     (["export", "{adir}"], "is a directory"),
     (["export", "{missing}"], "not found"),
     (["lint", "{empty.onnx}"], "is empty"),

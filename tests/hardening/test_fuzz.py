@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import lstm_edge
 from lstm_edge import fuzzing as ft
@@ -36,6 +37,19 @@ def test_checkpoint_loader_bytes(data):
 def test_checkpoint_loader_dicts(data):
     with tempfile.TemporaryDirectory() as tmp:
         ft.check_checkpoint(data, Path(tmp))
+
+
+@FUZZ
+@given(ft.model_file_bytes)
+def test_intake_reader_bytes(data):
+    with tempfile.TemporaryDirectory() as tmp:
+        ft.check_model_file(data, Path(tmp))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ft.state_dicts, st.sampled_from(["last", "final", "sequence"]))
+def test_recognizer(state_dict, head):
+    ft.check_recognizer(state_dict, head)
 
 
 @FUZZ

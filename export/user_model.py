@@ -1,0 +1,305 @@
+"""Exporting a user's model: recognized structure → fused graph, checked against the user's own forward; where the
+structure does not reproduce that forward, the forward itself through torch.onnx (a stateless bundle).
+
+The reference a bundle is judged against is recorded in its manifest (`reference.kind`):
+- "rebuilt-from-state-dict": only weights were given; the rebuilt LSTMModel is the reference.
+- "user-forward": the user's forward (a module, pickled module, TorchScript or .pt2) was run at B ∈ {1, 3},
+  T ∈ {1, 17, 300} — shapes no trace saw — and the ONNX graph matched it within the float32 tolerance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstm_edge.config import ModelConfig
+from lstm_edge.errors import LstmEdgeError, ParityError, first_line
+from lstm_edge.export.exporter import HEAD_CHOICES, ExportConfig, Plan, _own_model
+from lstm_edge.export.lint import lint
+from lstm_edge.export.validate import format_rows, ort_cpu_session
+from lstm_edge.intake import ModelFile, Recognized, recognize
+from lstm_edge.model import LSTMModel
+from lstm_edge.tolerances import FP32_ABS, scaled_error
+
+# B ∈ {1, 3} × T ∈ {1, 17, 300}: none of them a trace shape (traces use B, T ≥ 2 and T ≠ 17, 300).
+FORWARD_SHAPES = ((1, 1), (1, 17), (1, 300), (3, 1), (3, 17), (3, 300))
+HEAD_PROBE = (3, 17)  # one shape is enough to tell the head modes apart: they differ in shape or in value
+STATELESS_OK = {"missing-state-input", "missing-state-output"}  # a stateless export has no state by design
+STATELESS_LAYOUT = "the user's own forward exported by torch.onnx (dynamo); gate layout as torch.onnx writes it"
+
+
+def builder_limit(config: ModelConfig) -> str | None:
+    """What the intake cannot export through the weight-level graph builder in `config` (None: it can). The builder
+    writes every ModelSpec form (export/graph.py); what remains is a variable-length model, whose user forward takes
+    a `lengths` argument the intake cannot know how to pass (export it from Python with an LSTMModel instead)."""
+    if config.lengths:
+        return "the intake does not export variable-length models from a file"
+    return None
+
+
+def plan_file(mf: ModelFile, cfg: ExportConfig, example_input: torch.Tensor | None) -> Plan:
+    """A user's file, read by the intake → a validated Plan (see module docstring)."""
+    where = f" {mf.where}" if mf.where else ""
+    stripped = f", prefix `{mf.stripped}` stripped" if mf.stripped else ""
+    origin = f"{mf.format}{where}{stripped}"
+    return _plan(mf.state_dict, mf.forward, mf.module, mf.static_shape, origin, cfg, example_input)
+
+
+def plan_module(module: nn.Module, cfg: ExportConfig, example_input: torch.Tensor | None) -> Plan:
+    """An nn.Module passed to the Python API → a validated Plan; its forward is the reference."""
+    module = module.eval()
+    sd = {k: v.detach() for k, v in module.state_dict().items()}
+    return _plan(sd, module, module, None, f"nn.Module {type(module).__name__}", cfg, example_input)
+
+
+def _plan(
+    state_dict: dict[str, torch.Tensor],
+    forward: Callable[..., Any] | None,
+    module: nn.Module | None,
+    static_shape: tuple[int, ...] | None,
+    origin: str,
+    cfg: ExportConfig,
+    example_input: torch.Tensor | None,
+) -> Plan:
+    try:
+        rec: Recognized | None = recognize(state_dict, cfg.head or "last")
+        not_recognized = ""
+    except LstmEdgeError as e:
+        if module is None:  # weights only, or a forward lstm-edge cannot export itself
+            raise
+        rec, not_recognized = None, str(e)
+    limit = builder_limit(rec.config) if rec else None
+    if forward is None:
+        assert rec is not None
+        if limit:
+            raise LstmEdgeError(
+                f"recognized {rec.describe()}; {limit}",
+                "save the whole module (torch.save(model)) and pass --trust-pickle --code MODEL.py, or call "
+                "lstm_edge.export.export_bundle(model, OUT) in Python, so lstm-edge can export its own forward",
+            )
+        plan = _own_model(_rebuild(rec), cfg, "")
+        plan.reference = {
+            "kind": "rebuilt-from-state-dict",
+            "detail": f"{origin}: {rec.describe()}; validated against the rebuilt LSTMModel (no forward was given)",
+        }
+        plan.recognized = f"{origin}\n{rec.describe()}"
+        return plan
+
+    shapes = (static_shape[:2],) if static_shape else FORWARD_SHAPES
+    why_not = first_line(not_recognized, 200) or limit or ""
+    if rec is not None and not limit:
+        rec = _choose_head(rec, state_dict, forward, cfg, static_shape or (*HEAD_PROBE,))
+        plan = _own_model(_rebuild(rec), cfg, "")
+        rows = forward_rows(plan.proto, forward, rec.config, shapes)
+        if all(r["ok"] for r in rows):
+            plan.rows += rows
+            at = (
+                f"at its exported shape {tuple(static_shape)} (torch.export specializes nn.LSTM's time axis) and "
+                "against the rebuilt LSTMModel elsewhere"
+                if static_shape
+                else "at B ∈ {1, 3}, T ∈ {1, 17, 300}"
+            )
+            plan.reference = {"kind": "user-forward", "detail": f"{origin}: {rec.describe()}; validated {at}"}
+            plan.recognized = f"{origin}\n{rec.describe()}"
+            return plan
+        worst = max(r["max_scaled_error"] for r in rows)
+        why_not = f"the recognized structure differs from its forward by {worst:.2e} (scaled)"
+    if module is None:
+        raise LstmEdgeError(
+            f"{origin}: {why_not}; lstm-edge exports a forward it cannot rebuild only from Python code, which a "
+            f"{origin.split(' ')[0]} file does not carry",
+            "export from Python where the class is defined: lstm_edge.export.export_bundle(model, OUT, example_input=x)",
+        )
+    return _fallback(module, rec, origin, why_not, cfg, example_input)
+
+
+def _rebuild(rec: Recognized) -> LSTMModel:
+    model = LSTMModel(rec.config)
+    try:
+        model.load_state_dict(rec.state_dict)
+    except RuntimeError as e:  # a mismatch here is ours: recognize() checked every shape
+        raise LstmEdgeError(f"rebuilding {rec.describe()} failed ({first_line(e, 160)})") from e
+    return model.eval()
+
+
+def _choose_head(
+    rec: Recognized,
+    state_dict: dict[str, torch.Tensor],
+    forward: Callable[..., Any],
+    cfg: ExportConfig,
+    shape: tuple[int, ...],
+) -> Recognized:
+    """With no --head given, the head mode whose rebuild reproduces the forward (the weights cannot say; the forward
+    can). Falls back to "last" when none does — the comparison afterwards then decides."""
+    if cfg.head is not None or rec.head_at is None:
+        return rec
+    x = _inputs(rec.config, *shape[:2], seed=0)
+    want = _call(forward, x)
+    for mode in HEAD_CHOICES:
+        candidate = rec if mode == rec.config.head else recognize(state_dict, mode)
+        with torch.no_grad():
+            got = _rebuild(candidate)(x)[0].numpy()
+        if got.shape == want.shape and scaled_error(got, want).max() <= FP32_ABS:
+            return candidate
+    return rec
+
+
+def _inputs(config: ModelConfig, B: int, T: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if config.vocab_size:
+        return torch.randint(0, config.vocab_size, (B, T), generator=g)
+    return torch.randn(B, T, config.input_size, generator=g)
+
+
+def _call(forward: Callable[..., Any], x: torch.Tensor) -> np.ndarray:
+    """The user's forward on x (zero initial state, as their forward runs it): y, the first output."""
+    try:
+        with torch.no_grad():
+            y = forward(x)
+    except Exception as e:  # the user's code may raise anything
+        raise LstmEdgeError(
+            f"calling the model's forward(x) with x of shape {tuple(x.shape)} failed ({type(e).__name__}: "
+            f"{first_line(e, 160)})",
+            "lstm-edge calls forward(x) with x [B, T, F] batch-first (token ids [B, T]); check the model takes that",
+        ) from e
+    if isinstance(y, (tuple, list)):
+        y = y[0]
+    if not isinstance(y, torch.Tensor):
+        raise LstmEdgeError(f"the model's forward returned a {type(y).__name__}", "return y, or (y, state)")
+    return y.detach().float().numpy()
+
+
+def forward_rows(proto, forward: Callable[..., Any], config: ModelConfig, shapes) -> list[dict]:
+    """The ONNX graph (zero initial state) against the user's forward at `shapes`: rows like validate()'s, with
+    "against": "user-forward". Does not raise: the caller decides between this graph and the fallback."""
+    session = ort_cpu_session(proto)
+    names = {i.name for i in session.get_inputs()}
+    rows = []
+    for B, T in shapes:
+        x = _inputs(config, B, T, seed=B * 1000 + T)
+        want = _call(forward, x)
+        feeds = {"x": x.numpy() if config.vocab_size else x.numpy().astype(np.float32)}
+        for name, (LD, width) in config.state_shapes.items():
+            if name in names:
+                feeds[name] = np.zeros((LD, B, width), np.float32)
+        got = session.run(["y"], feeds)[0]
+        err = float(scaled_error(got, want).max()) if got.shape == want.shape and got.size else float("inf")
+        if got.shape == want.shape and not got.size:
+            err = 0.0
+        rows.append(
+            {
+                "batch": B,
+                "seq": T,
+                "state": "zero",
+                "output": "y",
+                "max_scaled_error": err,
+                "ok": err <= FP32_ABS,
+                "against": "user-forward",
+            }
+        )
+    return rows
+
+
+def _fallback(
+    module: nn.Module,
+    rec: Recognized | None,
+    origin: str,
+    why: str,
+    cfg: ExportConfig,
+    example_input: torch.Tensor | None,
+) -> Plan:
+    """The user's forward itself through torch.onnx: x → y, batch and seq symbolic, no state (streaming false)."""
+    from lstm_edge.export.torch_export import export_forward
+
+    config = rec.config if rec is not None else _config_from_module(module, example_input)
+    x = example_input if example_input is not None else _inputs(config, 2, 7, seed=1)  # B, T ≥ 2 (1 freezes)
+    proto = export_forward(module, x, cfg.opset)
+    findings = [f for f in lint(proto) if f.code not in STATELESS_OK]
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise LstmEdgeError(f"the exported forward fails lint: {errors[0].message}", errors[0].fix)
+    config = _with_output(config, module, x)
+    rows = forward_rows(proto, module, config, FORWARD_SHAPES)
+    if not all(r["ok"] for r in rows):
+        raise ParityError(
+            "the exported forward differs from the model beyond the float32 tolerance",
+            "nothing was written; report this with the table above",
+            report=format_rows(rows, FP32_ABS),
+        )
+    golden = {}
+    for k, (B, T) in enumerate(((1, 1), (2, 16), (3, 50), (1, 100))):
+        xg = _inputs(config, B, T, seed=7 + k)
+        golden[f"b{B}_t{T}/x"] = xg.numpy()
+        golden[f"b{B}_t{T}/y"] = _call(module, xg)
+    described = rec.describe() if rec is not None else "structure not recognized from the weights"
+    io = {
+        "inputs": [
+            {
+                "name": "x",
+                "shape": ["batch", "seq"] + ([] if config.vocab_size else [config.input_size]),
+                "dtype": "int64" if config.vocab_size else "float32",
+            }
+        ],
+        "outputs": [{"name": "y", "shape": _declared(proto, "y"), "dtype": "float32"}],
+    }
+    return Plan(
+        config,
+        proto,
+        rows,
+        golden,
+        findings,
+        model=None,
+        reference={
+            "kind": "user-forward",
+            "detail": f"{origin}: exported from its own forward ({why}); validated at B ∈ {{1, 3}}, "
+            "T ∈ {1, 17, 300}; for later checks use the bundle's ONNX in float64 (onnx-float64)",
+        },
+        streaming=False,
+        recognized=f"{origin}\n{described}\n{first_line(why, 200)}: exported its forward itself through torch.onnx — "
+        "stateless, whole sequences only (streaming: false)",
+        io=io,
+        gate_layout=STATELESS_LAYOUT,
+    )
+
+
+def _declared(proto, name: str) -> list:
+    vi = next(o for o in proto.graph.output if o.name == name)
+    return [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
+
+
+def _config_from_module(module: nn.Module, example_input: torch.Tensor | None) -> ModelConfig:
+    """Sizes for the manifest when the weights were not recognized: the module's first recurrent layer."""
+    rnn = next((m for m in module.modules() if isinstance(m, nn.RNNBase)), None)
+    if rnn is None:
+        raise LstmEdgeError(
+            f"{type(module).__name__} has no nn.LSTM or nn.GRU", "lstm-edge exports recurrent models only"
+        )
+    emb = next((m for m in module.modules() if isinstance(m, nn.Embedding)), None)
+    ids = example_input is not None and not example_input.is_floating_point()
+    return ModelConfig(
+        input_size=rnn.input_size,
+        hidden_size=rnn.hidden_size,
+        num_layers=rnn.num_layers,
+        family="gru" if isinstance(rnn, nn.GRU) else "lstm",
+        bidirectional=rnn.bidirectional,
+        proj_size=getattr(rnn, "proj_size", 0),
+        bias=rnn.bias,
+        batch_first=rnn.batch_first,
+        vocab_size=emb.num_embeddings if emb is not None and (ids or example_input is None) else 0,
+        head="sequence",
+    )
+
+
+def _with_output(config: ModelConfig, module: nn.Module, x: torch.Tensor) -> ModelConfig:
+    """The config with the head mode and output width the forward actually gives (y [B, O] or [B, T, O])."""
+    y = _call(module, x)
+    head = config.head if config.head != "none" else "sequence"
+    head = "sequence" if y.ndim == 3 else ("last" if head == "sequence" else head)
+    d = config.to_dict() | {"output_size": int(y.shape[-1]), "head": head}
+    if config.kind == "regression":
+        d |= {"y_mean": [], "y_std": []}
+    return ModelConfig.from_dict(d)
