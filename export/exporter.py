@@ -280,7 +280,7 @@ def _write(plan: Plan, target: Path, name: str, cfg: ExportConfig) -> None:
         if plan.io is not None:
             manifest["io"] = plan.io
         manifest["reference"] = plan.reference
-        manifest["streaming"] = plan.streaming
+        manifest["streaming"] = plan.streaming and plan.config.streamable  # stateless, or bidirectional: no
         manifest["artifacts"] = {"fp32": artifact_entry(stage, "model.onnx", "fp32", cfg.opset, deployable=True)}
         if plan.model is not None or plan.ckpt_bytes is not None:
             manifest["artifacts"]["checkpoint"] = artifact_entry(stage, "model.pt", "fp32")

@@ -127,8 +127,10 @@ def make_embed(
     bundle = Bundle.open(bundle_path)
     if not bundle.stateful:  # an imported model (or a fallback export) whose state is not a graph input
         raise LstmEdgeError(
-            f"{bundle.name}'s state is not a graph input, and every target checks itself streaming step by step",
-            "re-import it with state I/O: lstm-edge import MODEL.onnx --out BUNDLE --rebuild",
+            f"{bundle.name}'s state is not a graph input (a stateless import, or an export of the model's own forward), "
+            "and every target checks itself streaming step by step",
+            "run it whole-sequence with `lstm-edge run`; re-import a foreign model with state I/O: lstm-edge import "
+            "MODEL.onnx --out BUNDLE --rebuild",
         )
     entry = bundle.entry(variant)
     model_path = bundle.artifact(variant, verify_hash)

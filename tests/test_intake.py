@@ -338,14 +338,16 @@ def test_refusals(textbook, tmp_path):
     gru = {**{f"gru.{k}": v for k, v in nn.GRU(F, H, 1, batch_first=True).state_dict().items()}}
     gru |= {f"fc.{k}": v for k, v in nn.Linear(H, O).state_dict().items()}
     torch.save(gru, tmp_path / "gru.pt")
-    _refused([str(tmp_path / "gru.pt")], "nn.GRU at `gru.`", "does not export GRU")
+    # A GRU state_dict is recognized and, since the graph builder writes every form (issue 15), exported.
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "gru.pt"), "--out", str(tmp_path / "gru")])
+    assert r.exit_code == 0 and "nn.GRU at `gru.`" in r.output, r.output
     np.savez(tmp_path / "arrays.npz", a=np.zeros(3))
     _refused([str(tmp_path / "arrays.npz")], "NumPy .npz archive")
     (tmp_path / "m.onnx").write_bytes(b"\x08\x07" + bytes(30))
     _refused([str(tmp_path / "m.onnx")], "ONNX model", "lstm-edge run")
     _refused([str(tmp_path / "mlp.pt"), "--code", "x.py"], "--trust-pickle")
     for f in tmp_path.iterdir():
-        assert f.suffix in (".pt", ".npz", ".onnx")  # nothing half-written
+        assert f.suffix in (".pt", ".npz", ".onnx") or f.name == "gru"  # nothing half-written (gru: exported above)
 
 
 def test_torchscript_that_does_more_is_refused_in_one_line(textbook, tmp_path):
