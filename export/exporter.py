@@ -13,7 +13,8 @@ import onnx
 import torch
 from torch import nn
 
-from lstm_edge.atomic import sha256_file, staged_dir
+from lstm_edge.atomic import out_folder, sha256_file, staged_dir
+from lstm_edge.bundle import check_name
 from lstm_edge.checkpoint import load_checkpoint, save_checkpoint
 from lstm_edge.data import TASKS
 from lstm_edge.errors import LstmEdgeError
@@ -122,17 +123,16 @@ def export_bundle(
     start = time.perf_counter()
     if isinstance(source, LSTMModel):
         model, ckpt_bytes = source.eval(), None
-        name = cfg.name or source.config.task
+        name = cfg.name if cfg.name is not None else source.config.task
     else:
         model, config = load_checkpoint(source, trust_pickle=cfg.trust_pickle)
         # A pickled module is re-saved as a weights-only checkpoint rather than copied.
         ckpt_bytes = Path(source).read_bytes() if not cfg.trust_pickle else None
-        name = cfg.name or (config.task if config.task in TASKS else Path(source).stem)
-    target = Path(out) if out is not None else Path("models") / name
-    if target.exists() and not cfg.force:
-        raise LstmEdgeError(f"{target} already exists", "pass --force to overwrite it, or --out another folder")
-    if target.exists() and not target.is_dir():
-        raise LstmEdgeError(f"{target} exists and is not a folder", "choose another --out")
+        name = cfg.name if cfg.name is not None else (config.task if config.task in TASKS else Path(source).stem)
+    check_name(name, derived=cfg.name is None and not isinstance(source, LSTMModel))
+    shown = Path(out) if out is not None else Path("models") / name
+    inputs = [] if isinstance(source, LSTMModel) else [source]
+    target = out_folder(shown, inputs=inputs, force=cfg.force)
 
     config = model.config
     source_sha = sha256_file(source) if ckpt_bytes is not None else ""
@@ -154,7 +154,7 @@ def export_bundle(
     rows = validate(proto, reference, _dims(config))
     golden = make_golden(reference, _dims(config))
 
-    with staged_dir(target) as stage:
+    with staged_dir(target, replace=cfg.force) as stage:
         (stage / "model.onnx").write_bytes(proto.SerializeToString())
         if ckpt_bytes is not None:
             (stage / "model.pt").write_bytes(ckpt_bytes)
@@ -179,7 +179,7 @@ def export_bundle(
     nodes: dict[str, int] = {}
     for n in proto.graph.node:
         nodes[n.op_type] = nodes.get(n.op_type, 0) + 1
-    return ExportResult(target, time.perf_counter() - start, nodes, rows, findings)
+    return ExportResult(shown, time.perf_counter() - start, nodes, rows, findings)
 
 
 def _json_norm(config: ModelConfig) -> str:

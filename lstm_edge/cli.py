@@ -100,17 +100,20 @@ def train(out: str, as_json: bool, **kw) -> None:
 @click.argument("checkpoint", type=click.Path())
 @click.option("--out", type=click.Path(), help="Bundle folder (default: models/<name>/).")
 @click.option("--opset", default=17, show_default=True, help="ONNX opset (14–22).")
-@click.option("--force", is_flag=True, help="Overwrite an existing bundle.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle (never a folder that is not one).")
+@click.option("--name", help="Bundle name: 1–64 of A-Z a-z 0-9 . _ - (default: the task or the checkpoint's stem).")
 @click.option("--trust-pickle", is_flag=True, help="Accept a fully pickled nn.Module (runs code from the file!).")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def export(checkpoint: str, out: str | None, opset: int, force: bool, trust_pickle: bool, as_json: bool) -> None:
+def export(
+    checkpoint: str, out: str | None, opset: int, force: bool, name: str | None, trust_pickle: bool, as_json: bool
+) -> None:
     """Export a checkpoint to a validated bundle: model.onnx, model.pt, golden.npz, manifest.json."""
     from lstm_edge.export import ExportConfig, export_bundle
 
     if trust_pickle:
         click.echo("warning: --trust-pickle lets the checkpoint run arbitrary code while loading", err=True)
-    r = export_bundle(checkpoint, out, ExportConfig(opset=opset, force=force, trust_pickle=trust_pickle))
+    r = export_bundle(checkpoint, out, ExportConfig(opset=opset, force=force, name=name, trust_pickle=trust_pickle))
     worst = max(row["max_scaled_error"] for row in r.validation)
     if as_json:
         click.echo(
@@ -425,7 +428,7 @@ def bench(
 @click.option("--target", required=True, help="python | node | web")
 @click.option("--variant", default="fp32", show_default=True, help="fp32 | int8")
 @click.option("--out", required=True, type=click.Path(), help="The folder to write.")
-@click.option("--force", is_flag=True, help="Replace an existing folder.")
+@click.option("--force", is_flag=True, help="Replace an existing embed folder or bundle (never another folder).")
 @click.option(
     "--ort-web", type=click.Path(), help="web: onnxruntime-web's dist folder (default: found or npm-installed)."
 )
