@@ -106,11 +106,15 @@ def build_onnx(
             feats = node("Squeeze", [h_last[-1], const("i0", np.array([0]))], "h_last")  # (batch, H)
             out_shape = ["batch", c.output_size]
         else:
-            feats = node("Transpose", [seq], "h_seq", perm=[1, 0, 2])  # (batch, seq, H)
+            # The head runs time-major, then one Transpose of O (not H) features. Transpose → 3-D MatMul crashed
+            # ONNX Runtime 1.32's CPU session creation (SIGSEGV, graph optimization ALL) once converted to fp16.
+            feats = seq  # (seq, batch, H)
             out_shape = ["batch", "seq", c.output_size]
         head_W = const("head_W", model.head.weight.detach().float().numpy().T)  # (H, O)
         head_b = const("head_b", model.head.bias.detach().float().numpy())  # (O,)
         y = node("Add", [node("MatMul", [feats, head_W], "head_matmul"), head_b], "head_out")
+        if c.head != "last":
+            y = node("Transpose", [y], "head_batch_major", perm=[1, 0, 2])  # (batch, seq, O)
         if c.kind == "regression" and not (np.all(np.array(c.y_std) == 1) and np.all(np.array(c.y_mean) == 0)):
             y_std, y_mean = (
                 const("y_std", np.array(c.y_std, np.float32)),
