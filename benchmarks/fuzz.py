@@ -1,4 +1,4 @@
-"""The long fuzz run: the suite's hypothesis targets (tests/hardening/fuzz_targets.py) for a wall-clock budget.
+"""The long fuzz run: the suite's hypothesis targets (lstm_edge.fuzzing) for a wall-clock budget.
 
     .venv/bin/python benchmarks/fuzz.py --minutes 10
 
@@ -8,18 +8,17 @@ Any exception other than LstmEdgeError is a crash: hypothesis shrinks it and thi
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 import tempfile
 import time
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lstm_edge
+from lstm_edge import fuzzing as ft
 
-import lstm_edge  # noqa: E402
-from tests.conftest import SHIPPED  # noqa: E402
-from tests.hardening import fuzz_targets as ft  # noqa: E402
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "adding"
 
 
 def main() -> None:
@@ -27,11 +26,12 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     args = ap.parse_args()
     runner = lstm_edge.load(SHIPPED, provider="cpu")
+    good_manifest = json.loads((SHIPPED / "manifest.json").read_text())
     budget = args.minutes * 60 / 4
     targets = {
         "checkpoint bytes": (ft.checkpoint_bytes, ft.check_checkpoint),
         "checkpoint dicts": (ft.checkpoint_dicts(), ft.check_checkpoint),
-        "manifest": (ft.manifests(), ft.check_manifest),
+        "manifest": (ft.manifests(good_manifest), lambda m, tmp: ft.check_manifest(m, tmp, SHIPPED)),
         "input files": (ft.input_files, lambda spec, tmp: ft.check_input(spec, tmp, runner)),
     }
     total = 0

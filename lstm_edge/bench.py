@@ -4,26 +4,35 @@ runtime × variant beside PyTorch eager, measured interleaved in one run so that
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from lstm_edge.bundle import Bundle
+from lstm_edge.config import ModelConfig
+from lstm_edge.environment import available_providers, cores, environment
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.parity import VerifyConfig, available_providers, environment, verify
+from lstm_edge.parity import VerifyConfig, verify
 from lstm_edge.runtimes import RUNTIMES, Runner, open_runner
 
 BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
 
+# `--quick`: a smaller grid and fewer steps (a fast look, not figures to quote).
+QUICK = {"batches": (1, 8), "seqs": (1, 100), "stream_steps": 500, "min_time": 0.05, "max_reps": 5}
+
 
 @dataclass
 class BenchConfig:
+    """What bench measures: providers × variants (PyTorch eager fp32 always runs first, as the reference) at each
+    thread setting ("1", "all" or a count), streaming over stream_steps steps at B=1, and the batches × seqs grid
+    (each point timed for at least min_time seconds and min_reps calls, at most max_reps)."""
+
     providers: tuple[str, ...] | None = None  # default: every runtime installed here
     variants: tuple[str, ...] | None = None  # default: every variant in the bundle
     threads: tuple[str, ...] = ("1", "all")
@@ -37,6 +46,10 @@ class BenchConfig:
     cold_start: bool = True
     progress: bool = True
     verify_hash: bool = True
+
+    def quick(self) -> BenchConfig:
+        """This config with the QUICK grid (B 1,8; T 1,100; 500 streaming steps; ≤ 5 reps of ≥ 0.05 s)."""
+        return replace(self, **QUICK)
 
 
 @dataclass
@@ -52,13 +65,9 @@ class Target:
         return f"{self.provider}:{self.variant}"
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _threads(setting: str) -> int:
     if setting == "all":
-        return _cores()
+        return cores()
     try:
         n = int(setting)
     except ValueError as e:
@@ -68,8 +77,9 @@ def _threads(setting: str) -> int:
     return n
 
 
-def flops_per_step(config) -> int:
-    """Multiply-adds ×2 for one sequence and one step: four gate GEMVs per layer on [h, x], plus the head."""
+def flops_per_step(config: ModelConfig) -> int:
+    """FLOPs (multiply-adds ×2) for one sequence and one step: four gate GEMVs per layer on [h, x], ~10 per hidden
+    unit of gate math, plus the head. Raises nothing."""
     total, f_in = 0, config.input_size
     for _ in range(config.num_layers):
         total += 2 * 4 * config.hidden_size * (f_in + config.hidden_size) + 10 * config.hidden_size  # + gate math
@@ -77,7 +87,8 @@ def flops_per_step(config) -> int:
     return total + 2 * config.hidden_size * config.output_size
 
 
-def weight_count(config) -> int:
+def weight_count(config: ModelConfig) -> int:
+    """Parameters of the recurrent layers (W, R and two biases per gate) and the head."""
     n, f_in = 0, config.input_size
     for _ in range(config.num_layers):
         n += 4 * config.hidden_size * (f_in + config.hidden_size + 2)
@@ -86,7 +97,8 @@ def weight_count(config) -> int:
 
 
 def measure_peak_gflops(threads: int) -> float:
-    """A machine peak for the roofline line: the best of a few float32 1024² GEMMs (torch's oneDNN/MKL)."""
+    """A machine peak for the roofline line, in GFLOP/s: the best of 12 float32 1024² GEMMs (torch's oneDNN/MKL)
+    on `threads` threads (this sets torch's thread count)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -99,8 +111,8 @@ def measure_peak_gflops(threads: int) -> float:
     return 2 * 1024**3 / best / 1e9
 
 
-def median_us(fn, n: int) -> float:
-    """Median wall time of n calls, in µs (for the benchmark scripts' side-by-side figures)."""
+def median_us(fn: Callable[[], object], n: int) -> float:
+    """Median wall time of n calls of fn(), in µs (for the benchmark scripts' side-by-side figures)."""
     times = []
     for _ in range(n):
         t = time.perf_counter()
@@ -241,6 +253,18 @@ def _cold_start(bundle: Bundle, t: Target, threads: int) -> dict:
 
 
 def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
+    """Time every provider × variant beside PyTorch eager fp32, interleaved in one run so ratios survive noise.
+
+    Args:
+        bundle_path: a bundle folder.
+        cfg: what to measure (BenchConfig(); .quick() for a fast look).
+    Returns the report: {"schema": "lstm-edge/bench", "bundle", "config", "model" (flops_per_step, weights, …),
+    "environment", "runs": one per target and thread setting, with "streaming" percentiles (µs), "grid"
+    (median_us, sequences_per_s, steps_per_s per B×T point), "roofline", "speedup_vs_torch" (PyTorch time /
+    target time), "cold" (import_s, cold_start_s, peak_rss_mb) — or "status": "unsupported" with the reason}.
+    Raises LstmEdgeError for bad input (an unreadable bundle, an unknown provider, a bad thread setting) or when
+    the PyTorch reference cannot be opened.
+    """
     cfg = cfg or BenchConfig()
     bundle = Bundle.open(bundle_path)
     config = bundle.config
@@ -334,6 +358,8 @@ def _cold_ratios(report: dict) -> None:
 
 
 def table_rows(report: dict) -> list[dict]:
+    """One row per run for a table: target, threads, stream p50/p99 µs, B1xT100/B64xT100 µs with speed-ups, cold
+    start ms, RSS MB, GFLOP/s (fraction of peak), parity (deployable or not); a note for unsupported targets."""
     rows = []
     for r in report["runs"]:
         if r.get("status") != "ok":
@@ -366,6 +392,7 @@ def table_rows(report: dict) -> list[dict]:
 
 
 def to_markdown(report: dict) -> str:
+    """table_rows as a Markdown table, with the model's size and how to read the speed-ups under it."""
     rows = table_rows(report)
     cols = list(dict.fromkeys(k for r in rows for k in r))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -381,6 +408,8 @@ def to_markdown(report: dict) -> str:
 
 
 def plot(report: dict, out: Path) -> Path:
+    """Write a PNG bar chart of speed-ups against PyTorch eager (stream p50, B1xT100, B64xT100) to `out`,
+    atomically. Returns out."""
     import io
 
     import matplotlib
@@ -412,7 +441,12 @@ def plot(report: dict, out: Path) -> Path:
 
 
 def auto_choose(bundle_path: str | Path, report: dict, workload: str) -> dict:
-    """The fastest runtime × variant for a workload that passes parity (verify's tolerances, quick matrix)."""
+    """The fastest runtime × variant for `workload` ("streaming": stream p50; "batch": B64xT100) among the bench
+    report's runs that passes parity (verify's tolerances, quick matrix, drift over 50 steps).
+
+    Returns {"workload", "runtime", "variant", "threads", "speedup_vs_torch", "parity": "pass"}.
+    Raises LstmEdgeError for an unknown workload, or when no measured target passes parity.
+    """
     if workload not in ("streaming", "batch"):
         raise LstmEdgeError(f"unknown workload {workload!r}", "use --auto streaming or --auto batch")
     key = "stream_p50" if workload == "streaming" else "B64xT100"
@@ -421,13 +455,9 @@ def auto_choose(bundle_path: str | Path, report: dict, workload: str) -> dict:
     for r in candidates:
         v = verify(
             bundle_path,
-            VerifyConfig(
-                providers=(r["runtime"],),
-                variants=(r["variant"],),
-                batches=(1, 4),
-                seqs=(1, 7, 100),
-                drift_seq=50,
-                progress=False,
+            replace(
+                VerifyConfig(providers=(r["runtime"],), variants=(r["variant"],), progress=False).quick(),
+                drift_seq=50,  # the drift series is not read here
             ),
         )
         result = v["results"][0]

@@ -302,8 +302,10 @@ def quantize(
         progress=not as_json,
     )
     result = quantize_bundle(bundle, cfg)
+    for variant, why in result.skipped.items():
+        click.echo(f"skipped {variant}: {why}", err=as_json)
     if as_json:
-        click.echo(json.dumps(result.reports))
+        click.echo(json.dumps(result.to_dict()))
         return
     click.echo(format_report(result.reports))
     click.echo(f"wrote {', '.join(result.reports)} into {result.bundle} (report: quantization.md, quantization.png)")
@@ -317,7 +319,9 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.argument("bundle", type=click.Path())
 @click.option("--providers", help="Comma-separated (default: every runtime installed): torch,cpu,cuda,openvino,tract")
 @click.option("--variants", help="Comma-separated (default: every variant in the bundle): fp32,int8,int8-static,fp16")
-@click.option("--quick", is_flag=True, help="A smaller matrix (B 1,4; T 1,7,100) for a fast check.")
+@click.option(
+    "--quick", is_flag=True, help="A smaller matrix (B 1,4; T 1,7,100; drift over 200 steps) for a fast check."
+)
 @click.option("--strict", is_flag=True, help="Fail on variants that quantize marked not deployable, too.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the full report (schemas/verify.schema.json).")
 @click.option("--markdown", "md_path", type=click.Path(), help="Write the summary table as Markdown.")
@@ -334,7 +338,7 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
         providers=_csv(providers), variants=_csv(variants), strict=strict, verify_hash=not no_verify_hash
     )
     if quick:
-        cfg.batches, cfg.seqs, cfg.drift_seq = (1, 4), (1, 7, 100), 200
+        cfg = cfg.quick()
     report = run_verify(bundle, cfg)
     if json_path:
         atomic_write_text(Path(json_path), json.dumps(report) + "\n")
@@ -399,7 +403,7 @@ def bench(
         verify_hash=not no_verify_hash,
     )
     if quick:
-        cfg.batches, cfg.seqs, cfg.stream_steps, cfg.min_time, cfg.max_reps = (1, 8), (1, 100), 500, 0.05, 5
+        cfg = cfg.quick()
     report = run_bench(bundle, cfg)
     if auto:
         report["auto"] = auto_choose(bundle, report, auto)
@@ -442,6 +446,9 @@ def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash)
         bundle_dir, target, out, variant=variant, force=force, ort_web=ort_web, verify_hash=not no_verify_hash
     )
     click.echo(f"wrote {path} ({target}, {variant}); see {path / 'README.md'}")
+    verdict = json.loads((path / "manifest.json").read_text())["embed"]["verdict"]
+    if verdict != "deployable":
+        click.echo(f"note: quantize marked {variant} {verdict}; see quantization.md in {bundle_dir}")
 
 
 if __name__ == "__main__":

@@ -3,26 +3,8 @@
 from __future__ import annotations
 
 import ctypes.util
-import importlib.metadata as md
-import platform
-from pathlib import Path
 
-
-def _version(dist: str) -> str | None:
-    try:
-        return md.version(dist)
-    except md.PackageNotFoundError:
-        return None
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+from lstm_edge.environment import cpu_features, ort_providers, versions
 
 
 def _find_lib(names: list[str]) -> str | None:
@@ -34,34 +16,25 @@ def _find_lib(names: list[str]) -> str | None:
 
 
 def diagnose() -> dict:
+    """What is installed, what clashes, what the CPU offers, each problem with its fix.
+
+    Returns {"versions": {dist: version | None}, "ort_providers": [...], "cuda": "available" or the reason not,
+    "cuda_libraries": {"cudart"|"cublas"|"cudnn": found}, "cpu_features": {...}, "problems": [{"problem", "fix"}]}.
+    Problems are advice, not errors: raises nothing.
+    """
     from lstm_edge.runtimes.ort_cuda import cuda_unavailable_reason
 
-    versions = {"python": platform.python_version()}
-    for dist in (
-        "lstm-edge",
-        "torch",
-        "onnx",
-        "onnxscript",
-        "onnxruntime",
-        "onnxruntime-gpu",
-        "openvino",
-        "tract",
-    ):
-        versions[dist] = _version(dist)
+    found = versions()
     problems = []
-    providers: list[str] = []
-    try:
-        import onnxruntime as ort
-
-        providers = ort.get_available_providers()
-    except ImportError:
+    providers = ort_providers()
+    if providers is None:
         problems.append({"problem": "ONNX Runtime is not installed", "fix": "pip install 'lstm-edge[cpu]' (or [cuda])"})
     reason = cuda_unavailable_reason()
     if reason and "both onnxruntime" in reason:
         p, _, fix = reason.partition(" — ")
         problems.append({"problem": p, "fix": fix})
     libs = {"cudart": _find_lib(["cudart"]), "cublas": _find_lib(["cublas"]), "cudnn": _find_lib(["cudnn"])}
-    if versions["onnxruntime-gpu"] and not all(libs.values()):
+    if found["onnxruntime-gpu"] and not all(libs.values()):
         missing = ", ".join(k for k, v in libs.items() if not v)
         problems.append(
             {
@@ -70,14 +43,7 @@ def diagnose() -> dict:
                 "LD_LIBRARY_PATH",
             }
         )
-    flags = _cpu_flags()
-    features = {
-        "avx2": "avx2" in flags,
-        "avx512f": "avx512f" in flags,
-        "avx512_vnni": "avx512_vnni" in flags,
-        "avx_vnni": "avx_vnni" in flags,
-        "amx": "amx_int8" in flags,
-    }
+    features = cpu_features()
     if not (features["avx512_vnni"] or features["avx_vnni"]):
         problems.append(
             {
@@ -86,8 +52,8 @@ def diagnose() -> dict:
             }
         )
     return {
-        "versions": versions,
-        "ort_providers": providers,
+        "versions": found,
+        "ort_providers": providers or [],
         "cuda": reason or "available",
         "cuda_libraries": {k: bool(v) for k, v in libs.items()},
         "cpu_features": features,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge.atomic import out_folder, staged_dir
-from lstm_edge.bundle import MANIFEST, Bundle
+from lstm_edge.bundle import MANIFEST, Bundle, entry_verdict
 from lstm_edge.config import OUTPUT_NAMES
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.tolerances import tolerance
@@ -134,6 +134,7 @@ def make_embed(
             "variant": variant,
             "model": model_path.name,
             "deployable": bool(entry.get("deployable", True)),
+            "verdict": entry_verdict(entry),
             "golden": "golden/index.json",
         }
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")

@@ -1,8 +1,9 @@
-"""Bounded fuzzing in the suite (benchmarks/fuzz.py runs the same targets for minutes): loaders and parsers
+"""Bounded fuzzing in the suite (benchmarks/fuzz.py runs the same targets, lstm_edge.fuzzing, for minutes): loaders and parsers
 either succeed or raise the one clear LstmEdgeError."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import lstm_edge
+from lstm_edge import fuzzing as ft
 from tests.conftest import SHIPPED
-from tests.hardening import fuzz_targets as ft
+
+GOOD_MANIFEST = json.loads((SHIPPED / "manifest.json").read_text())
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -36,10 +39,10 @@ def test_checkpoint_loader_dicts(data):
 
 
 @FUZZ
-@given(ft.manifests())
+@given(ft.manifests(GOOD_MANIFEST))
 def test_manifest_loader(manifest):
     with tempfile.TemporaryDirectory() as tmp:
-        ft.check_manifest(manifest, Path(tmp))
+        ft.check_manifest(manifest, Path(tmp), SHIPPED)
 
 
 @FUZZ

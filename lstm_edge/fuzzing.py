@@ -1,16 +1,17 @@
-"""Fuzz targets shared by the bounded suite (test_fuzz.py) and the long run (benchmarks/fuzz.py).
+"""Fuzz targets shared by the bounded suite (tests/hardening/test_fuzz.py) and the long run (benchmarks/fuzz.py).
 
 Each target takes generated data and must either succeed or raise LstmEdgeError — any other exception is a crash.
+Needs hypothesis (the [test] extra); nothing is written at import time.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from hypothesis import strategies as st
 
@@ -18,12 +19,23 @@ from lstm_edge.bundle import Bundle
 from lstm_edge.checkpoint import read_checkpoint, save_checkpoint
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.inputs import read_input
-from tests.conftest import SHIPPED, make_model
+from lstm_edge.model import LSTMModel, ModelConfig
 
-_GOOD = Path(tempfile.mkdtemp(prefix="lstm-edge-fuzz-")) / "good.pt"
-save_checkpoint(make_model(), _GOOD)
-GOOD_BYTES = _GOOD.read_bytes()
-GOOD_MANIFEST = json.loads((SHIPPED / "manifest.json").read_text())
+
+@functools.cache
+def _tiny_model() -> LSTMModel:
+    """A small valid model (3 features, hidden 8, 2 layers): a short checkpoint, so mutations hit its structure."""
+    torch.manual_seed(0)
+    return LSTMModel(ModelConfig(input_size=3, hidden_size=8, num_layers=2, output_size=2)).eval()
+
+
+@functools.cache
+def good_checkpoint_bytes() -> bytes:
+    """The bytes of a valid checkpoint of _tiny_model(), written once into a folder removed at once."""
+    with tempfile.TemporaryDirectory(prefix="lstm-edge-fuzz-") as tmp:
+        path = save_checkpoint(_tiny_model(), Path(tmp) / "good.pt")
+        return path.read_bytes()
+
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=True) | st.text(max_size=20),
@@ -47,7 +59,8 @@ def mutated(draw, base: bytes) -> bytes:
     return bytes(data)
 
 
-checkpoint_bytes = st.one_of(st.binary(max_size=2048), mutated(GOOD_BYTES))
+# Deferred: the valid checkpoint is built at the first draw, not at import.
+checkpoint_bytes = st.one_of(st.binary(max_size=2048), st.deferred(lambda: mutated(good_checkpoint_bytes())))
 
 
 @st.composite
@@ -56,7 +69,7 @@ def checkpoint_dicts(draw) -> bytes:
     payload = {
         "format": draw(st.sampled_from(["lstm-edge/checkpoint", "other"])),
         "format_version": draw(st.integers(-1, 3)),
-        "config": draw(st.one_of(json_values, st.just(make_model().config.to_dict()))),
+        "config": draw(st.one_of(json_values, st.builds(lambda: _tiny_model().config.to_dict()))),
         "state_dict": draw(
             st.one_of(
                 json_values,
@@ -86,10 +99,11 @@ def check_checkpoint(data: bytes, tmp: Path) -> None:
 
 
 @st.composite
-def manifests(draw) -> dict | object:
+def manifests(draw, good: dict) -> dict | object:
+    """Arbitrary JSON, or the valid manifest `good` with 1-4 fields replaced by arbitrary JSON."""
     if draw(st.booleans()):
         return draw(json_values)
-    m = json.loads(json.dumps(GOOD_MANIFEST))
+    m = json.loads(json.dumps(good))
     for _ in range(draw(st.integers(1, 4))):
         key = draw(st.sampled_from(["config", "artifacts", "format_version", "name", "format"]))
         if key == "artifacts" and isinstance(m["artifacts"], dict) and draw(st.booleans()):
@@ -105,12 +119,13 @@ def manifests(draw) -> dict | object:
     return m
 
 
-def check_manifest(manifest, tmp: Path) -> None:
+def check_manifest(manifest, tmp: Path, source: Path) -> None:
+    """Open a bundle in tmp with this manifest and the artifacts of bundle `source` (linked, not copied)."""
     root = tmp / "bundle"
     root.mkdir(exist_ok=True)
     for f in ("model.onnx", "golden.npz", "model.int8.onnx"):
         if not (root / f).exists():
-            (root / f).symlink_to(SHIPPED / f)
+            (root / f).symlink_to(source / f)
     (root / "manifest.json").write_text(json.dumps(manifest))
     try:
         b = Bundle.open(root)
@@ -144,9 +159,3 @@ def check_input(spec: tuple[str, bytes], tmp: Path, runner) -> None:
         runner.check_inputs(x, state)
     except LstmEdgeError:
         pass
-
-
-def npy_bytes(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, a)
-    return buf.getvalue()

@@ -1,0 +1,100 @@
+"""What this machine offers, probed in one place: package versions, runtimes usable here, CPU model, features and
+cores. verify and bench record it beside their figures; doctor judges it."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import importlib.util
+import os
+import platform
+from pathlib import Path
+
+from lstm_edge import __version__
+
+# The distributions whose versions explain a parity or speed figure.
+DISTRIBUTIONS = ("lstm-edge", "torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "openvino", "tract")
+
+
+def version(dist: str) -> str | None:
+    """The installed version of distribution `dist` (a PyPI name), or None when it is not installed."""
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    """python and every distribution in DISTRIBUTIONS → its version (None: not installed)."""
+    return {"python": platform.python_version(), **{d: version(d) for d in DISTRIBUTIONS}}
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:  # not Linux: no flags, platform.processor() for the model
+        return []
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    return next((set(ln.split(":", 1)[1].split()) for ln in _cpuinfo() if ln.startswith("flags")), set())
+
+
+def cpu_features() -> dict[str, bool]:
+    """The features that decide int8 and float32 kernels: avx2, avx512f, avx512_vnni, avx_vnni, amx (amx_int8)."""
+    flags = cpu_flags()
+    return {
+        "avx2": "avx2" in flags,
+        "avx512f": "avx512f" in flags,
+        "avx512_vnni": "avx512_vnni" in flags,
+        "avx_vnni": "avx_vnni" in flags,
+        "amx": "amx_int8" in flags,
+    }
+
+
+def cpu_model() -> str:
+    """The CPU's model name ("AMD EPYC …"), or platform.processor() where /proc/cpuinfo has none."""
+    return next((ln.split(":", 1)[1].strip() for ln in _cpuinfo() if ln.startswith("model name")), platform.processor())
+
+
+def cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count), at least 1."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def ort_providers() -> list[str] | None:
+    """ONNX Runtime's available execution providers, or None when onnxruntime is not installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    return ort.get_available_providers()
+
+
+def available_providers() -> dict[str, str | None]:
+    """Each lstm-edge provider (torch, cpu, cuda, openvino, tract) → None when usable here, else the reason it is not
+    (one line with the fix, e.g. "tract not installed (lstm-edge[tract])"). Imports no runtime; raises nothing."""
+    from lstm_edge.runtimes.ort_cuda import cuda_unavailable_reason
+
+    def installed(module: str, extra: str) -> str | None:
+        return None if importlib.util.find_spec(module) else f"{module} not installed (lstm-edge[{extra}])"
+
+    return {
+        "torch": None,
+        "cpu": installed("onnxruntime", "cpu"),
+        "cuda": cuda_unavailable_reason(),
+        "openvino": installed("openvino", "openvino"),
+        "tract": installed("tract", "tract"),
+    }
+
+
+def environment() -> dict:
+    """The record verify and bench keep beside their figures: {"lstm_edge": version, "versions": versions(),
+    "ort_providers": [...] ([] without onnxruntime), "cpu": {"model", "cores", **cpu_features()}, "platform"}."""
+    return {
+        "lstm_edge": __version__,
+        "versions": versions(),
+        "ort_providers": ort_providers() or [],
+        "cpu": {"model": cpu_model(), "cores": cores(), **cpu_features()},
+        "platform": platform.platform(),
+    }
