@@ -353,7 +353,7 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
     for i in report["integrity"]:
         if not i["ok"]:
             click.echo(f"integrity: {i['path']}: {i['detail']}")
-    click.echo("PASSED" if report["passed"] else "FAILED")
+    click.echo("PASSED" if report["passed"] else f"FAILED{': ' + report['reason'] if report['reason'] else ''}")
     sys.exit(0 if report["passed"] else 1)
 
 
