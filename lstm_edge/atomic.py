@@ -168,18 +168,35 @@ def out_folder(out: str | Path, *, inputs: Sequence[str | Path] = (), force: boo
 @contextlib.contextmanager
 def _locked(parent: Path, name: str) -> Iterator[None]:
     """An exclusive flock on `.NAME.lock` beside the folder (not inside it: the folder itself is swapped), held
-    for a writer's read-modify-swap so two writers of one bundle take turns instead of losing an update."""
+    for a writer's read-modify-swap so two writers of one bundle take turns instead of losing an update.
+
+    The holder removes the file on release, so none is left behind. A waiter that then gets the lock holds an
+    unlinked file: it sees the path no longer names its file and locks afresh (the usual lock-file protocol)."""
     path = parent / f".{name}.lock"
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise LstmEdgeError(
+                f"the folder {parent} is not writable (lock file {path.name}: {e.strerror})", "choose a writable --out"
+            ) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the previous holder removed this file: lock the new one
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise LstmEdgeError(
-            f"the folder {parent} is not writable (lock file {path.name}: {e.strerror})", "choose a writable --out"
-        ) from e
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # while still holding the lock
         os.close(fd)  # closing releases the lock
 
 

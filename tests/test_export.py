@@ -145,12 +145,10 @@ def test_overwrite_needs_force_and_failed_export_leaves_nothing(tmp_path, monkey
     with pytest.raises(ParityError):
         export_bundle(ckpt, out, ExportConfig(force=True))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    # (.bundle.lock stays: the writers' lock file beside the bundle, empty)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".bundle.lock") == ["bundle", "m.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "m.pt"]
     monkeypatch.undo()
     export_bundle(ckpt, out, ExportConfig(force=True))
-    # (.bundle.lock stays: the writers' lock file beside the bundle, empty)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".bundle.lock") == ["bundle", "m.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "m.pt"]
 
 
 def test_custom_module_through_dynamo():
