@@ -105,8 +105,9 @@ def _exchange(a: Path, b: Path) -> bool:
 
 def is_ours(folder: Path) -> bool:
     """True for a folder lstm-edge may replace: empty, or holding a manifest.json with our format tag (a bundle
-    from export/quantize, or an embed folder from `lstm-edge bundle`, whose manifest carries the same tag)."""
-    from lstm_edge.bundle import FORMAT, MANIFEST  # bundle imports this module
+    from export/quantize, or an embed folder from `lstm-edge bundle`, whose manifest carries the same tag), or
+    an lstm-edge.json with the Triton repository's tag."""
+    from lstm_edge.bundle import FORMAT, MANIFEST, TRITON_FORMAT, TRITON_INFO  # bundle imports this module
 
     folder = Path(folder)
     if not folder.is_dir() or folder.is_symlink():
@@ -114,13 +115,19 @@ def is_ours(folder: Path) -> bool:
     try:
         if not any(folder.iterdir()):
             return True
-        manifest = folder / MANIFEST
-        if not manifest.is_file() or manifest.stat().st_size > _MANIFEST_CAP:
+    except OSError:
+        return False
+    return _tagged(folder / MANIFEST, FORMAT) or _tagged(folder / TRITON_INFO, TRITON_FORMAT)
+
+
+def _tagged(path: Path, tag: str) -> bool:
+    try:
+        if not path.is_file() or path.stat().st_size > _MANIFEST_CAP:
             return False
-        doc = json.loads(manifest.read_bytes())
+        doc = json.loads(path.read_bytes())
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(doc, dict) and doc.get("format") == FORMAT
+    return isinstance(doc, dict) and doc.get("format") == tag
 
 
 def _overlaps(a: Path, b: Path) -> bool:
@@ -270,3 +277,24 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def staged_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling path to write in pieces (e.g. a streamed Parquet file); on success it replaces
+    `path` in one os.replace, on any failure it vanishes — so a reader never sees half a file."""
+    path = Path(path)
+    parent = _writable_parent(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=parent)
+    except OSError as e:
+        raise LstmEdgeError(f"the folder {parent} is not writable ({e.strerror})", "choose a writable location") from e
+    os.close(fd)
+    os.chmod(tmp, 0o644)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -20,6 +20,11 @@ from lstm_edge.errors import LstmEdgeError
 MANIFEST = "manifest.json"
 FORMAT = "lstm-edge/bundle"
 FORMAT_VERSION = 1
+# The embed targets' folders carry our tag too, so `--force` knows them as ours (atomic.is_ours): the python,
+# node and web targets in manifest.json (FORMAT), a Triton model repository (which has no manifest.json) in
+# lstm-edge.json.
+TRITON_INFO = "lstm-edge.json"
+TRITON_FORMAT = "lstm-edge/triton-repository"
 # A bundle's name lands in paths (models/<name>/), package.json and the web target's HTML: letters, digits, '.', '_'
 # and '-', starting with a letter or digit (so never '.', '..' or a hidden name), at most 64 characters.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -19,7 +19,7 @@ from lstm_edge.config import OUTPUT_NAMES
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.tolerances import tolerance
 
-TARGETS = ("python", "node", "web")
+TARGETS = ("python", "node", "web", "triton")
 ORT_NODE_VERSION = "1.30.0"
 ORT_WEB_VERSION = "1.30.0"
 # What ort.wasm.min.js (the WASM-only build) fetches at run time: its loader module and the 14 MB SIMD binary.
@@ -112,6 +112,7 @@ def make_embed(
     force: bool = False,
     ort_web: str | None = None,
     verify_hash: bool = True,
+    max_batch: int = 64,
 ) -> Path:
     if target not in TARGETS:
         raise LstmEdgeError(f"unknown target {target!r}", f"choose one of {', '.join(TARGETS)}")
@@ -124,6 +125,12 @@ def make_embed(
     out = out_folder(shown, inputs=[bundle.root, *([ort_web] if ort_web else [])], force=force)
     dist = find_ort_web(ort_web) if target == "web" else None
     templates = resources.files("lstm_edge") / "templates"
+    if target == "triton":  # a Triton model repository: its own layout (lstm_edge/triton.py)
+        from lstm_edge.triton import write_triton_repo
+
+        with staged_dir(out, replace=force) as stage:
+            write_triton_repo(bundle, variant, model_path, stage, max_batch)
+        return shown
     with staged_dir(out, replace=force) as stage:
         shutil.copyfile(model_path, stage / model_path.name)
         slim = {k: v for k, v in entry.items() if k != "report"}

@@ -130,6 +130,23 @@ def test_force_replaces_our_own_bundle_and_embed_folder(ckpt, bundle, tmp_path):
     assert not list(tmp_path.glob(".*.tmp-*")) and not list(tmp_path.glob(".*.old-*"))
 
 
+def test_force_replaces_a_triton_repository_but_refuses_a_hostile_name(bundle, tmp_path):
+    """A Triton repository has no manifest.json: its lstm-edge.json carries the tag. The bundle name becomes a
+    folder there, so a name edited into the manifest ('../x') is refused instead of escaping the stage."""
+    out = tmp_path / "repo"
+    for _ in range(2):
+        r = CliRunner().invoke(main, ["bundle", str(bundle), "--target", "triton", "--out", str(out), "--force"])
+        assert r.exit_code == 0, r.output
+    assert is_ours(out) and (out / "tiny" / "config.pbtxt").is_file()
+    copy = tmp_path / "b"
+    shutil.copytree(bundle, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["name"] = "../../escaped"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    _refused(["bundle", str(copy), "--target", "triton", "--out", str(tmp_path / "r2")], "is not a safe name")
+    assert not (tmp_path / "r2").exists() and not list(tmp_path.parent.glob("escaped*"))
+
+
 def test_force_through_a_symlink_replaces_the_target_and_keeps_the_link(ckpt, bundle, tmp_path):
     v3 = tmp_path / "v3"
     shutil.copytree(bundle, v3)
