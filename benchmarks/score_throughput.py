@@ -15,12 +15,13 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from lstm_edge.isolated import python_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "models" / "adding"
@@ -132,8 +133,7 @@ def main() -> None:
         np.save(small, np.random.default_rng(1).random((4 * args.rss_batch, T, F)).astype(np.float32))
         out = subprocess.run(
             [
-                sys.executable,
-                "-c",
+                *python_argv("-c"),  # -I: nothing imported from the working folder
                 RSS_CHILD,
                 str(BUNDLE),
                 str(small),

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from lstm_edge.checkpoint import save_checkpoint
+from lstm_edge.isolated import python_argv
 from lstm_edge.model import LSTMModel, ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def cli(*args: str) -> None:
     print("$ lstm-edge", " ".join(args), flush=True)
-    rc = subprocess.call([sys.executable, "-m", "lstm_edge.cli", *args])
+    rc = subprocess.call(python_argv("-m", "lstm_edge.cli", *args))  # -I: nothing from the working folder
     if rc not in (0, 1):  # 1: a variant over budget, which the report shows
         sys.exit(rc)
 

@@ -15,7 +15,8 @@ import onnx
 import torch
 from torch import nn
 
-from lstm_edge.atomic import sha256_file, staged_dir
+from lstm_edge.atomic import out_folder, sha256_file, staged_dir
+from lstm_edge.bundle import check_name
 from lstm_edge.checkpoint import load_checkpoint, save_checkpoint
 from lstm_edge.data import TASKS
 from lstm_edge.errors import LstmEdgeError
@@ -221,17 +222,16 @@ def export_bundle(
 
             plan = plan_file(mf, cfg, example_input)
             name = cfg.name or Path(source).stem
-    target = Path(out) if out is not None else Path("models") / name
-    if target.exists() and not cfg.force:
-        raise LstmEdgeError(f"{target} already exists", "pass --force to overwrite it, or --out another folder")
-    if target.exists() and not target.is_dir():
-        raise LstmEdgeError(f"{target} exists and is not a folder", "choose another --out")
+    check_name(name, derived=cfg.name is None and not isinstance(source, nn.Module))
+    shown = Path(out) if out is not None else Path("models") / name
+    inputs = [] if isinstance(source, nn.Module) else [source]
+    target = out_folder(shown, inputs=inputs, force=cfg.force)  # refuses what is not ours, before any write
     _write(plan, target, name, cfg)
     nodes: dict[str, int] = {}
     for n in plan.proto.graph.node:
         nodes[n.op_type] = nodes.get(n.op_type, 0) + 1
     return ExportResult(
-        target,
+        shown,
         time.perf_counter() - start,
         nodes,
         plan.rows,
@@ -264,7 +264,7 @@ def _own_model(model: LSTMModel, cfg: ExportConfig, source_sha: str) -> Plan:
 
 
 def _write(plan: Plan, target: Path, name: str, cfg: ExportConfig) -> None:
-    with staged_dir(target) as stage:
+    with staged_dir(target, replace=cfg.force) as stage:
         (stage / "model.onnx").write_bytes(plan.proto.SerializeToString())
         source_sha = ""
         if plan.ckpt_bytes is not None:

@@ -136,8 +136,9 @@ def build_onnx(
             g.node("Concat", c_last, CN, axis=0)
 
     time_axes = ["batch", "seq"] if c.batch_first else ["seq", "batch"]
-    if c.head in ("sequence", "none"):
-        feats = g.node("Transpose", [seq], "h_seq", perm=[1, 0, 2]) if c.batch_first else seq
+    per_step = c.head in ("sequence", "none")
+    if per_step:
+        feats = seq  # (seq, batch, D·H_out): the head runs time-major
         out_shape: list = [*time_axes, c.output_size]
     else:
         feats = _head_features(g, c, seq, h_last[-1])  # (batch, D·H_out)
@@ -148,6 +149,10 @@ def build_onnx(
         y = g.node("MatMul", [feats, head_W], "head_matmul")
         if model.head.bias is not None:
             y = g.node("Add", [y, g.weight("head_b", model.head.bias)], "head_out")
+    if per_step and c.batch_first:
+        # One Transpose of the O outputs after the head, not of the D·H_out features before it: Transpose → 3-D
+        # MatMul crashed ONNX Runtime 1.32's CPU session creation (SIGSEGV, graph optimization ALL) once in fp16.
+        y = g.node("Transpose", [y], "y_batch_major", perm=[1, 0, 2])  # (batch, seq, O)
     if c.kind == "regression" and not (np.all(np.array(c.y_std) == 1) and np.all(np.array(c.y_mean) == 0)):
         y_std, y_mean = g.weight("y_std", np.array(c.y_std)), g.weight("y_mean", np.array(c.y_mean))
         y = g.node("Add", [g.node("Mul", [y, y_std], "y_scaled"), y_mean], "y_units")

@@ -56,7 +56,7 @@ from lstm_edge.export.quant_report import (
     format_report,
     plot_error_growth,
 )
-from lstm_edge.export.validate import ort_cpu_session
+from lstm_edge.export.validate import ort_cpu_session, probe_ort_cpu
 from lstm_edge.model import LSTMModel, run_numpy
 from lstm_edge.tolerances import (
     ACCURACY_POINTS_DROP,
@@ -325,6 +325,7 @@ def _settings(mode: str, cfg: QuantizeConfig, ranges: dict | None) -> Settings:
 def _measure(variant: str, dst: Path, base: _Baseline, settings: Settings, seconds: float) -> QuantizeReport:
     """Run the variant on the evaluation data and the probe inputs; judge it against its budget and bound."""
     L, H = base.config.num_layers, base.config.hidden_size
+    probe_ort_cpu(dst, f"the new {variant} variant")  # a native crash becomes one line, not exit 139
     session = ort_cpu_session(dst.read_bytes())
     out = run_outputs(session, base.data.X, L, H)
     m = base.metric
@@ -441,10 +442,26 @@ def _onnx_reference(fp32_path: Path) -> Callable[[np.ndarray, np.ndarray, np.nda
     return reference
 
 
+def _manifest_now(stage: Path, bundle: Bundle) -> dict:
+    """The manifest as the bundle holds it now (staged_dir copied it under the writers' lock), so a variant that a
+    concurrent quantize added meanwhile is kept. Raises LstmEdgeError (exit 2, nothing written) where the model
+    these variants were made from changed meanwhile (a re-export)."""
+    now = Bundle.open(stage).manifest
+    for key in ("fp32", "checkpoint"):
+        if (now["artifacts"].get(key) or {}).get("sha256") != (bundle.manifest["artifacts"].get(key) or {}).get(
+            "sha256"
+        ):
+            raise LstmEdgeError(
+                f"{bundle.root} was re-exported while quantizing it (its {key} changed); nothing was written",
+                "run quantize again",
+            )
+    return now
+
+
 def _write(bundle: Bundle, made: dict[str, Path], reports: dict[str, QuantizeReport], skipped: dict[str, str]) -> None:
     """Copy the variants into the bundle with their manifest entries, quantization.md and .png, atomically."""
     with staged_dir(bundle.root, copy_existing=True) as stage:
-        manifest = json.loads(json.dumps(bundle.manifest))
+        manifest = _manifest_now(stage, bundle)
         for variant, src in made.items():
             v = bundle_variant(variant)
             (stage / v.file).write_bytes(src.read_bytes())

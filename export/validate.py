@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -10,11 +11,39 @@ import onnx
 from lstm_edge.config import ModelConfig
 from lstm_edge.data import model_inputs
 from lstm_edge.errors import LstmEdgeError, ParityError
+from lstm_edge.isolated import failure, run_python
 from lstm_edge.tolerances import FP32_ABS, scaled_error
 
 # Inputs in config.input_names order (x[, lengths], h0[, c0]) → outputs in config.output_names order (y, hn[, cn]).
 Reference = Callable[..., tuple[np.ndarray, ...]]
 VALIDATION_SHAPES = ((1, 1), (1, 17), (3, 1), (3, 17), (3, 300))  # (B, T): none is a trace shape
+
+
+# Session creation in a child first: what the parent is about to do, with the same options.
+_PROBE = """
+import sys
+import onnxruntime as ort
+opts = ort.SessionOptions()
+opts.log_severity_level = 3
+ort.InferenceSession(sys.argv[1], opts, providers=["CPUExecutionProvider"])
+"""
+
+
+def probe_ort_cpu(path: Path, what: str) -> None:
+    """Create an ORT CPU session for the ONNX file at `path` in an isolated child (lstm_edge.isolated) before this
+    process does: ONNX Runtime 1.32 crashed natively (SIGSEGV) at session creation for an fp16 graph it accepts
+    (issue 17), which would kill the user's process with no message. Costs one child (~0.5 s on this machine).
+
+    Raises LstmEdgeError naming `what` and how the child died (a signal, or ORT's own first error line).
+    """
+    import onnxruntime as ort
+
+    why = failure(run_python(_PROBE, [str(Path(path).resolve())]))
+    if why is not None:
+        raise LstmEdgeError(
+            f"ONNX Runtime {ort.__version__} cannot create a CPU session for {what}: {why}",
+            "report it with the bundle; the other variants are unaffected (quantize --mode MODE makes one at a time)",
+        )
 
 
 def ort_cpu_session(model: onnx.ModelProto | bytes):

@@ -4,8 +4,6 @@ runtime × variant beside PyTorch eager, measured interleaved in one run so that
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -17,7 +15,8 @@ from tqdm.auto import tqdm
 from lstm_edge.bundle import Bundle, entry_verdict
 from lstm_edge.config import ModelConfig
 from lstm_edge.environment import available_providers, cores, environment
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, first_line
+from lstm_edge.isolated import failure, run_python
 from lstm_edge.parity import VerifyConfig, verify
 from lstm_edge.runtimes import RUNTIMES, Runner, open_runner
 
@@ -248,18 +247,23 @@ print(json.dumps({"import_s": t1 - t0, "cold_start_s": t2 - t1, "peak_rss_mb": h
 
 
 def _cold_start(bundle: Bundle, t: Target, threads: int) -> dict:
-    """In a fresh process: import, create the session, run the first step; then peak RSS after real work."""
+    """In a fresh isolated process (lstm_edge.isolated: `python -I`, an empty working folder): import, create the
+    session, run the first step; then peak RSS after real work. Raises LstmEdgeError where the child fails: the
+    runner opened in this process, so a failure there is a real problem, not a row to pass over."""
     runs = []
     for _ in range(3):
-        out = subprocess.run(
-            [sys.executable, "-c", _COLD, str(bundle.root), t.provider, t.variant, str(threads)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if out.returncode != 0:
-            return {"error": out.stderr.strip().splitlines()[-1][:200] if out.stderr.strip() else "failed"}
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        out = run_python(_COLD, [str(bundle.root.resolve()), t.provider, t.variant, str(threads)])
+        why = failure(out)
+        if why is None:
+            try:
+                runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            except (ValueError, IndexError):
+                why = f"no measurement in its output ({first_line(out.stdout) or 'empty'})"
+        if why is not None:
+            raise LstmEdgeError(
+                f"the cold-start process for {t.provider} {t.variant} failed: {why}",
+                "run `lstm-edge doctor`, or skip the measurement with --no-cold-start",
+            )
     return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
 
 

@@ -7,6 +7,7 @@ lstm_edge.export.manifest; runtimes only read.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,26 @@ from lstm_edge.errors import LstmEdgeError
 MANIFEST = "manifest.json"
 FORMAT = "lstm-edge/bundle"
 FORMAT_VERSION = 1
+# The embed targets' folders carry our tag too, so `--force` knows them as ours (atomic.is_ours): the python,
+# node and web targets in manifest.json (FORMAT), a Triton model repository (which has no manifest.json) in
+# lstm-edge.json.
+TRITON_INFO = "lstm-edge.json"
+TRITON_FORMAT = "lstm-edge/triton-repository"
+# A bundle's name lands in paths (models/<name>/), package.json and the web target's HTML: letters, digits, '.', '_'
+# and '-', starting with a letter or digit (so never '.', '..' or a hidden name), at most 64 characters.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_name(name: str, *, derived: bool = False) -> str:
+    """`name` unchanged where it matches NAME_PATTERN; raises LstmEdgeError otherwise (derived: the name came from
+    the checkpoint's file name, so the fix is --name)."""
+    if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
+        return name
+    where = "the name taken from the checkpoint's file name" if derived else "the bundle name"
+    raise LstmEdgeError(
+        f"{where} {str(name)[:80]!r} is not a safe name",
+        "pass --name with 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+    )
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ the file has the model's own forward, the bundle is checked against it.
 @click.argument("checkpoint", metavar="FILE", type=click.Path())
 @click.option("--out", type=click.Path(), help="Bundle folder (default: models/<name>/).")
 @click.option("--opset", default=17, show_default=True, help="ONNX opset (14–22).")
-@click.option("--force", is_flag=True, help="Overwrite an existing bundle.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle (never a folder that is not one).")
 @click.option(
     "--head",
     type=click.Choice(["last", "final", "sequence"]),
@@ -141,7 +141,7 @@ the file has the model's own forward, the bundle is checked against it.
     help="Accept files whose loading runs code from the file: pickled modules and torch.export .pt2.",
 )
 @click.option("--code", type=click.Path(), help="A .py file defining the model's class, imported first (runs it!).")
-@click.option("--name", help="The bundle's name (default: the file's stem).")
+@click.option("--name", help="Bundle name: 1–64 of A-Z a-z 0-9 . _ - (default: the task or the file's stem).")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def export(
@@ -483,7 +483,7 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
     for i in report["integrity"]:
         if not i["ok"]:
             click.echo(f"integrity: {i['path']}: {i['detail']}")
-    click.echo("PASSED" if report["passed"] else "FAILED")
+    click.echo("PASSED" if report["passed"] else f"FAILED{': ' + report['reason'] if report['reason'] else ''}")
     sys.exit(0 if report["passed"] else 1)
 
 
@@ -562,7 +562,7 @@ def bench(
 @click.option("--target", required=True, help="python | node | web | triton")
 @click.option("--variant", default="fp32", show_default=True, help="fp32 | int8")
 @click.option("--out", required=True, type=click.Path(), help="The folder to write.")
-@click.option("--force", is_flag=True, help="Replace an existing folder.")
+@click.option("--force", is_flag=True, help="Replace an existing embed folder or bundle (never another folder).")
 @click.option(
     "--ort-web", type=click.Path(), help="web: onnxruntime-web's dist folder (default: found or npm-installed)."
 )

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_edge.isolated import python_argv
+
 SHIPPED = Path("models/adding")
 WORK = Path("artifacts/demo")
 
 
 def sh(*args: str, check: bool = True) -> int:
     print(f"\n$ lstm-edge {shlex.join(args)}", flush=True)
-    rc = subprocess.call([sys.executable, "-m", "lstm_edge.cli", *args])
+    rc = subprocess.call(python_argv("-m", "lstm_edge.cli", *args))  # -I: nothing imported from the working folder
     if check and rc != 0:
         sys.exit(rc)
     return rc

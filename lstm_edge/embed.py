@@ -3,6 +3,7 @@ each carrying golden vectors and a program that checks itself against them."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_edge.atomic import staged_dir
+from lstm_edge.atomic import out_folder, staged_dir
 from lstm_edge.bundle import MANIFEST, Bundle, entry_verdict
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.tolerances import tolerance
@@ -134,18 +135,17 @@ def make_embed(
         )
     entry = bundle.entry(variant)
     model_path = bundle.artifact(variant, verify_hash)
-    out = Path(out)
-    if out.exists() and not force:
-        raise LstmEdgeError(f"{out} already exists", "pass --force to replace it, or choose another --out")
+    shown = Path(out)
+    out = out_folder(shown, inputs=[bundle.root, *([ort_web] if ort_web else [])], force=force)
     dist = find_ort_web(ort_web) if target == "web" else None
     templates = resources.files("lstm_edge") / "templates"
     if target == "triton":  # a Triton model repository: its own layout (lstm_edge/triton.py)
         from lstm_edge.triton import write_triton_repo
 
-        with staged_dir(out) as stage:
+        with staged_dir(out, replace=force) as stage:
             write_triton_repo(bundle, variant, model_path, stage, max_batch)
-        return out
-    with staged_dir(out) as stage:
+        return shown
+    with staged_dir(out, replace=force) as stage:
         shutil.copyfile(model_path, stage / model_path.name)
         slim = {k: v for k, v in entry.items() if k != "report"}
         manifest = {k: v for k, v in bundle.manifest.items() if k not in ("artifacts", "validation")}
@@ -181,11 +181,15 @@ def make_embed(
             }
             (stage / "package.json").write_text(json.dumps(package, indent=2) + "\n")
         if target == "web":
-            html = (
-                (templates / "index.html").read_text().replace("__NAME__", bundle.name).replace("__VARIANT__", variant)
+            # The name comes from a manifest anyone can edit: escaped, it is text in the page, never markup.
+            page = (
+                (templates / "index.html")
+                .read_text()
+                .replace("__NAME__", html.escape(str(bundle.name)))
+                .replace("__VARIANT__", html.escape(variant))
             )
-            (stage / "index.html").write_text(html)
+            (stage / "index.html").write_text(page)
             (stage / "app.mjs").write_text((templates / "app.mjs").read_text())
             for f in ORT_WEB_FILES:
                 shutil.copyfile(dist / f, stage / f)
-    return out
+    return shown

@@ -111,6 +111,7 @@ class VerifyReport(TypedDict):
     schema: str
     schema_version: int
     passed: bool
+    reason: str  # why the report failed as a whole ("" otherwise): e.g. no case ran on an ONNX artifact
     strict: bool
     bundle: dict[str, str]
     environment: dict
@@ -319,6 +320,7 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "passed": not broken,
+        "reason": "",
         "strict": cfg.strict,
         "bundle": {"name": bundle.name, "path": str(bundle.root)},
         "environment": environment(),
@@ -340,6 +342,13 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
         )
         return report
 
+    avail = available_providers()
+    if cfg.providers and all(avail.get(p) for p in providers):
+        raise LstmEdgeError(
+            "none of the requested providers can run here: " + "; ".join(f"{p}: {avail[p]}" for p in providers),
+            "install one, or choose from: " + ", ".join(p for p, why in avail.items() if why is None),
+        )
+
     # 1. Reference cases, computed once for every target.
     reference = reference_runner(bundle)
     cases = _reference_cases(reference, bundle, cfg)
@@ -351,7 +360,7 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
     drift_ref = _drift(reference, drift_case.x, drift_case.state, config.batch_first) if streaming else None
 
     # 2. Per-target checks.
-    avail = available_providers()
+    load_failures: dict[str, list[TargetResult]] = {}  # variant → targets whose runtime could not open it
     pairs = [(p, v) for p in providers for v in variants]
     modes = ["full", *[f"stream:{c}" for c in cfg.chunks]] if streaming else ["full"]
     bar = tqdm(total=len(pairs) * len(cases) * len(modes), desc="verify", unit="run", disable=not cfg.progress)
@@ -378,6 +387,7 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
                 runner = open_runner(bundle.root, provider, options=RunnerOptions(variant=variant, verify_hash=False))
             except LstmEdgeError as e:
                 reason = str(e)
+                load_failures.setdefault(variant, []).append(result)
         if runner is None:
             result.update(status="unsupported", reason=reason or "")
             bar.update(len(cases) * len(modes))
@@ -399,7 +409,29 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
             report["passed"] = False
     bar.close()
     reference.close()
+    _nothing_proven(report, load_failures, providers)
     return report
+
+
+def _nothing_proven(report: VerifyReport, load_failures: dict[str, list[TargetResult]], providers) -> None:
+    """verify never passes about nothing. A variant that no ONNX runtime could load fails (its targets say why;
+    "unsupported" stays for a runtime that cannot run a variant by design while another runtime ran it); a
+    verify in which no case ran on an ONNX artifact fails, unless only the PyTorch checkpoint was asked for."""
+    ran = {r["variant"] for r in report["results"] if r["runtime"] != "torch" and r["cases"]}
+    for variant, targets in load_failures.items():
+        if variant not in ran:
+            for t in targets:
+                t.update(status="fail", reason=f"no runtime could load the {variant} variant: {t['reason']}")
+            report["passed"] = False
+            report["reason"] = report["reason"] or f"no runtime could load the {variant} variant"
+    only_torch = all(p == "torch" for p in providers)
+    cases = sum(len(r["cases"]) for r in report["results"] if only_torch or r["runtime"] != "torch")
+    if cases == 0:
+        report["passed"] = False
+        report["reason"] = report["reason"] or (
+            "no case ran" + ("" if only_torch else " on an ONNX artifact") + ": every runtime × variant was "
+            "unsupported here (see each row's reason)"
+        )
 
 
 def summary_rows(report: VerifyReport) -> list[dict]:

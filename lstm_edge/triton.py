@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lstm_edge.bundle import TRITON_FORMAT, TRITON_INFO, check_name
 from lstm_edge.errors import LstmEdgeError
 
 STATE = (("h_state", "h_state_out"), ("c_state", "c_state_out"))
@@ -161,7 +162,7 @@ def write_triton_repo(bundle, variant: str, model_path: Path, stage: Path, max_b
 
     if max_batch < 1:
         raise LstmEdgeError(f"--max-batch {max_batch}", "use at least 1")
-    name = bundle.name
+    name = check_name(bundle.name)  # a folder name here: an edited manifest must not reach outside the stage
     io = bundle.manifest.get("io")
     if not io:
         raise LstmEdgeError("the bundle's manifest has no io section", "re-export the bundle")
@@ -175,8 +176,14 @@ def write_triton_repo(bundle, variant: str, model_path: Path, stage: Path, max_b
     )
     readme = TRITON_README.format(name=name, image=TRITON_IMAGE, variant=variant, features=c.input_size)
     (stage / "README.md").write_text(readme)
-    info = {"bundle": name, "variant": variant, "source_model": model_path.name, "state": dict(STATE)}
-    (stage / "lstm-edge.json").write_text(json.dumps(info, indent=1) + "\n")
+    info = {
+        "format": TRITON_FORMAT,  # what lets `bundle --force` replace this folder (atomic.is_ours)
+        "bundle": name,
+        "variant": variant,
+        "source_model": model_path.name,
+        "state": dict(STATE),
+    }
+    (stage / TRITON_INFO).write_text(json.dumps(info, indent=1) + "\n")
     return folder
 
 
