@@ -199,12 +199,12 @@ def export_bundle(
     start = time.perf_counter()
     if isinstance(source, LSTMModel):
         plan = _own_model(source.eval(), cfg, "")
-        name = cfg.name or source.config.task
+        name = cfg.name if cfg.name is not None else source.config.task
     elif isinstance(source, nn.Module):
         from lstm_edge.export.user_model import plan_module
 
         plan = plan_module(source, cfg, example_input)
-        name = cfg.name or type(source).__name__.lower()
+        name = cfg.name if cfg.name is not None else type(source).__name__.lower()
     else:
         from lstm_edge.intake import read_model
 
@@ -213,15 +213,15 @@ def export_bundle(
             model, config = load_checkpoint(source)
             plan = _own_model(model, cfg, sha256_file(source))
             plan.ckpt_bytes = Path(source).read_bytes()
-            name = cfg.name or (config.task if config.task in TASKS else Path(source).stem)
+            name = cfg.name if cfg.name is not None else (config.task if config.task in TASKS else Path(source).stem)
         elif isinstance(mf.module, LSTMModel):  # a pickled LSTMModel is re-saved as a weights-only checkpoint
             plan = _own_model(mf.module.eval(), cfg, "")
-            name = cfg.name or Path(source).stem
+            name = cfg.name if cfg.name is not None else Path(source).stem
         else:
             from lstm_edge.export.user_model import plan_file
 
             plan = plan_file(mf, cfg, example_input)
-            name = cfg.name or Path(source).stem
+            name = cfg.name if cfg.name is not None else Path(source).stem
     check_name(name, derived=cfg.name is None and not isinstance(source, nn.Module))
     shown = Path(out) if out is not None else Path("models") / name
     inputs = [] if isinstance(source, nn.Module) else [source]
