@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from lstm_edge.atomic import sha256_file, staged_dir
-from lstm_edge.checkpoint import load_checkpoint, save_checkpoint
+from lstm_edge.checkpoint import check_finite_weights, load_checkpoint, save_checkpoint
 from lstm_edge.data import TASKS
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.golden import make_golden
@@ -121,6 +121,7 @@ def export_bundle(
     _check_opset(cfg.opset)
     start = time.perf_counter()
     if isinstance(source, LSTMModel):
+        check_finite_weights(source.state_dict(), "the model")
         model, ckpt_bytes = source.eval(), None
         name = cfg.name or source.config.task
     else:

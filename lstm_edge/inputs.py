@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from lstm_edge import limits
 from lstm_edge.atomic import atomic_write_bytes
 from lstm_edge.config import INPUT_NAMES
 from lstm_edge.errors import LstmEdgeError, first_line
@@ -16,18 +17,25 @@ from lstm_edge.errors import LstmEdgeError, first_line
 State = tuple[np.ndarray, np.ndarray] | None
 
 
-def _from_json(text: str, origin: str) -> tuple[np.ndarray, State]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise LstmEdgeError(f"{origin} is not valid JSON ({e.msg} at line {e.lineno})", 'give {"x": [[...]]}') from e
+def _from_json(text: str | bytes, origin: str, names: tuple[str, str] = ("h0", "c0")) -> tuple[np.ndarray, State]:
+    if len(text) > limits.MAX_JSON_INPUT_BYTES:
+        raise LstmEdgeError(
+            f"{origin} holds {len(text)} bytes of JSON, over the {limits.MAX_JSON_INPUT_BYTES}-byte cap",
+            "give large inputs as .npy or .npz",
+        )
+    doc = limits.loads_json(text, origin, 'give {"x": [[...]]}')
     if isinstance(doc, list):
         doc = {"x": doc}
     if not isinstance(doc, dict) or "x" not in doc:
         raise LstmEdgeError(f"{origin} has no 'x'", 'give {"x": [[step features], ...], "h0": ..., "c0": ...}')
+    _both_or_neither(origin, [n for n in names if n in doc], names)
     try:
         x = np.asarray(doc["x"], dtype=np.float64)
-        state = (np.asarray(doc["h0"], np.float64), np.asarray(doc["c0"], np.float64)) if "h0" in doc else None
+        state = tuple(np.asarray(doc[n], np.float64) for n in names) if names[0] in doc else None
+    except OverflowError as e:  # an integer beyond float64 (10**400): json reads it, numpy cannot
+        raise LstmEdgeError(f"{origin} holds a number too large for float64", "give values within ±1.8e308") from e
+    except RecursionError as e:
+        raise LstmEdgeError(f"{origin} is nested too deeply to read", "give x as [[step features], ...]") from e
     except (ValueError, TypeError) as e:
         raise LstmEdgeError(
             f"{origin}: x is not a rectangular array of numbers", "every step needs the same features"
@@ -35,11 +43,49 @@ def _from_json(text: str, origin: str) -> tuple[np.ndarray, State]:
     return x, state
 
 
+def _both_or_neither(origin: str, present: list[str], names: tuple[str, str]) -> None:
+    """A state is (h0, c0) together: one without the other was silently ignored before; now it is one line."""
+    if len(present) == 1:
+        raise LstmEdgeError(
+            f"{origin} gives {present[0]} but not {next(n for n in names if n not in present)}",
+            f"give both {names[0]} and {names[1]} or neither (zeros)",
+        )
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """An .npy, its header checked first: data past MAX_INPUT_BYTES, or less data than the header claims (a
+    header saying (1e6, 1e6, 2) with 16 bytes behind it), is refused without allocating."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        shape, dtype, offset = limits.read_npy_header(f, str(path), "re-save it with np.save")
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > limits.MAX_INPUT_BYTES:
+        raise LstmEdgeError(
+            f"{path}: its header claims {shape} {dtype} ({need} bytes), over the {limits.MAX_INPUT_BYTES}-byte "
+            "cap on an input file",
+            "split the input into smaller files",
+        )
+    if need > size - offset:
+        raise LstmEdgeError(
+            f"{path}: its header claims {shape} {dtype} ({need} bytes) but the file holds {size - offset}",
+            "the file is truncated or its header is wrong; re-save it with np.save",
+        )
+    return np.load(path, allow_pickle=False)
+
+
 def read_input(spec: str, input_names: list[str] | None = None) -> tuple[np.ndarray, State]:
-    """x (a single sequence [T, F] becomes [1, T, F]) and an optional (h0, c0)."""
+    """x (a single sequence [T, F] becomes [1, T, F]) and an optional (h0, c0).
+
+    Every file is checked against lstm_edge.limits before it is read whole: JSON size and nesting, .npy headers
+    against the file's size, .npz members from the zip directory (never inflated past MAX_INPUT_BYTES). Raises
+    LstmEdgeError for an unreadable, oversized or malformed input, or for h0 without c0 (or c0 without h0).
+    """
     names = input_names or list(INPUT_NAMES)
+    state_names = (names[1], names[2]) if len(names) >= 3 else ("h0", "c0")
     if spec == "-":
-        x, state = _from_json(sys.stdin.read(), "stdin")
+        x, state = _from_json(
+            getattr(sys.stdin, "buffer", sys.stdin).read(limits.MAX_JSON_INPUT_BYTES + 1), "stdin", state_names
+        )
     else:
         path = Path(spec)
         if not path.exists():
@@ -49,8 +95,9 @@ def read_input(spec: str, input_names: list[str] | None = None) -> tuple[np.ndar
         suffix = path.suffix.lower()
         try:
             if suffix == ".npy":
-                x, state = np.load(path, allow_pickle=False), None
+                x, state = _load_npy(path), None
             elif suffix == ".npz":
+                limits.check_npz(path, limits.MAX_INPUT_BYTES, "split the input into smaller files")
                 with np.load(path, allow_pickle=False) as z:
                     xn = names[0] if names[0] in z else "x"
                     if xn not in z:
@@ -58,15 +105,17 @@ def read_input(spec: str, input_names: list[str] | None = None) -> tuple[np.ndar
                             f"{path} has no array {names[0]!r}", f"save it as np.savez(path, {names[0]}=x)"
                         )
                     x = z[xn]
-                    hn, cn = (names[1], names[2]) if len(names) >= 3 else ("h0", "c0")
-                    state = (z[hn], z[cn]) if hn in z and cn in z else None
+                    _both_or_neither(str(path), [n for n in state_names if n in z], state_names)
+                    state = (z[state_names[0]], z[state_names[1]]) if state_names[0] in z else None
             elif suffix == ".csv":
+                limits.check_file_size(path, limits.MAX_JSON_INPUT_BYTES, "the CSV input", "give large inputs as .npy")
                 x, state = _read_csv(path), None
             elif suffix == ".json":
-                x, state = _from_json(path.read_text(), str(path))
+                limits.check_file_size(path, limits.MAX_JSON_INPUT_BYTES, "the JSON input", "give large inputs as .npy")
+                x, state = _from_json(path.read_bytes(), str(path), state_names)
             else:
                 raise LstmEdgeError(f"unknown input format {suffix!r}", "use .npy, .npz, .csv or .json")
-        except (ValueError, OSError, EOFError) as e:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
             raise LstmEdgeError(f"{path} could not be read ({first_line(e, 120)})", "check the file") from e
     if x.ndim == 2:
         x = x[None]

@@ -78,11 +78,12 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
     if path.is_dir() or path.name == MANIFEST:
         bundle = Bundle.open(path)
         onnx_path = bundle.artifact(variant, verify_hash) if variant != "checkpoint" else bundle.checkpoint(verify_hash)
-        if onnx_path.suffix == ".onnx":
-            from lstm_edge.onnx_io import load_onnx_checked
-
-            load_onnx_checked(onnx_path)  # refuses external data that points outside the bundle
         c = bundle.config
+        if onnx_path.suffix == ".onnx":
+            from lstm_edge.onnx_io import load_onnx_checked, read_onnx_io
+
+            proto = load_onnx_checked(onnx_path)  # refuses external data that points outside the bundle
+            _check_declared(onnx_path, dict(read_onnx_io(onnx_path, proto)[0]), c)
         precision = bundle.entry(variant).get("precision", variant)
         return Source(
             onnx_path,
@@ -100,6 +101,23 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
     if variant != "fp32":
         raise LstmEdgeError(f"--variant {variant} needs a bundle; a bare .onnx is run as it is", "drop --variant")
     return _bare_onnx(path)
+
+
+def _check_declared(path: Path, inputs: dict[str, list], c: ModelConfig) -> None:
+    """The manifest's config must describe the graph it ships: F on x's last axis, (L·D, width) on each state
+    input. A mismatch made ORT fail mid-run with a traceback; here it is one line before any run."""
+    want = {"x": {-1: c.input_size}, **{n: {0: s[0], 2: s[1]} for n, s in c.state_shapes.items()}}
+    for name, axes in want.items():
+        dims = inputs.get(name)
+        for axis, size in axes.items():
+            got = dims[axis] if dims and len(dims) > max(axis, -axis - 1) else None
+            if isinstance(got, int) and got != size:
+                raise LstmEdgeError(
+                    f"the manifest's config disagrees with {path.name}: it implies {name} axis {axis % 3} = {size}, "
+                    f"the graph declares {got} (input_size {c.input_size}, hidden_size {c.hidden_size}, "
+                    f"num_layers {c.num_layers})",
+                    "re-export the bundle",
+                )
 
 
 def _bare_onnx(path: Path) -> Source:
@@ -236,6 +254,7 @@ class Runner(ABC):
         x = check_x(x, s.input_size, finite)
         B = x.shape[0]
         L, H = s.num_layers, s.hidden_size
+        check_run_memory(x.shape, L, H)
         if state is None:
             if L is None or H is None:
                 raise LstmEdgeError("the model's state size is not declared", "pass state=(h0, c0) explicitly")
@@ -255,6 +274,29 @@ def _all_finite(a: np.ndarray) -> bool:
     if a.size <= _SMALL:
         return math.isfinite(sum(a.ravel().tolist()))
     return bool(np.isfinite(a).all())
+
+
+def run_memory(shape: tuple[int, int, int], layers: int | None, hidden: int | None) -> int:
+    """Bytes a run of x [B, T, F] plans to allocate, estimated from how ONNX Runtime's LSTM kernel works: each layer
+    computes its input gates for all T steps at once (B·T·4H) and writes its outputs (B·T·H), and the next layer
+    reads them; the state is [L, B, H] in and out, twice for h and c. In float32, with unknown L/H taken as 1/F."""
+    B, T, F = shape
+    L, H = layers or 1, hidden or F
+    return 4 * B * (T * (F + L * 6 * H) + 4 * L * H)
+
+
+def check_run_memory(shape: tuple[int, int, int], layers: int | None, hidden: int | None) -> None:
+    """LstmEdgeError when run_memory exceeds what this machine has free (limits.check_memory): x of shape
+    (1, 10 000 000, 2) on a 2×64 LSTM plans ~31 GB and is refused before any runtime allocates."""
+    need = run_memory(shape, layers, hidden)
+    if need > 256 * 2**20:  # below this, no machine lstm-edge runs on lacks it; skip reading /proc/meminfo
+        from lstm_edge.limits import check_memory
+
+        check_memory(
+            need,
+            f"x of shape {tuple(shape)} on a model of {layers or '?'} layers × {hidden or '?'} hidden",
+            "run fewer sequences or shorter ones at a time (stream long sequences in chunks: --stream --chunk)",
+        )
 
 
 def _as_float32(name: str, a) -> np.ndarray:
