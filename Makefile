@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 CLI     := .venv/bin/lstm-edge
 STAMP   := .venv/.installed
-EXTRAS  := cpu,openvino,tract,datasets,test
+EXTRAS  := cpu,openvino,tract,datasets,ray,test
 BUNDLE  := models/adding
 ART     := artifacts
 

@@ -1,52 +1,80 @@
-"""int8 and fp16 variants through onnxruntime.quantization, with a report of what got quantized and what it cost.
+"""int8 and fp16 variants through onnxruntime.quantization, measured, and written into the bundle.
 
 - int8 (dynamic): every LSTM becomes com.microsoft::DynamicQuantizeLSTM, the head's MatMul becomes integer ops.
 - int8-static (QDQ): calibrated on real task data. ORT's static path has no LSTM kernel, so the LSTMs stay float;
   only the head is quantized. The state outputs hn/cn never pass through Q/DQ unless asked (quantize_state).
 - fp16: weights and arithmetic in fp16 for GPUs; inputs and outputs stay float32.
+
+This module holds the ORT calls, the measurements and the bundle writing; the data it measures and calibrates on
+lives in export/calibration.py, the typed report with its Markdown and plot in export/quant_report.py.
+
+Without task data (a model whose task is not built in, and no --data), dynamic int8 and fp16 are still made and
+measured for output error on probe inputs; their task metric is not measured and their verdict is "unverified".
+Static int8 cannot be calibrated without data: asked for alone it is refused, under --mode all it is skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import tempfile
 import time
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import onnx
-from tqdm.auto import tqdm
 
 from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import QUANTIZE_MODES, Bundle, variant_for_mode
 from lstm_edge.bundle import variant as bundle_variant
 from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
-from lstm_edge.config import OUTPUT_NAMES as OUTPUTS
-from lstm_edge.data import TASKS, adding_problem, held_out, load_task, metric, probe_inputs
+from lstm_edge.config import ModelConfig
+from lstm_edge.data import TaskSpec, metric
 from lstm_edge.errors import LstmEdgeError, ParityError
+from lstm_edge.export.calibration import (
+    CalibrationReader,
+    EvalData,
+    calibration_inputs,
+    evaluation_data,
+    input_ranges,
+)
 from lstm_edge.export.graph import build_onnx
 from lstm_edge.export.manifest import artifact_entry, write_manifest
+from lstm_edge.export.quant_measure import error_growth, node_roles, op_counts, output_errors, run_outputs
+from lstm_edge.export.quant_report import (
+    DEPLOYABLE,
+    NOT_DEPLOYABLE,
+    UNVERIFIED,
+    Int8AwareTraining,
+    MetricReport,
+    ParityBound,
+    QuantizeReport,
+    Settings,
+    format_report,
+    plot_error_growth,
+)
 from lstm_edge.export.validate import ort_cpu_session
-from lstm_edge.model import run_numpy
+from lstm_edge.model import LSTMModel, run_numpy
 from lstm_edge.tolerances import (
     ACCURACY_POINTS_DROP,
     FP16_ABS,
     FP32_ABS,
     MSE_RELATIVE_DROP,
-    error_stats,
     scaled_error,
 )
 
-ERROR_VS_T = (1, 10, 100, 1000)
+__all__ = ["QuantizeConfig", "QuantizeReport", "QuantizeResult", "format_report", "quantize_bundle"]
+
+METHODS = ("minmax", "entropy", "percentile")
+STATIC_NEEDS_DATA = "static int8 needs calibration data and the model's task is not built in: pass --data FILE"
 
 
 @dataclass
 class QuantizeConfig:
+    """Options of `lstm-edge quantize` (see its --help); sample counts are sequences."""
+
     mode: str = "all"  # dynamic | static | fp16 | all
     calibration_samples: int = 256
     method: str = "minmax"  # minmax | entropy | percentile
@@ -64,56 +92,37 @@ class QuantizeConfig:
 
 @dataclass
 class QuantizeResult:
+    """The bundle written to, each made variant's report and seconds to make it, and the variants not made with
+    why (static int8 without data under --mode all)."""
+
     bundle: Path
-    reports: dict[str, dict]
+    reports: dict[str, QuantizeReport]
     seconds: dict[str, float]
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def over_budget(self) -> list[str]:
-        return [v for v, r in self.reports.items() if not r["deployable"]]
+        """Variants measured and found over their budget or bound (not the unverified ones)."""
+        return [v for v, r in self.reports.items() if r.verdict == NOT_DEPLOYABLE]
+
+    def to_dict(self) -> dict[str, dict]:
+        """{variant: report as in the manifest} (`quantize --json`)."""
+        return {v: r.to_dict() for v, r in self.reports.items()}
 
 
-def _op_counts(model: onnx.ModelProto) -> dict[str, int]:
-    return dict(Counter(n.op_type for n in model.graph.node))
+@dataclass
+class _Baseline:
+    """What every variant is compared with: the fp32 model in PyTorch and in ORT, on the evaluation data."""
 
-
-def _task_data(config, training: dict, cfg: QuantizeConfig, part: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Calibration ('train') or evaluation ('test') data of the checkpoint's own task, or of --data."""
-    seq_len = int((training.get("config") or {}).get("seq_len") or 100)
-    seed = int(training.get("seed") or 0)
-    if config.task == "adding" and cfg.data is None:
-        return adding_problem(n, seq_len, seed + (2_000_003 if part == "train" else 1_000_003))
-    if part == "test":
-        return held_out(config.task, seq_len, n, seed, cfg.data)
-    if config.task not in TASKS and cfg.data is None:
-        raise LstmEdgeError(
-            f"static quantization needs calibration data, and the model's task {config.task!r} is not built in",
-            "pass the data it was trained on with --data FILE (.npz or .csv)",
-        )
-    X, y = load_task(config.task, seq_len=seq_len, seed=seed, data=cfg.data).split("train")
-    return X[:n], y[:n]
-
-
-class _Calibration:
-    """onnxruntime's CalibrationDataReader protocol over task data, with a progress bar."""
-
-    def __init__(self, X: np.ndarray, layers: int, hidden: int, progress: bool, batch: int = 16) -> None:
-        self._batches = [X[i : i + batch] for i in range(0, len(X), batch)]
-        self._bar = tqdm(total=len(X), desc="calibrate", unit="seq", disable=not progress)
-        self._it = iter(self._batches)
-        self._shape = (layers, hidden)
-
-    def get_next(self):
-        xb = next(self._it, None)
-        if xb is None:
-            self._bar.close()
-            return None
-        self._bar.update(len(xb))
-        h = np.zeros((self._shape[0], len(xb), self._shape[1]), np.float32)
-        return {"x": xb, "h0": h, "c0": h.copy()}
-
-    def rewind(self) -> None:
-        self._it = iter(self._batches)
+    model: LSTMModel
+    config: ModelConfig
+    fp32_path: Path
+    fp32_session: object
+    fp32_ops: dict[str, int]
+    data: EvalData
+    torch_out: list[np.ndarray]
+    fp32_out: list[np.ndarray]
+    metric: MetricReport  # torch and fp32 filled; variant/drop per variant
 
 
 @contextlib.contextmanager
@@ -128,20 +137,7 @@ def _quiet_ort_advice():
         root.setLevel(level)
 
 
-def _input_ranges(config, training: dict, cfg: QuantizeConfig) -> dict | None:
-    """Per-feature input range for input equalization: the training data's (recorded in the config by
-    `lstm-edge train`), else the calibration data's; None where neither exists (a custom task without --data)."""
-    if config.x_min and config.x_max and cfg.data is None:
-        return {"x_min": list(config.x_min), "x_max": list(config.x_max), "source": "training data (checkpoint config)"}
-    try:
-        X = _task_data(config, training, cfg, "train", cfg.calibration_samples)[0]
-    except LstmEdgeError:
-        return None
-    flat = X.reshape(-1, X.shape[-1]).astype(np.float64)
-    return {"x_min": flat.min(0).tolist(), "x_max": flat.max(0).tolist(), "source": "calibration data"}
-
-
-def _equalized_fp32(model, fp32_path: Path, fp32_session, ranges: dict, dst: Path, X: np.ndarray) -> None:
+def _equalized_fp32(model, fp32_path: Path, fp32_session, ranges: dict, dst: Path, xs: np.ndarray) -> None:
     """The fp32 graph rebuilt with range-equalized input (model.equalize_input): same function, checked here."""
     source = onnx.load(str(fp32_path), load_external_data=False)
     opset = next(o.version for o in source.opset_import if o.domain in ("", "ai.onnx"))
@@ -151,7 +147,7 @@ def _equalized_fp32(model, fp32_path: Path, fp32_session, ranges: dict, dst: Pat
     keep["input_equalization"] = json.dumps(ranges)
     dst.write_bytes(build_onnx(twin, opset=opset, metadata=keep).SerializeToString())
     L, H = model.config.num_layers, model.config.hidden_size
-    got, want = _run(ort_cpu_session(dst.read_bytes()), X, L, H), _run(fp32_session, X, L, H)
+    got, want = run_outputs(ort_cpu_session(dst.read_bytes()), xs, L, H), run_outputs(fp32_session, xs, L, H)
     worst = max(float(scaled_error(a, b).max()) for a, b in zip(got, want, strict=True))
     if worst > FP32_ABS:
         raise LstmEdgeError(
@@ -172,15 +168,15 @@ def _quantize_dynamic(src: Path, dst: Path, cfg: QuantizeConfig) -> None:
         weight_type=QuantType.QInt8,
     )
     q = onnx.load(str(dst))
-    n_lstm = _op_counts(onnx.load(str(src))).get("LSTM", 0)
-    if _op_counts(q).get("DynamicQuantizeLSTM", 0) != n_lstm:
+    n_lstm = op_counts(onnx.load(str(src))).get("LSTM", 0)
+    if op_counts(q).get("DynamicQuantizeLSTM", 0) != n_lstm:
         raise LstmEdgeError(
             "onnxruntime did not turn every LSTM into DynamicQuantizeLSTM",
             "the LSTM weights must be plain initializers in ONNX gate order: re-export the bundle",
         )
 
 
-def _quantize_static(src: Path, dst: Path, cfg: QuantizeConfig, X_cal: np.ndarray, config) -> None:
+def _quantize_static(src: Path, dst: Path, cfg: QuantizeConfig, X_cal: np.ndarray, config: ModelConfig) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     method = {
@@ -190,7 +186,7 @@ def _quantize_static(src: Path, dst: Path, cfg: QuantizeConfig, X_cal: np.ndarra
     }[cfg.method]
     # LSTM has no static int8 kernel; quantizing Concat/Squeeze/Slice would fake-quantize the carried state.
     ops = ["MatMul", "Gemm"] + (["Concat", "Squeeze", "Slice"] if cfg.quantize_state else [])
-    reader = _Calibration(X_cal, config.num_layers, config.hidden_size, cfg.progress)
+    reader = CalibrationReader(X_cal, config.num_layers, config.hidden_size, cfg.progress)
     quantize_static(
         src,
         dst,
@@ -213,191 +209,193 @@ def _to_fp16(src: Path, dst: Path) -> None:
     onnx.save(model, str(dst))
 
 
-def _node_roles(model: onnx.ModelProto) -> dict[str, list[str]]:
-    """Which compute nodes run quantized and which stay float (Q/DQ and casts themselves are plumbing)."""
-    produced_by_dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    integer_ops = {
-        "DynamicQuantizeLSTM",
-        "MatMulInteger",
-        "DynamicQuantizeMatMul",
-        "MatMulIntegerToFloat",
-        "QLinearMatMul",
-    }
-    plumbing = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "Identity"}
-    quantized, float_ = [], []
-    for n in model.graph.node:
-        if n.op_type in plumbing:
-            continue
-        label = f"{n.name or n.output[0]} ({n.op_type})"
-        if n.op_type in integer_ops or any(i in produced_by_dq for i in n.input[:2] if n.op_type in ("MatMul", "Gemm")):
-            quantized.append(label)
-        else:
-            float_.append(label)
-    return {"quantized": quantized, "float": float_}
-
-
-def _errors(got: list[np.ndarray], want: list[np.ndarray]) -> dict:
-    return {name: error_stats(a, b) for name, a, b in zip(OUTPUTS, got, want, strict=True)}
-
-
-def _run(session, X: np.ndarray, layers: int, hidden: int, batch: int = 256) -> list[np.ndarray]:
-    parts = []
-    for i in range(0, len(X), batch):
-        xb = X[i : i + batch]
-        h = np.zeros((layers, len(xb), hidden), np.float32)
-        parts.append(session.run(list(OUTPUTS), {"x": xb, "h0": h, "c0": h}))
-    return [np.concatenate([p[k] for p in parts], axis=0 if k == 0 else 1) for k in range(3)]
-
-
-def _error_growth(session, fp32_session, model, config) -> tuple[dict, dict]:
-    """Per T: the variant's max |Δ| against fp32 ORT (the plot), and its max scaled error against PyTorch over
-    zero and random initial states, full-sequence and streamed one step per call (the profile verify holds the
-    variant to). Streaming matters: a variant whose state I/O is rounded (fp16) drifts with every call."""
-    vs_fp32, profile = {}, {}
-    for T in ERROR_VS_T:
-        worst_abs = dict.fromkeys(OUTPUTS, 0.0)
-        worst_scaled = dict.fromkeys(OUTPUTS, 0.0)
-        for random_state in (False, True):
-            x, h0, c0 = probe_inputs(config, 64 if T <= 100 else 16, T, random_state, seed=99 + T)
-            feeds = {"x": x, "h0": h0, "c0": c0}
-            got, fp32 = session.run(list(OUTPUTS), feeds), fp32_session.run(list(OUTPUTS), feeds)
-            ref = run_numpy(model, x, h0, c0)
-            for name, a, b, r in zip(OUTPUTS, got, fp32, ref, strict=True):
-                worst_abs[name] = max(worst_abs[name], float(np.abs(a - b).max()))
-                worst_scaled[name] = max(worst_scaled[name], float(scaled_error(a, r).max()))
-        if T >= 10:
-            x, h, c = probe_inputs(config, 16, T, True, seed=7 + T)
-            ref = run_numpy(model, x, h, c)
-            for t in range(T):
-                y, h, c = session.run(list(OUTPUTS), {"x": x[:, t : t + 1], "h0": h, "c0": c})
-            for name, a, r in zip(OUTPUTS, (y, h, c), ref, strict=True):
-                worst_scaled[name] = max(worst_scaled[name], float(scaled_error(a, r).max()))
-        vs_fp32[str(T)], profile[str(T)] = worst_abs, worst_scaled
-    return vs_fp32, profile
-
-
-def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) -> QuantizeResult:
-    """Make the requested variants, measure them, and add them (with the report) to the bundle atomically."""
-    cfg = cfg or QuantizeConfig()
-    modes = QUANTIZE_MODES if cfg.mode == "all" else (variant_for_mode(cfg.mode).mode,)
-    if cfg.method not in ("minmax", "entropy", "percentile"):
+def _check(cfg: QuantizeConfig) -> None:
+    """Options wrong in themselves, reported before anything is read (LstmEdgeError, exit 2)."""
+    if cfg.mode != "all":
+        variant_for_mode(cfg.mode)
+    if cfg.method not in METHODS:
         raise LstmEdgeError(f"unknown --method {cfg.method!r}", "choose minmax, entropy or percentile")
     if cfg.calibration_samples < 1 or cfg.eval_samples < 1:
         raise LstmEdgeError("sample counts must be ≥ 1", "pass a positive --calibration-samples")
-    bundle = Bundle.open(bundle_path)
-    fp32_path = bundle.artifact("fp32")
-    ckpt = bundle.checkpoint()
+
+
+def _plan(cfg: QuantizeConfig, spec: TaskSpec) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The modes to make, and the variants skipped with why; raises LstmEdgeError for bad options."""
+    if cfg.mode != "all":
+        return (variant_for_mode(cfg.mode).mode,), {}
+    if spec.has_data:
+        return QUANTIZE_MODES, {}
+    skipped = {variant_for_mode("static").name: STATIC_NEEDS_DATA}
+    return tuple(m for m in QUANTIZE_MODES if m != "static"), skipped
+
+
+def _baseline(bundle: Bundle, payload: dict, data: EvalData, cfg: QuantizeConfig) -> _Baseline:
+    """The fp32 references on the evaluation data, and the metric budget."""
     config = bundle.config
-    payload = read_checkpoint(ckpt)
-    training = payload.get("training") or {}
-    int8_aware = (payload.get("metrics") or {}).get("int8_aware")
-    model, _ = load_checkpoint(ckpt)
-    L, H = config.num_layers, config.hidden_size
-
-    X_eval, y_eval = _task_data(config, training, cfg, "test", cfg.eval_samples)
-    X_cal = _task_data(config, training, cfg, "train", cfg.calibration_samples)[0] if "static" in modes else None
-    h0 = np.zeros((L, len(X_eval), H), np.float32)
-    torch_out = list(run_numpy(model, X_eval, h0, h0))
+    model, _ = load_checkpoint(bundle.checkpoint())
+    fp32_path = bundle.artifact("fp32")
+    h0 = np.zeros((config.num_layers, len(data.X), config.hidden_size), np.float32)
+    torch_out = list(run_numpy(model, data.X, h0, h0))
     fp32_session = ort_cpu_session(fp32_path.read_bytes())
-    fp32_out = _run(fp32_session, X_eval, L, H)
-    kind = config.kind
-    metric_name, torch_metric = metric(kind, torch_out[0], y_eval)
-    _, fp32_metric = metric(kind, fp32_out[0], y_eval)
-    budget = (
-        cfg.max_metric_drop
-        if cfg.max_metric_drop is not None
-        else (ACCURACY_POINTS_DROP if kind == "classification" else MSE_RELATIVE_DROP)
+    fp32_out = run_outputs(fp32_session, data.X, config.num_layers, config.hidden_size)
+    classify = config.kind == "classification"
+    budget = cfg.max_metric_drop
+    if budget is None:
+        budget = ACCURACY_POINTS_DROP if classify else MSE_RELATIVE_DROP
+    name = "accuracy" if classify else "mse"
+    torch_metric = fp32_metric = None
+    if data.has_targets:
+        name, torch_metric = metric(config.kind, torch_out[0], data.y)
+        fp32_metric = metric(config.kind, fp32_out[0], data.y)[1]
+    aware = (payload.get("metrics") or {}).get("int8_aware")
+    # The fp32 baseline itself moved when the checkpoint was fine-tuned for int8: say from where.
+    int8_aware = None
+    if aware is not None:
+        int8_aware = Int8AwareTraining(
+            epochs=aware["epochs"],
+            kept_epoch=aware["kept_epoch"],
+            fp32_test_before=aware["fp32_only"][f"test_{name}"],
+            fp32_test_after=aware["test_fp32"],
+        )
+    return _Baseline(
+        model=model,
+        config=config,
+        fp32_path=fp32_path,
+        fp32_session=fp32_session,
+        fp32_ops=op_counts(onnx.load(str(fp32_path))),
+        data=data,
+        torch_out=torch_out,
+        fp32_out=fp32_out,
+        metric=MetricReport(
+            name=name,
+            torch=torch_metric,
+            fp32=fp32_metric,
+            drop_kind="points" if classify else "relative",
+            budget=budget,
+            int8_aware_training=int8_aware,
+        ),
     )
-    fp32_ops = _op_counts(onnx.load(str(fp32_path)))
-    ranges = _input_ranges(config, training, cfg) if "dynamic" in modes else None
 
-    reports: dict[str, dict] = {}
-    seconds: dict[str, float] = {}
+
+def _make(mode: str, dst: Path, base: _Baseline, cfg: QuantizeConfig, ranges: dict | None, X_cal) -> None:
+    """Write the variant of `mode` to `dst` through onnxruntime.quantization (or its fp16 converter)."""
+    with _quiet_ort_advice():
+        if mode == "dynamic":
+            src = base.fp32_path
+            if ranges is not None:
+                src = dst.with_name("model.equalized.onnx")
+                _equalized_fp32(base.model, base.fp32_path, base.fp32_session, ranges, src, base.data.X[:64])
+            _quantize_dynamic(src, dst, cfg)
+        elif mode == "static":
+            _quantize_static(base.fp32_path, dst, cfg, X_cal, base.config)
+        else:
+            _to_fp16(base.fp32_path, dst)
+
+
+def _settings(mode: str, cfg: QuantizeConfig, ranges: dict | None) -> Settings:
+    static = mode == "static"
+    return Settings(
+        per_channel=cfg.per_channel,
+        reduce_range=cfg.reduce_range,
+        method=cfg.method if static else None,
+        calibration_samples=cfg.calibration_samples if static else None,
+        quantize_state=cfg.quantize_state if static else None,
+        input_equalization=(ranges or {"skipped": "no training ranges or calibration data"})
+        if mode == "dynamic"
+        else None,
+    )
+
+
+def _measure(variant: str, dst: Path, base: _Baseline, settings: Settings, seconds: float) -> QuantizeReport:
+    """Run the variant on the evaluation data and the probe inputs; judge it against its budget and bound."""
+    L, H = base.config.num_layers, base.config.hidden_size
+    session = ort_cpu_session(dst.read_bytes())
+    out = run_outputs(session, base.data.X, L, H)
+    m = base.metric
+    if base.data.has_targets:
+        value = metric(base.config.kind, out[0], base.data.y)[1]
+        drop = (value - m.fp32) / m.fp32 if m.drop_kind == "relative" else m.fp32 - value
+        m = replace(m, variant=value, drop=drop)
+    qmodel = onnx.load(str(dst))
+    growth, profile = error_growth(session, base.fp32_session, base.model, base.config)
+    within = m.drop <= m.budget if m.measured else True
+    bound = None
+    if variant == "fp16":  # fp16 is also held to its fixed parity bound at every T, streamed or not
+        bound = ParityBound(tolerance=FP16_ABS, max_scaled=max(v for errs in profile.values() for v in errs.values()))
+        within = within and bound.max_scaled <= FP16_ABS
+    verdict = NOT_DEPLOYABLE if not within else DEPLOYABLE if m.measured else UNVERIFIED
+    size = dst.stat().st_size
+    return QuantizeReport(
+        bytes=size,
+        size_ratio=size / base.fp32_path.stat().st_size,
+        ops_before=base.fp32_ops,
+        ops_after=op_counts(qmodel),
+        nodes=node_roles(qmodel),
+        settings=settings,
+        error_vs_fp32=output_errors(out, base.fp32_out),
+        error_vs_torch=output_errors(out, base.torch_out),
+        metric=m,
+        error_vs_seq_len=growth,
+        error_profile=profile,
+        eval_samples=len(base.data.X),
+        seconds=seconds,
+        parity_bound=bound,
+        deployable=verdict == DEPLOYABLE,
+        verdict=verdict,
+        measured_on=base.data.source,
+    )
+
+
+def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) -> QuantizeResult:
+    """Make the requested variants, measure them, and add them (with the report) to the bundle atomically.
+
+    Args:
+        bundle_path: a bundle folder written by `lstm-edge export` (it must carry its checkpoint).
+        cfg: the options (QuantizeConfig()); cfg.data stands in for the task's data where it is not built in.
+
+    Returns:
+        QuantizeResult with one QuantizeReport per made variant. Without task data, dynamic int8 and fp16 are made
+        with verdict "unverified" and, under --mode all, static int8 is skipped (QuantizeResult.skipped says why).
+
+    Raises:
+        LstmEdgeError: bad options, an unreadable bundle or data file, or --mode static without task data (exit 2;
+            nothing written).
+        ParityError: a made variant is over its metric budget or (fp16) its parity bound; the variants are still
+            written, marked not deployable (exit 1).
+    """
+    cfg = cfg or QuantizeConfig()
+    _check(cfg)
+    bundle = Bundle.open(bundle_path)
+    payload = read_checkpoint(bundle.checkpoint())
+    spec = TaskSpec.recorded(bundle.config.task, payload.get("training"), cfg.data)
+    modes, skipped = _plan(cfg, spec)
+    X_cal = calibration_inputs(spec, cfg.calibration_samples) if "static" in modes else None
+    base = _baseline(bundle, payload, evaluation_data(spec, bundle.config, cfg.eval_samples), cfg)
+    ranges = input_ranges(bundle.config, spec, cfg.calibration_samples) if "dynamic" in modes else None
+    reports: dict[str, QuantizeReport] = {}
     with tempfile.TemporaryDirectory() as tmp:
         made: dict[str, Path] = {}
         for mode in modes:
-            variant = variant_for_mode(mode).name
-            dst = Path(tmp) / variant_for_mode(mode).file
+            v = variant_for_mode(mode)
+            made[v.name] = Path(tmp) / v.file
             start = time.perf_counter()
-            with _quiet_ort_advice():
-                if mode == "dynamic":
-                    src = fp32_path
-                    if ranges is not None:
-                        src = Path(tmp) / "model.equalized.onnx"
-                        _equalized_fp32(model, fp32_path, fp32_session, ranges, src, X_eval[:64])
-                    _quantize_dynamic(src, dst, cfg)
-                elif mode == "static":
-                    _quantize_static(fp32_path, dst, cfg, X_cal, config)
-                else:
-                    _to_fp16(fp32_path, dst)
-            seconds[variant] = time.perf_counter() - start
-            session = ort_cpu_session(dst.read_bytes())
-            out = _run(session, X_eval, L, H)
-            _, m = metric(kind, out[0], y_eval)
-            drop = (m - fp32_metric) / fp32_metric if kind == "regression" else fp32_metric - m
-            qmodel = onnx.load(str(dst))
-            growth, profile = _error_growth(session, fp32_session, model, config)
-            reports[variant] = {
-                "bytes": dst.stat().st_size,
-                "size_ratio": dst.stat().st_size / fp32_path.stat().st_size,
-                "ops_before": fp32_ops,
-                "ops_after": _op_counts(qmodel),
-                "nodes": _node_roles(qmodel),
-                "settings": {
-                    "per_channel": cfg.per_channel,
-                    "reduce_range": cfg.reduce_range,
-                    "method": cfg.method if mode == "static" else None,
-                    "calibration_samples": cfg.calibration_samples if mode == "static" else None,
-                    "quantize_state": cfg.quantize_state if mode == "static" else None,
-                    "input_equalization": (ranges or {"skipped": "no training ranges or calibration data"})
-                    if mode == "dynamic"
-                    else None,
-                },
-                "error_vs_fp32": _errors(out, fp32_out),
-                "error_vs_torch": _errors(out, torch_out),
-                "metric": {
-                    "name": metric_name,
-                    "torch": torch_metric,
-                    "fp32": fp32_metric,
-                    "variant": m,
-                    "drop": drop,
-                    "drop_kind": "relative" if kind == "regression" else "points",
-                    "budget": budget,
-                    # The fp32 baseline itself moved when the checkpoint was fine-tuned for int8: say from where.
-                    "int8_aware_training": None
-                    if int8_aware is None
-                    else {
-                        "epochs": int8_aware["epochs"],
-                        "kept_epoch": int8_aware["kept_epoch"],
-                        "fp32_test_before": int8_aware["fp32_only"][f"test_{metric_name}"],
-                        "fp32_test_after": int8_aware["test_fp32"],
-                    },
-                },
-                "error_vs_seq_len": growth,
-                "error_profile": profile,
-                "eval_samples": len(X_eval),
-                "seconds": seconds[variant],
-            }
-            within = drop <= budget
-            if variant == "fp16":  # fp16 is also held to its fixed parity bound at every T, streamed or not
-                worst = max(v for errs in profile.values() for v in errs.values())
-                reports[variant]["parity_bound"] = {"tolerance": FP16_ABS, "max_scaled": worst}
-                within = within and worst <= FP16_ABS
-            reports[variant]["deployable"] = bool(within)
-            made[variant] = dst
-        _write(bundle, made, reports)
-    result = QuantizeResult(bundle.root, reports, seconds)
+            _make(mode, made[v.name], base, cfg, ranges, X_cal)
+            seconds = time.perf_counter() - start
+            reports[v.name] = _measure(v.name, made[v.name], base, _settings(mode, cfg, ranges), seconds)
+        _write(bundle, made, reports, skipped)
+    result = QuantizeResult(bundle.root, reports, {v: r.seconds for v, r in reports.items()}, skipped)
     if result.over_budget:
         raise ParityError(
             f"{', '.join(result.over_budget)} exceed the metric budget (or, for fp16, its parity bound); kept in the "
             "bundle but marked not deployable",
             "see quantization.md in the bundle; deploy fp32 or a deployable variant, or accept the loss with a larger --max-metric-drop",
-            report=format_report(reports),
+            report=format_report(reports, skipped),
         )
     return result
 
 
-def _write(bundle: Bundle, made: dict[str, Path], reports: dict[str, dict]) -> None:
+def _write(bundle: Bundle, made: dict[str, Path], reports: dict[str, QuantizeReport], skipped: dict[str, str]) -> None:
+    """Copy the variants into the bundle with their manifest entries, quantization.md and .png, atomically."""
     with staged_dir(bundle.root, copy_existing=True) as stage:
         manifest = json.loads(json.dumps(bundle.manifest))
         for variant, src in made.items():
@@ -408,82 +406,16 @@ def _write(bundle: Bundle, made: dict[str, Path], reports: dict[str, dict]) -> N
                 v.file,
                 v.precision,
                 manifest["artifacts"]["fp32"].get("opset"),
-                deployable=reports[variant]["deployable"],
-                report=reports[variant],
+                deployable=reports[variant].deployable,
+                verdict=reports[variant].verdict,
+                report=reports[variant].to_dict(),
             )
-        all_reports = {v: e["report"] for v, e in manifest["artifacts"].items() if "report" in e}
-        (stage / "quantization.md").write_text(format_report(all_reports) + "\n")
-        buf = io.BytesIO()
-        plot_error_growth(all_reports, buf)
-        (stage / "quantization.png").write_bytes(buf.getvalue())
+        # Variants made by an earlier run stay in the report, read back from the manifest.
+        everything = {
+            v: QuantizeReport.from_dict(e["report"]) for v, e in manifest["artifacts"].items() if "report" in e
+        }
+        (stage / "quantization.md").write_text(format_report(everything, skipped) + "\n")
+        (stage / "quantization.png").write_bytes(plot_error_growth(everything))
         manifest["artifacts"]["quantization_report"] = artifact_entry(stage, "quantization.md", "text")
         manifest["artifacts"]["quantization_plot"] = artifact_entry(stage, "quantization.png", "image")
         write_manifest(stage, manifest)
-
-
-def format_report(reports: dict[str, dict]) -> str:
-    lines = [
-        "| variant | bytes (× fp32) | metric: torch / fp32 / variant | drop (budget) | max abs y / hn / cn | "
-        "SQNR y dB | deployable |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for v, r in reports.items():
-        m, e = r["metric"], r["error_vs_fp32"]
-        drop = f"{m['drop'] * 100:+.2f}%" if m["drop_kind"] == "relative" else f"{m['drop']:+.2f} pts"
-        budget = f"{m['budget'] * 100:.1f}%" if m["drop_kind"] == "relative" else f"{m['budget']:.1f} pts"
-        sqnr = e["y"]["sqnr_db"]
-        lines.append(
-            f"| {v} | {r['bytes']:,} ({r['size_ratio']:.3f}) | {m['name']} {m['torch']:.4g} / {m['fp32']:.4g} / "
-            f"{m['variant']:.4g} | {drop} ({budget}) | {e['y']['max_abs']:.2e} / {e['hn']['max_abs']:.2e} / "
-            f"{e['cn']['max_abs']:.2e} | {'∞' if sqnr is None else f'{sqnr:.1f}'} | {'yes' if r['deployable'] else 'NO'} |"
-        )
-    lines.append("")
-    for v, r in reports.items():
-        aware = r["metric"].get("int8_aware_training")
-        if aware:
-            lines.append(
-                f"**{v}**: the checkpoint was fine-tuned {aware['epochs']} epochs through simulated int8 arithmetic "
-                f"(kept epoch {aware['kept_epoch']}); its fp32 test {r['metric']['name']} went "
-                f"{aware['fp32_test_before']:.4g} → {aware['fp32_test_after']:.4g}."
-            )
-        eq = (r.get("settings") or {}).get("input_equalization")
-        if eq and "x_min" in eq:
-            lines.append(f"**{v}**: input scaled by range (from {eq['source']}) so one uint8 scale fits every feature.")
-        lines.append(
-            f"**{v}** quantized nodes: {', '.join(r['nodes']['quantized']) or 'none'}; "
-            f"float nodes: {', '.join(r['nodes']['float']) or 'none'}."
-        )
-        growth = ", ".join(f"T={T}: {d['cn']:.2e}" for T, d in r["error_vs_seq_len"].items())
-        lines.append(f"  max |Δcn| against T — {growth}")
-        if "parity_bound" in r:
-            pb = r["parity_bound"]
-            verdict = "within" if pb["max_scaled"] <= pb["tolerance"] else "OVER"
-            lines.append(
-                f"  parity vs PyTorch up to T=1000, streamed and full: max scaled error {pb['max_scaled']:.2e} "
-                f"({verdict} the fp16 bound {pb['tolerance']:.0e})"
-            )
-    return "\n".join(lines)
-
-
-def plot_error_growth(reports: dict[str, dict], out) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharex=True)
-    for ax, name in zip(axes, OUTPUTS, strict=True):
-        for v, r in reports.items():
-            Ts = [int(t) for t in r["error_vs_seq_len"]]
-            errs = [max(d[name], 1e-12) for d in r["error_vs_seq_len"].values()]
-            ax.plot(Ts, errs, marker="o", label=v)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"max |Δ{name}| vs fp32")
-        ax.set_xlabel("sequence length T")
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.suptitle("Quantization error against sequence length (recurrent error compounds)")
-    fig.tight_layout()
-    fig.savefig(out, format="png", dpi=90)
-    plt.close(fig)

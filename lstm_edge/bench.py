@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from lstm_edge.bundle import Bundle
+from lstm_edge.bundle import Bundle, entry_verdict
 from lstm_edge.config import ModelConfig
 from lstm_edge.environment import available_providers, cores, environment
 from lstm_edge.errors import LstmEdgeError
@@ -318,7 +318,8 @@ def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
                 "status": "ok",
                 "describe": t.runner.describe(),
                 "model_bytes": path.stat().st_size,
-                "deployable": bool(bundle.entry(t.variant).get("deployable", True)),
+                "deployable": entry_verdict(bundle.entry(t.variant)) == "deployable",
+                "verdict": entry_verdict(bundle.entry(t.variant)),
                 "streaming": s["stream"] | {"real_time_factor": step_s * cfg.rate_hz, "rate_hz": cfg.rate_hz},
                 "grid": {k: v for k, v in s.items() if k.startswith("B")},
                 "roofline": {
@@ -386,7 +387,7 @@ def table_rows(report: dict) -> list[dict]:
             row["cold ms"] = f"{cold['cold_start_s'] * 1e3:.0f}"
             row["RSS MB"] = f"{cold['peak_rss_mb']:.0f}"
         row["GFLOP/s (peak %)"] = f"{r['roofline']['gflops']:.1f} ({r['roofline']['fraction_of_peak'] * 100:.0f}%)"
-        row["parity"] = "deployable" if r["deployable"] else "not deployable"
+        row["parity"] = r.get("verdict", "deployable" if r["deployable"] else "not-deployable")
         rows.append(row)
     return rows
 
@@ -410,14 +411,10 @@ def to_markdown(report: dict) -> str:
 def plot(report: dict, out: Path) -> Path:
     """Write a PNG bar chart of speed-ups against PyTorch eager (stream p50, B1xT100, B64xT100) to `out`,
     atomically. Returns out."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from lstm_edge.atomic import atomic_write_bytes
+    from lstm_edge.plots import png_bytes, pyplot
+
+    plt = pyplot()
 
     runs = [r for r in report["runs"] if r.get("status") == "ok" and r["runtime"] != "torch"]
     metrics = ["stream_p50", "B1xT100", "B64xT100"]
@@ -434,10 +431,7 @@ def plot(report: dict, out: Path) -> Path:
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return atomic_write_bytes(Path(out), buf.getvalue())
+    return atomic_write_bytes(Path(out), png_bytes(fig))
 
 
 def batch_key(report: dict) -> str:

@@ -61,8 +61,27 @@ def variant_for_mode(mode: str) -> Variant:
     raise LstmEdgeError(f"unknown --mode {mode!r}", f"choose {', '.join(QUANTIZE_MODES)} or all")
 
 
+# What quantize concluded about a variant (the artifact entry's "verdict"). "unverified": made without task data, so
+# its task metric was never measured; its entry keeps `deployable: false` for readers that know only that key.
+VERDICTS = ("deployable", "not-deployable", "unverified")
+
+
+def entry_verdict(entry: dict) -> str:
+    """A variant's verdict from its manifest entry: one of VERDICTS.
+
+    Entries written before verdicts existed carry only `deployable` (missing: true, as fp32 from export), which
+    maps to "deployable" / "not-deployable". Raises nothing.
+    """
+    verdict = entry.get("verdict")
+    if verdict in VERDICTS:
+        return verdict
+    return "deployable" if entry.get("deployable", True) else "not-deployable"
+
+
 @dataclass
 class Bundle:
+    """An opened bundle: its folder and its parsed manifest (see Bundle.open)."""
+
     root: Path
     manifest: dict
 
@@ -102,6 +121,10 @@ class Bundle:
     @property
     def name(self) -> str:
         return self.manifest.get("name", self.root.name)
+
+    def verdict(self, variant: str) -> str:
+        """Quantize's verdict on a variant (entry_verdict); raises LstmEdgeError when the bundle lacks it."""
+        return entry_verdict(self.entry(variant))
 
     def variants(self) -> list[str]:
         return [v for v in VARIANTS if v in self.manifest["artifacts"]]

@@ -325,8 +325,10 @@ def quantize(
         progress=not as_json,
     )
     result = quantize_bundle(bundle, cfg)
+    for variant, why in result.skipped.items():
+        click.echo(f"skipped {variant}: {why}", err=as_json)
     if as_json:
-        click.echo(json.dumps(result.reports))
+        click.echo(json.dumps(result.to_dict()))
         return
     click.echo(format_report(result.reports))
     click.echo(f"wrote {', '.join(result.reports)} into {result.bundle} (report: quantization.md, quantization.png)")
@@ -450,7 +452,7 @@ def bench(
 
 @main.command("bundle")
 @click.argument("bundle_dir", metavar="BUNDLE", type=click.Path())
-@click.option("--target", required=True, help="python | node | web")
+@click.option("--target", required=True, help="python | node | web | triton")
 @click.option("--variant", default="fp32", show_default=True, help="fp32 | int8")
 @click.option("--out", required=True, type=click.Path(), help="The folder to write.")
 @click.option("--force", is_flag=True, help="Replace an existing folder.")
@@ -458,15 +460,95 @@ def bench(
     "--ort-web", type=click.Path(), help="web: onnxruntime-web's dist folder (default: found or npm-installed)."
 )
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@click.option("--max-batch", default=64, show_default=True, help="triton: max_batch_size (streams batched together).")
 @handle_errors
-def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash) -> None:
+def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash, max_batch) -> None:
     """A self-contained folder for a Python app, a Node.js program or a web page, checking itself against golden vectors."""
+    from lstm_edge.bundle import Bundle
     from lstm_edge.embed import make_embed
 
     path = make_embed(
-        bundle_dir, target, out, variant=variant, force=force, ort_web=ort_web, verify_hash=not no_verify_hash
+        bundle_dir,
+        target,
+        out,
+        variant=variant,
+        force=force,
+        ort_web=ort_web,
+        verify_hash=not no_verify_hash,
+        max_batch=max_batch,
     )
     click.echo(f"wrote {path} ({target}, {variant}); see {path / 'README.md'}")
+    verdict = Bundle.open(bundle_dir).verdict(variant)
+    if verdict != "deployable":
+        click.echo(f"note: quantize marked {variant} {verdict}; see quantization.md in {bundle_dir}")
+
+
+@main.command()
+@click.argument("bundle_dir", metavar="BUNDLE", type=click.Path())
+@click.option(
+    "--input",
+    "input_",
+    required=True,
+    help=".npy [N,T,F] (memory-mapped), .npz (x, optional id), or Parquet (file or folder; id + x columns).",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(),
+    help="PRED.parquet: id + the requested outputs (ray: a folder of Parquet files).",
+)
+@click.option("--provider", default="cpu", show_default=True, help="torch | cpu | cuda | openvino | tract")
+@click.option("--variant", default="fp32", show_default=True, help="fp32 | int8 | int8-static | fp16")
+@click.option("--batch-size", default=256, show_default=True, help="Sequences per runner call.")
+@click.option("--engine", default="local", show_default=True, help="local (this process) | ray (Ray Data actor pool).")
+@click.option("--ray-address", help="ray: join this cluster (default: start a local Ray instance).")
+@click.option("--workers", type=int, help="ray: actors in the pool (default: Ray's CPUs less one).")
+@click.option("--outputs", default="y", show_default=True, help="Comma-separated: y,hn,cn.")
+@click.option("--threads", type=int, help="Runner threads (default: local all cores, 1 per Ray actor).")
+@click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def score(
+    bundle_dir,
+    input_,
+    output,
+    provider,
+    variant,
+    batch_size,
+    engine,
+    ray_address,
+    workers,
+    outputs,
+    threads,
+    no_verify_hash,
+    as_json,
+) -> None:
+    """Bulk inference: every sequence in DATA through the bundle into Parquet, locally or on Ray Data."""
+    from lstm_edge.bundle import variant as bundle_variant
+    from lstm_edge.runtimes import RUNTIMES
+    from lstm_edge.score import ScoreConfig
+    from lstm_edge.score import score as run_score
+
+    if provider not in RUNTIMES:
+        raise LstmEdgeError(f"unknown provider {provider!r}", f"choose one of {', '.join(RUNTIMES)}")
+    bundle_variant(variant)  # one clear line for an unknown variant
+    cfg = ScoreConfig(
+        provider=provider,
+        variant=variant,
+        batch_size=batch_size,
+        engine=engine,
+        ray_address=ray_address,
+        workers=workers,
+        outputs=_csv(outputs) or (),
+        threads=threads,
+        verify_hash=not no_verify_hash,
+        progress=not as_json,
+    )
+    r = run_score(bundle_dir, input_, output, cfg)
+    if as_json:
+        click.echo(json.dumps({"output": str(r.output), "rows": r.rows, "seconds": r.seconds, "engine": r.engine}))
+        return
+    click.echo(f"scored {r.rows} sequences in {r.seconds:.2f}s ({r.rows_per_s:.0f}/s, {r.engine}); wrote {r.output}")
 
 
 if __name__ == "__main__":

@@ -36,11 +36,17 @@ class TaskData:
     test: np.ndarray
 
     def split(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """(X, y) of one part: "train", "val" or "test" (shapes as the fields above, N = that part's size)."""
         idx = getattr(self, part)
         return self.X[idx], self.y[idx]
 
     def normalization(self) -> dict[str, list[float]]:
-        """Statistics of the training split only, so validation and test stay unseen."""
+        """Per-feature statistics of the training split only, so validation and test stay unseen.
+
+        Returns x_mean, x_std (std < 1e-8 → 1.0, so a constant feature does not divide by zero), x_min, x_max, each a
+        list of F floats in raw input units; for regression also y_mean, y_std (O floats). ModelConfig takes these
+        keyword for keyword.
+        """
         X, y = self.split("train")
         flat_x = X.reshape(-1, X.shape[-1])
         x_std = flat_x.std(axis=0)
@@ -59,7 +65,11 @@ class TaskData:
 
 
 def adding_problem(n: int, seq_len: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hochreiter & Schmidhuber (1997): x[...,0] ~ U(0,1), x[...,1] marks one step in each half; y = their sum."""
+    """The adding problem of Hochreiter & Schmidhuber (1997), `n` sequences of `seq_len` steps from `seed`.
+
+    x[..., 0] ~ U(0, 1); x[..., 1] marks one step in each half of the sequence; y = the sum of the two marked values.
+    Returns X (n, seq_len, 2) float32 and y (n, 1) float32. Raises LstmEdgeError for seq_len < 2 (no two halves).
+    """
     if seq_len < 2:
         raise LstmEdgeError(f"the adding task needs --seq-len ≥ 2, got {seq_len}", "use e.g. --seq-len 100")
     rng = np.random.default_rng(seed)
@@ -77,7 +87,11 @@ def adding_problem(n: int, seq_len: int, seed: int) -> tuple[np.ndarray, np.ndar
 
 
 def digits() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled 8×8 digits (UCI, 1797 images), read row by row as 8-step sequences of 8 pixels."""
+    """scikit-learn's bundled 8×8 digits (UCI, 1797 images), read row by row as 8-step sequences of 8 pixels.
+
+    Returns X (1797, 8, 8) float32 pixel intensities 0–16 and y (1797,) int64 labels 0–9. Raises LstmEdgeError when
+    scikit-learn is not installed (the `datasets` extra).
+    """
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
@@ -87,6 +101,12 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_user_data(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """A user's task file in one of the layouts of the module docstring (.npz with X, y; long-format .csv).
+
+    Returns X (N, T, F) float32 and y as stored ((N,), (N, O), (N, T, O) float, or (N,) integer labels). Raises
+    LstmEdgeError for a missing or unreadable file, an unknown suffix, X not [N, T, F] with N, T ≥ 1, a count
+    mismatch between X and y, or NaN/Inf values.
+    """
     path = Path(path)
     if not path.is_file():
         raise LstmEdgeError(f"data file not found: {path}", "pass an existing .npz or .csv file to --data")
@@ -134,7 +154,22 @@ def _read_long_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_task(task: str, seq_len: int = 100, n: int = 12000, seed: int = 0, data: str | None = None) -> TaskData:
-    """Build a task's arrays and its 80/10/10 split (seeded)."""
+    """Build a task's arrays and its 80/10/10 train/val/test split (TaskSpec.load is the typed way to call this).
+
+    Args:
+        task: "adding" or "digits"; ignored when `data` is given.
+        seq_len: T of the adding problem (steps per sequence).
+        n: N of the adding problem (sequences).
+        seed: draws the adding sequences (seed) and permutes the split (seed + 1).
+        data: a user's .npz/.csv file (load_user_data); its stem becomes the task name.
+
+    Returns:
+        TaskData: integer targets → classification with head "last"; float targets → regression, head "sequence"
+        when y is (N, T, O), else "last".
+
+    Raises:
+        LstmEdgeError: an unknown task, unreadable data, bad labels, or fewer than 3 sequences.
+    """
     if data is not None:
         X, y = load_user_data(data)
         name = Path(data).stem
@@ -177,22 +212,105 @@ def load_task(task: str, seq_len: int = 100, n: int = 12000, seed: int = 0, data
     )
 
 
-def held_out(task: str, seq_len: int, n: int, seed: int = 0, data: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Data the model never trained on: fresh adding sequences (another seed), or the test split of a fixed
-    dataset (`seed` is the training seed, which fixed the split)."""
-    if task == "adding" and data is None:
-        return adding_problem(n, seq_len, seed + 1_000_003)
-    if task not in TASKS and data is None:
+# Seeds of fresh draws of a generated task (adding) that the model never trained on, offset from the training seed
+# far past the seeds training itself uses (seed for the draws, seed + 1 for the split), so no draw coincides.
+# Quantize evaluates on "test" and calibrates on "train". The metrics recorded in shipped bundles were measured on
+# these exact draws (tests/test_train_checkpoint.py rebuilds them): never change the numbers.
+FRESH_SEED_OFFSET = {"test": 1_000_003, "train": 2_000_003}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Which data a task is: everything that fixes its sequences and its train/val/test split.
+
+    Training builds its data from one (`TrainConfig.task_spec()`) and records it in the checkpoint
+    (`training["task"]`); quantize reads it back (`TaskSpec.recorded`) to reach the same held-out split, so neither
+    side depends on the other's field names.
+
+    Attributes:
+        task: "adding", "digits", or any other name for a user's task (then `data` must name its file).
+        seq_len: T of generated tasks (adding); fixed datasets keep their own T.
+        samples: N of generated tasks; fixed datasets keep their own N.
+        seed: the training seed: it draws generated sequences and permutes the 80/10/10 split (seed + 1).
+        data: a user's .npz/.csv file, which replaces the built-in task.
+    """
+
+    task: str = "adding"
+    seq_len: int = 100
+    samples: int = 12000
+    seed: int = 0
+    data: str | None = None
+
+    @classmethod
+    def recorded(cls, task: str, training: dict | None, data: str | None = None) -> TaskSpec:
+        """The split a checkpoint was trained on, for the model's `task`, with `data` standing in for its file.
+
+        Args:
+            task: the model's task (ModelConfig.task).
+            training: the checkpoint's `training` record: `{"task": asdict(TaskSpec), …}` where train_to_file wrote
+                it; older checkpoints (the shipped models) hold the TrainConfig as `config` and the seed beside it.
+                Empty or None (a model not trained by lstm-edge): T = 100, seed 0.
+            data: the data file passed now (quantize --data); the recorded path is not reused, since the file may
+                have moved or changed since training.
+
+        Returns:
+            a TaskSpec; raises nothing (missing fields take the defaults above).
+        """
+        training = training or {}
+        rec = training.get("task")
+        if isinstance(rec, dict):
+            seq_len, seed = rec.get("seq_len"), rec.get("seed")
+        else:  # checkpoints written before training["task"]: TrainConfig.seq_len and the provenance seed
+            seq_len, seed = (training.get("config") or {}).get("seq_len"), training.get("seed")
+        return cls(task=task, seq_len=int(seq_len or 100), seed=int(seed or 0), data=data)
+
+    @property
+    def has_data(self) -> bool:
+        """Whether held-out data exists without asking the user: a built-in task, or a data file."""
+        return self.data is not None or self.task in TASKS
+
+    def load(self) -> TaskData:
+        """The task's arrays and split (load_task on these fields); raises LstmEdgeError as load_task does."""
+        return load_task(self.task, seq_len=self.seq_len, n=self.samples, seed=self.seed, data=self.data)
+
+
+def held_out(spec: TaskSpec, part: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `n` sequences of a task for judging ("test") or calibrating ("train") a trained model.
+
+    A generated task (adding) gets fresh draws at seed + FRESH_SEED_OFFSET[part], never the training draws; a fixed
+    dataset or a data file gets the first `n` of that part of its seeded 80/10/10 split.
+
+    Args:
+        spec: the task and split the model was trained on (TaskSpec.recorded for a checkpoint).
+        part: "test" (held-out evaluation) or "train" (calibration).
+        n: at most this many sequences (a fixed dataset's split may hold fewer).
+
+    Returns:
+        X (n, T, F) float32 in raw input units, and y as load_task gives it ((n, O) float32 or (n,) int64).
+
+    Raises:
+        LstmEdgeError: the task is not built in and no data file was given, or the file cannot be read.
+    """
+    if part not in FRESH_SEED_OFFSET:
+        raise ValueError(f"part must be 'train' or 'test', not {part!r}")
+    if spec.task == "adding" and spec.data is None:
+        return adding_problem(n, spec.seq_len, spec.seed + FRESH_SEED_OFFSET[part])
+    if not spec.has_data:
+        what = "held-out" if part == "test" else "calibration"
         raise LstmEdgeError(
-            f"the model's task {task!r} is not built in, so there is no held-out data",
-            "pass the data it was trained on with --data FILE",
+            f"the model's task {spec.task!r} is not built in, so there is no {what} data",
+            "pass the data it was trained on with --data FILE (.npz or .csv)",
         )
-    X, y = load_task(task, seq_len=seq_len, seed=seed, data=data).split("test")
+    X, y = spec.load().split(part)
     return X[:n], y[:n]
 
 
 def metric(kind: str, y_pred: np.ndarray, y_true: np.ndarray) -> tuple[str, float]:
-    """MSE for regression, accuracy (%) for classification."""
+    """The task metric of predictions against targets, as (name, value).
+
+    Regression: ("mse", mean squared error in the target's units², computed in float64) for y_pred and y_true of the
+    same shape. Classification: ("accuracy", % of argmax(y_pred[..., K]) equal to the integer labels y_true, 0–100).
+    """
     if kind == "classification":
         return "accuracy", float((y_pred.argmax(-1) == y_true).mean() * 100.0)
     return "mse", float(np.mean((y_pred.astype(np.float64) - y_true) ** 2))
@@ -209,7 +327,17 @@ def sample_inputs(
     x_mean=None,
     x_std=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x in the model's raw units (normal around its normalization statistics); h0/c0 zero or random."""
+    """Random model inputs: x ~ N(x_mean, x_std) per feature in the model's raw units, and an initial state.
+
+    Args:
+        batch, seq: B and T. input_size, layers, hidden: F, L, H of the model.
+        random_state: False → h0 = c0 = 0; True → h0 ~ U(-0.9, 0.9) (h = o·tanh(c) lies in (-1, 1)), c0 ~ N(0, 2²).
+        seed: numpy Generator seed (same seed, same arrays).
+        x_mean, x_std: F floats each (the model's normalization statistics); None → 0 and 1.
+
+    Returns:
+        x (B, T, F), h0 (L, B, H), c0 (L, B, H), all float32.
+    """
     rng = np.random.default_rng(seed)
     mean = np.asarray(list(x_mean) if x_mean is not None else [0.0] * input_size, np.float32)
     std = np.asarray(list(x_std) if x_std is not None else [1.0] * input_size, np.float32)
@@ -230,7 +358,12 @@ def probe_inputs(
     config, batch: int, seq: int, random_state: bool, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inputs for parity checks: sequences of the model's own task where it is generated (adding), otherwise
-    normal draws around the normalization statistics. Quantize records int8 error on these; verify re-draws them."""
+    x ~ N(x_mean, x_std) per feature from the config's recorded normalization statistics (sample_inputs).
+
+    Quantize records a variant's error profile on these (and, without task data, all its error statistics);
+    verify re-draws them with other seeds. `config` is the model's ModelConfig; batch, seq are B and T; T = 1 of the
+    adding task marks its single step. Returns x (B, T, F), h0 and c0 (L, B, H), float32, as sample_inputs.
+    """
     if config.task != "adding":
         return sample_inputs(
             batch,

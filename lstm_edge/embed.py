@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge.atomic import staged_dir
-from lstm_edge.bundle import MANIFEST, Bundle
+from lstm_edge.bundle import MANIFEST, Bundle, entry_verdict
 from lstm_edge.config import OUTPUT_NAMES
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.tolerances import tolerance
 
-TARGETS = ("python", "node", "web")
+TARGETS = ("python", "node", "web", "triton")
 ORT_NODE_VERSION = "1.30.0"
 ORT_WEB_VERSION = "1.30.0"
 # What ort.wasm.min.js (the WASM-only build) fetches at run time: its loader module and the 14 MB SIMD binary.
@@ -111,6 +111,7 @@ def make_embed(
     force: bool = False,
     ort_web: str | None = None,
     verify_hash: bool = True,
+    max_batch: int = 64,
 ) -> Path:
     if target not in TARGETS:
         raise LstmEdgeError(f"unknown target {target!r}", f"choose one of {', '.join(TARGETS)}")
@@ -124,6 +125,12 @@ def make_embed(
         raise LstmEdgeError(f"{out} already exists", "pass --force to replace it, or choose another --out")
     dist = find_ort_web(ort_web) if target == "web" else None
     templates = resources.files("lstm_edge") / "templates"
+    if target == "triton":  # a Triton model repository: its own layout (lstm_edge/triton.py)
+        from lstm_edge.triton import write_triton_repo
+
+        with staged_dir(out) as stage:
+            write_triton_repo(bundle, variant, model_path, stage, max_batch)
+        return out
     with staged_dir(out) as stage:
         shutil.copyfile(model_path, stage / model_path.name)
         slim = {k: v for k, v in entry.items() if k != "report"}
@@ -134,6 +141,7 @@ def make_embed(
             "variant": variant,
             "model": model_path.name,
             "deployable": bool(entry.get("deployable", True)),
+            "verdict": entry_verdict(entry),
             "golden": "golden/index.json",
         }
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")

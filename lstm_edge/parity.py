@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from lstm_edge.atomic import sha256_file
-from lstm_edge.bundle import Bundle
+from lstm_edge.bundle import Bundle, entry_verdict
 from lstm_edge.config import OUTPUT_NAMES as OUTPUTS
 from lstm_edge.data import probe_inputs
 from lstm_edge.environment import available_providers, environment
@@ -83,6 +83,7 @@ class TargetResult(TypedDict):
     runtime: str
     variant: str
     deployable: bool
+    verdict: NotRequired[str]  # bundle.VERDICTS: quantize's verdict for the variant
     status: str  # "pass" | "fail" | "unsupported" | "not-deployable"
     reason: str
     cases: list[CaseResult]
@@ -237,13 +238,18 @@ def _judge(result: TargetResult, strict: bool) -> bool:
     """Set a checked target's status and reason; True when it fails the report."""
     failed = not all(c["passed"] for c in result["cases"])
     deployable = result["deployable"]
+    why_not = (
+        "quantize could not measure its task metric (no task data): unverified"
+        if result.get("verdict") == "unverified"
+        else "quantize found its task metric over budget"
+    )
     if failed:
         result["status"] = "fail" if deployable else "not-deployable"
-        result["reason"] = "errors above tolerance" + ("" if deployable else " (quantize marked it not deployable)")
+        result["reason"] = "errors above tolerance" + ("" if deployable else f" ({why_not})")
         return deployable or strict
     if not deployable:
         result["status"] = "not-deployable"
-        result["reason"] = "within parity tolerance, but quantize found its task metric over budget"
+        result["reason"] = f"within parity tolerance, but {why_not}"
         return strict
     return False
 
@@ -311,7 +317,8 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
         result: TargetResult = {
             "runtime": provider,
             "variant": variant,
-            "deployable": bool(entry.get("deployable", True)),
+            "deployable": entry_verdict(entry) == "deployable",
+            "verdict": entry_verdict(entry),
             "status": "pass",
             "reason": "",
             "cases": [],
@@ -396,17 +403,12 @@ def to_markdown(report: VerifyReport) -> str:
 def plot_drift(report: VerifyReport, out_dir: Path) -> list[Path]:
     """Write error_vs_timestep.png (max |Δy| per step, every runtime × variant, over drift_seq steps) and
     state_drift.png (max |Δh_t| and |Δc_t|, fp32 and int8) into out_dir, atomically. Returns the paths written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from lstm_edge.atomic import atomic_write_bytes
+    from lstm_edge.plots import png_bytes, pyplot
 
+    plt = pyplot()
     out_dir = Path(out_dir)
     written = []
-    import io
-
     fig, ax = plt.subplots(figsize=(8, 4))
     for d in report["drift"]:
         ax.plot(np.maximum(d["y"], 1e-12), label=f"{d['runtime']} {d['variant']}", lw=1)
@@ -417,10 +419,7 @@ def plot_drift(report: VerifyReport, out_dir: Path) -> list[Path]:
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    written.append(atomic_write_bytes(out_dir / "error_vs_timestep.png", buf.getvalue()))
+    written.append(atomic_write_bytes(out_dir / "error_vs_timestep.png", png_bytes(fig)))
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, key in zip(axes, ("h", "c"), strict=True):
@@ -433,8 +432,5 @@ def plot_drift(report: VerifyReport, out_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    written.append(atomic_write_bytes(out_dir / "state_drift.png", buf.getvalue()))
+    written.append(atomic_write_bytes(out_dir / "state_drift.png", png_bytes(fig)))
     return written

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,13 +14,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lstm_edge.checkpoint import provenance, save_checkpoint
-from lstm_edge.data import TaskData, load_task, metric
+from lstm_edge.data import TaskData, TaskSpec, metric
 from lstm_edge.int8_sim import OrtDynamicInt8
 from lstm_edge.model import LSTMModel, ModelConfig
+from lstm_edge.plots import png_bytes, pyplot
 
 
 @dataclass
 class TrainConfig:
+    """Everything `lstm-edge train` takes: the task's data (task, seq_len, samples, seed, data), the model's size,
+    and the optimizer's schedule. lr is Adam's learning rate; epochs and patience count whole passes."""
+
     task: str = "adding"
     seq_len: int = 100
     hidden_size: int = 64
@@ -35,9 +40,16 @@ class TrainConfig:
     data: str | None = None
     progress: bool = True
 
+    def task_spec(self) -> TaskSpec:
+        """The data this configuration trains on, as the one typed record that quantize later reads back."""
+        return TaskSpec(task=self.task, seq_len=self.seq_len, samples=self.samples, seed=self.seed, data=self.data)
+
 
 @dataclass
 class TrainResult:
+    """The trained model (eval mode, best epoch's weights), its metrics (val/test, seconds, int8_aware when asked),
+    the per-epoch history, and the wall time in seconds."""
+
     model: LSTMModel
     metrics: dict
     history: list[dict]
@@ -52,6 +64,45 @@ def _predict(model: LSTMModel, X: np.ndarray, batch: int = 512, int8: OrtDynamic
         return np.concatenate([run(torch.from_numpy(X[i : i + batch])).numpy() for i in range(0, len(X), batch)])
 
 
+def _epoch(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    model: LSTMModel,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    y_scale: torch.Tensor | None,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    batch_size: int,
+    per_batch: Callable[[], None] | None = None,
+) -> float:
+    """One pass over (X, y) in a shuffled order drawn from `gen`: loss, gradient clipped to norm 1, optimizer step.
+
+    The one training loop of both fp32 training and int8-aware fine-tuning; they differ in `forward` (the float
+    model or the simulated int8 one) and in the schedule (`per_batch` steps a per-batch scheduler). Loss is
+    cross-entropy when `y_scale` is None (classification), else MSE on targets divided by `y_scale`, so the learning
+    rate means the same for any units. Returns the mean loss over the epoch's batches.
+    """
+    model.train()
+    perm = torch.randperm(len(X), generator=gen)
+    running = 0.0
+    for k, i in enumerate(range(0, len(perm), batch_size)):
+        idx = perm[i : i + batch_size]
+        y_hat = forward(X[idx])
+        if y_scale is None:
+            loss = nn.functional.cross_entropy(y_hat, y[idx])
+        else:
+            loss = nn.functional.mse_loss(y_hat / y_scale, y[idx] / y_scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if per_batch is not None:
+            per_batch()
+        running += (loss.item() - running) / (k + 1)
+    model.eval()
+    return running
+
+
 def int8_aware(model: LSTMModel, data: TaskData, cfg: TrainConfig) -> dict:
     """Fine-tune `model` through ONNX Runtime's dynamic int8 arithmetic (lstm_edge.int8_sim), in place.
 
@@ -59,6 +110,15 @@ def int8_aware(model: LSTMModel, data: TaskData, cfg: TrainConfig) -> dict:
     step and the error compounds over T. Training through that rounding (straight-through gradients) moves the
     weights to where it costs less. Learning rate lr/20 on a cosine schedule; the epoch with the best int8
     validation metric is kept (the starting point included), since the int8 variant is what will be deployed.
+
+    Args:
+        model: a trained model; its weights change in place (to those of the kept epoch).
+        data: the task it was trained on (train for the gradient, val to choose the epoch, test to report).
+        cfg: batch_size, lr, seed, progress and int8_aware_epochs (the number of epochs) are read.
+
+    Returns:
+        {"epochs", "kept_epoch" (0 = the starting point), "history" [{epoch, val_fp32, val_int8}], "test_fp32",
+        "test_int8_simulated"} in the task's own metric (MSE or accuracy %). Raises nothing of its own.
     """
     sim = OrtDynamicInt8()
     classify = data.kind == "classification"
@@ -83,21 +143,7 @@ def int8_aware(model: LSTMModel, data: TaskData, cfg: TrainConfig) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     bar = tqdm(range(cfg.int8_aware_epochs), desc="int8-aware", disable=not cfg.progress, unit="epoch")
     for epoch in bar:
-        model.train()
-        perm = torch.randperm(len(X_tr), generator=gen)
-        for i in range(0, len(perm), cfg.batch_size):
-            idx = perm[i : i + cfg.batch_size]
-            y_hat = sim.forward(model, X_tr[idx])[0]
-            if classify:
-                loss = nn.functional.cross_entropy(y_hat, y_tr[idx])
-            else:
-                loss = nn.functional.mse_loss(y_hat / y_scale, y_tr[idx] / y_scale)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-        model.eval()
+        _epoch(lambda xb: sim.forward(model, xb)[0], model, X_tr, y_tr, y_scale, opt, gen, cfg.batch_size, sched.step)
         fp32, int8 = scores()
         history.append({"epoch": epoch + 1, "val_fp32": fp32, "val_int8": int8})
         bar.set_postfix(val_fp32=f"{fp32:.4g}", val_int8=f"{int8:.4g}")
@@ -116,8 +162,20 @@ def int8_aware(model: LSTMModel, data: TaskData, cfg: TrainConfig) -> dict:
 
 
 def train(cfg: TrainConfig, data: TaskData | None = None) -> TrainResult:
+    """Train a model on `data` (default: cfg.task_spec().load()) with Adam and early stopping on the val metric.
+
+    The input/output normalization is taken from the training split and built into the model, which then takes raw
+    inputs and returns outputs in the task's units. With cfg.int8_aware_epochs > 0, int8_aware fine-tuning follows.
+
+    Returns:
+        TrainResult; metrics holds "metric" (mse | accuracy), val_/test_ values, epochs, seconds, baseline_mse
+        (regression: the MSE of predicting the training mean) and int8_aware (when fine-tuned).
+
+    Raises:
+        LstmEdgeError: the task's data cannot be built or read (see TaskSpec.load).
+    """
     torch.manual_seed(cfg.seed)
-    data = data or load_task(cfg.task, cfg.seq_len, cfg.samples, cfg.seed, cfg.data)
+    data = data or cfg.task_spec().load()
     config = ModelConfig(
         input_size=data.X.shape[-1],
         hidden_size=cfg.hidden_size,
@@ -131,7 +189,6 @@ def train(cfg: TrainConfig, data: TaskData | None = None) -> TrainResult:
     )
     model = LSTMModel(config)
     classify = data.kind == "classification"
-    loss_fn: nn.Module = nn.CrossEntropyLoss() if classify else nn.MSELoss()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
     X_tr, y_tr = (torch.from_numpy(a) for a in data.split("train"))
@@ -144,19 +201,7 @@ def train(cfg: TrainConfig, data: TaskData | None = None) -> TrainResult:
     bar = tqdm(range(cfg.epochs), desc="train", disable=not cfg.progress, unit="epoch")
     gen = torch.Generator().manual_seed(cfg.seed)
     for epoch in bar:
-        model.train()
-        perm = torch.randperm(len(X_tr), generator=gen)
-        running = 0.0
-        for k, i in enumerate(range(0, len(perm), cfg.batch_size)):
-            idx = perm[i : i + cfg.batch_size]
-            y_hat, _ = model(X_tr[idx])
-            loss = loss_fn(y_hat, y_tr[idx]) if classify else loss_fn(y_hat / y_scale, y_tr[idx] / y_scale)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            running += (loss.item() - running) / (k + 1)
-        model.eval()
+        running = _epoch(lambda xb: model(xb)[0], model, X_tr, y_tr, y_scale, opt, gen, cfg.batch_size)
         name, val = metric(data.kind, _predict(model, X_va), y_va)
         score = -val if classify else val
         sched.step(score)
@@ -194,23 +239,33 @@ def train(cfg: TrainConfig, data: TaskData | None = None) -> TrainResult:
 
 
 def train_to_file(cfg: TrainConfig, out: str | Path) -> TrainResult:
-    """Train, write the checkpoint and its training-curve PNG beside it."""
+    """Train (see train), then write the checkpoint to `out` and its training curve to `out` with suffix .curve.png.
+
+    The checkpoint records the TrainConfig, the history, provenance, and the task's split (`training["task"]`,
+    asdict of cfg.task_spec()) from which quantize rebuilds the same held-out data. Both files are written
+    atomically. Returns the TrainResult; raises LstmEdgeError as train does, or when `out` cannot be written.
+    """
     result = train(cfg)
     out = Path(out)
-    training = provenance(cfg.seed) | {"config": asdict(cfg), "history": result.history}
+    training = provenance(cfg.seed) | {
+        "config": asdict(cfg),
+        "task": asdict(cfg.task_spec()),
+        "history": result.history,
+    }
     save_checkpoint(result.model, out, metrics=result.metrics, training=training)
     plot_curve(result.history, out.with_suffix(".curve.png"))
     return result
 
 
 def plot_curve(history: list[dict], path: Path) -> Path:
-    import matplotlib
+    """Plot train loss (standardized) and the val metric against epoch (log y for MSE) into the PNG at `path`.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    `history` is TrainResult.history: dicts with "epoch", "train_loss" and one "val_<metric>" key. Returns `path`
+    (written atomically).
+    """
     from lstm_edge.atomic import atomic_write_bytes
 
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     val_key = next(k for k in history[0] if k.startswith("val_"))
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -222,9 +277,4 @@ def plot_curve(history: list[dict], path: Path) -> Path:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, png_bytes(fig, dpi=100))

@@ -93,3 +93,52 @@ def test_custom_task_static_needs_data(small_bundle):
 def test_bad_options(bundle_copy, args, needle):
     r = CliRunner().invoke(main, ["quantize", str(bundle_copy), *args])
     assert r.exit_code == 2 and needle in r.output
+
+
+def test_custom_task_without_data_makes_unverified_variants(small_bundle, tmp_path):
+    """A model whose task is not built in, no --data: dynamic int8 and fp16 are made and measured on probe inputs
+    from the recorded normalization (their task metric is not), verdict "unverified"; static int8 is skipped with
+    its reason; quantize and verify both exit 0, and verify reports the unverified variants as not deployable."""
+    import shutil
+
+    bundle = tmp_path / "small"
+    shutil.copytree(small_bundle, bundle)
+    r = CliRunner().invoke(main, ["quantize", str(bundle)])
+    assert r.exit_code == 0, r.output
+    assert "skipped int8-static" in r.output and "--data" in r.output and "not measured (no data)" in r.output
+    b = Bundle.open(bundle)
+    assert set(b.variants()) == {"fp32", "int8", "fp16"}
+    for v in ("int8", "fp16"):
+        entry = b.entry(v)
+        report = entry["report"]
+        assert entry["deployable"] is False and entry["verdict"] == b.verdict(v) == "unverified"
+        assert report["metric"]["variant"] is None and "probe sequences" in report["measured_on"]
+        assert set(report["error_profile"]) == {"1", "10", "100", "1000"}
+        assert 0 < report["error_vs_torch"]["cn"]["max_abs"] < 1  # measured, and small
+    assert b.entry("fp16")["report"]["parity_bound"]["max_scaled"] <= FP16_ABS
+    md = (bundle / "quantization.md").read_text()
+    assert "unverified" in md and "**int8-static**: not made" in md
+    r = CliRunner().invoke(main, ["verify", str(bundle), "--quick", "--providers", "cpu"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "app"
+    r = CliRunner().invoke(main, ["bundle", str(bundle), "--target", "python", "--variant", "int8", "--out", str(out)])
+    assert r.exit_code == 0 and "marked int8 unverified" in r.output, r.output
+    assert json.loads((out / "manifest.json").read_text())["embed"]["verdict"] == "unverified"
+
+
+def test_custom_task_with_data_is_judged(small_bundle, tmp_path):
+    """With --data, the same custom model's int8 is judged against its budget: a yes or a no, never unverified."""
+    import shutil
+
+    from lstm_edge.data import sample_inputs
+
+    bundle = tmp_path / "small"
+    shutil.copytree(small_bundle, bundle)
+    config = Bundle.open(bundle).config
+    X = sample_inputs(40, 12, 3, 2, 8, False, 0, config.x_mean, config.x_std)[0]
+    np.savez(tmp_path / "d.npz", X=X, y=X[:, -1, :2] * 0.5)
+    r = CliRunner().invoke(main, ["quantize", str(bundle), "--mode", "dynamic", "--data", str(tmp_path / "d.npz")])
+    entry = Bundle.open(bundle).entry("int8")
+    assert entry["report"]["metric"]["variant"] is not None and "held-out" in entry["report"]["measured_on"]
+    assert entry["verdict"] in ("deployable", "not-deployable")
+    assert r.exit_code == (0 if entry["deployable"] else 1), r.output

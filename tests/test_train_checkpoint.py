@@ -115,3 +115,21 @@ def test_directory_and_missing_checkpoint(tmp_path):
         load_checkpoint(tmp_path)
     with pytest.raises(LstmEdgeError, match="not found"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_task_split_is_one_typed_record():
+    """Quantize's held-out data follows from the recorded TaskSpec, in new checkpoints and in the old layout (the
+    TrainConfig dict): renaming a TrainConfig field fails here instead of silently changing quantize's data."""
+    from dataclasses import asdict
+
+    from lstm_edge.data import TaskSpec, held_out
+
+    cfg = TrainConfig(seq_len=7, seed=3)
+    new, old = {"task": asdict(cfg.task_spec())}, {"config": asdict(cfg), "seed": cfg.seed}
+    assert TaskSpec.recorded("adding", new) == TaskSpec.recorded("adding", old) == cfg.task_spec()
+    assert TaskSpec.recorded("custom", None) == TaskSpec(task="custom", seq_len=100, seed=0)
+    X, y = held_out(TaskSpec(seq_len=20), "test", 512)
+    X0, y0 = adding_problem(512, 20, 1_000_003)  # the draws the shipped bundle's metrics were measured on
+    assert np.array_equal(X, X0) and np.array_equal(y, y0)
+    with pytest.raises(LstmEdgeError, match="--data"):
+        held_out(TaskSpec(task="custom"), "train", 8)

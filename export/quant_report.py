@@ -1,0 +1,220 @@
+"""The quantization report: typed per variant, written into the manifest as JSON, and as quantization.md / .png.
+
+The manifest's `artifacts[variant]["report"]` is `QuantizeReport.to_dict()`; its keys are read by
+lstm_edge.tolerances.tolerance (`error_profile`), verify, bench and embed (`deployable` on the artifact entry), so
+they stay as they were. Reports already in a manifest (from an earlier run) come back through `from_dict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+
+from lstm_edge.config import OUTPUT_NAMES
+from lstm_edge.plots import png_bytes, pyplot
+
+# A variant's verdict. "unverified": made and measured for output error, but its task metric could not be measured
+# (no task data), so nothing says whether it is good enough; the manifest's `deployable` stays false for it, which
+# is what readers that know only `deployable` should assume.
+DEPLOYABLE, NOT_DEPLOYABLE, UNVERIFIED = "deployable", "not-deployable", "unverified"
+
+ErrorStats = dict[str, float | None]  # lstm_edge.tolerances.error_stats of one output
+
+
+@dataclass(kw_only=True)
+class Int8AwareTraining:
+    """The checkpoint was fine-tuned through simulated int8 (lstm_edge.train.int8_aware): the fp32 baseline moved."""
+
+    epochs: int
+    kept_epoch: int
+    fp32_test_before: float  # the task metric of the fp32-only model
+    fp32_test_after: float  # ... and after the fine-tuning
+
+
+@dataclass(kw_only=True)
+class MetricReport:
+    """The task metric (MSE in the target's units², or accuracy %) of PyTorch, fp32 ORT and the variant on the
+    evaluation data, and the variant's drop against fp32 with its budget. torch/fp32/variant/drop are None when the
+    metric was not measured (no task data)."""
+
+    name: str  # "mse" | "accuracy"
+    torch: float | None = None
+    fp32: float | None = None
+    variant: float | None = None
+    drop: float | None = None  # relative (MSE: (variant - fp32) / fp32) or accuracy points (fp32 - variant)
+    drop_kind: str  # "relative" | "points"
+    budget: float
+    int8_aware_training: Int8AwareTraining | None = None
+
+    @property
+    def measured(self) -> bool:
+        """Whether the task metric was measured (there was task data)."""
+        return self.variant is not None
+
+
+@dataclass(kw_only=True)
+class Settings:
+    """How the variant was made; None where a setting does not apply to its mode."""
+
+    per_channel: bool
+    reduce_range: bool = False  # int8 weights in [-64, 64] (lstm_edge.int8_sim.WEIGHT_LEVELS); False in older reports
+    method: str | None = None  # static: minmax | entropy | percentile
+    calibration_samples: int | None = None  # static
+    quantize_state: bool | None = None  # static
+    input_equalization: dict | None = None  # dynamic: {x_min, x_max, source} or {"skipped": why}
+
+
+@dataclass(kw_only=True)
+class ParityBound:
+    """fp16's fixed bound (tolerances.FP16_ABS) and the worst scaled error measured against PyTorch."""
+
+    tolerance: float
+    max_scaled: float
+
+
+@dataclass(kw_only=True)
+class QuantizeReport:
+    """What one variant is and what it costs, as measured at quantize time.
+
+    Errors are statistics of each output (y, hn, cn) against fp32 ORT and against PyTorch on the evaluation data;
+    error_vs_seq_len is the max |Δ| against fp32 per T in (1, 10, 100, 1000); error_profile is the max scaled error
+    against PyTorch per T over zero and random initial states, full and streamed (verify's int8 bound).
+    """
+
+    bytes: int
+    size_ratio: float  # bytes / fp32 model bytes
+    ops_before: dict[str, int] = field(default_factory=dict)
+    ops_after: dict[str, int] = field(default_factory=dict)
+    nodes: dict[str, list[str]] = field(default_factory=lambda: {"quantized": [], "float": []})
+    settings: Settings
+    error_vs_fp32: dict[str, ErrorStats]
+    error_vs_torch: dict[str, ErrorStats] = field(default_factory=dict)
+    metric: MetricReport
+    error_vs_seq_len: dict[str, dict[str, float]]
+    error_profile: dict[str, dict[str, float]] = field(default_factory=dict)
+    eval_samples: int = 0
+    seconds: float = 0.0  # wall time to make the variant
+    parity_bound: ParityBound | None = None  # fp16 only
+    deployable: bool
+    verdict: str = ""  # DEPLOYABLE | NOT_DEPLOYABLE | UNVERIFIED; "" → from `deployable`
+    measured_on: str = ""  # what the evaluation data was
+
+    def __post_init__(self) -> None:
+        if not self.verdict:
+            self.verdict = DEPLOYABLE if self.deployable else NOT_DEPLOYABLE
+
+    def to_dict(self) -> dict:
+        """The manifest's JSON form (asdict), without parity_bound where it does not apply, as before."""
+        d = asdict(self)
+        if d["parity_bound"] is None:
+            del d["parity_bound"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> QuantizeReport:
+        """A report read back from a manifest; keys an older lstm-edge did not write take their defaults, unknown
+        keys are ignored. Raises KeyError/TypeError when the keys every report has are missing."""
+        d = dict(d)
+        m = dict(d.pop("metric"))
+        aware = m.pop("int8_aware_training", None)
+        metric = MetricReport(
+            **{k: v for k, v in m.items() if k in _names(MetricReport)},
+            int8_aware_training=Int8AwareTraining(**aware) if aware else None,
+        )
+        raw = d.pop("settings", None) or {"per_channel": True}
+        settings = Settings(**{k: v for k, v in raw.items() if k in _names(Settings)})
+        bound = d.pop("parity_bound", None)
+        rest = {k: v for k, v in d.items() if k in _names(cls)}
+        return cls(**rest, metric=metric, settings=settings, parity_bound=ParityBound(**bound) if bound else None)
+
+
+def _names(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def _deployable_cell(r: QuantizeReport) -> str:
+    return {DEPLOYABLE: "yes", NOT_DEPLOYABLE: "NO", UNVERIFIED: "unverified"}.get(r.verdict, r.verdict)
+
+
+def _metric_cells(m: MetricReport) -> tuple[str, str]:
+    relative = m.drop_kind == "relative"
+    budget = f"{m.budget * 100:.1f}%" if relative else f"{m.budget:.1f} pts"
+    if not m.measured:
+        return f"{m.name} not measured (no data)", f"— ({budget})"
+    drop = f"{m.drop * 100:+.2f}%" if relative else f"{m.drop:+.2f} pts"
+    return f"{m.name} {m.torch:.4g} / {m.fp32:.4g} / {m.variant:.4g}", f"{drop} ({budget})"
+
+
+def format_report(reports: Mapping[str, QuantizeReport], skipped: Mapping[str, str] | None = None) -> str:
+    """quantization.md: one table row per variant, then per-variant notes (nodes, error against T, fp16's bound,
+    unverified and skipped variants). Returns Markdown text without a trailing newline; raises nothing."""
+    lines = [
+        "| variant | bytes (× fp32) | metric: torch / fp32 / variant | drop (budget) | max abs y / hn / cn | "
+        "SQNR y dB | deployable |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v, r in reports.items():
+        e = r.error_vs_fp32
+        metric, drop = _metric_cells(r.metric)
+        sqnr = e["y"]["sqnr_db"]
+        lines.append(
+            f"| {v} | {r.bytes:,} ({r.size_ratio:.3f}) | {metric} | {drop} | {e['y']['max_abs']:.2e} / "
+            f"{e['hn']['max_abs']:.2e} / {e['cn']['max_abs']:.2e} | {'∞' if sqnr is None else f'{sqnr:.1f}'} | "
+            f"{_deployable_cell(r)} |"
+        )
+    lines.append("")
+    for v, r in reports.items():
+        aware = r.metric.int8_aware_training
+        if aware:
+            lines.append(
+                f"**{v}**: the checkpoint was fine-tuned {aware.epochs} epochs through simulated int8 arithmetic "
+                f"(kept epoch {aware.kept_epoch}); its fp32 test {r.metric.name} went "
+                f"{aware.fp32_test_before:.4g} → {aware.fp32_test_after:.4g}."
+            )
+        if r.verdict == UNVERIFIED:
+            lines.append(
+                f"**{v}**: unverified — its output error was measured on {r.measured_on}, but its task metric could "
+                "not be, so nothing says whether the loss is acceptable. The manifest marks it `verdict: unverified` "
+                "with `deployable: false`; verify still checks its parity and reports it as not deployable. Re-run "
+                "`lstm-edge quantize BUNDLE --data FILE` to judge it against the budget."
+            )
+        eq = r.settings.input_equalization
+        if eq and "x_min" in eq:
+            lines.append(f"**{v}**: input scaled by range (from {eq['source']}) so one uint8 scale fits every feature.")
+        lines.append(
+            f"**{v}** quantized nodes: {', '.join(r.nodes['quantized']) or 'none'}; "
+            f"float nodes: {', '.join(r.nodes['float']) or 'none'}."
+        )
+        growth = ", ".join(f"T={T}: {d['cn']:.2e}" for T, d in r.error_vs_seq_len.items())
+        lines.append(f"  max |Δcn| against T — {growth}")
+        if r.parity_bound is not None:
+            pb = r.parity_bound
+            verdict = "within" if pb.max_scaled <= pb.tolerance else "OVER"
+            lines.append(
+                f"  parity vs PyTorch up to T=1000, streamed and full: max scaled error {pb.max_scaled:.2e} "
+                f"({verdict} the fp16 bound {pb.tolerance:.0e})"
+            )
+    for v, why in (skipped or {}).items():
+        lines.append(f"**{v}**: not made — {why}.")
+    return "\n".join(lines)
+
+
+def plot_error_growth(reports: Mapping[str, QuantizeReport]) -> bytes:
+    """quantization.png: max |Δ| against fp32 per output (y, hn, cn) over T, log-log, one line per variant.
+    Returns the PNG's bytes."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharex=True)
+    for ax, name in zip(axes, OUTPUT_NAMES, strict=True):
+        for v, r in reports.items():
+            Ts = [int(t) for t in r.error_vs_seq_len]
+            errs = [max(d[name], 1e-12) for d in r.error_vs_seq_len.values()]
+            ax.plot(Ts, errs, marker="o", label=v)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"max |Δ{name}| vs fp32")
+        ax.set_xlabel("sequence length T")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("Quantization error against sequence length (recurrent error compounds)")
+    fig.tight_layout()
+    return png_bytes(fig, dpi=90)
