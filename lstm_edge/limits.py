@@ -147,3 +147,26 @@ def read_npy_header(f, what: str, fix: str) -> tuple[tuple[int, ...], np.dtype, 
 
 def _reason(e: BaseException) -> str:
     return (getattr(e, "strerror", None) or str(e) or type(e).__name__).splitlines()[0][:160]
+
+
+def run_memory(shape: tuple[int, int, int], layers: int | None, hidden: int | None) -> int:
+    """Bytes a run of x [B, T, F] plans to allocate, estimated from how ONNX Runtime's LSTM kernel works: each layer
+    computes its input gates for all T steps at once (B·T·4H) and writes its outputs (B·T·H), and the next layer
+    reads them; the state is [L, B, H] in and out, twice for h and c. In float32, with unknown L/H taken as 1/F."""
+    B, T, F = shape
+    L, H = layers or 1, hidden or F
+    return 4 * B * (T * (F + L * 6 * H) + 4 * L * H)
+
+
+def check_run_memory(
+    shape: tuple[int, int, int], layers: int | None, hidden: int | None, fix: str | None = None
+) -> None:
+    """LstmEdgeError when run_memory exceeds what this machine has free (limits.check_memory): x of shape
+    (1, 10 000 000, 2) on a 2×64 LSTM plans ~31 GB and is refused before any runtime allocates."""
+    need = run_memory(shape, layers, hidden)
+    if need > 256 * 2**20:  # below this, no machine lstm-edge runs on lacks it; skip reading /proc/meminfo
+        check_memory(
+            need,
+            f"x of shape {tuple(shape)} on a model of {layers or '?'} layers × {hidden or '?'} hidden",
+            fix or "run fewer sequences or shorter ones at a time (stream long sequences in chunks: --stream --chunk)",
+        )

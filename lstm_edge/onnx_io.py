@@ -43,7 +43,15 @@ def load_onnx_checked(path: str | Path):
     for t in model.graph.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL:
             loc = next((e.value for e in t.external_data if e.key == "location"), "")
-            target = (root / loc).resolve()
+            if (root / loc).is_symlink():  # onnx.load itself refuses these, with a traceback
+                raise LstmEdgeError(
+                    f"{path}: tensor {t.name!r} reads external data through a symlink ({loc!r})",
+                    "refusing to follow it; keep the external data file itself beside the model",
+                )
+            try:
+                target = (root / loc).resolve()
+            except (OSError, RuntimeError, ValueError) as e:  # a loop, a NUL byte
+                raise LstmEdgeError(f"{path}: tensor {t.name!r} names unusable external data ({loc!r})", str(e)) from e
             if Path(loc).is_absolute() or root not in target.parents:
                 raise LstmEdgeError(
                     f"{path}: tensor {t.name!r} points to external data outside the model's folder ({loc!r})",

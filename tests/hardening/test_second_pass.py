@@ -189,9 +189,35 @@ def _checkpoint(tmp: Path, **changes) -> list[str]:
 
 def _bundle_checkpoint(b: Path, **training_config) -> None:
     payload = torch.load(b / "model.pt", weights_only=True)
-    payload["training"] = {**payload.get("training", {}), "config": {**training_config}}
+    training = payload.get("training", {})
+    payload["training"] = {**training, "config": {**training.get("config", {}), **training_config}}
     torch.save(payload, b / "model.pt")
     _resign(b, "checkpoint")
+
+
+def _bundle_metrics(b: Path, **metrics) -> None:
+    payload = torch.load(b / "model.pt", weights_only=True)
+    payload["metrics"] = metrics
+    torch.save(payload, b / "model.pt")
+    _resign(b, "checkpoint")
+
+
+def _external_symlink(b: Path) -> None:
+    """model.onnx keeps W0 in external data, w0.bin, which is a symlink (to a file inside the bundle, even)."""
+    import onnx
+
+    m = onnx.load(str(b / "model.onnx"))
+    t = next(t for t in m.graph.initializer if t.name == "W0")
+    (b / "w0.real").write_bytes(t.raw_data)
+    (b / "w0.bin").symlink_to("w0.real")
+    n = len(t.raw_data)
+    t.ClearField("raw_data")
+    t.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", "w0.bin"), ("offset", "0"), ("length", str(n))):
+        e = t.external_data.add()
+        e.key, e.value = key, value
+    onnx.save(m, str(b / "model.onnx"))
+    _resign(b, "fp32")
 
 
 def _golden_without_x(tmp: Path) -> list[str]:
@@ -242,6 +268,11 @@ CASES = [
     ("golden case without x (bundle)", _golden_without_x, "golden"),
     ("run --threads -2", lambda t: ["run", str(SHIPPED), "--input", _ok_npy(t), "--threads", "-2"], "--threads"),
     ("bench --rate nan", lambda t: ["bench", str(SHIPPED), "--rate", "nan"], "--rate"),
+    ("quantize --max-metric-drop nan", lambda t: _cmd_bundle(t, lambda b: None, "quantize", "--mode", "dynamic", "--max-metric-drop", "nan"), "--max-metric-drop"),
+    ("quantize --calibration-samples 1e9", lambda t: _cmd_bundle(t, lambda b: None, "quantize", "--mode", "static", "--calibration-samples", "1000000000"), "--calibration-samples"),
+    ("checkpoint seq_len 1e7 reaching quantize", lambda t: _cmd_bundle(t, lambda b: _bundle_checkpoint(b, seq_len=10**7), "quantize", "--mode", "dynamic"), "seq_len"),
+    ("external-data symlink during quantize", lambda t: _cmd_bundle(t, _external_symlink, "quantize", "--mode", "dynamic"), "symlink"),
+    ("checkpoint metrics.int8_aware 'oops' reaching quantize", lambda t: _cmd_bundle(t, lambda b: _bundle_metrics(b, int8_aware="oops"), "quantize", "--mode", "dynamic"), "int8_aware"),
 ]  # fmt: skip
 
 
@@ -424,3 +455,27 @@ def test_bench_quick_auto_batch(small_bundle):
     assert batch_key(report) == "B8xT100"
     a = auto_choose(small_bundle, report, "batch")
     assert a["point"] == "B8xT100" and a["parity"] == "pass" and a["runtime"] in ("cpu", "torch")
+
+
+def test_full_disk_during_quantize_simulated(tmp_path, monkeypatch):
+    """ENOSPC simulated while quantize copies its variant into the staged bundle: one line, exit 2, bundle as it was."""
+    import errno
+    import pathlib
+
+    b = _bundle(tmp_path)
+    _edit(b, lambda m: m["artifacts"].pop("int8"))
+    (b / "model.int8.onnx").unlink()
+    before = _snapshot(tmp_path)
+    real = pathlib.Path.write_bytes
+
+    def full(self, data):
+        if self.name == "model.int8.onnx":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    r = _invoke(["quantize", str(b), "--mode", "dynamic", "--json"])
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "No space left on device" in lines[0], r.output
+    assert _snapshot(tmp_path) == before
