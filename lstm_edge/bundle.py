@@ -159,7 +159,7 @@ class Bundle:
         except FileNotFoundError as e:
             raise LstmEdgeError(f"{self.root / rel} is listed in the manifest but missing", fix) from e
         except (OSError, RuntimeError) as e:  # a symlink loop: ELOOP, or RuntimeError before Python 3.13
-            raise LstmEdgeError(f"{self.root / rel} cannot be resolved ({_reason(e)}; a symlink loop?)", fix) from e
+            raise LstmEdgeError(f"{self.root / rel} cannot be resolved ({_reason(e)})", fix) from e
         if root not in path.parents:
             raise LstmEdgeError(f"manifest path {rel!r} of {name!r} resolves outside the bundle (not read)", fix)
         try:
