@@ -36,6 +36,10 @@ MAX_JSON_INPUT_BYTES = 16 * MiB
 MAX_MODEL_DIM = 2**20
 # The fraction of available memory one run may plan to use (the rest: the runtime's own arenas, Python, the OS).
 MEMORY_FRACTION = 0.5
+# And at most this much whatever the machine has, so a refusal does not depend on the machine: x of shape
+# (1, 10 000 000, 2) on the shipped 2×64 LSTM plans ~29 GiB (ORT reached 11 GB RSS before it was stopped); the
+# verify matrix's largest case (B=16, T=1000) plans ~50 MB. Longer inputs stream in chunks (`run --stream`).
+MAX_RUN_BYTES = 16 * GiB
 
 
 def available_memory() -> int:
@@ -50,8 +54,10 @@ def available_memory() -> int:
 
 
 def check_memory(need: int, what: str, fix: str) -> None:
-    """Refuse (LstmEdgeError) when `need` bytes exceed MEMORY_FRACTION of available_memory(); `what` names the
+    """Refuse (LstmEdgeError) when `need` bytes exceed MAX_RUN_BYTES or MEMORY_FRACTION of available_memory(); `what` names the
     allocation ("x of shape (1, 10000000, 2) on a 2×64 LSTM"), `fix` says how to make it smaller."""
+    if need > MAX_RUN_BYTES:
+        raise LstmEdgeError(f"{what} needs ~{_size(need)} of memory, over the {_size(MAX_RUN_BYTES)} cap", fix)
     budget = int(available_memory() * MEMORY_FRACTION)
     if need > budget:
         raise LstmEdgeError(f"{what} needs ~{_size(need)} of memory, more than the {_size(budget)} available", fix)
