@@ -17,7 +17,7 @@ from torch import nn
 
 from lstm_edge.atomic import out_folder, sha256_file, staged_dir
 from lstm_edge.bundle import check_name
-from lstm_edge.checkpoint import load_checkpoint, save_checkpoint
+from lstm_edge.checkpoint import check_finite_weights, load_checkpoint, save_checkpoint
 from lstm_edge.data import TASKS
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.golden import make_golden
@@ -198,10 +198,13 @@ def export_bundle(
         raise LstmEdgeError(f"head {cfg.head!r}", f"choose {', '.join(HEAD_CHOICES)}")
     start = time.perf_counter()
     if isinstance(source, LSTMModel):
+        check_finite_weights(source.state_dict(), "the model")
         plan = _own_model(source.eval(), cfg, "")
         name = cfg.name if cfg.name is not None else source.config.task
     elif isinstance(source, nn.Module):
         from lstm_edge.export.user_model import plan_module
+
+        check_finite_weights(source.state_dict(), "the model")
 
         plan = plan_module(source, cfg, example_input)
         name = cfg.name if cfg.name is not None else type(source).__name__.lower()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,13 +28,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from lstm_edge import limits
 from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import QUANTIZE_MODES, Bundle, variant_for_mode
 from lstm_edge.bundle import variant as bundle_variant
 from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
 from lstm_edge.config import C0, CN, H0, HN, ModelConfig, X, Y, is_seed_form
 from lstm_edge.data import TaskSpec, metric
-from lstm_edge.errors import LstmEdgeError, ParityError
+from lstm_edge.errors import LstmEdgeError, ParityError, first_line
 from lstm_edge.export.calibration import (
     CalibrationReader,
     EvalData,
@@ -58,6 +60,7 @@ from lstm_edge.export.quant_report import (
 )
 from lstm_edge.export.validate import ort_cpu_session, probe_ort_cpu
 from lstm_edge.model import LSTMModel, run_numpy
+from lstm_edge.onnx_io import load_onnx_checked
 from lstm_edge.tolerances import (
     ACCURACY_POINTS_DROP,
     FP16_ABS,
@@ -69,6 +72,9 @@ from lstm_edge.tolerances import (
 __all__ = ["QuantizeConfig", "QuantizeReport", "QuantizeResult", "format_report", "quantize_bundle"]
 
 METHODS = ("minmax", "entropy", "percentile")
+# --calibration-samples / eval sequences: ORT's static calibration runs each through an augmented session
+# (~2 ms a sequence of T=100 here), so 100 000 is already ~3 minutes; 10⁹ was accepted and died allocating.
+MAX_SAMPLES = 100_000
 STATIC_NEEDS_DATA = "static int8 needs calibration data and the model's task is not built in: pass --data FILE"
 
 
@@ -222,8 +228,33 @@ def _check(cfg: QuantizeConfig) -> None:
         variant_for_mode(cfg.mode)
     if cfg.method not in METHODS:
         raise LstmEdgeError(f"unknown --method {cfg.method!r}", "choose minmax, entropy or percentile")
-    if cfg.calibration_samples < 1 or cfg.eval_samples < 1:
-        raise LstmEdgeError("sample counts must be ≥ 1", "pass a positive --calibration-samples")
+    for flag, n in (("--calibration-samples", cfg.calibration_samples), ("eval_samples", cfg.eval_samples)):
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SAMPLES:
+            raise LstmEdgeError(f"{flag} {n}", f"pass a count in 1..{MAX_SAMPLES}")
+    drop = cfg.max_metric_drop
+    if drop is not None and not (isinstance(drop, int | float) and math.isfinite(drop) and drop >= 0):
+        raise LstmEdgeError(f"--max-metric-drop {drop}", "give a finite budget ≥ 0 (0.05 = 5% relative MSE)")
+
+
+def _task_spec(bundle: Bundle, payload: dict, cfg: QuantizeConfig) -> TaskSpec:
+    """The checkpoint's recorded task, checked before any data is drawn from it: a seq_len that is not an integer
+    in 1..MAX_MODEL_DIM (a checkpoint recording 1e7 steps asked for 512 × 10⁷ × F floats), or data the run could
+    not hold in memory (limits.check_run_memory over the larger of the eval and calibration sets), is one line."""
+    fix = "re-train the checkpoint with `lstm-edge train`, or pass --data with the task's data"
+    try:
+        spec = TaskSpec.recorded(bundle.config.task, payload.get("training"), cfg.data)
+    except (TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise LstmEdgeError(f"the checkpoint's training record is malformed ({first_line(e, 120)})", fix) from e
+    limits.check_dims({"seq_len": spec.seq_len}, "the checkpoint's training record", fix)
+    c = bundle.config
+    n = max(cfg.eval_samples, cfg.calibration_samples)
+    limits.check_run_memory(
+        (n, spec.seq_len, c.input_size),
+        c.num_layers,
+        c.hidden_size,
+        f"{fix}; or lower --calibration-samples",
+    )
+    return spec
 
 
 def _plan(cfg: QuantizeConfig, spec: TaskSpec) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -240,6 +271,7 @@ def _baseline(bundle: Bundle, payload: dict, data: EvalData, cfg: QuantizeConfig
     """The fp32 references on the evaluation data, and the metric budget."""
     config = bundle.config
     fp32_path = bundle.artifact("fp32")
+    load_onnx_checked(fp32_path)  # external data outside the bundle or through a symlink: one line, never read
     if _imported(bundle):
         model, reference = None, _onnx_reference(fp32_path)
     else:
@@ -265,12 +297,18 @@ def _baseline(bundle: Bundle, payload: dict, data: EvalData, cfg: QuantizeConfig
     # The fp32 baseline itself moved when the checkpoint was fine-tuned for int8: say from where.
     int8_aware = None
     if aware is not None:
-        int8_aware = Int8AwareTraining(
-            epochs=aware["epochs"],
-            kept_epoch=aware["kept_epoch"],
-            fp32_test_before=aware["fp32_only"][f"test_{name}"],
-            fp32_test_after=aware["test_fp32"],
-        )
+        try:
+            int8_aware = Int8AwareTraining(
+                epochs=aware["epochs"],
+                kept_epoch=aware["kept_epoch"],
+                fp32_test_before=aware["fp32_only"][f"test_{name}"],
+                fp32_test_after=aware["test_fp32"],
+            )
+        except (KeyError, TypeError, IndexError) as e:
+            raise LstmEdgeError(
+                f"the checkpoint's metrics.int8_aware record is malformed ({type(e).__name__}: {first_line(e, 80)})",
+                "re-train with `lstm-edge train --int8-aware-epochs`, or remove the record",
+            ) from e
     return _Baseline(
         model=model,
         streaming=bool(bundle.manifest.get("streaming", True)),
@@ -389,7 +427,7 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
 
         return quantize_form(bundle, cfg)
     payload = {} if _imported(bundle) else read_checkpoint(bundle.checkpoint())
-    spec = TaskSpec.recorded(bundle.config.task, payload.get("training"), cfg.data)
+    spec = _task_spec(bundle, payload, cfg)
     modes, skipped = _plan(cfg, spec)
     X_cal = calibration_inputs(spec, cfg.calibration_samples) if "static" in modes else None
     base = _baseline(bundle, payload, evaluation_data(spec, bundle.config, cfg.eval_samples), cfg)

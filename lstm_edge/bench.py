@@ -462,16 +462,32 @@ def plot(report: dict, out: Path) -> Path:
     return atomic_write_bytes(Path(out), png_bytes(fig))
 
 
+def batch_key(report: dict) -> str:
+    """The grid point that stands for "batch" in `--auto batch`: B64xT100 where it was measured, else the point
+    with the most steps per call among those measured (--quick measures B 1,8 × T 1,100, so B8xT100). The key was
+    fixed to B64xT100, and --quick --auto batch always found no candidate."""
+    points = {k for r in report["runs"] if r.get("status") == "ok" for k in r.get("grid", {})}
+    if "B64xT100" in points or not points:
+        return "B64xT100"
+
+    def steps(k: str) -> tuple[int, int]:
+        b, t = k[1:].split("xT")
+        return int(b) * int(t), int(b)
+
+    return max(points, key=steps)
+
+
 def auto_choose(bundle_path: str | Path, report: dict, workload: str) -> dict:
-    """The fastest runtime × variant for `workload` ("streaming": stream p50; "batch": B64xT100) among the bench
+    """The fastest runtime × variant for `workload` ("streaming": stream p50; "batch": batch_key) among the bench
     report's runs that passes parity (verify's tolerances, quick matrix, drift over 50 steps).
 
-    Returns {"workload", "runtime", "variant", "threads", "speedup_vs_torch", "parity": "pass"}.
+    Returns {"workload", "point" (the measure compared: stream_p50 or a grid point), "runtime", "variant",
+    "threads", "speedup_vs_torch", "parity": "pass"}.
     Raises LstmEdgeError for an unknown workload, or when no measured target passes parity.
     """
     if workload not in ("streaming", "batch"):
         raise LstmEdgeError(f"unknown workload {workload!r}", "use --auto streaming or --auto batch")
-    key = "stream_p50" if workload == "streaming" else "B64xT100"
+    key = "stream_p50" if workload == "streaming" else batch_key(report)
     candidates = [r for r in report["runs"] if r.get("status") == "ok" and key in r["speedup_vs_torch"]]
     candidates.sort(key=lambda r: -r["speedup_vs_torch"][key])
     for r in candidates:
@@ -486,6 +502,7 @@ def auto_choose(bundle_path: str | Path, report: dict, workload: str) -> dict:
         if result["status"] == "pass":
             return {
                 "workload": workload,
+                "point": key,
                 "runtime": r["runtime"],
                 "variant": r["variant"],
                 "threads": r["threads"],

@@ -6,13 +6,15 @@ lstm_edge.export.manifest; runtimes only read.
 
 from __future__ import annotations
 
-import json
+import os
 import re
+import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from lstm_edge import limits
 from lstm_edge.atomic import sha256_file
 from lstm_edge.config import H0, ModelConfig
 from lstm_edge.errors import LstmEdgeError
@@ -116,11 +118,14 @@ class Bundle:
                 f"{root} is not an lstm-edge bundle (no {MANIFEST})",
                 "pass the folder `lstm-edge export` wrote",
             )
+        where = root / MANIFEST
+        limits.check_file_size(where, limits.MAX_MANIFEST_BYTES, "the manifest", "re-export the bundle")
         try:
-            manifest = json.loads((root / MANIFEST).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise LstmEdgeError(f"{root / MANIFEST} is not valid JSON ({e})", "re-export the bundle") from e
-        _validate(manifest, root / MANIFEST)
+            text = where.read_bytes()
+        except OSError as e:
+            raise LstmEdgeError(f"{where} cannot be read ({e.strerror})", "check its permissions") from e
+        manifest = limits.loads_json(text, str(where), "re-export the bundle")
+        _validate(manifest, where)
         bundle = cls(root, manifest)
         bundle.config  # noqa: B018 - a config that does not build is reported now, not at first use
         return bundle
@@ -129,9 +134,7 @@ class Bundle:
     def config(self) -> ModelConfig:
         try:
             config = ModelConfig.from_dict(self.manifest["config"])
-            sizes = (config.input_size, config.hidden_size, config.num_layers, config.output_size)
-            if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
-                raise ValueError(f"sizes must be positive integers, got {sizes}")
+            check_config_sizes(config, "the manifest's model config", "re-export the bundle")
             return config
         except (TypeError, ValueError) as e:
             raise LstmEdgeError(f"the manifest's model config is invalid ({e})", "re-export the bundle") from e
@@ -159,14 +162,51 @@ class Bundle:
             )
         return arts[variant]
 
+    def locate(self, name: str) -> Path:
+        """The one check every manifest path passes before anything reads it: the artifact `name`'s file, resolved.
+
+        Refused (LstmEdgeError, nothing read): an absolute path or one with `..`; a path that resolves (symlinks
+        followed, loops caught) outside the bundle; a missing file or not a regular file; a file over
+        limits.MAX_ARTIFACT_BYTES; a size other than the manifest's `bytes`. NUL bytes and over-long paths are
+        refused earlier, when the manifest is opened. Only the file's metadata is touched (stat), never its bytes.
+        """
+        rel = self.entry(name)["path"]
+        fix = "re-export the bundle"
+        if PurePosixPath(rel).is_absolute() or Path(rel).is_absolute() or ".." in PurePosixPath(rel).parts:
+            raise LstmEdgeError(f"manifest path {rel!r} of {name!r} points outside the bundle (not read)", fix)
+        root = self.root.resolve()
+        try:
+            path = (self.root / rel).resolve(strict=True)
+        except FileNotFoundError as e:
+            raise LstmEdgeError(f"{self.root / rel} is listed in the manifest but missing", fix) from e
+        except (OSError, RuntimeError) as e:  # a symlink loop: ELOOP, or RuntimeError before Python 3.13
+            raise LstmEdgeError(f"{self.root / rel} cannot be resolved ({_reason(e)})", fix) from e
+        if root not in path.parents:
+            raise LstmEdgeError(f"manifest path {rel!r} of {name!r} resolves outside the bundle (not read)", fix)
+        try:
+            st = path.stat()
+        except OSError as e:
+            raise LstmEdgeError(f"{path} cannot be read ({_reason(e)})", fix) from e
+        if not os.path.isfile(path):
+            raise LstmEdgeError(f"{path} is listed in the manifest but is not a regular file", fix)
+        if st.st_size > limits.MAX_ARTIFACT_BYTES:
+            raise LstmEdgeError(
+                f"{rel} is {st.st_size} bytes, over the {limits.MAX_ARTIFACT_BYTES} bytes an artifact may have "
+                "(not read)",
+                "larger models need external data, which lstm-edge does not write; re-export the bundle",
+            )
+        recorded = self.entry(name).get("bytes")
+        if recorded is not None and recorded != st.st_size:
+            raise LstmEdgeError(
+                f"{rel} is {st.st_size} bytes but the manifest records {recorded} (the file changed after export)",
+                fix,
+            )
+        return path
+
     def artifact(self, variant: str, verify_hash: bool = True) -> Path:
-        """The artifact's path, after checking its sha256 against the manifest."""
+        """The artifact's path after `locate`'s containment and size check and, with verify_hash, its sha256."""
         entry = self.entry(variant)
-        path = (self.root / entry["path"]).resolve()
-        if self.root.resolve() not in path.parents:
-            raise LstmEdgeError(f"manifest path {entry['path']!r} points outside the bundle", "re-export the bundle")
-        if not path.is_file():
-            raise LstmEdgeError(f"{path} is listed in the manifest but missing", "re-export the bundle")
+        path = self.locate(variant)
         if verify_hash:
             actual = sha256_file(path)
             if actual != entry["sha256"]:
@@ -204,36 +244,99 @@ class Bundle:
         """Golden cases: {case: {x, h0, c0, y, hn, cn}} from golden.npz."""
         path = self.artifact("golden", verify_hash)
         cases: dict[str, dict[str, np.ndarray]] = {}
+        fix = "re-export the bundle"
         try:
+            limits.check_npz(path, limits.MAX_ARTIFACT_BYTES, fix)
             with np.load(path, allow_pickle=False) as z:
                 for key in z.files:
-                    case, name = key.split("/")
+                    case, _, name = key.partition("/")
                     cases.setdefault(case, {})[name] = z[key]
-        except (ValueError, OSError, EOFError) as e:
-            raise LstmEdgeError(f"{path} is not a readable golden-vector file ({e})", "re-export the bundle") from e
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise LstmEdgeError(f"{path} is not a readable golden-vector file ({_reason(e)})", fix) from e
+        c = self.config
+        want = ("x", "h0", *(["c0"] if c.has_cell_state else []), "y", "hn", *(["cn"] if c.has_cell_state else []))
+        for case, arrays in cases.items():
+            missing = [k for k in want if k not in arrays]
+            if missing:
+                raise LstmEdgeError(f"golden case {case!r} in {path.name} lacks {', '.join(missing)}", fix)
+            if arrays["x"].ndim != 3 or arrays["x"].dtype.kind != "f":
+                raise LstmEdgeError(f"golden case {case!r}: x has shape {arrays['x'].shape}, {arrays['x'].dtype}", fix)
+        if not cases:
+            raise LstmEdgeError(f"{path.name} holds no golden cases", fix)
         return cases
 
 
+def _reason(e: BaseException) -> str:
+    return (getattr(e, "strerror", None) or str(e) or type(e).__name__).splitlines()[0][:160]
+
+
+def check_config_sizes(config: ModelConfig, what: str, fix: str) -> None:
+    """Refuse (LstmEdgeError) sizes that are not integers in 1..limits.MAX_MODEL_DIM, or whose fp32 weights
+    (4·H·(F + H_out) + biases per layer and direction, plus the head) would exceed limits.MAX_ARTIFACT_BYTES:
+    `hidden_size = 2**40` is one line here, not an allocation of 2**40 floats later."""
+    limits.check_dims(
+        {k: getattr(config, k) for k in ("input_size", "hidden_size", "num_layers", "output_size")}, what, fix
+    )
+    for k in ("proj_size", "vocab_size"):
+        v = getattr(config, k)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= limits.MAX_MODEL_DIM:
+            raise LstmEdgeError(f"{what}: {k} is {v!r}, not an integer in 0..{limits.MAX_MODEL_DIM}", fix)
+    H, W, F = config.hidden_size, config.state_size, config.input_size
+    per_layer = 4 * H * (max(F, config.recurrent_width) + W + 2) + W * H
+    weights = config.num_directions * config.num_layers * per_layer + config.vocab_size * F
+    weights += config.recurrent_width * config.output_size
+    if 4 * weights > limits.MAX_ARTIFACT_BYTES:
+        raise LstmEdgeError(
+            f"{what} describes {weights} weights ({4 * weights} bytes in fp32), over the "
+            f"{limits.MAX_ARTIFACT_BYTES}-byte cap (input_size {F}, hidden_size {H}, num_layers {config.num_layers})",
+            fix,
+        )
+
+
 def _validate(manifest, where: Path) -> None:
-    """The structure every reader relies on; anything else is one clear error, never a KeyError deep inside."""
+    """The structure every reader relies on; anything else is one clear error, never a KeyError deep inside.
+
+    Types are checked here (a string "false" for `deployable` was counted as deployable); paths are checked for
+    NUL bytes and length here, and for containment by Bundle.locate before any read."""
+    fix = "re-export the bundle"
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise LstmEdgeError(f"{where} is not an lstm-edge manifest", "re-export the bundle")
+        raise LstmEdgeError(f"{where} is not an lstm-edge manifest", fix)
     version = manifest.get("format_version", 0)
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise LstmEdgeError(f"{where}: format_version is {version!r}", "re-export the bundle")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise LstmEdgeError(f"{where}: format_version is {limits.short_repr(version)}", fix)
     if version > FORMAT_VERSION:
         raise LstmEdgeError("the bundle was written by a newer lstm-edge", "upgrade lstm-edge")
     artifacts = manifest.get("artifacts")
     if not isinstance(artifacts, dict) or not isinstance(manifest.get("config"), dict):
-        raise LstmEdgeError(f"{where} lacks its artifacts or config", "re-export the bundle")
+        raise LstmEdgeError(f"{where} lacks its artifacts or config", fix)
+    if "name" in manifest and not isinstance(manifest["name"], str):
+        raise LstmEdgeError(f"{where}: name is {limits.short_repr(manifest['name'])}", fix)
     for name, entry in artifacts.items():
         if (
             not isinstance(entry, dict)
             or not isinstance(entry.get("path"), str)
             or not isinstance(entry.get("sha256"), str)
         ):
-            raise LstmEdgeError(f"{where}: artifact {name!r} lacks a path or sha256", "re-export the bundle")
-        if "precision" in entry and not isinstance(entry["precision"], str):
+            raise LstmEdgeError(f"{where}: artifact {name!r} lacks a path or sha256", fix)
+        path = entry["path"]
+        if "\x00" in path:
+            raise LstmEdgeError(f"{where}: the path of artifact {name!r} holds a NUL byte", fix)
+        if not path or len(path) > limits.MAX_PATH_CHARS:
             raise LstmEdgeError(
-                f"{where}: artifact {name!r} has precision {entry['precision']!r}", "re-export the bundle"
+                f"{where}: the path of artifact {name!r} is {len(path)} characters long "
+                f"(1..{limits.MAX_PATH_CHARS} allowed)",
+                fix,
             )
+        for key, types, what in (
+            ("precision", (str,), "a string"),
+            ("deployable", (bool,), "true or false"),
+            ("report", (dict,), "an object"),
+            ("bytes", (int,), "an integer"),
+            ("opset", (int,), "an integer"),
+        ):
+            value = entry.get(key)
+            bad_bool = isinstance(value, bool) and bool not in types
+            if key in entry and (not isinstance(value, types) or bad_bool):
+                raise LstmEdgeError(f"{where}: artifact {name!r} has {key} {limits.short_repr(value)}, not {what}", fix)
+        if isinstance(entry.get("bytes"), int) and entry["bytes"] < 0:
+            raise LstmEdgeError(f"{where}: artifact {name!r} has bytes {entry['bytes']}", fix)

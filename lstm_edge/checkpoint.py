@@ -12,8 +12,9 @@ from typing import Any
 
 import torch
 
-from lstm_edge import __version__
+from lstm_edge import __version__, limits
 from lstm_edge.atomic import atomic_write_bytes
+from lstm_edge.bundle import check_config_sizes
 from lstm_edge.errors import LstmEdgeError, first_line
 from lstm_edge.model import LSTMModel, ModelConfig
 
@@ -57,6 +58,7 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, A
         raise LstmEdgeError(f"{path} is a directory, not a checkpoint file", "pass the .pt file inside it")
     if path.stat().st_size == 0:
         raise LstmEdgeError(f"{path} is empty", "re-create it with `lstm-edge train`")
+    limits.check_file_size(path, limits.MAX_ARTIFACT_BYTES, "the checkpoint", "lstm-edge checkpoints are far smaller")
     if not _is_zip(path):
         # torch.save has written zip archives since 1.6; anything else is random bytes or a legacy pickle.
         raise LstmEdgeError(
@@ -86,19 +88,47 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, A
             f"{path} is not an lstm-edge checkpoint (no '{FORMAT}' format tag)",
             "train with `lstm-edge train`, or export an nn.Module through the Python API",
         )
+    _check_fields(payload, path)
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise LstmEdgeError(
             f"{path} has checkpoint format {payload['format_version']}, newer than this lstm-edge reads",
             "upgrade lstm-edge",
         )
-    if not isinstance(payload.get("config"), dict) or not isinstance(payload.get("state_dict"), dict):
-        raise LstmEdgeError(f"{path} lacks its config or state_dict", "re-create it with `lstm-edge train`")
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload["state_dict"].items()):
         raise LstmEdgeError(
             f"{path}: the state_dict holds entries that are not named tensors",
             "the file is corrupt; re-create it with `lstm-edge train`",
         )
     return payload
+
+
+def _check_fields(payload: dict, path: Path) -> None:
+    """The types every reader relies on, checked once at the boundary: format_version an int (a "1" or None made
+    `>` raise TypeError), config/state_dict/metrics/training dicts (quantize reads metrics and training)."""
+    fix = "re-create it with `lstm-edge train`"
+    version = payload.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise LstmEdgeError(f"{path}: format_version is {limits.short_repr(version)}, not a non-negative integer", fix)
+    if not isinstance(payload.get("config"), dict) or not isinstance(payload.get("state_dict"), dict):
+        raise LstmEdgeError(f"{path} lacks its config or state_dict", fix)
+    for key in ("metrics", "training"):
+        if payload.get(key) is not None and not isinstance(payload[key], dict):
+            raise LstmEdgeError(f"{path}: {key} is {limits.short_repr(payload[key])}, not a dict", fix)
+    config = (payload.get("training") or {}).get("config")
+    if config is not None and not isinstance(config, dict):
+        raise LstmEdgeError(f"{path}: training.config is {limits.short_repr(config)}, not a dict", fix)
+
+
+def check_finite_weights(state_dict: dict[str, torch.Tensor], origin: str) -> None:
+    """LstmEdgeError naming the first tensor holding NaN or ±Inf: such a model is the user's to fix (a diverged
+    training run), not an exporter bug that validation would report later as a parity failure (exit 1)."""
+    for name, t in state_dict.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise LstmEdgeError(
+                f"{origin}: tensor {name} holds {bad} NaN/Inf value{'s' if bad > 1 else ''}",
+                "the training diverged or the file is damaged; retrain or restore an earlier checkpoint",
+            )
 
 
 def _is_zip(path: Path) -> bool:
@@ -127,8 +157,10 @@ def _from_module(module: torch.nn.Module) -> dict[str, Any]:
 def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> tuple[LSTMModel, ModelConfig]:
     """The model (eval mode, float32, nn.LSTM inside) and its config."""
     payload = read_checkpoint(path, trust_pickle=trust_pickle)
+    check_finite_weights(payload["state_dict"], str(path))
     try:
         config = ModelConfig.from_dict(payload["config"])
+        check_config_sizes(config, f"{path}: the config", "re-create the checkpoint with `lstm-edge train`")
         model = LSTMModel(config)
         model.load_state_dict(payload["state_dict"])
     except (TypeError, ValueError, KeyError, RuntimeError, AttributeError, IndexError) as e:

@@ -4,17 +4,38 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
+import traceback
 from pathlib import Path
 
 import click
 
 from lstm_edge import __version__
-from lstm_edge.errors import LstmEdgeError, ParityError
+from lstm_edge.errors import LstmEdgeError, ParityError, first_line
+
+
+def _last_resort(e: BaseException) -> LstmEdgeError:
+    """Errors no boundary check caught, as one line: the boundary checks estimate sizes before allocating, so these
+    are what remains (a full disk, a file vanishing mid-read, memory another process took)."""
+    import errno
+
+    if isinstance(e, MemoryError):
+        return LstmEdgeError("out of memory", "use smaller inputs (fewer sequences or steps) or free memory")
+    if isinstance(e, RecursionError):
+        return LstmEdgeError("an input is nested too deeply to process", "flatten the input")
+    where = next((str(f) for f in (e.filename, e.filename2) if f), "")
+    what = e.strerror or first_line(e, 160) or type(e).__name__
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+    return LstmEdgeError(
+        f"{what}{f': {where}' if where else ''}",
+        "free disk space or write elsewhere; nothing half-written was left" if full else "check the path and try again",
+    )
 
 
 def handle_errors(fn):
-    """One line and exit 2 for user errors, exit 1 for parity failures; tracebacks only with --debug."""
+    """One line and exit 2 for user errors, exit 1 for parity failures; --debug adds the traceback and keeps the
+    exit code. MemoryError, RecursionError and OSError that reach here are mapped to one line, exit 2, too."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -22,14 +43,17 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except ParityError as e:
+            if debug:
+                traceback.print_exc()
             if e.report:
                 click.echo(e.report, err=True)
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
-        except LstmEdgeError as e:
+        except (LstmEdgeError, MemoryError, RecursionError, OSError) as e:
             if debug:
-                raise
-            click.echo(f"error: {e}", err=True)
+                traceback.print_exc()
+            err = e if isinstance(e, LstmEdgeError) else _last_resort(e)
+            click.echo(f"error: {err}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; nothing half-written was left behind", err=True)
@@ -264,6 +288,8 @@ def run(
     bundle_variant(variant)  # one clear line for an unknown variant, before anything opens
     if chunk < 1:
         raise LstmEdgeError(f"--chunk {chunk}", "use a chunk of at least 1 step")
+    if threads is not None and threads < 1:
+        raise LstmEdgeError(f"--threads {threads}", "use a positive thread count (or leave it out: all cores)")
     opts = RunnerOptions(
         variant=variant,
         threads=threads,
@@ -522,8 +548,8 @@ def bench(
     from lstm_edge.bench import BenchConfig, auto_choose, plot, table_rows, to_markdown
     from lstm_edge.bench import bench as run_bench
 
-    if rate <= 0:
-        raise LstmEdgeError(f"--rate {rate}", "give a positive step rate in Hz")
+    if not (math.isfinite(rate) and rate > 0):
+        raise LstmEdgeError(f"--rate {rate}", "give a positive, finite step rate in Hz")
     cfg = BenchConfig(
         providers=_csv(providers),
         variants=_csv(variants),
@@ -552,7 +578,7 @@ def bench(
     if auto:
         a = report["auto"]
         click.echo(
-            f"fastest for {a['workload']} that passes parity: {a['runtime']} {a['variant']} "
+            f"fastest for {a['workload']} ({a['point']}) that passes parity: {a['runtime']} {a['variant']} "
             f"(threads {a['threads']}), {a['speedup_vs_torch']:.1f}× PyTorch eager"
         )
 

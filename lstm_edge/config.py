@@ -128,6 +128,16 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
+        """A config from a manifest's or checkpoint's dict (unknown keys ignored, missing ones defaulted).
+
+        Raises ValueError for a size that is not an integer in 1..MAX_MODEL_DIM, before anything is sized by it
+        (`hidden_size = 2**40` would otherwise allocate), and TypeError for a field of the wrong kind."""
+        from lstm_edge.limits import MAX_MODEL_DIM, short_repr
+
+        for k in ("input_size", "hidden_size", "num_layers", "output_size"):
+            v = d.get(k, 1)
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 < v <= MAX_MODEL_DIM:
+                raise ValueError(f"{k} is {short_repr(v)}, not an integer in 1..{MAX_MODEL_DIM}")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes.util
 
-from lstm_edge.environment import cpu_features, ort_providers, versions
+from lstm_edge.environment import cpu_features, ort_import_error, ort_providers, versions
 
 
 def _find_lib(names: list[str]) -> str | None:
@@ -27,7 +27,14 @@ def diagnose() -> dict:
     found = versions()
     problems = []
     providers = ort_providers()
-    if providers is None:
+    if providers is None and (found["onnxruntime"] or found["onnxruntime-gpu"]):
+        problems.append(
+            {
+                "problem": f"ONNX Runtime is installed but cannot be imported ({ort_import_error()})",
+                "fix": "pip install --force-reinstall 'lstm-edge[cpu]' (or [cuda]); check its shared libraries",
+            }
+        )
+    elif providers is None:
         problems.append({"problem": "ONNX Runtime is not installed", "fix": "pip install 'lstm-edge[cpu]' (or [cuda])"})
     reason = cuda_unavailable_reason()
     if reason and "both onnxruntime" in reason:

@@ -63,11 +63,22 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def ort_import_error() -> str | None:
+    """Why `import onnxruntime` fails here ("ImportError: …" or "OSError: …", one line), or None when it imports.
+    An installed ONNX Runtime whose shared libraries fail to load raises OSError, not ImportError."""
+    try:
+        import onnxruntime  # noqa: F401
+    except (ImportError, OSError) as e:
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+    return None
+
+
 def ort_providers() -> list[str] | None:
-    """ONNX Runtime's available execution providers, or None when onnxruntime is not installed."""
+    """ONNX Runtime's available execution providers, or None when onnxruntime is not installed or fails to import
+    (ort_import_error says why)."""
     try:
         import onnxruntime as ort
-    except ImportError:
+    except (ImportError, OSError):
         return None
     return ort.get_available_providers()
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from lstm_edge import limits
 from lstm_edge.atomic import atomic_write_bytes
 from lstm_edge.config import C0, H0, INPUT_NAMES, LENGTHS, X
 from lstm_edge.errors import LstmEdgeError, first_line
@@ -16,26 +17,64 @@ from lstm_edge.errors import LstmEdgeError, first_line
 State = tuple[np.ndarray, np.ndarray] | None
 
 
-def _from_json(text: str, origin: str, tokens: bool = False) -> dict[str, np.ndarray]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise LstmEdgeError(f"{origin} is not valid JSON ({e.msg} at line {e.lineno})", 'give {"x": [[...]]}') from e
+def _from_json(text: str | bytes, origin: str, tokens: bool = False) -> dict[str, np.ndarray]:
+    if len(text) > limits.MAX_JSON_INPUT_BYTES:
+        raise LstmEdgeError(
+            f"{origin} holds {len(text)} bytes of JSON, over the {limits.MAX_JSON_INPUT_BYTES}-byte cap",
+            "give large inputs as .npy or .npz",
+        )
+    doc = limits.loads_json(text, origin, 'give {"x": [[...]]}')
     if isinstance(doc, list):
         doc = {"x": doc}
     if not isinstance(doc, dict) or "x" not in doc:
         raise LstmEdgeError(f"{origin} has no 'x'", 'give {"x": [[step features], ...], "h0": ..., "c0": ...}')
+    _both_or_neither(origin, [n for n in (H0, C0) if n in doc], (H0, C0))
     arrays = {}
+    name = X
     try:
         for name in (X, LENGTHS, H0, C0):
             if name in doc:
                 ints = name == LENGTHS or (name == X and tokens)
                 arrays[name] = np.asarray(doc[name], dtype=np.float64 if not ints else None)
+    except OverflowError as e:  # an integer beyond float64 (10**400): json reads it, numpy cannot
+        raise LstmEdgeError(f"{origin} holds a number too large for float64", "give values within ±1.8e308") from e
+    except RecursionError as e:
+        raise LstmEdgeError(f"{origin} is nested too deeply to read", "give x as [[step features], ...]") from e
     except (ValueError, TypeError) as e:
         raise LstmEdgeError(
             f"{origin}: {name} is not a rectangular array of numbers", "every step needs the same features"
         ) from e
     return arrays
+
+
+def _both_or_neither(origin: str, present: list[str], names: tuple[str, str]) -> None:
+    """A state is (h0, c0) together: one without the other was silently ignored before; now it is one line."""
+    if len(present) == 1:
+        raise LstmEdgeError(
+            f"{origin} gives {present[0]} but not {next(n for n in names if n not in present)}",
+            f"give both {names[0]} and {names[1]} or neither (zeros)",
+        )
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """An .npy, its header checked first: data past MAX_INPUT_BYTES, or less data than the header claims (a
+    header saying (1e6, 1e6, 2) with 16 bytes behind it), is refused without allocating."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        shape, dtype, offset = limits.read_npy_header(f, str(path), "re-save it with np.save")
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > limits.MAX_INPUT_BYTES:
+        raise LstmEdgeError(
+            f"{path}: its header claims {shape} {dtype} ({need} bytes), over the {limits.MAX_INPUT_BYTES}-byte "
+            "cap on an input file",
+            "split the input into smaller files",
+        )
+    if need > size - offset:
+        raise LstmEdgeError(
+            f"{path}: its header claims {shape} {dtype} ({need} bytes) but the file holds {size - offset}",
+            "the file is truncated or its header is wrong; re-save it with np.save",
+        )
+    return np.load(path, allow_pickle=False)
 
 
 def read_input(spec: str, input_names: list[str] | None = None) -> tuple[np.ndarray, State]:
@@ -51,11 +90,17 @@ def read_inputs(
     """The arrays a model takes, by name: x always, and whichever of lengths, h0, c0 the file holds.
 
     x: float [B, T, F] (one sequence [T, F] becomes [1, T, F]), or with tokens=True int64 ids [B, T] (one sequence
-    [T] becomes [1, T]), in the model's own layout (time-major: one sequence becomes [T, 1, …]). Files: .npy (x), .npz (arrays by name), .csv (one sequence, rows
-    are steps), .json ({"x": …, "lengths": …, "h0": …, "c0": …}) or '-' for JSON on stdin."""
+    [T] becomes [1, T]), in the model's own layout (time-major: one sequence becomes [T, 1, …]). Files: .npy (x),
+    .npz (arrays by name), .csv (one sequence, rows are steps), .json ({"x": …, "lengths": …, "h0": …, "c0": …}) or
+    '-' for JSON on stdin. Every file is checked against lstm_edge.limits before it is read whole: JSON size and
+    nesting, .npy headers against the file's size, .npz members from the zip directory (never inflated past
+    MAX_INPUT_BYTES). Raises LstmEdgeError for an unreadable, oversized or malformed input, or for h0 without c0
+    (or c0 without h0)."""
     names = input_names or list(INPUT_NAMES)
     if spec == "-":
-        arrays = _from_json(sys.stdin.read(), "stdin", tokens)
+        arrays = _from_json(
+            getattr(sys.stdin, "buffer", sys.stdin).read(limits.MAX_JSON_INPUT_BYTES + 1), "stdin", tokens
+        )
     else:
         path = Path(spec)
         if not path.exists():
@@ -65,8 +110,9 @@ def read_inputs(
         suffix = path.suffix.lower()
         try:
             if suffix == ".npy":
-                arrays = {X: np.load(path, allow_pickle=False)}
+                arrays = {X: _load_npy(path)}
             elif suffix == ".npz":
+                limits.check_npz(path, limits.MAX_INPUT_BYTES, "split the input into smaller files")
                 with np.load(path, allow_pickle=False) as z:
                     xn = names[0] if names[0] in z else "x"
                     if xn not in z:
@@ -75,17 +121,21 @@ def read_inputs(
                         )
                     arrays = {X: z[xn]}
                     states = [n for n in names[1:] if n != LENGTHS] or [H0, C0]
+                    if len(states) == 2:
+                        _both_or_neither(str(path), [n for n in states if n in z], (states[0], states[1]))
                     if all(n in z for n in states):
                         arrays.update((k, z[n]) for k, n in zip((H0, C0), states, strict=False))
                     if LENGTHS in z:
                         arrays[LENGTHS] = z[LENGTHS]
             elif suffix == ".csv":
+                limits.check_file_size(path, limits.MAX_JSON_INPUT_BYTES, "the CSV input", "give large inputs as .npy")
                 arrays = {X: _read_csv(path)}
             elif suffix == ".json":
-                arrays = _from_json(path.read_text(), str(path), tokens)
+                limits.check_file_size(path, limits.MAX_JSON_INPUT_BYTES, "the JSON input", "give large inputs as .npy")
+                arrays = _from_json(path.read_bytes(), str(path), tokens)
             else:
                 raise LstmEdgeError(f"unknown input format {suffix!r}", "use .npy, .npz, .csv or .json")
-        except (ValueError, OSError, EOFError) as e:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
             raise LstmEdgeError(f"{path} could not be read ({first_line(e, 120)})", "check the file") from e
     if arrays[X].ndim == (1 if tokens else 2):  # one sequence: a batch of 1, on the model's batch axis
         arrays[X] = arrays[X][None] if batch_first else np.expand_dims(arrays[X], 1)

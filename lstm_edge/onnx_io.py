@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lstm_edge import limits
 from lstm_edge.errors import LstmEdgeError
 
-MAX_ONNX_BYTES = 2 * 1024**3  # protobuf's own limit; larger files need external data
+# Checked before onnx.load reads a byte: protobuf's own limit is 2 GiB, and a near-2 GiB model was read whole
+# before that refusal came (issue 17); see limits.MAX_ARTIFACT_BYTES for the figure.
+MAX_ONNX_BYTES = limits.MAX_ARTIFACT_BYTES
 
 
 def load_onnx_checked(path: str | Path):
@@ -14,15 +17,22 @@ def load_onnx_checked(path: str | Path):
     import onnx
 
     path = Path(path)
-    if not path.exists():
-        raise LstmEdgeError(f"ONNX file not found: {path}", "check the path")
+    try:
+        st = path.stat()
+    except FileNotFoundError as e:
+        raise LstmEdgeError(f"ONNX file not found: {path}", "check the path") from e
+    except OSError as e:  # ELOOP: a symlink to itself
+        raise LstmEdgeError(f"{path} cannot be opened ({e.strerror})", "point at the .onnx file itself") from e
     if path.is_dir():
         raise LstmEdgeError(f"{path} is a directory, not an ONNX file", "pass the .onnx file (or the bundle to run)")
-    size = path.stat().st_size
+    size = st.st_size
     if size == 0:
         raise LstmEdgeError(f"{path} is empty", "re-export the model")
-    if size >= MAX_ONNX_BYTES:
-        raise LstmEdgeError(f"{path} is {size} bytes, over protobuf's 2 GB limit", "save weights as external data")
+    if size > MAX_ONNX_BYTES:
+        raise LstmEdgeError(
+            f"{path} is {size} bytes, over the {MAX_ONNX_BYTES}-byte cap (not read)",
+            "lstm-edge models are far smaller; check the file, or re-export the model",
+        )
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf's DecodeError and friends
@@ -33,7 +43,15 @@ def load_onnx_checked(path: str | Path):
     for t in model.graph.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL:
             loc = next((e.value for e in t.external_data if e.key == "location"), "")
-            target = (root / loc).resolve()
+            if (root / loc).is_symlink():  # onnx.load itself refuses these, with a traceback
+                raise LstmEdgeError(
+                    f"{path}: tensor {t.name!r} reads external data through a symlink ({loc!r})",
+                    "refusing to follow it; keep the external data file itself beside the model",
+                )
+            try:
+                target = (root / loc).resolve()
+            except (OSError, RuntimeError, ValueError) as e:  # a loop, a NUL byte
+                raise LstmEdgeError(f"{path}: tensor {t.name!r} names unusable external data ({loc!r})", str(e)) from e
             if Path(loc).is_absolute() or root not in target.parents:
                 raise LstmEdgeError(
                     f"{path}: tensor {t.name!r} points to external data outside the model's folder ({loc!r})",
@@ -42,9 +60,13 @@ def load_onnx_checked(path: str | Path):
     return model
 
 
-def read_onnx_io(path: str | Path) -> tuple[list[tuple[str, list]], list[tuple[str, list]]]:
-    """([(name, dims)], [(name, dims)]) of the graph inputs (initializers excluded) and outputs."""
-    model = load_onnx_checked(path)
+def read_onnx_io(path: str | Path, model=None) -> tuple[list[tuple[str, list]], list[tuple[str, list]]]:
+    """([(name, dims)], [(name, dims)]) of the graph inputs (initializers excluded) and outputs; each dim an int,
+    a symbolic name, or None. `model`: the already-loaded proto of `path`, to skip a second parse.
+
+    Raises LstmEdgeError for an unreadable model, no inputs, or a fixed dim over limits.MAX_MODEL_DIM (a declared
+    sequence of 10**12 steps or hidden size of 2**40 sizes every buffer a run allocates)."""
+    model = model if model is not None else load_onnx_checked(path)
     inits = {t.name for t in model.graph.initializer}
 
     def dims(vi) -> list:
@@ -56,6 +78,13 @@ def read_onnx_io(path: str | Path) -> tuple[list[tuple[str, list]], list[tuple[s
     outs = [(o.name, dims(o)) for o in model.graph.output]
     if not ins:
         raise LstmEdgeError(f"{path} declares no inputs", "re-export the model")
+    for name, ds in ins + outs:
+        for axis, d in enumerate(ds):
+            if isinstance(d, int) and d > limits.MAX_MODEL_DIM:
+                raise LstmEdgeError(
+                    f"{path} declares {name} with a fixed axis {axis} of {d} (over {limits.MAX_MODEL_DIM})",
+                    "re-export the model with dynamic batch and sequence axes and its real sizes",
+                )
     return ins, outs
 
 

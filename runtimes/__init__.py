@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, first_line
 from lstm_edge.runtimes.base import Runner, RunnerOptions, Source, Stream, resolve
 
 # provider name → (module, class, what it needs installed); imported lazily so optional packages stay optional.
@@ -54,8 +54,10 @@ def open_runner(
     if provider not in RUNTIMES:
         raise LstmEdgeError(f"unknown provider {provider!r}", f"choose one of {', '.join(RUNTIMES)}")
     opts = options or RunnerOptions(variant=variant, threads=threads, **kw)
-    if threads is not None and threads < 1:
-        raise LstmEdgeError(f"--threads {threads}", "use a positive thread count")
+    if opts.threads is not None and (
+        isinstance(opts.threads, bool) or not isinstance(opts.threads, int) or opts.threads < 1
+    ):
+        raise LstmEdgeError(f"--threads {opts.threads}", "use a positive thread count")
     if provider == "torch" and opts.variant != "fp32":
         raise LstmEdgeError(
             f"the torch reference is fp32 only, not {opts.variant}", "drop --variant or pick another provider"
@@ -63,7 +65,14 @@ def open_runner(
     # c generates its C (fp32 or int8) from the bundle's fp32 graph, whichever ONNX variants the bundle holds.
     source = resolve(model, "fp32" if provider == "c" else opts.variant, opts.verify_hash)
     module, cls = RUNTIMES[provider]
-    return getattr(importlib.import_module(module), cls)(source, opts)
+    try:
+        adapter = getattr(importlib.import_module(module), cls)
+    except OSError as e:  # a runtime whose shared libraries fail to load raises OSError on import, not ImportError
+        raise LstmEdgeError(
+            f"the {provider} runtime cannot be imported ({type(e).__name__}: {first_line(e, 160)})",
+            "reinstall it (pip install --force-reinstall …) or run `lstm-edge doctor`",
+        ) from e
+    return adapter(source, opts)
 
 
 __all__ = ["RUNTIMES", "Runner", "RunnerOptions", "Source", "Stream", "open_runner", "resolve"]

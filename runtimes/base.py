@@ -16,6 +16,7 @@ from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES, ModelConfig, is_seed_for
 from lstm_edge.config import LENGTHS as LENGTHS_NAME
 from lstm_edge.config import X as X_NAME
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.limits import check_run_memory
 from lstm_edge.runtimes.signature import Signature
 
 Arrays = tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]
@@ -96,12 +97,14 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
     if path.is_dir() or path.name == MANIFEST:
         bundle = Bundle.open(path)
         onnx_path = bundle.artifact(variant, verify_hash) if variant != "checkpoint" else bundle.checkpoint(verify_hash)
+        c = bundle.config
         traits = {}
         if onnx_path.suffix == ".onnx":
-            from lstm_edge.onnx_io import load_onnx_checked, recurrent_traits
+            from lstm_edge.onnx_io import load_onnx_checked, read_onnx_io, recurrent_traits
 
-            traits = recurrent_traits(load_onnx_checked(onnx_path))  # refuses external data outside the bundle
-        c = bundle.config
+            proto = load_onnx_checked(onnx_path)  # refuses external data that points outside the bundle
+            _check_declared(onnx_path, dict(read_onnx_io(onnx_path, proto)[0]), c)
+            traits = recurrent_traits(proto)
         precision = bundle.entry(variant).get("precision", variant)
         io = bundle.manifest.get("io")  # an imported or fallback-exported stateless model takes x alone
         return Source(
@@ -130,6 +133,27 @@ def _io_names(io, key: str, default: tuple[str, ...]) -> list[str]:
     items = io.get(key) if isinstance(io, dict) else None
     names = [i.get("name") for i in items if isinstance(i, dict)] if isinstance(items, list) else []
     return names if names and all(isinstance(n, str) for n in names) else list(default)
+
+
+def _check_declared(path: Path, inputs: dict[str, list], c: ModelConfig) -> None:
+    """The manifest's config must describe the graph it ships: F on x's last axis, (L·D, width) on each state
+    input. A mismatch made ORT fail mid-run with a traceback; here it is one line before any run."""
+    want = {"x": {-1: c.input_size}, **{n: {0: s[0], 2: s[1]} for n, s in c.state_shapes.items()}}
+    for name, axes in want.items():
+        dims = inputs.get(name)
+        for axis, size in axes.items():
+            got = dims[axis] if dims and len(dims) > max(axis, -axis - 1) else None
+            if isinstance(got, int) and got != size:
+                raise LstmEdgeError(
+                    f"the manifest's config disagrees with {path.name}: it implies {name} axis {axis % 3} = {size}, "
+                    f"the graph declares {got} (input_size {c.input_size}, hidden_size {c.hidden_size}, "
+                    f"num_layers {c.num_layers})",
+                    "re-export the bundle",
+                )
+
+
+def _bare_onnx(path: Path) -> Source:
+    pass
 
 
 def _bare_onnx(path: Path) -> Source:
@@ -400,6 +424,7 @@ class Runner(ABC):
         x = check_x(x, s.input_size, finite)
         B = x.shape[0]
         L, H = s.num_layers, s.hidden_size
+        check_run_memory(x.shape, L, H)
         if state is None:
             if L is None or H is None:
                 raise LstmEdgeError("the model's state size is not declared", "pass state=(h0, c0) explicitly")

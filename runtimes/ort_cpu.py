@@ -16,6 +16,11 @@ def import_ort(extra: str = "cpu"):
         import onnxruntime as ort
     except ImportError as e:
         raise LstmEdgeError("ONNX Runtime is not installed", f"pip install 'lstm-edge[{extra}]'") from e
+    except OSError as e:  # installed, but a shared library it needs fails to load
+        raise LstmEdgeError(
+            f"ONNX Runtime is installed but cannot be imported (OSError: {first_line(e, 160)})",
+            f"reinstall it: pip install --force-reinstall 'lstm-edge[{extra}]'",
+        ) from e
     return ort
 
 

@@ -34,8 +34,12 @@ def cuda_unavailable_reason() -> str | None:
         )
     try:
         ort = import_ort("cuda")
-    except LstmEdgeError:
-        return "ONNX Runtime is not installed — pip install 'lstm-edge[cuda]'"
+    except LstmEdgeError as e:
+        return (
+            str(e)
+            if "cannot be imported" in e.problem
+            else "ONNX Runtime is not installed — pip install 'lstm-edge[cuda]'"
+        )
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return (
             "this onnxruntime has no CUDA provider (the CPU package is installed) — "
