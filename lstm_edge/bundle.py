@@ -254,12 +254,15 @@ class Bundle:
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
             raise LstmEdgeError(f"{path} is not a readable golden-vector file ({_reason(e)})", fix) from e
         c = self.config
-        want = ("x", "h0", *(["c0"] if c.has_cell_state else []), "y", "hn", *(["cn"] if c.has_cell_state else []))
+        io = self.manifest.get("io") if isinstance(self.manifest.get("io"), dict) else {}
+        declared = [p.get("name") for k in ("inputs", "outputs") for p in io.get(k, []) if isinstance(p, dict)]
+        want = declared or [*c.input_names, *c.output_names]  # the graph's own I/O: stateless bundles have x → y
+        x_rank, x_kind = (2, "iu") if c.vocab_size else (3, "f")  # token ids [B, T] int64, else [B, T, F] float
         for case, arrays in cases.items():
             missing = [k for k in want if k not in arrays]
             if missing:
                 raise LstmEdgeError(f"golden case {case!r} in {path.name} lacks {', '.join(missing)}", fix)
-            if arrays["x"].ndim != 3 or arrays["x"].dtype.kind != "f":
+            if arrays["x"].ndim != x_rank or arrays["x"].dtype.kind not in x_kind:
                 raise LstmEdgeError(f"golden case {case!r}: x has shape {arrays['x'].shape}, {arrays['x'].dtype}", fix)
         if not cases:
             raise LstmEdgeError(f"{path.name} holds no golden cases", fix)

@@ -153,16 +153,13 @@ def _check_declared(path: Path, inputs: dict[str, list], c: ModelConfig) -> None
 
 
 def _bare_onnx(path: Path) -> Source:
-    pass
-
-
-def _bare_onnx(path: Path) -> Source:
     """A .onnx without a manifest: every declared input and output by name, with the roles runtimes.signature
     recognises; input_names in role order (x, h0, c0) where the model follows that contract."""
-    from lstm_edge.onnx_io import load_onnx_checked, recurrent_traits
+    from lstm_edge.onnx_io import load_onnx_checked, read_onnx_io, recurrent_traits
     from lstm_edge.runtimes.signature import Signature
 
     model = load_onnx_checked(path)
+    read_onnx_io(path, model)  # refuses a fixed dim over limits.MAX_MODEL_DIM before anything is allocated
     sig = Signature.from_model(model)
     if not sig.inputs:
         raise LstmEdgeError(f"{path} declares no inputs", "re-export the model")
