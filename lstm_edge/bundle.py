@@ -231,10 +231,9 @@ class Bundle:
     def _missing(self) -> Path:
         if not self.manifest.get("streaming", True):  # exported from the user's own forward (the intake's fallback)
             raise LstmEdgeError(
-                "the bundle was exported from the model's own forward and carries no PyTorch checkpoint; its "
-                "reference for later checks is its ONNX in float64",
-                "checks against the float64 ONNX reference (kind onnx-float64) are not wired into this command yet; "
-                "`run` and `bundle` work on it",
+                "the bundle was exported from the model's own forward and carries no PyTorch checkpoint",
+                "verify judges it against its ONNX in float64 and `run` works on it whole-sequence; quantize measures "
+                "the state outputs such a graph lacks, so export a model lstm-edge can rebuild to quantize it",
             )
         raise LstmEdgeError(
             "the bundle carries no PyTorch checkpoint", "re-export it from a .pt with `lstm-edge export`"

@@ -155,13 +155,16 @@ def reference_kind(bundle: Bundle) -> str:
 
 def reference_runner(bundle: Bundle) -> Runner:
     """The one place verify chooses what a bundle is judged against, in float64: the checkpoint (torch), or for an
-    imported model ("reference": {"kind": "onnx-float64"}) its fp32 ONNX cast to double and run by onnx.reference.
+    imported model ("reference": {"kind": "onnx-float64"}) or any bundle without a checkpoint (the intake's fallback
+    export of a user's own forward) its fp32 ONNX cast to double and run by onnx.reference.
 
     Each runtime is then judged by its own float32 error, not by the difference of two float32 implementations
     (over 1000 steps with a cell state of ~60 that difference reaches the 1e-5 bound by itself: measured ORT 8.8e-6
     and oneDNN 4.8e-6 from exact, 1.02e-5 apart). Raises LstmEdgeError when the reference cannot be opened.
     """
-    if reference_kind(bundle) == "onnx-float64":
+    # A bundle without a checkpoint (an import, or the intake's fallback export of a user's own forward, which was
+    # validated against that forward at export) is judged against its fp32 ONNX in float64.
+    if reference_kind(bundle) == "onnx-float64" or "checkpoint" not in bundle.manifest["artifacts"]:
         return open_runner(bundle.root, "reference", options=RunnerOptions(verify_hash=False))
     return open_runner(bundle.root, "torch", options=RunnerOptions(verify_hash=False, float64=True))
 
