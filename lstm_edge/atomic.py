@@ -30,22 +30,15 @@ def _writable_parent(path: Path) -> Path:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` through a synced temporary sibling and one os.replace (staged_file): a reader sees the
+    old file or the new one, never half. Raises LstmEdgeError (one line) for an unwritable folder or a full disk."""
     path = Path(path)
-    parent = _writable_parent(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=parent)
-    except OSError as e:
-        raise LstmEdgeError(f"the folder {parent} is not writable ({e.strerror})", "choose a writable location") from e
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; artifacts are meant to be shared
-        with os.fdopen(fd, "wb") as f:
+        with staged_file(path) as tmp, open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise LstmEdgeError(f"could not write {path} ({e.strerror})", "free disk space or choose another place") from e
     return path
 
@@ -290,7 +283,7 @@ def staged_file(path: Path) -> Iterator[Path]:
     except OSError as e:
         raise LstmEdgeError(f"the folder {parent} is not writable ({e.strerror})", "choose a writable location") from e
     os.close(fd)
-    os.chmod(tmp, 0o644)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; artifacts are meant to be shared
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -279,13 +279,10 @@ def run(
     """Run a bundle or a bare .onnx on one runtime; --stream feeds it chunk by chunk."""
     import numpy as np
 
-    from lstm_edge.bundle import variant as bundle_variant
     from lstm_edge.inputs import read_input, read_inputs, write_output
-    from lstm_edge.runtimes import RUNTIMES, RunnerOptions, open_runner
+    from lstm_edge.runtimes import RunnerOptions, open_runner
 
-    if provider not in RUNTIMES:
-        raise LstmEdgeError(f"unknown provider {provider!r}", f"choose one of {', '.join(RUNTIMES)}")
-    bundle_variant(variant)  # one clear line for an unknown variant, before anything opens
+    _check_provider_variant(provider, variant)
     if chunk < 1:
         raise LstmEdgeError(f"--chunk {chunk}", "use a chunk of at least 1 step")
     if threads is not None and threads < 1:
@@ -465,6 +462,16 @@ def quantize(
         return
     click.echo(format_report(result.reports))
     click.echo(f"wrote {', '.join(result.reports)} into {result.bundle} (report: quantization.md, quantization.png)")
+
+
+def _check_provider_variant(provider: str, variant: str) -> None:
+    """One clear line for an unknown --provider or --variant, before anything opens."""
+    from lstm_edge.bundle import variant as bundle_variant
+    from lstm_edge.runtimes import RUNTIMES
+
+    if provider not in RUNTIMES:
+        raise LstmEdgeError(f"unknown provider {provider!r}", f"choose one of {', '.join(RUNTIMES)}")
+    bundle_variant(variant)
 
 
 def _csv(value: str | None) -> tuple[str, ...] | None:
@@ -657,14 +664,10 @@ def score(
     as_json,
 ) -> None:
     """Bulk inference: every sequence in DATA through the bundle into Parquet, locally or on Ray Data."""
-    from lstm_edge.bundle import variant as bundle_variant
-    from lstm_edge.runtimes import RUNTIMES
     from lstm_edge.score import ScoreConfig
     from lstm_edge.score import score as run_score
 
-    if provider not in RUNTIMES:
-        raise LstmEdgeError(f"unknown provider {provider!r}", f"choose one of {', '.join(RUNTIMES)}")
-    bundle_variant(variant)  # one clear line for an unknown variant
+    _check_provider_variant(provider, variant)
     cfg = ScoreConfig(
         provider=provider,
         variant=variant,
