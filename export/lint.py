@@ -164,7 +164,7 @@ def lint(model: onnx.ModelProto) -> list[Finding]:
                     "layout-1",
                     f"{label} uses layout=1 (batch-major): {limits['onnxruntime']}; {limits['openvino']}; "
                     "tract runs it correctly",
-                    "use layout=0 with a Transpose on x (lstm-edge import --rebuild does it), or run it on tract",
+                    "use layout=0 with a Transpose on x (lstm-edge import MODEL.onnx --out BUNDLE --rebuild does it), or run it on tract",
                 )
             )
         if len(n.input) > 4 and n.input[4]:
@@ -239,7 +239,7 @@ def lint(model: onnx.ModelProto) -> list[Finding]:
                         "missing-state-input",
                         f"{label}'s {what} {how}, not a graph input: the state cannot be carried between calls, so "
                         "whole sequences run but streaming is impossible",
-                        "re-export with h0/c0 inputs [num_layers, batch, hidden] (lstm-edge import MODEL --rebuild)",
+                        "re-export with h0/c0 inputs [num_layers, batch, hidden] (lstm-edge import MODEL.onnx --out BUNDLE --rebuild)",
                     )
                 )
                 continue

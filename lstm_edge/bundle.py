@@ -162,12 +162,12 @@ class Bundle:
             )
         return arts[variant]
 
-    def locate(self, name: str) -> Path:
+    def locate(self, name: str, check_size: bool = True) -> Path:
         """The one check every manifest path passes before anything reads it: the artifact `name`'s file, resolved.
 
         Refused (LstmEdgeError, nothing read): an absolute path or one with `..`; a path that resolves (symlinks
         followed, loops caught) outside the bundle; a missing file or not a regular file; a file over
-        limits.MAX_ARTIFACT_BYTES; a size other than the manifest's `bytes`. NUL bytes and over-long paths are
+        limits.MAX_ARTIFACT_BYTES; with check_size, a size other than the manifest's `bytes`. NUL bytes and over-long paths are
         refused earlier, when the manifest is opened. Only the file's metadata is touched (stat), never its bytes.
         """
         rel = self.entry(name)["path"]
@@ -196,7 +196,7 @@ class Bundle:
                 "larger models need external data, which lstm-edge does not write; re-export the bundle",
             )
         recorded = self.entry(name).get("bytes")
-        if recorded is not None and recorded != st.st_size:
+        if check_size and recorded is not None and recorded != st.st_size:
             raise LstmEdgeError(
                 f"{rel} is {st.st_size} bytes but the manifest records {recorded} (the file changed after export)",
                 fix,
@@ -206,7 +206,9 @@ class Bundle:
     def artifact(self, variant: str, verify_hash: bool = True) -> Path:
         """The artifact's path after `locate`'s containment and size check and, with verify_hash, its sha256."""
         entry = self.entry(variant)
-        path = self.locate(variant)
+        # --no-verify-hash is for a file changed on purpose: its recorded size is skipped with its sha256 (the
+        # containment and the size cap still hold).
+        path = self.locate(variant, check_size=verify_hash)
         if verify_hash:
             actual = sha256_file(path)
             if actual != entry["sha256"]:
@@ -229,6 +231,11 @@ class Bundle:
         )
 
     def _missing(self) -> Path:
+        if (self.manifest.get("reference") or {}).get("kind") == "onnx-float64":
+            raise LstmEdgeError(
+                "the bundle was imported from an ONNX file and carries no PyTorch checkpoint",
+                "verify judges it against its ONNX in float64 (provider reference); use an ONNX runtime to run it",
+            )
         if not self.manifest.get("streaming", True):  # exported from the user's own forward (the intake's fallback)
             raise LstmEdgeError(
                 "the bundle was exported from the model's own forward and carries no PyTorch checkpoint",

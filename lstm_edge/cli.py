@@ -388,8 +388,8 @@ def import_cmd(model, out, rebuild, weights, name, force, as_json) -> None:
     click.echo(f"ONNX Runtime CPU against the reference: max scaled error {r.max_scaled_error:.2e}")
     for note in r.notes:
         click.echo(f"note: {note}")
-    for f in r.findings:
-        click.echo(f"{f.severity}: {f.code}: {f.message}")
+    for f in r.findings:  # about the input file, which the bundle wraps (or --rebuild replaced): notes, not errors
+        click.echo(f"note: {model} has lint {f.severity} {f.code}: {f.message}")
 
 
 @main.command()

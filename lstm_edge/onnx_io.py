@@ -187,5 +187,5 @@ def check_runtime_limits(model, runtime: str, where: str) -> None:
             raise LstmEdgeError(
                 f"{where}: node {nodes[0]!r} — {limit}",
                 (f"use a runtime that runs it correctly ({right})" if right else "use --provider cpu")
-                + " or re-export it clean: lstm-edge import MODEL --rebuild",
+                + " or re-export it clean: lstm-edge import MODEL.onnx --out BUNDLE --rebuild",
             )

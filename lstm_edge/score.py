@@ -416,6 +416,9 @@ def score(
     out = Path(output)
     if out.resolve() == spec.path.resolve():
         raise LstmEdgeError("--output is the input", "choose another output path")
+    if out.suffix.lower() not in (".parquet", ".pq") or (out.exists() and not out.is_file()):
+        # score replaces its output; only a Parquet path can be ours to replace (a thesis.txt never is)
+        raise LstmEdgeError(f"--output {out} is not a .parquet file path", "write predictions to PRED.parquet")
     if cfg.engine == "ray":
         return _score_ray(bundle, spec, out, cfg)
 

@@ -287,7 +287,7 @@ class Runner(ABC):
             if h0p is None:
                 raise LstmEdgeError(
                     "the model's state is not a graph input, so no initial state can be given",
-                    "run from zero state (state=None), or re-export with state I/O: lstm-edge import --rebuild",
+                    "run from zero state (state=None), or re-export with state I/O: lstm-edge import MODEL.onnx --out BUNDLE --rebuild",
                 )
             feeds[h0p.name] = state[0]
             if c0p is not None and len(state) > 1:
@@ -314,28 +314,28 @@ class Runner(ABC):
             raise LstmEdgeError(
                 f"{self.source.path.name}'s state is not a graph input/output (lint: missing-state-input), so it "
                 "cannot be carried between calls and the model cannot stream",
-                "run whole sequences (drop --stream), or re-export it with state I/O: lstm-edge import --rebuild",
+                "run whole sequences (drop --stream), or re-export it with state I/O: lstm-edge import MODEL.onnx --out BUNDLE --rebuild",
             )
         if sig is not None and sig.x_time != 1:
             raise LstmEdgeError(
                 f"{self.source.path.name} takes x time-major ([T, B, F]); streaming steps batch-first x",
-                "import it into a bundle first (lstm-edge import MODEL --out BUNDLE), which wraps it batch-first",
+                "import it into a bundle first (lstm-edge import MODEL.onnx --out BUNDLE), which wraps it batch-first",
             )
         if sig is not None and len(self.source.input_names) != 3:
             raise LstmEdgeError(
                 f"streaming a bare .onnx needs inputs x, h0, c0 alone; it takes {', '.join(self.source.input_names)}",
-                "import it into a bundle first: lstm-edge import MODEL --out BUNDLE",
+                "import it into a bundle first: lstm-edge import MODEL.onnx --out BUNDLE",
             )
         if self.source.bundle is not None and not self.source.bundle.stateful:
             raise LstmEdgeError(
-                "this bundle is stateless (exported from the model's own forward: its state is not a graph input), "
-                "so it cannot stream",
-                "run whole sequences without --stream / stream()",
+                "this bundle is stateless (its state is not a graph input: an export of the model's own forward, or an "
+                "import without state I/O), so it cannot stream",
+                "run whole sequences without --stream / stream(); an imported model can be re-exported: lstm-edge import MODEL.onnx --out BUNDLE --rebuild",
             )
         if not self.source.has_state:
             raise LstmEdgeError(
                 "this model has no state inputs/outputs, so it cannot stream",
-                "run whole sequences, or re-export it with state I/O (lstm-edge import --rebuild)",
+                "run whole sequences, or re-export it with state I/O (lstm-edge import MODEL.onnx --out BUNDLE --rebuild)",
             )
         if batch < 1:
             raise LstmEdgeError(f"stream batch {batch}", "use batch ≥ 1")

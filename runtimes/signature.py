@@ -199,8 +199,10 @@ class Signature:
     def _fixed_fix(self, p: Port, k: int) -> str:
         if p.role in ("h0", "c0", "x") and k in (self.state_batch, 1 - self.x_time):
             return "run with that batch, or re-export with a dynamic batch axis (lstm-edge lint names it)"
+        if p.role == "x" and p.dims is not None and k == len(p.dims) - 1:
+            return "give x with that many features on its last axis (the model's input size)"
         if p.role == "x":
-            return "run with that many steps, or re-export with a dynamic time axis (lstm-edge import --rebuild)"
+            return "run with that many steps, or re-export with a dynamic time axis (lstm-edge import MODEL.onnx --out BUNDLE --rebuild)"
         return "give the declared shape"
 
     # ---- outputs -------------------------------------------------------------------------------------------
