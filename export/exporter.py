@@ -205,7 +205,6 @@ def export_bundle(
         from lstm_edge.export.user_model import plan_module
 
         check_finite_weights(source.state_dict(), "the model")
-
         plan = plan_module(source, cfg, example_input)
         name = cfg.name if cfg.name is not None else type(source).__name__.lower()
     else:
