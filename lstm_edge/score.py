@@ -416,9 +416,14 @@ def score(
     out = Path(output)
     if out.resolve() == spec.path.resolve():
         raise LstmEdgeError("--output is the input", "choose another output path")
-    if out.suffix.lower() not in (".parquet", ".pq") or (out.exists() and not out.is_file()):
-        # score replaces its output; only a Parquet path can be ours to replace (a thesis.txt never is)
+    # score replaces its output, so only a Parquet path can be ours to replace (a thesis.txt never is): a .parquet
+    # file for the local engine; for Ray, which writes a folder of Parquet files, any path but an existing file.
+    if cfg.engine != "ray" and (out.suffix.lower() not in (".parquet", ".pq") or (out.exists() and not out.is_file())):
         raise LstmEdgeError(f"--output {out} is not a .parquet file path", "write predictions to PRED.parquet")
+    if cfg.engine == "ray" and out.is_file():
+        raise LstmEdgeError(
+            f"--output {out} is a file; the Ray engine writes a folder of Parquet files", "name a folder"
+        )
     if cfg.engine == "ray":
         return _score_ray(bundle, spec, out, cfg)
 
