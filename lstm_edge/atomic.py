@@ -99,8 +99,15 @@ def _exchange(a: Path, b: Path) -> bool:
 def is_ours(folder: Path) -> bool:
     """True for a folder lstm-edge may replace: empty, or holding a manifest.json with our format tag (a bundle
     from export/quantize, or an embed folder from `lstm-edge bundle`, whose manifest carries the same tag), or
-    an lstm-edge.json with the Triton repository's tag."""
-    from lstm_edge.bundle import FORMAT, MANIFEST, TRITON_FORMAT, TRITON_INFO  # bundle imports this module
+    an lstm-edge.json with the Triton repository's tag, or a Ray score output's _lstm-edge.json."""
+    from lstm_edge.bundle import (  # bundle imports this module
+        FORMAT,
+        MANIFEST,
+        SCORE_FORMAT,
+        SCORE_INFO,
+        TRITON_FORMAT,
+        TRITON_INFO,
+    )
 
     folder = Path(folder)
     if not folder.is_dir() or folder.is_symlink():
@@ -110,7 +117,11 @@ def is_ours(folder: Path) -> bool:
             return True
     except OSError:
         return False
-    return _tagged(folder / MANIFEST, FORMAT) or _tagged(folder / TRITON_INFO, TRITON_FORMAT)
+    return (
+        _tagged(folder / MANIFEST, FORMAT)
+        or _tagged(folder / TRITON_INFO, TRITON_FORMAT)
+        or _tagged(folder / SCORE_INFO, SCORE_FORMAT)
+    )
 
 
 def _tagged(path: Path, tag: str) -> bool:

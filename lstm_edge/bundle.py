@@ -26,6 +26,10 @@ FORMAT_VERSION = 1
 # node and web targets in manifest.json (FORMAT), a Triton model repository (which has no manifest.json) in
 # lstm-edge.json.
 TRITON_INFO = "lstm-edge.json"
+# `score --engine ray` writes a folder of Parquet files; this marker (a leading "_" keeps Parquet readers off it)
+# makes the folder lstm-edge's to replace on the next run.
+SCORE_FORMAT = "lstm-edge/score-output"
+SCORE_INFO = "_lstm-edge.json"
 TRITON_FORMAT = "lstm-edge/triton-repository"
 # A bundle's name lands in paths (models/<name>/), package.json and the web target's HTML: letters, digits, '.', '_'
 # and '-', starting with a letter or digit (so never '.', '..' or a hidden name), at most 64 characters.

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_edge.bundle import SCORE_FORMAT, SCORE_INFO
 from lstm_edge.errors import LstmEdgeError
 
 ENGINES = ("local", "ray")
@@ -558,6 +559,7 @@ def _score_ray(bundle, spec: InputSpec, out: Path, cfg: ScoreConfig) -> ScoreRes
         )
         t0 = time.perf_counter()
         with staged_dir(out) as stage:
+            (stage / SCORE_INFO).write_text(json.dumps({"format": SCORE_FORMAT}))  # ours to replace next run
             try:
                 ds.write_parquet(str(stage))
             except Exception as e:  # a bad row raises LstmEdgeError inside an actor; Ray wraps it on the way back

@@ -86,6 +86,15 @@ def test_same_numbers_as_local_parquet_variable_lengths(local_ray, small_bundle,
     local = score(small_bundle, folder, tmp_path / "local.parquet", _cfg(batch_size=8))
     remote = score(small_bundle, folder, tmp_path / "ray", _cfg(engine="ray", workers=2, batch_size=8))
     assert _table(remote.output).equals(_table(local.output))
+    # Scoring again into the same folder replaces it (it is marked as lstm-edge's); a user's folder is refused.
+    again = score(small_bundle, folder, tmp_path / "ray", _cfg(engine="ray", workers=1, batch_size=8))
+    assert _table(again.output).equals(_table(local.output))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("keep")
+    with pytest.raises(LstmEdgeError, match="not an lstm-edge"):
+        score(small_bundle, folder, mine, _cfg(engine="ray", workers=1, batch_size=8))
+    assert (mine / "thesis.txt").read_text() == "keep"
 
 
 def test_killed_actor_every_id_exactly_once(local_ray, shipped_bundle, tmp_path):
