@@ -176,16 +176,3 @@ def recurrent_traits(model) -> dict[str, list[str]]:
 
     walk(model.graph)
     return out
-
-
-def check_runtime_limits(model, runtime: str, where: str) -> None:
-    """Raise LstmEdgeError naming the first recurrent-node feature `runtime` rejects or computes wrongly."""
-    for trait, nodes in recurrent_traits(model).items():
-        limit = RUNTIME_LIMITS.get(trait, {}).get(runtime)
-        if limit:
-            right = RUNS_CORRECTLY.get(trait)
-            raise LstmEdgeError(
-                f"{where}: node {nodes[0]!r} — {limit}",
-                (f"use a runtime that runs it correctly ({right})" if right else "use --provider cpu")
-                + " or re-export it clean: lstm-edge import MODEL.onnx --out BUNDLE --rebuild",
-            )

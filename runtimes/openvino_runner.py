@@ -23,15 +23,6 @@ class OpenVinoRunner(Runner):
         if options.precision_hint not in ("f32", "bf16"):
             raise LstmEdgeError(f"unknown OpenVINO precision {options.precision_hint!r}", "choose f32 or bf16")
         self.ov = ov
-        spec = source.config
-        if spec is not None and spec.lengths and not spec.proj_size:
-            # Measured (OpenVINO 2026.4): a length-1 sequence's final state came out 0.33 away from ONNX Runtime
-            # and PyTorch, so variable lengths are refused rather than run wrong.
-            raise LstmEdgeError(
-                "OpenVINO does not apply the sequence_lens of ONNX LSTM/GRU correctly (measured: final states off by "
-                "up to 0.33), so it cannot run a variable-length model",
-                "use --provider cpu or torch for this bundle",
-            )
         config = {"INFERENCE_PRECISION_HINT": options.precision_hint, "PERFORMANCE_HINT": "LATENCY"}
         if options.threads:
             config["INFERENCE_NUM_THREADS"] = options.threads

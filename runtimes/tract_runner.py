@@ -30,13 +30,6 @@ class TractRunner(Runner):
                 "tract has no DynamicQuantizeLSTM (com.microsoft), so it cannot run the int8 variant",
                 "use --variant fp32 or int8-static with tract, or --provider cpu for int8",
             )
-        spec = source.config
-        if spec is not None and spec.lengths and not spec.proj_size:
-            raise LstmEdgeError(
-                "tract does not implement the sequence_lens input of ONNX LSTM/GRU (measured: tract 0.23 fails "
-                "translating the node), so it cannot run a variable-length model",
-                "use --provider cpu",
-            )
         try:
             self.runnable = tract.onnx().load(str(source.path)).into_model().into_runnable()
         except Exception as e:  # tract.TractError carries a multi-line cause chain
