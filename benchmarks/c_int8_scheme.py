@@ -25,7 +25,7 @@ from lstm_edge.bundle import Bundle
 from lstm_edge.c_int8_sim import forward as sim_forward
 from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
 from lstm_edge.codegen import CodegenConfig, input_range, prepare
-from lstm_edge.data import adding_problem, held_out, load_task, metric
+from lstm_edge.data import TaskSpec, held_out, metric
 from lstm_edge.int8_sim import OrtDynamicInt8
 
 
@@ -38,14 +38,9 @@ def measure(bundle_path: str, samples: int) -> dict:
     bundle = Bundle.open(bundle_path)
     model, config = load_checkpoint(bundle.checkpoint())
     model.eval()
-    training = read_checkpoint(bundle.checkpoint()).get("training") or {}
-    seq_len = int((training.get("config") or {}).get("seq_len") or 100)
-    seed = int(training.get("seed") or 0)
-    X, y = held_out(config.task, seq_len, samples, seed)
-    if config.task == "adding":
-        X_cal = adding_problem(256, seq_len, seed + 2_000_003)[0]
-    else:
-        X_cal = load_task(config.task, seq_len=seq_len, seed=seed).split("train")[0][:256]
+    spec = TaskSpec.recorded(config.task, read_checkpoint(bundle.checkpoint()).get("training"))
+    X, y = held_out(spec, "test", samples)
+    X_cal = held_out(spec, "train", 256)[0]
     kind = config.kind
     rows: dict[str, float] = {}
     rows["fp32 (PyTorch)"] = metric(kind, _batched(lambda x: model(x)[0].numpy(), X), y)[1]
@@ -83,7 +78,7 @@ def measure(bundle_path: str, samples: int) -> dict:
         "bundle": str(bundle.root),
         "metric": name,
         "samples": int(len(X)),
-        "seq_len": seq_len,
+        "seq_len": spec.seq_len,
         "values": rows,
         "change": change,
         "change_unit": "% relative" if kind == "regression" else "accuracy points",

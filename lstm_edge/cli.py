@@ -96,6 +96,13 @@ def main(debug: bool) -> None:
     "--precision int8`: int8 weights, int16 activations).",
 )
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--from",
+    "init",
+    type=click.Path(),
+    help="Go on from this lstm-edge checkpoint: its model, normalization and recorded data split; --epochs 0 with "
+    "--int8-aware-epochs N only fine-tunes it for int8.",
+)
 @click.option("--out", required=True, type=click.Path(), help="Checkpoint path (.pt).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
 @handle_errors
@@ -103,9 +110,22 @@ def train(out: str, as_json: bool, **kw) -> None:
     """Train on a task or your data; writes PATH.pt and PATH.curve.png."""
     from lstm_edge.train import TrainConfig, train_to_file
 
+    if kw["init"]:  # the checkpoint fixes these; a value given here would be silently ignored
+        ctx = click.get_current_context()
+        given = [
+            f"--{k.replace('_', '-')}"
+            for k in ("task", "seq_len", "samples", "seed", "hidden_size", "num_layers", "dropout")
+            if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
+        ]
+        if given:
+            raise LstmEdgeError(
+                f"{', '.join(given)} cannot be combined with --from (the checkpoint fixes the model and its data split)",
+                "drop them, or train a new model without --from",
+            )
     for key in ("seq_len", "hidden_size", "num_layers", "epochs", "batch_size", "samples"):
-        if kw[key] < 1:
-            raise LstmEdgeError(f"--{key.replace('_', '-')} must be ≥ 1, got {kw[key]}", "pass a positive number")
+        least = 0 if key == "epochs" and kw["init"] else 1  # --from --epochs 0: int8-aware fine-tuning only
+        if kw[key] < least:
+            raise LstmEdgeError(f"--{key.replace('_', '-')} must be ≥ {least}, got {kw[key]}", f"pass {least} or more")
     if kw["int8_scheme"] not in ("ort", "c"):
         raise LstmEdgeError(f"--int8-scheme {kw['int8_scheme']!r}", "choose ort or c")
     if kw["int8_aware_epochs"] < 0:
@@ -126,7 +146,8 @@ def train(out: str, as_json: bool, **kw) -> None:
             f"int8-aware fine-tuning kept epoch {q['kept_epoch']}/{q['epochs']}: test {name} fp32 {q['test_fp32']:.5g}, "
             f"int8 (simulated) {q['test_int8_simulated']:.5g}; before it: fp32 {q['fp32_only'][f'test_{name}']:.5g}"
         )
-    click.echo(f"wrote {out} and {Path(out).with_suffix('.curve.png')}")
+    curve = Path(out).with_suffix(".curve.png")
+    click.echo(f"wrote {out}" + (f" and {curve}" if result.history else ""))
 
 
 EXPORT_HELP = """Export a model file to a validated bundle: model.onnx, model.pt, golden.npz, manifest.json.

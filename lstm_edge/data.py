@@ -259,10 +259,13 @@ class TaskSpec:
         training = training or {}
         rec = training.get("task")
         if isinstance(rec, dict):
-            seq_len, seed = rec.get("seq_len"), rec.get("seed")
-        else:  # checkpoints written before training["task"]: TrainConfig.seq_len and the provenance seed
-            seq_len, seed = (training.get("config") or {}).get("seq_len"), training.get("seed")
-        return cls(task=task, seq_len=int(seq_len or 100), seed=int(seed or 0), data=data)
+            seq_len, seed, samples = rec.get("seq_len"), rec.get("seed"), rec.get("samples")
+        else:  # checkpoints written before training["task"]: TrainConfig's seq_len/samples and the provenance seed
+            old = training.get("config") or {}
+            seq_len, seed, samples = old.get("seq_len"), training.get("seed"), old.get("samples")
+        return cls(
+            task=task, seq_len=int(seq_len or 100), samples=int(samples or 12000), seed=int(seed or 0), data=data
+        )
 
     @property
     def has_data(self) -> bool:

@@ -40,6 +40,7 @@ class TrainConfig:
     seed: int = 0
     data: str | None = None
     progress: bool = True
+    init: str | None = None  # start from this checkpoint (its model, normalization and data split); see from_checkpoint
 
     def task_spec(self) -> TaskSpec:
         """The data this configuration trains on, as the one typed record that quantize later reads back."""
@@ -176,6 +177,65 @@ def int8_aware(model: LSTMModel, data: TaskData, cfg: TrainConfig) -> dict:
     }
 
 
+def from_checkpoint(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` set to go on from the checkpoint cfg.init: its task, seq_len, samples, seed and data file become the
+    split recorded in the checkpoint (TaskSpec.recorded), so fine-tuning sees the same train/val/test sequences the
+    model was trained and judged on; a `cfg.data` given now stands in for the recorded file, which may have moved.
+    Architecture and normalization come from the checkpoint itself (see train).
+
+    Raises:
+        LstmEdgeError: the checkpoint cannot be read (read_checkpoint's one line).
+    """
+    from dataclasses import replace
+
+    from lstm_edge.checkpoint import read_checkpoint
+
+    payload = read_checkpoint(cfg.init)
+    spec = TaskSpec.recorded(payload["config"].get("task", cfg.task), payload.get("training"), cfg.data)
+    return replace(cfg, task=spec.task, seq_len=spec.seq_len, samples=spec.samples, seed=spec.seed, data=spec.data)
+
+
+def _start_from(path: str) -> LSTMModel:
+    """The checkpoint's model; LstmEdgeError unless it has the form train builds (and int8_aware simulates)."""
+    from lstm_edge.checkpoint import load_checkpoint
+    from lstm_edge.errors import LstmEdgeError
+
+    model, config = load_checkpoint(path)
+    plain = (
+        config.family == "lstm"
+        and not (config.bidirectional or config.proj_size or config.vocab_size or config.lengths)
+        and config.head in ("last", "final", "sequence")
+        and config.batch_first
+    )
+    if not plain:
+        raise LstmEdgeError(
+            f"{path} is a {config.describe()}; --from continues training of lstm-edge's own form only "
+            "(one-direction LSTM, float input, no projection or lengths)",
+            "train that model in PyTorch, or train a new one with `lstm-edge train` (without --from)",
+        )
+    return model
+
+
+def _fit_to_data(model: LSTMModel, data: TaskData, path: str) -> ModelConfig:
+    """model.config, checked against `data`; x_min/x_max filled in from the training split where the checkpoint
+    predates them (the int8 C scheme's input scale comes from that range)."""
+    from lstm_edge.errors import LstmEdgeError
+
+    config = model.config
+    if (config.input_size, config.kind) != (data.X.shape[-1], data.kind) or (
+        config.kind == "regression" and config.output_size != data.output_size
+    ):
+        raise LstmEdgeError(
+            f"{path} takes {config.input_size} features ({config.kind}), but the data has {data.X.shape[-1]} "
+            f"({data.kind})",
+            "pass the data the checkpoint was trained on with --data",
+        )
+    if not (config.x_min and config.x_max):
+        norm = data.normalization()
+        config.x_min, config.x_max = norm["x_min"], norm["x_max"]
+    return config
+
+
 def train(cfg: TrainConfig, data: TaskData | None = None) -> TrainResult:
     """Train a model on `data` (default: cfg.task_spec().load()) with Adam and early stopping on the val metric.
 
@@ -190,19 +250,23 @@ def train(cfg: TrainConfig, data: TaskData | None = None) -> TrainResult:
         LstmEdgeError: the task's data cannot be built or read (see TaskSpec.load).
     """
     torch.manual_seed(cfg.seed)
+    model = _start_from(cfg.init) if cfg.init else None  # before the data: a form it cannot train is refused first
     data = data or cfg.task_spec().load()
-    config = ModelConfig(
-        input_size=data.X.shape[-1],
-        hidden_size=cfg.hidden_size,
-        num_layers=cfg.num_layers,
-        output_size=data.output_size,
-        head=data.head,
-        dropout=cfg.dropout,
-        task=data.name,
-        kind=data.kind,
-        **data.normalization(),
-    )
-    model = LSTMModel(config)
+    if model is not None:
+        config = _fit_to_data(model, data, cfg.init)
+    else:
+        config = ModelConfig(
+            input_size=data.X.shape[-1],
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            output_size=data.output_size,
+            head=data.head,
+            dropout=cfg.dropout,
+            task=data.name,
+            kind=data.kind,
+            **data.normalization(),
+        )
+        model = LSTMModel(config)
     classify = data.kind == "classification"
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
@@ -257,9 +321,12 @@ def train_to_file(cfg: TrainConfig, out: str | Path) -> TrainResult:
     """Train (see train), then write the checkpoint to `out` and its training curve to `out` with suffix .curve.png.
 
     The checkpoint records the TrainConfig, the history, provenance, and the task's split (`training["task"]`,
-    asdict of cfg.task_spec()) from which quantize rebuilds the same held-out data. Both files are written
-    atomically. Returns the TrainResult; raises LstmEdgeError as train does, or when `out` cannot be written.
+    asdict of cfg.task_spec()) from which quantize rebuilds the same held-out data; with cfg.init, the split recorded
+    in that checkpoint (see from_checkpoint) and `training["from"]` (its path, sha256 and metrics). Both files are
+    written atomically; no curve when no fp32 epoch ran. Returns the TrainResult; raises LstmEdgeError as train does, or when `out` cannot be written.
     """
+    if cfg.init:
+        cfg = from_checkpoint(cfg)
     result = train(cfg)
     out = Path(out)
     training = provenance(cfg.seed) | {
@@ -267,8 +334,15 @@ def train_to_file(cfg: TrainConfig, out: str | Path) -> TrainResult:
         "task": asdict(cfg.task_spec()),
         "history": result.history,
     }
+    if cfg.init:  # what it went on from: enough to tell the starting model and what it scored
+        from lstm_edge.atomic import sha256_file
+        from lstm_edge.checkpoint import read_checkpoint
+
+        base = read_checkpoint(cfg.init)
+        training["from"] = {"path": str(cfg.init), "sha256": sha256_file(cfg.init), "metrics": base.get("metrics")}
     save_checkpoint(result.model, out, metrics=result.metrics, training=training)
-    plot_curve(result.history, out.with_suffix(".curve.png"))
+    if result.history:  # none when --from with --epochs 0 (int8-aware fine-tuning only)
+        plot_curve(result.history, out.with_suffix(".curve.png"))
     return result
 
 

@@ -133,3 +133,41 @@ def test_task_split_is_one_typed_record():
     assert np.array_equal(X, X0) and np.array_equal(y, y0)
     with pytest.raises(LstmEdgeError, match="--data"):
         held_out(TaskSpec(task="custom"), "train", 8)
+
+
+def test_train_from_checkpoint_fine_tunes_on_its_recorded_split(tmp_path):
+    """`train --from CKPT --epochs 0 --int8-aware-epochs N`: the int8 fine-tuning of a model trained earlier, on the
+    data split recorded in it (not the CLI's defaults), with where it came from recorded; what --from fixes is
+    refused when given, and forms the fine-tuning cannot simulate are refused in one line."""
+    from click.testing import CliRunner
+
+    from lstm_edge.atomic import sha256_file
+    from lstm_edge.cli import main
+    from lstm_edge.config import ModelConfig
+    from lstm_edge.model import LSTMModel
+
+    base, tuned = tmp_path / "base.pt", tmp_path / "tuned.pt"
+    args = ["--seq-len", "12", "--samples", "600", "--hidden-size", "8", "--epochs", "2", "--seed", "3"]
+    assert CliRunner().invoke(main, ["train", *args, "--out", str(base)]).exit_code == 0
+    r = CliRunner().invoke(
+        main, ["train", "--from", str(base), "--epochs", "0", "--int8-aware-epochs", "1", "--int8-scheme", "c",
+               "--out", str(tuned)]
+    )  # fmt: skip
+    assert r.exit_code == 0 and "int8-aware fine-tuning kept epoch" in r.output, r.output
+    assert not tuned.with_suffix(".curve.png").exists()  # no fp32 epoch ran: no curve to draw
+    payload = torch.load(tuned, weights_only=True)
+    assert payload["training"]["task"] == {"task": "adding", "seq_len": 12, "samples": 600, "seed": 3, "data": None}
+    assert payload["training"]["from"]["sha256"] == sha256_file(base)
+    assert len(payload["metrics"]["int8_aware"]["history"]) == 2
+    _, config = load_checkpoint(tuned)
+    assert config.x_min and config.x_max  # the C scheme's input range, recorded for codegen
+
+    r = CliRunner().invoke(main, ["train", "--from", str(base), "--hidden-size", "16", "--out", str(tmp_path / "x.pt")])
+    assert r.exit_code == 2 and "--hidden-size cannot be combined with --from" in r.output
+    gru = tmp_path / "gru.pt"
+    cfg = ModelConfig(family="gru", input_size=2, hidden_size=4, num_layers=1, output_size=1, x_mean=[0, 0],
+                      x_std=[1, 1], y_mean=[0], y_std=[1])  # fmt: skip
+    save_checkpoint(LSTMModel(cfg), gru)
+    r = CliRunner().invoke(main, ["train", "--from", str(gru), "--epochs", "1", "--out", str(tmp_path / "y.pt")])
+    assert r.exit_code == 2 and "lstm-edge's own form only" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "y.pt").exists()
