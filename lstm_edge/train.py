@@ -277,7 +277,7 @@ def train(cfg: TrainConfig, data: TaskData | None = None) -> TrainResult:
 
     best, best_state, bad, history = float("inf"), None, 0, []
     start = time.perf_counter()
-    bar = tqdm(range(cfg.epochs), desc="train", disable=not cfg.progress, unit="epoch")
+    bar = tqdm(range(cfg.epochs), desc="train", disable=not cfg.progress or not cfg.epochs, unit="epoch")
     gen = torch.Generator().manual_seed(cfg.seed)
     for epoch in bar:
         running = _epoch(lambda xb: model(xb)[0], model, X_tr, y_tr, y_scale, opt, gen, cfg.batch_size)
