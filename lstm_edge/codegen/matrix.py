@@ -69,7 +69,7 @@ def matrix_cases(prep: dict, precision: str, cfg=None, ref: list | None = None) 
     int8, the simulation's outputs within C_INT8_VS_SIM.
 
     cfg: a parity.VerifyConfig (default: verify's full matrix, B 1/4/16 × T 1/7/100/1000 × zero/random state).
-    ref: parity.reference_cases(bundle, cfg) when already computed (they take ~90 s at the full matrix).
+    ref: parity.reference_cases(bundle, cfg) when already computed (one torch float64 run per case).
     Raises LstmEdgeError when the bundle's reference cannot be opened.
     """
     from lstm_edge.parity import VerifyConfig, reference_cases
