@@ -200,6 +200,16 @@ def _check_integrity(bundle: Bundle) -> list[IntegrityRow]:
     return rows
 
 
+def reference_cases(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> list[ReferenceCase]:
+    """verify's cases for a bundle, with the answers of the reference verify judges by (reference_runner): one
+    ReferenceCase per seq × batch × initial state of `cfg` (VerifyConfig(): 4 × 3 × 2 = 24), in verify's order and
+    from verify's seeds, so a check outside verify (the C under qemu: lstm_edge.codegen.matrix) runs the very same
+    inputs. Raises LstmEdgeError when the bundle or its reference cannot be opened."""
+    bundle = Bundle.open(bundle_path)
+    with reference_runner(bundle) as reference:
+        return _reference_cases(reference, bundle, cfg or VerifyConfig())
+
+
 def _reference_cases(reference: Runner, bundle: Bundle, cfg: VerifyConfig) -> list[ReferenceCase]:
     cases = []
     # A model whose state is not a graph input (an imported one; manifest "streaming": false) starts at zero only.

@@ -123,7 +123,8 @@ def build_library(
 class CRunner(Runner):
     """The generated C as a runner: run() gives each batch row its own state struct; stream() keeps them.
 
-    Raises LstmEdgeError for a variant other than fp32/int8, a bare .onnx, no C compiler, a compile failure, or a
+    Raises LstmEdgeError for a variant other than fp32/int8, a bare .onnx, a model form the C cannot express
+    (bidirectional, variable lengths, GRU, …: codegen.weights.unsupported), no C compiler, a compile failure, or a
     cached library whose embedded sha256 is not this bundle's.
     """
 
@@ -141,9 +142,10 @@ class CRunner(Runner):
                 "the c runtime needs a bundle (it generates C from model.onnx, the manifest and golden vectors)",
                 "pass the bundle folder, not a bare .onnx",
             )
-        super().__init__(dataclasses.replace(source, variant=variant, precision=variant), options)
-        from lstm_edge.codegen.weights import bundle_sha256
+        from lstm_edge.codegen.weights import bundle_sha256, check_supported
 
+        check_supported(source.bundle.config)  # bidirectional, lengths, GRU, …: one line, before any compiling
+        super().__init__(dataclasses.replace(source, variant=variant, precision=variant), options)
         bundle = source.bundle
         self.cflags = tuple(options.cflags) if options.cflags is not None else DEFAULT_CFLAGS
         self.library, self.built = build_library(bundle, variant, self.cflags, options.verify_hash)

@@ -122,7 +122,7 @@ def test_check_program_fails_on_a_wrong_expectation(generated, tmp_path):
 
 def _arm_tools() -> str | None:
     missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if not shutil.which(t)]
-    return f"{', '.join(missing)} not installed (scripts/embed-deps.sh installs them as root)" if missing else None
+    return f"{', '.join(missing)} not installed (scripts/codegen-deps.sh installs them as root)" if missing else None
 
 
 @pytest.mark.skipif(_arm_tools() is not None, reason=str(_arm_tools()))

@@ -154,19 +154,33 @@ def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
     }
 
 
-def render(prep: dict, precision: str) -> dict[str, str]:
-    """{file name: text} for the C library, its check program, the Makefile and the Cortex-M4 start-up files."""
+def render(
+    prep: dict,
+    precision: str,
+    against: str | None = None,
+    tolerance: float | None = None,
+    chunk: int | None = None,
+) -> dict[str, str]:
+    """{file name: text} for the C library, its check program, the Makefile and the Cortex-M4 start-up files.
+
+    The check program runs prep["cases"] (the bundle's golden cases, from prepare; lstm_edge.codegen.matrix puts
+    verify's cases there) against `against` (what the expected outputs are, for its comment; default: the golden
+    outputs, or for int8 the simulation's) within `tolerance` (default FP32_ABS, or C_INT8_VS_SIM for int8), and
+    with `chunk` also in calls of that many steps.
+    """
     p, dims = prep["prefix"], prep["dims"]
     if precision == "fp32":
-        tol, against = FP32_ABS, "the bundle's golden outputs (PyTorch float32)"
+        tol, default_against = FP32_ABS, "the bundle's golden outputs (PyTorch float32)"
         extra = "Tolerance: lstm_edge/tolerances.py FP32_ABS."
     else:
-        tol, against = C_INT8_VS_SIM, "lstm_edge/c_int8_sim.py's outputs for the same inputs"
+        tol, default_against = C_INT8_VS_SIM, "lstm_edge/c_int8_sim.py's outputs for the same inputs"
         extra = "Tolerance: lstm_edge/tolerances.py C_INT8_VS_SIM (bit for bit)."
+    if tolerance is not None:
+        tol, extra = tolerance, "Tolerance: from lstm_edge/tolerances.py."
     return {
         f"{p}.h": emit.header(p, dims, precision, prep["provenance"]),
         f"{p}.c": emit.source(p, precision, prep["weights"], prep["params"], dims),
-        f"{p}_check.c": emit.check_program(p, dims, prep["cases"], tol, against, extra),
+        f"{p}_check.c": emit.check_program(p, dims, prep["cases"], tol, against or default_against, extra, chunk),
         "Makefile": emit.makefile(p),
         "startup_m4.c": emit.STARTUP,
         "mps2_an386.ld": emit.LINKER,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge.bundle import MANIFEST, Bundle
+from lstm_edge.config import ModelConfig
 from lstm_edge.errors import LstmEdgeError
 
 # ONNX stacks gate blocks i, o, f, c; the C (like GateLSTM and the seed's equations) uses i, f, c, o.
@@ -62,12 +63,49 @@ def _ifco(a: np.ndarray, H: int) -> np.ndarray:
     return np.concatenate([blocks[k] for k in ONNX_TO_IFCO], axis=0)
 
 
+SUPPORTED = (
+    "the C takes unidirectional, batch-first LSTMs with biases and a Linear head, on float inputs of full length"
+)
+
+
 def _refuse(problem: str) -> LstmEdgeError:
     return LstmEdgeError(
-        f"codegen cannot write this model as C: {problem}",
-        "codegen supports unidirectional, batch-first LSTMs with a Linear head (last or sequence), as "
-        "`lstm-edge export` builds them; run this model with --provider cpu instead",
+        f"codegen (and the c runtime) cannot write this model as C: {problem}",
+        f"run it on another runtime (--provider cpu) instead; {SUPPORTED}",
     )
+
+
+def unsupported(config: ModelConfig) -> list[str]:
+    """What in a model's form (its ModelSpec) the C cannot express, in the words a user knows; empty when codegen
+    can write it. The C steps one unidirectional LSTM cell stack forward, one batch row and one float sample at a
+    time, into a Linear head."""
+    c = config
+    why = []
+    if c.family != "lstm":
+        why.append(f"it is a {c.family.upper()}, not an LSTM")
+    if c.bidirectional:
+        why.append("it is bidirectional (its backward direction reads each sequence from the end)")
+    if c.lengths:
+        why.append("it takes variable lengths (a per-sequence lengths input)")
+    if c.proj_size:
+        why.append(f"it has a projection (proj_size {c.proj_size})")
+    if c.vocab_size:
+        why.append("it takes token ids through an embedding")
+    if not c.batch_first:
+        why.append("it is time-major (batch_first=False)")
+    if not c.bias:
+        why.append("it has no biases (bias=False)")
+    if c.head == "none":
+        why.append("it has no Linear head (head none)")
+    return why
+
+
+def check_supported(config: ModelConfig) -> None:
+    """Raise LstmEdgeError, one line naming every unsupported trait (unsupported()) and the fix, when the C cannot
+    express this model; return None when it can."""
+    why = unsupported(config)
+    if why:
+        raise _refuse("; ".join(why))
 
 
 def read_weights(bundle: Bundle, verify_hash: bool = True) -> ModelWeights:
@@ -77,9 +115,10 @@ def read_weights(bundle: Bundle, verify_hash: bool = True) -> ModelWeights:
 
     from lstm_edge.onnx_io import load_onnx_checked
 
+    c = bundle.config
+    check_supported(c)  # the form first, in its own words; the graph checks below catch a graph not the builder's
     path: Path = bundle.artifact("fp32", verify_hash)
     model: onnx.ModelProto = load_onnx_checked(path)
-    c = bundle.config
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     lstms = [n for n in model.graph.node if n.op_type == "LSTM"]
     others = {n.op_type for n in model.graph.node} - {
@@ -96,7 +135,9 @@ def read_weights(bundle: Bundle, verify_hash: bool = True) -> ModelWeights:
         "Identity",
     }
     if others:
-        raise _refuse(f"its graph holds {', '.join(sorted(others))} nodes")
+        raise _refuse(
+            f"its graph holds {', '.join(sorted(others))} nodes (not the builder's graph of a unidirectional LSTM)"
+        )
     if len(lstms) != c.num_layers:
         raise _refuse(f"{len(lstms)} fused LSTM nodes for {c.num_layers} layers (not the builder's graph)")
     H = c.hidden_size
