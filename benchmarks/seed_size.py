@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/seed_size.py [--quick] [--threads 1,all]
 
 Builds a random-weight model of that size (speed does not depend on training), exports and quantizes it, then runs
-`lstm-edge bench` with 1 thread and all threads (--threads: bench's thread settings). Figures go to benchmarks/results/ (JSON, Markdown, PNG).
+`lstm-edge bench` with 1 thread and all threads (--threads: bench's thread settings; the README's table is from
+--threads 1). Figures go to benchmarks/results/ (JSON, Markdown, PNG).
 """
 
 from __future__ import annotations

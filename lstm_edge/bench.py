@@ -52,8 +52,9 @@ def mkldnn_enabled(enabled: bool) -> Iterator[None]:
 @dataclass
 class BenchConfig:
     """What bench measures: providers × variants (PyTorch eager fp32 always runs first, as the reference, timed with
-    torch.backends.mkldnn on and off: TORCH_PATHS) at each thread setting ("1", "all" or a count), streaming over stream_steps steps at B=1, and the batches × seqs grid
-    (each point timed for at least min_time seconds and min_reps calls, at most max_reps)."""
+    torch.backends.mkldnn on and off: TORCH_PATHS) at each thread setting ("1", "all" or a count), streaming over
+    stream_steps steps at B=1, and the batches × seqs grid (each point timed for at least min_time seconds and
+    min_reps calls, at most max_reps)."""
 
     providers: tuple[str, ...] | None = None  # default: every runtime installed here
     variants: tuple[str, ...] | None = None  # default: every variant in the bundle
