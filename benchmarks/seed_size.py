@@ -1,9 +1,10 @@
 """Reproduce the README's speed table at the seed's size (input 100, hidden 256, 2 layers).
 
-    .venv/bin/python benchmarks/seed_size.py [--quick]
+    .venv/bin/python benchmarks/seed_size.py [--quick] [--threads 1,all]
 
 Builds a random-weight model of that size (speed does not depend on training), exports and quantizes it, then runs
-`lstm-edge bench` with 1 thread and all threads. Figures go to benchmarks/results/ (JSON, Markdown, PNG).
+`lstm-edge bench` with 1 thread and all threads (--threads: bench's thread settings; the README's table is from
+--threads 1). Figures go to benchmarks/results/ (JSON, Markdown, PNG).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def cli(*args: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    # 1 alone where other jobs share the cores: PyTorch at 2 threads collapsed there (measured on the adding model
+    # at load ~7 on 2 cores: B8·T100 6.3 s at 2 threads against 7.3 ms at 1; other runners 1.9–13.5 ms).
+    ap.add_argument("--threads", default="1,all", help="bench's thread settings")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -56,7 +60,7 @@ def main() -> None:
         "bench",
         str(WORK / "seed"),
         "--threads",
-        "1,all",
+        args.threads,
         *extra,
         "--json",
         str(RESULTS / "seed_size.json"),

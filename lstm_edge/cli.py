@@ -543,7 +543,11 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
 
 @main.command()
 @click.argument("bundle", type=click.Path())
-@click.option("--providers", help="Comma-separated (default: every runtime installed). PyTorch eager always runs.")
+@click.option(
+    "--providers",
+    help="Comma-separated (default: every runtime installed). PyTorch eager always runs, with "
+    "torch.backends.mkldnn on and off; the faster per shape is the baseline.",
+)
 @click.option("--variants", help="Comma-separated (default: every variant in the bundle).")
 @click.option("--threads", "threads_", default="1,all", show_default=True, help="Thread settings to measure.")
 @click.option("--rate", default=100.0, show_default=True, help="Step rate (Hz) for the real-time factor.")
@@ -608,6 +612,7 @@ def bench(
         click.echo(
             f"fastest for {a['workload']} ({a['point']}) that passes parity: {a['runtime']} {a['variant']} "
             f"(threads {a['threads']}), {a['speedup_vs_torch']:.1f}× PyTorch eager"
+            + (f" (torch.backends.mkldnn {a['torch_path'].split('_')[1]})" if "torch_path" in a else "")
         )
 
 
