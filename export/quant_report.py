@@ -21,6 +21,9 @@ DEPLOYABLE, NOT_DEPLOYABLE, UNVERIFIED = "deployable", "not-deployable", "unveri
 ErrorStats = dict[str, float | None]  # lstm_edge.tolerances.error_stats of one output
 
 
+_SCHEMES = {"ort": "ONNX Runtime's dynamic int8", "c": "lstm-edge codegen's int8 C, not this variant's arithmetic"}
+
+
 @dataclass(kw_only=True)
 class Int8AwareTraining:
     """The checkpoint was fine-tuned through simulated int8 (lstm_edge.train.int8_aware): the fp32 baseline moved."""
@@ -29,6 +32,7 @@ class Int8AwareTraining:
     kept_epoch: int
     fp32_test_before: float  # the task metric of the fp32-only model
     fp32_test_after: float  # ... and after the fine-tuning
+    scheme: str = "ort"  # whose int8 it simulated: "ort" (this variant's kind) or "c" (lstm-edge codegen's int8 C)
 
 
 @dataclass(kw_only=True)
@@ -169,7 +173,7 @@ def format_report(reports: Mapping[str, QuantizeReport], skipped: Mapping[str, s
         if aware:
             lines.append(
                 f"**{v}**: the checkpoint was fine-tuned {aware.epochs} epochs through simulated int8 arithmetic "
-                f"(kept epoch {aware.kept_epoch}); its fp32 test {r.metric.name} went "
+                f"({_SCHEMES.get(aware.scheme, aware.scheme)}; kept epoch {aware.kept_epoch}); its fp32 test {r.metric.name} went "
                 f"{aware.fp32_test_before:.4g} → {aware.fp32_test_after:.4g}."
             )
         if r.verdict == UNVERIFIED:

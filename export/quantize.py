@@ -303,6 +303,7 @@ def _baseline(bundle: Bundle, payload: dict, data: EvalData, cfg: QuantizeConfig
                 kept_epoch=aware["kept_epoch"],
                 fp32_test_before=aware["fp32_only"][f"test_{name}"],
                 fp32_test_after=aware["test_fp32"],
+                scheme=aware.get("scheme", "ort"),  # records before the C scheme existed were ORT's
             )
         except (KeyError, TypeError, IndexError) as e:
             raise LstmEdgeError(

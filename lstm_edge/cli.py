@@ -146,8 +146,7 @@ def train(out: str, as_json: bool, **kw) -> None:
             f"int8-aware fine-tuning kept epoch {q['kept_epoch']}/{q['epochs']}: test {name} fp32 {q['test_fp32']:.5g}, "
             f"int8 (simulated) {q['test_int8_simulated']:.5g}; before it: fp32 {q['fp32_only'][f'test_{name}']:.5g}"
         )
-    curve = Path(out).with_suffix(".curve.png")
-    click.echo(f"wrote {out}" + (f" and {curve}" if result.history else ""))
+    click.echo(f"wrote {out} and {Path(out).with_suffix('.curve.png')}")
 
 
 EXPORT_HELP = """Export a model file to a validated bundle: model.onnx, model.pt, golden.npz, manifest.json.

@@ -133,7 +133,7 @@ def int8_aware(model: LSTMModel, data: TaskData, cfg: TrainConfig) -> dict:
         cfg: batch_size, lr, seed, progress and int8_aware_epochs (the number of epochs) are read.
 
     Returns:
-        {"epochs", "kept_epoch" (0 = the starting point), "history" [{epoch, val_fp32, val_int8}], "test_fp32",
+        {"epochs", "scheme" (cfg.int8_scheme), "kept_epoch" (0 = the starting point), "history" [{epoch, val_fp32, val_int8}], "test_fp32",
         "test_int8_simulated"} in the task's own metric (MSE or accuracy %). Raises nothing of its own.
     """
     sim = _int8_scheme(cfg.int8_scheme)
@@ -170,6 +170,7 @@ def int8_aware(model: LSTMModel, data: TaskData, cfg: TrainConfig) -> dict:
     X_te, y_te = data.split("test")
     return {
         "epochs": cfg.int8_aware_epochs,
+        "scheme": cfg.int8_scheme,
         "kept_epoch": next(h["epoch"] for h in history if h["val_int8"] == best),
         "history": history,
         "test_fp32": metric(data.kind, _predict(model, X_te), y_te)[1],
@@ -323,7 +324,7 @@ def train_to_file(cfg: TrainConfig, out: str | Path) -> TrainResult:
     The checkpoint records the TrainConfig, the history, provenance, and the task's split (`training["task"]`,
     asdict of cfg.task_spec()) from which quantize rebuilds the same held-out data; with cfg.init, the split recorded
     in that checkpoint (see from_checkpoint) and `training["from"]` (its path, sha256 and metrics). Both files are
-    written atomically; no curve when no fp32 epoch ran. Returns the TrainResult; raises LstmEdgeError as train does, or when `out` cannot be written.
+    written atomically; the curve shows the int8-aware epochs after the fp32 ones. Returns the TrainResult; raises LstmEdgeError as train does, or when `out` cannot be written.
     """
     if cfg.init:
         cfg = from_checkpoint(cfg)
@@ -341,29 +342,41 @@ def train_to_file(cfg: TrainConfig, out: str | Path) -> TrainResult:
         base = read_checkpoint(cfg.init)
         training["from"] = {"path": str(cfg.init), "sha256": sha256_file(cfg.init), "metrics": base.get("metrics")}
     save_checkpoint(result.model, out, metrics=result.metrics, training=training)
-    if result.history:  # none when --from with --epochs 0 (int8-aware fine-tuning only)
-        plot_curve(result.history, out.with_suffix(".curve.png"))
+    plot_curve(result.history, out.with_suffix(".curve.png"), result.metrics.get("int8_aware"))
     return result
 
 
-def plot_curve(history: list[dict], path: Path) -> Path:
-    """Plot train loss (standardized) and the val metric against epoch (log y for MSE) into the PNG at `path`.
+def plot_curve(history: list[dict], path: Path, int8_aware: dict | None = None) -> Path:
+    """Plot train loss (standardized) and the val metric against epoch (log y for MSE) into the PNG at `path`,
+    and, given `int8_aware` (TrainResult.metrics["int8_aware"]), its validation fp32 and simulated-int8 metric over
+    the fine-tuning epochs that follow (epoch 0 of it is the end of `history`).
 
-    `history` is TrainResult.history: dicts with "epoch", "train_loss" and one "val_<metric>" key. Returns `path`
-    (written atomically).
+    `history` is TrainResult.history: dicts with "epoch", "train_loss" and one "val_<metric>" key (may be empty when
+    only fine-tuning ran). Returns `path` (written atomically).
     """
     from lstm_edge.atomic import atomic_write_bytes
 
     plt = pyplot()
-    epochs = [h["epoch"] for h in history]
-    val_key = next(k for k in history[0] if k.startswith("val_"))
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(epochs, [h["train_loss"] for h in history], label="train loss (standardized)")
-    ax.plot(epochs, [h[val_key] for h in history], label=val_key)
-    if "accuracy" not in val_key:
+    name = "mse"
+    if history:
+        epochs = [h["epoch"] for h in history]
+        val_key = next(k for k in history[0] if k.startswith("val_"))
+        name = val_key[4:]
+        ax.plot(epochs, [h["train_loss"] for h in history], label="train loss (standardized)")
+        ax.plot(epochs, [h[val_key] for h in history], label=val_key)
+    if int8_aware:
+        start = len(history)
+        tuned = int8_aware["history"]
+        epochs = [start + h["epoch"] for h in tuned]
+        scheme = int8_aware.get("scheme", "ort")
+        ax.plot(epochs, [h["val_fp32"] for h in tuned], "--", label=f"val_{name} fp32, int8-aware ({scheme})")
+        ax.plot(epochs, [h["val_int8"] for h in tuned], ":", label=f"val_{name} int8 simulated ({scheme})")
+        ax.axvline(start + int8_aware["kept_epoch"], color="grey", lw=0.8)
+    if "accuracy" not in name:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.legend()
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return atomic_write_bytes(path, png_bytes(fig, dpi=100))

@@ -154,7 +154,7 @@ def test_train_from_checkpoint_fine_tunes_on_its_recorded_split(tmp_path):
                "--out", str(tuned)]
     )  # fmt: skip
     assert r.exit_code == 0 and "int8-aware fine-tuning kept epoch" in r.output, r.output
-    assert not tuned.with_suffix(".curve.png").exists()  # no fp32 epoch ran: no curve to draw
+    assert tuned.with_suffix(".curve.png").stat().st_size > 1000  # the fine-tuning epochs alone
     payload = torch.load(tuned, weights_only=True)
     assert payload["training"]["task"] == {"task": "adding", "seq_len": 12, "samples": 600, "seed": 3, "data": None}
     assert payload["training"]["from"]["sha256"] == sha256_file(base)
