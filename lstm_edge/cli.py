@@ -732,6 +732,16 @@ def codegen(bundle_dir, out, precision, prefix, force, no_verify_hash) -> None:
     click.echo(f"wrote {', '.join(r.files)} into {r.out} ({r.precision}, bundle sha256 {r.sha256[:12]}…)")
     if r.input_range:
         click.echo(f"int8 input scale from {r.input_range}")
+    m = r.int8_metric
+    if m:
+        unit = f"{m['drop']:+.2f} points" if m["name"] == "accuracy" else f"{m['drop']:+.1%}"
+        budget = f"{m['budget']} points" if m["name"] == "accuracy" else f"{m['budget']:.0%}"
+        click.echo(
+            f"int8 C on {m['samples']} held-out sequences: {m['name']} {m['fp32']:.4g} (fp32) → {m['int8']:.4g} "
+            f"({unit}, budget {budget}): {'deployable' if m['deployable'] else 'OVER the budget, not deployable'}"
+        )
+    elif r.precision == "int8":
+        click.echo("int8 C task metric not measured: the bundle has no checkpoint with built-in task data")
     click.echo(f"build and check: make -C {r.out} host   (Cortex-M4 under qemu: make -C {r.out} qemu)")
 
 

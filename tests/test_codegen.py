@@ -284,3 +284,17 @@ def test_int8_aware_fine_tuning_can_target_the_c_scheme(small_bundle):
         _int8_scheme("tflite")
     res = CliRunner().invoke(main, ["train", "--int8-scheme", "x", "--out", "m.pt"])
     assert res.exit_code == 2 and "--int8-scheme" in res.output
+
+
+def test_int8_c_is_judged_on_held_out_data_and_the_shipped_model_passes(shipped_bundle, small_bundle):
+    """codegen --precision int8 states the int8 C's task metric against fp32 (quantize's budget, its held-out
+    split): the shipped adding model was fine-tuned for this scheme (train --from --int8-scheme c), so it must be
+    deployable; a bundle without task data gets no verdict rather than a made-up one."""
+    from lstm_edge.codegen import int8_task_metric, prepare
+    from lstm_edge.tolerances import MSE_RELATIVE_DROP
+
+    m = int8_task_metric(prepare(shipped_bundle, CodegenConfig(precision="int8")), samples=128)
+    assert m["name"] == "mse" and m["samples"] == 128 and m["budget"] == MSE_RELATIVE_DROP
+    assert m["drop"] == pytest.approx(m["int8"] / m["fp32"] - 1)
+    assert m["deployable"] and m["drop"] <= MSE_RELATIVE_DROP, m
+    assert int8_task_metric(prepare(small_bundle, CodegenConfig(precision="int8"))) is None  # task "custom"

@@ -40,6 +40,7 @@ class CodegenResult:
     sha256: str  # the bundle's (manifest.json's) sha256, also in NAME.h
     files: list[str] = field(default_factory=list)
     input_range: str = ""  # int8: where the input scale came from
+    int8_metric: dict | None = None  # int8: its task metric against fp32 (int8_task_metric), None when unmeasurable
 
 
 def c_prefix(name: str) -> str:
@@ -187,6 +188,51 @@ def render(
     }
 
 
+INT8_EVAL_SAMPLES = 512  # as quantize's eval_samples: the same held-out sequences judge both kinds of int8
+
+
+def int8_task_metric(prep: dict, samples: int = INT8_EVAL_SAMPLES) -> dict | None:
+    """The int8 C's task metric against the fp32 model's on held-out data, judged by quantize's default budget.
+
+    The int8 C is computed by its bit-exact simulation (lstm_edge.c_int8_sim), the fp32 model by the bundle's
+    checkpoint in PyTorch, both on `samples` held-out sequences of the split recorded in the checkpoint
+    (TaskSpec.recorded → held_out "test", the data quantize judges its variants on).
+
+    Returns:
+        {"name": "mse" | "accuracy", "fp32", "int8", "drop" (relative for MSE, points for accuracy), "budget"
+        (tolerances.MSE_RELATIVE_DROP or ACCURACY_POINTS_DROP), "deployable", "samples"}; None when the bundle has
+        no checkpoint or its task has no built-in data (pass-through: nothing to judge against, as quantize's
+        "unverified").
+    """
+    import torch
+
+    from lstm_edge.c_int8_sim import forward
+    from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
+    from lstm_edge.data import TaskSpec, held_out, metric
+    from lstm_edge.tolerances import ACCURACY_POINTS_DROP, MSE_RELATIVE_DROP
+
+    bundle = prep["bundle"]
+    if "checkpoint" not in bundle.manifest["artifacts"]:  # an imported model: no PyTorch reference, no task
+        return None
+    ckpt = bundle.checkpoint()
+    model, config = load_checkpoint(ckpt)
+    spec = TaskSpec.recorded(config.task, read_checkpoint(ckpt).get("training"))
+    if not spec.has_data:
+        return None
+    X, y = held_out(spec, "test", samples)
+    with torch.no_grad():
+        xs = torch.from_numpy(X)
+        fp32 = np.concatenate([model(xs[i : i + 256])[0].numpy() for i in range(0, len(X), 256)])
+        int8 = np.concatenate([forward(prep["params"], xs[i : i + 256])[0].numpy() for i in range(0, len(X), 256)])
+    name, m_fp32 = metric(config.kind, fp32, y)
+    m_int8 = metric(config.kind, int8, y)[1]
+    classify = config.kind == "classification"
+    drop = m_fp32 - m_int8 if classify else (m_int8 - m_fp32) / m_fp32
+    budget = ACCURACY_POINTS_DROP if classify else MSE_RELATIVE_DROP
+    return {"name": name, "fp32": m_fp32, "int8": m_int8, "drop": drop, "budget": budget,
+            "deployable": bool(drop <= budget), "samples": len(X)}  # fmt: skip
+
+
 def generate(bundle_path: str | Path, out: str | Path, cfg: CodegenConfig | None = None) -> CodegenResult:
     """Write the C library for a bundle into `out` (atomically: all files or none).
 
@@ -202,7 +248,17 @@ def generate(bundle_path: str | Path, out: str | Path, cfg: CodegenConfig | None
     with staged_dir(out) as stage:
         for name, text in files.items():
             (stage / name).write_text(text)
-    return CodegenResult(out, prep["prefix"], cfg.precision, prep["sha256"], sorted(files), prep["range_note"])
+    judged = int8_task_metric(prep) if cfg.precision == "int8" else None
+    return CodegenResult(out, prep["prefix"], cfg.precision, prep["sha256"], sorted(files), prep["range_note"], judged)
 
 
-__all__ = ["PRECISIONS", "CodegenConfig", "CodegenResult", "generate", "prepare", "render", "bundle_sha256"]
+__all__ = [
+    "PRECISIONS",
+    "CodegenConfig",
+    "CodegenResult",
+    "generate",
+    "int8_task_metric",
+    "prepare",
+    "render",
+    "bundle_sha256",
+]
