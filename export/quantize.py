@@ -303,7 +303,10 @@ def _baseline(bundle: Bundle, payload: dict, data: EvalData, cfg: QuantizeConfig
                 kept_epoch=aware["kept_epoch"],
                 fp32_test_before=aware["fp32_only"][f"test_{name}"],
                 fp32_test_after=aware["test_fp32"],
-                scheme=aware.get("scheme", "ort"),  # records before the C scheme existed were ORT's
+                # Older records name it only in the TrainConfig; before the C scheme existed it was ORT's.
+                scheme=aware.get("scheme")
+                or ((payload.get("training") or {}).get("config") or {}).get("int8_scheme")
+                or "ort",
             )
         except (KeyError, TypeError, IndexError) as e:
             raise LstmEdgeError(
