@@ -83,10 +83,10 @@ def main(debug: bool) -> None:
 @click.option("--patience", default=4, show_default=True, help="Epochs without improvement before stopping.")
 @click.option(
     "--int8-aware-epochs",
-    default=0,
+    default=2,
     show_default=True,
-    help="Then fine-tune N epochs through ONNX Runtime's int8 arithmetic (simulated), so the int8 variant keeps "
-    "the accuracy; keeps the epoch with the best int8 validation metric.",
+    help="Then fine-tune N epochs through the --int8-scheme's int8 arithmetic (simulated), so the int8 variant keeps "
+    "the accuracy; keeps the epoch with the best int8 validation metric. 0: fp32 training only.",
 )
 @click.option(
     "--int8-scheme",

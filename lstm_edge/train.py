@@ -35,7 +35,9 @@ class TrainConfig:
     lr: float = 2e-3
     samples: int = 12000
     patience: int = 4
-    int8_aware_epochs: int = 0  # fine-tuning through ORT's int8 arithmetic after fp32 training (see int8_aware)
+    # Fine-tuning through simulated int8 after fp32 training (see int8_aware). 2 by default: on the default adding
+    # model ORT's int8 went +35% → −0.75% MSE (deployable) and its fp32 improved 1.355e-4 → 1.152e-4, for +41 s.
+    int8_aware_epochs: int = 2
     int8_scheme: str = "ort"  # whose int8 to fine-tune for: "ort" (ONNX Runtime's dynamic int8) or "c" (codegen's)
     seed: int = 0
     data: str | None = None

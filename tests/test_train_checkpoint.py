@@ -22,7 +22,7 @@ def test_adding_task_definition():
 
 
 def test_short_training_beats_baseline_and_round_trips(tmp_path):
-    cfg = TrainConfig(seq_len=20, samples=3000, hidden_size=32, epochs=6, lr=5e-3, progress=False)
+    cfg = TrainConfig(seq_len=20, samples=3000, hidden_size=32, epochs=6, lr=5e-3, int8_aware_epochs=0, progress=False)
     result = train_to_file(cfg, tmp_path / "m.pt")
     assert result.metrics["val_mse"] < 0.05 < result.metrics["baseline_mse"] / 2
     assert (tmp_path / "m.curve.png").stat().st_size > 1000
@@ -66,7 +66,8 @@ def test_digits_classification_trains():
     pytest.importorskip("sklearn")
     data = load_task("digits", seed=0)
     assert data.kind == "classification" and data.X.shape[1:] == (8, 8)
-    result = train(TrainConfig(task="digits", hidden_size=32, epochs=4, lr=1e-2, progress=False), data)
+    cfg = TrainConfig(task="digits", hidden_size=32, epochs=4, lr=1e-2, int8_aware_epochs=0, progress=False)
+    result = train(cfg, data)
     assert result.metrics["val_accuracy"] > 60.0  # chance is 10%
 
 
@@ -148,7 +149,7 @@ def test_train_from_checkpoint_fine_tunes_on_its_recorded_split(tmp_path):
 
     base, tuned = tmp_path / "base.pt", tmp_path / "tuned.pt"
     args = ["--seq-len", "12", "--samples", "600", "--hidden-size", "8", "--epochs", "2", "--seed", "3"]
-    assert CliRunner().invoke(main, ["train", *args, "--out", str(base)]).exit_code == 0
+    assert CliRunner().invoke(main, ["train", *args, "--int8-aware-epochs", "0", "--out", str(base)]).exit_code == 0
     r = CliRunner().invoke(
         main, ["train", "--from", str(base), "--epochs", "0", "--int8-aware-epochs", "1", "--int8-scheme", "c",
                "--out", str(tuned)]
