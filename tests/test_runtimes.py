@@ -16,7 +16,7 @@ from lstm_edge.bundle import Bundle
 from lstm_edge.cli import main
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.runtimes.ort_cuda import cuda_unavailable_reason
-from lstm_edge.tolerances import FP32_ABS, scaled_error
+from lstm_edge.tolerances import FP32_ABS, fp32_tolerance, scaled_error
 
 LOCAL = ["torch", "cpu", "openvino", "tract"]
 
@@ -31,7 +31,8 @@ def test_matches_golden(runner, shipped_bundle):
     for case, a in Bundle.open(shipped_bundle).golden().items():
         y, (h, c) = runner.run(a["x"], (a["h0"], a["c0"]))
         for name, got in (("y", y), ("hn", h), ("cn", c)):
-            assert scaled_error(got, a[name]).max() <= FP32_ABS, (runner.runtime, case, name)
+            bound = fp32_tolerance(a["x"].shape[1], runner.runtime)  # tract's biased sigmoid grows with T
+            assert scaled_error(got, a[name]).max() <= bound, (runner.runtime, case, name)
 
 
 @pytest.mark.parametrize("chunk", [1, 7])

@@ -191,6 +191,8 @@ def _bundle_checkpoint(b: Path, **training_config) -> None:
     payload = torch.load(b / "model.pt", weights_only=True)
     training = payload.get("training", {})
     payload["training"] = {**training, "config": {**training.get("config", {}), **training_config}}
+    if isinstance(training.get("task"), dict):  # the split record quantize reads (TaskSpec.recorded), where present
+        payload["training"]["task"] = {**training["task"], **training_config}
     torch.save(payload, b / "model.pt")
     _resign(b, "checkpoint")
 
