@@ -667,7 +667,7 @@ def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash,
 @click.option("--batch-size", default=256, show_default=True, help="Sequences per runner call.")
 @click.option("--engine", default="local", show_default=True, help="local (this process) | ray (Ray Data actor pool).")
 @click.option("--ray-address", help="ray: join this cluster (default: start a local Ray instance).")
-@click.option("--workers", type=int, help="ray: actors in the pool (default: Ray's CPUs less one).")
+@click.option("--workers", type=int, help="ray: actors in the pool (default: the cores here; a cluster's CPUs - 1).")
 @click.option("--outputs", default="y", show_default=True, help="Comma-separated: y,hn,cn.")
 @click.option("--threads", type=int, help="Runner threads (default: local all cores, 1 per Ray actor).")
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
