@@ -156,6 +156,31 @@ instance_group [
 """
 
 
+def check_triton_form(config, streaming: bool) -> None:
+    """LstmEdgeError, in one line, for a model whose stream state Triton's implicit state cannot carry as written
+    here: state h/c of L layers (not L·D directions), an LSTM (a GRU has no c), full-length sequences.
+
+    Before: a bidirectional model got state dims [L, H] against its graph's [L·2, H] (ORT refused every request), and
+    a GRU was told it "has no state inputs/outputs". A backward direction cannot stream at all (it reads each sequence
+    from the end), so no state layout would make it one.
+    """
+    problems = []
+    if config.bidirectional or not config.streamable or not streaming:
+        problems.append(
+            "it cannot stream (bidirectional, or exported without state I/O), so there is no state to carry"
+        )
+    if config.family != "lstm":
+        problems.append(f"it is a {config.family.upper()} (the Triton target writes LSTM h and c state)")
+    if config.lengths:
+        problems.append("it takes variable lengths, which Triton's sequence batcher does not pass per request")
+    if problems:
+        raise LstmEdgeError(
+            "--target triton cannot serve this model as a stream: " + "; ".join(problems),
+            "serve it whole-sequence with Triton's ONNX Runtime backend and your own config.pbtxt, "
+            "or use --target python/node",
+        )
+
+
 def write_triton_repo(bundle, variant: str, model_path: Path, stage: Path, max_batch: int, instances: int = 1) -> Path:
     """Fill `stage` (a staged folder that becomes --out) with the model repository. Returns the model's folder."""
     import onnx
@@ -167,6 +192,7 @@ def write_triton_repo(bundle, variant: str, model_path: Path, stage: Path, max_b
     if not io:
         raise LstmEdgeError("the bundle's manifest has no io section", "re-export the bundle")
     c = bundle.config
+    check_triton_form(c, bool(bundle.manifest.get("streaming", True)))
     wrapped = wrap_for_triton(onnx.load(str(model_path)), io)
     folder = stage / name
     (folder / "1").mkdir(parents=True)

@@ -80,3 +80,16 @@ def test_a_unidirectional_final_head_runs_on_c(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 9, 3)).astype(np.float32)
     want = lstm_edge.load(bundle, provider="torch", float64=True).run(x)[0]
     assert scaled_error(lstm_edge.load(bundle, provider="c").run(x)[0], want).max() <= FP32_ABS
+
+
+@pytest.mark.parametrize(
+    "form, words",
+    [("bidirectional", "cannot stream"), ("gru", "it is a GRU"), ("lengths", "variable lengths")],
+)
+def test_triton_target_refuses_a_model_it_cannot_stream_in_one_line(form, words, form_bundles, tmp_path):
+    """bundle --target triton wrote a bidirectional model with state dims [L, H] against the graph's [2L, H] (every
+    request refused by ORT), and told a GRU it had no state: each is now one line, exit 2, nothing written."""
+    out = tmp_path / "repo"
+    res = CliRunner().invoke(main, ["bundle", str(form_bundles[form]), "--target", "triton", "--out", str(out)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and words in res.output, res.output
+    assert "Traceback" not in res.output and not out.exists()
