@@ -351,7 +351,7 @@ def _to_table(ids: np.ndarray, cols: dict[str, list[np.ndarray]], head: str):
     for name, rows in cols.items():
         arrays.append(_nested(rows, ragged_first=(name == "y" and head == "seq")))
         names.append(name)
-    return pa.Table.from_arrays(arrays, names=names)
+    return pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(SCORE_METADATA)
 
 
 def _nested(rows: list[np.ndarray], ragged_first: bool):
@@ -431,6 +431,8 @@ def score(
         raise LstmEdgeError(
             f"--output {out} is a file; the Ray engine writes a folder of Parquet files", "name a folder"
         )
+    _check_replaceable(out)
+    _check_features(bundle, spec)  # here, not in a worker: Ray would print its tracebacks before our line
     if cfg.engine == "ray":
         return _score_ray(bundle, spec, out, cfg)
 
@@ -473,6 +475,46 @@ def score(
                 writer.close()
         info = runner.describe()
     return ScoreResult(out, rows, time.perf_counter() - t0, "local", info)
+
+
+SCORE_METADATA = {b"lstm_edge": b"score"}  # in every Parquet file score writes: what lets a re-run replace it
+
+
+def _check_replaceable(out: Path) -> None:
+    """LstmEdgeError unless `out` is absent or something score wrote (a user's own Parquet file is never replaced)."""
+    from lstm_edge.atomic import is_ours
+
+    if not out.exists():
+        return
+    if out.is_dir():
+        if not is_ours(out):
+            raise LstmEdgeError(f"--output {out} is not an lstm-edge score folder", "choose a new path, or delete it")
+        return
+    import pyarrow.parquet as pq
+
+    try:
+        ours = (pq.read_schema(str(out)).metadata or {}).get(b"lstm_edge") == b"score"
+    except Exception:  # not Parquet at all (pyarrow raises ArrowInvalid, OSError, …): certainly not ours
+        ours = False
+    if not ours:
+        raise LstmEdgeError(
+            f"--output {out} exists and was not written by lstm-edge score", "choose a new path, or delete it"
+        )
+
+
+def _check_features(bundle: str | Path, spec: InputSpec) -> None:
+    """LstmEdgeError when an array input's feature count is not the model's (Parquet rows are checked as read)."""
+    from lstm_edge.bundle import Bundle
+
+    if spec.x is None or len(spec.x.shape) != 3:
+        return
+    config = Bundle.open(bundle).config
+    want = config.input_size if not config.vocab_size else None
+    if want is not None and spec.x.shape[-1] != want:
+        raise LstmEdgeError(
+            f"{spec.path}: x has {spec.x.shape[-1]} features but the model takes {want}",
+            f"give x as [sequences, steps, {want}]",
+        )
 
 
 def import_ray():

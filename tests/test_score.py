@@ -133,3 +133,23 @@ def test_failure_mid_run_leaves_nothing(small_bundle, tmp_path):
     x[45, 3, 1] = np.nan
     msg = _bad(tmp_path, _save("x.npy", x), small_bundle, "--batch-size", 20)
     assert "nan" in msg.lower()
+
+
+def test_output_is_replaced_only_when_score_wrote_it(small_bundle, tmp_path):
+    """A re-run replaces score's own output; a user's Parquet (or any file) at --output is refused, not overwritten;
+    a feature-count mismatch is refused before any engine starts (Ray printed three tracebacks first)."""
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).random((5, 4, 3), dtype=np.float32))
+    out = tmp_path / "pred.parquet"
+    args = ["score", str(small_bundle), "--input", str(x), "--output", str(out)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert CliRunner().invoke(main, args).exit_code == 0  # ours: replaced
+    theirs = tmp_path / "notes.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), theirs)
+    res = CliRunner().invoke(main, ["score", str(small_bundle), "--input", str(x), "--output", str(theirs)])
+    assert res.exit_code == 2 and "not written by lstm-edge score" in res.output
+    assert pq.read_table(theirs).column_names == ["a"]
+    np.save(x, np.zeros((5, 4, 2), np.float32))
+    for engine in ("local", "ray"):
+        res = CliRunner().invoke(main, [*args[:-1], str(tmp_path / f"o-{engine}.parquet"), "--engine", engine])
+        assert res.exit_code == 2 and res.output.count("\n") == 1 and "the model takes 3" in res.output, res.output
