@@ -456,7 +456,7 @@ def _result(bundle: Bundle, reports: dict[str, QuantizeReport], skipped: dict[st
     result = QuantizeResult(bundle.root, reports, {v: r.seconds for v, r in reports.items()}, skipped)
     if result.over_budget:
         raise ParityError(
-            f"{', '.join(result.over_budget)} exceed the metric budget (or, for fp16, its parity bound); kept in the "
+            f"{', '.join(result.over_budget)} {'exceeds' if len(result.over_budget) == 1 else 'exceed'} the metric budget (or, for fp16, its parity bound); kept in the "
             "bundle but marked not deployable",
             "see quantization.md in the bundle; deploy fp32 or a deployable variant, or accept the loss with a larger --max-metric-drop",
             report=format_report(reports, skipped),

@@ -662,7 +662,7 @@ def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash,
     type=click.Path(),
     help="PRED.parquet: id + the requested outputs (ray: a folder of Parquet files).",
 )
-@click.option("--provider", default="cpu", show_default=True, help="torch | cpu | cuda | openvino | tract")
+@click.option("--provider", default="cpu", show_default=True, help="torch | cpu | cuda | openvino | tract | c")
 @click.option("--variant", default="fp32", show_default=True, help="fp32 | int8 | int8-static | fp16")
 @click.option("--batch-size", default=256, show_default=True, help="Sequences per runner call.")
 @click.option("--engine", default="local", show_default=True, help="local (this process) | ray (Ray Data actor pool).")
