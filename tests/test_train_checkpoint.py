@@ -163,6 +163,15 @@ def test_train_from_checkpoint_fine_tunes_on_its_recorded_split(tmp_path):
     _, config = load_checkpoint(tuned)
     assert config.x_min and config.x_max  # the C scheme's input range, recorded for codegen
 
+    more = tmp_path / "more.pt"  # fp32 epochs from a trained model never end worse than where they started
+    r = CliRunner().invoke(
+        main,
+        ["train", "--from", str(base), "--epochs", "1", "--lr", "0.5", "--int8-aware-epochs", "0", "--out", str(more)],
+    )
+    assert r.exit_code == 0, r.output
+    base_val = torch.load(base, weights_only=True)["metrics"]["val_mse"]
+    assert torch.load(more, weights_only=True)["metrics"]["val_mse"] <= base_val * (1 + 1e-6)
+
     r = CliRunner().invoke(main, ["train", "--from", str(base), "--hidden-size", "16", "--out", str(tmp_path / "x.pt")])
     assert r.exit_code == 2 and "--hidden-size cannot be combined with --from" in r.output
     gru = tmp_path / "gru.pt"
