@@ -486,8 +486,8 @@ def _check_replaceable(out: Path) -> None:
 
     if not out.exists():
         return
-    if out.is_dir():
-        if not is_ours(out):
+    if out.is_dir():  # empty, or a Ray score output: is_ours alone would also let a bundle folder be replaced
+        if any(out.iterdir()) and not (is_ours(out) and (out / SCORE_INFO).is_file()):
             raise LstmEdgeError(f"--output {out} is not an lstm-edge score folder", "choose a new path, or delete it")
         return
     import pyarrow.parquet as pq

@@ -149,6 +149,8 @@ def test_output_is_replaced_only_when_score_wrote_it(small_bundle, tmp_path):
     res = CliRunner().invoke(main, ["score", str(small_bundle), "--input", str(x), "--output", str(theirs)])
     assert res.exit_code == 2 and "not written by lstm-edge score" in res.output
     assert pq.read_table(theirs).column_names == ["a"]
+    res = CliRunner().invoke(main, [*args[:-1], str(small_bundle), "--engine", "ray"])  # a bundle is ours, not score's
+    assert res.exit_code == 2 and "not an lstm-edge score folder" in res.output, res.output
     np.save(x, np.zeros((5, 4, 2), np.float32))
     for engine in ("local", "ray"):
         res = CliRunner().invoke(main, [*args[:-1], str(tmp_path / f"o-{engine}.parquet"), "--engine", engine])
