@@ -66,6 +66,7 @@ from lstm_edge.tolerances import (
     FP16_ABS,
     FP32_ABS,
     MSE_RELATIVE_DROP,
+    metric_drop,
     scaled_error,
 )
 
@@ -373,7 +374,7 @@ def _measure(variant: str, dst: Path, base: _Baseline, settings: Settings, secon
     m = base.metric
     if base.data.has_targets:
         value = metric(base.config.kind, out[0], base.data.y)[1]
-        drop = (value - m.fp32) / m.fp32 if m.drop_kind == "relative" else m.fp32 - value
+        drop = metric_drop(base.config.kind, m.fp32, value)[0]
         m = replace(m, variant=value, drop=drop)
     qmodel = onnx.load(str(dst))
     streaming = bool(base.streaming)

@@ -45,6 +45,15 @@ MSE_RELATIVE_DROP = 0.05
 ACCURACY_POINTS_DROP = 0.5
 
 
+def metric_drop(kind: str, fp32: float, variant: float) -> tuple[float, float]:
+    """(drop, default budget) of a variant's task metric against fp32's: for "classification" accuracy points lost
+    (fp32 − variant, budget ACCURACY_POINTS_DROP), else the relative MSE increase ((variant − fp32) / fp32, budget
+    MSE_RELATIVE_DROP). A variant is within budget when drop ≤ budget. Raises ZeroDivisionError for an fp32 MSE of 0."""
+    if kind == "classification":
+        return fp32 - variant, ACCURACY_POINTS_DROP
+    return (variant - fp32) / fp32, MSE_RELATIVE_DROP
+
+
 def scaled_error(actual: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """|actual - reference| / max(1, |reference|), in float64."""
     ref = reference.astype(np.float64)

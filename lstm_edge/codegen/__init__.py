@@ -200,7 +200,7 @@ def int8_task_metric(prep: dict, samples: int = INT8_EVAL_SAMPLES) -> dict | Non
 
     Returns:
         {"name": "mse" | "accuracy", "fp32", "int8", "drop" (relative for MSE, points for accuracy), "budget"
-        (tolerances.MSE_RELATIVE_DROP or ACCURACY_POINTS_DROP), "deployable", "samples"}; None when the bundle has
+        (tolerances.metric_drop's default), "deployable", "samples"}; None when the bundle has
         no checkpoint or its task has no built-in data (pass-through: nothing to judge against, as quantize's
         "unverified").
     """
@@ -209,7 +209,7 @@ def int8_task_metric(prep: dict, samples: int = INT8_EVAL_SAMPLES) -> dict | Non
     from lstm_edge.c_int8_sim import forward
     from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
     from lstm_edge.data import TaskSpec, held_out, metric
-    from lstm_edge.tolerances import ACCURACY_POINTS_DROP, MSE_RELATIVE_DROP
+    from lstm_edge.tolerances import metric_drop
 
     bundle = prep["bundle"]
     if "checkpoint" not in bundle.manifest["artifacts"]:  # an imported model: no PyTorch reference, no task
@@ -226,9 +226,7 @@ def int8_task_metric(prep: dict, samples: int = INT8_EVAL_SAMPLES) -> dict | Non
         int8 = np.concatenate([forward(prep["params"], xs[i : i + 256])[0].numpy() for i in range(0, len(X), 256)])
     name, m_fp32 = metric(config.kind, fp32, y)
     m_int8 = metric(config.kind, int8, y)[1]
-    classify = config.kind == "classification"
-    drop = m_fp32 - m_int8 if classify else (m_int8 - m_fp32) / m_fp32
-    budget = ACCURACY_POINTS_DROP if classify else MSE_RELATIVE_DROP
+    drop, budget = metric_drop(config.kind, m_fp32, m_int8)
     return {"name": name, "fp32": m_fp32, "int8": m_int8, "drop": drop, "budget": budget,
             "deployable": bool(drop <= budget), "samples": len(X)}  # fmt: skip
 
