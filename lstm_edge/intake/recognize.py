@@ -83,6 +83,38 @@ def recognize(state_dict: dict[str, Tensor], head: str = "last") -> Recognized:
     """
     if head not in HEAD_WORDS:
         raise LstmEdgeError(f"--head {head!r}", f"choose {', '.join(HEAD_WORDS)}")
+    prefix, config_kw, rec_sd = _recurrent_stack(state_dict)
+    rest, head_at, embedding_at = _head_and_embedding(state_dict, prefix, config_kw)
+    sd = {f"lstm.{k}": v for k, v in rec_sd.items()}
+    output_size = config_kw.pop("recurrent_width")
+    if head_at is not None:
+        W = rest[head_at]["weight"]
+        output_size = W.shape[0]
+        sd["head.weight"] = W
+        sd["head.bias"] = rest[head_at].get("bias", torch.zeros(W.shape[0], dtype=W.dtype))  # no bias = zero bias
+    vocab = 0
+    if embedding_at is not None:
+        sd["embedding.weight"] = rest[embedding_at]["weight"]
+        vocab = sd["embedding.weight"].shape[0]
+    try:
+        config = ModelConfig(
+            **config_kw,
+            output_size=output_size,
+            head=head if head_at is not None else "none",
+            vocab_size=vocab,
+            kind="regression",
+        )
+    except ValueError as e:
+        raise LstmEdgeError(f"the recognized structure is not one lstm-edge can hold ({e})") from e
+    for name in ("x_mean", "x_std", "y_mean", "y_std"):  # identity normalization: the user's forward has none
+        sd[name] = torch.tensor(getattr(config, name), dtype=torch.float32)
+    sd = {k: v.detach().to(torch.float32).contiguous() for k, v in sd.items()}
+    return Recognized(config, sd, prefix, _at(head_at), _at(embedding_at))
+
+
+def _recurrent_stack(state_dict: dict[str, Tensor]) -> tuple[str, dict, dict[str, Tensor]]:
+    """The one recurrent stack of `state_dict`: its key prefix, its ModelConfig fields (plus `recurrent_width`) and
+    its tensors under PyTorch's names. Raises LstmEdgeError where there is none or more than one."""
     keys = list(state_dict)
     stacks: dict[str, dict[tuple[str, int, bool], Tensor]] = {}
     for k in keys:
@@ -104,8 +136,15 @@ def recognize(state_dict: dict[str, Tensor], head: str = "last") -> Recognized:
             f"the state_dict holds more than one recurrent stack (at `{prefix}` and {named}) — {MORE_FIX}"
         )
     config_kw, rec_sd = _recurrent(prefix, stacks[prefix])
+    return prefix, config_kw, rec_sd
 
-    # Everything else, grouped by module (the key up to its last dot), in the file's order.
+
+def _head_and_embedding(
+    state_dict: dict[str, Tensor], prefix: str, config_kw: dict
+) -> tuple[dict[str, dict[str, Tensor]], str | None, str | None]:
+    """Every tensor outside the recurrent stack grouped by module (the key up to its last dot), and which module is
+    the Linear head and which the input Embedding (None: not there). Raises LstmEdgeError for anything else."""
+    keys = list(state_dict)
     first_rec = min(i for i, k in enumerate(keys) if k.startswith(prefix) and _PARAM.match(k))
     rest: dict[str, dict[str, Tensor]] = {}
     order: dict[str, int] = {}
@@ -144,33 +183,7 @@ def recognize(state_dict: dict[str, Tensor], head: str = "last") -> Recognized:
             f"the state_dict holds more than an {config_kw['family'].upper()} with one Linear head "
             f"(and an input Embedding): {shown} — {MORE_FIX}"
         )
-
-    sd = {f"lstm.{k}": v for k, v in rec_sd.items()}
-    output_size = width
-    if head_at is not None:
-        W = rest[head_at]["weight"]
-        output_size = W.shape[0]
-        sd["head.weight"] = W
-        sd["head.bias"] = rest[head_at].get("bias", torch.zeros(W.shape[0], dtype=W.dtype))  # no bias = zero bias
-    vocab = 0
-    if embedding_at is not None:
-        sd["embedding.weight"] = rest[embedding_at]["weight"]
-        vocab = sd["embedding.weight"].shape[0]
-    del config_kw["recurrent_width"]
-    try:
-        config = ModelConfig(
-            **config_kw,
-            output_size=output_size,
-            head=head if head_at is not None else "none",
-            vocab_size=vocab,
-            kind="regression",
-        )
-    except ValueError as e:
-        raise LstmEdgeError(f"the recognized structure is not one lstm-edge can hold ({e})") from e
-    for name in ("x_mean", "x_std", "y_mean", "y_std"):  # identity normalization: the user's forward has none
-        sd[name] = torch.tensor(getattr(config, name), dtype=torch.float32)
-    sd = {k: v.detach().to(torch.float32).contiguous() for k, v in sd.items()}
-    return Recognized(config, sd, prefix, _at(head_at), _at(embedding_at))
+    return rest, head_at, embedding_at
 
 
 def _recurrent(prefix: str, params: dict[tuple[str, int, bool], Tensor]) -> tuple[dict, dict[str, Tensor]]:
