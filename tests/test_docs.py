@@ -2,7 +2,8 @@
 
 Runnable convention: an HTML comment `<!-- runnable -->` on the line just before a fenced block. In a ```console
 block the lines starting with `$ ` are the commands (the rest is the output they print, not compared: versions and
-timings differ between machines); in any other block every non-empty line that is not a `#` comment is a command.
+timings differ between machines); a ```python block runs as one script with the venv's python; in any other block every
+non-empty line that is not a `#` comment is a command.
 Mark only commands that take seconds: the test runs each block with bash, `set -e`, the venv's bin first on PATH.
 """
 
@@ -105,7 +106,10 @@ def _runnable_blocks() -> list[tuple[str, list[str]]]:
                 if inner.strip().startswith(start.group(2)):
                     break
                 body.append(inner)
-            if start.group(3).strip().startswith("console"):
+            info = start.group(3).strip()
+            if info.startswith("python"):
+                cmds = ["python - <<'RUNNABLE_PYTHON'", *body, "RUNNABLE_PYTHON"]
+            elif info.startswith("console"):
                 cmds = [b[2:] for b in body if b.startswith("$ ")]
             else:
                 cmds = [b for b in body if b.strip() and not b.lstrip().startswith("#")]
