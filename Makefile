@@ -2,11 +2,11 @@
 PY      := .venv/bin/python
 CLI     := .venv/bin/lstm-edge
 STAMP   := .venv/.installed
-EXTRAS  := cpu,openvino,tract,datasets,ray,test
+EXTRAS  := cpu,openvino,tract,datasets,ray,test,docs
 BUNDLE  := models/adding
 ART     := artifacts
 
-.PHONY: demo test lint format clean-venv embed-deps codegen-deps
+.PHONY: demo test lint format docs clean-venv embed-deps codegen-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -22,6 +22,10 @@ demo: $(STAMP) embed-deps
 lint: $(STAMP)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+
+# The documentation site (mkdocs, material theme) into site/; --strict: a broken link or anchor fails.
+docs: $(STAMP)
+	.venv/bin/mkdocs build --strict --site-dir site
 
 format: $(STAMP)
 	.venv/bin/ruff format .
