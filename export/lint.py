@@ -27,8 +27,8 @@ def lint(model: onnx.ModelProto) -> list[Finding]:
     Errors break streaming, other batch or sequence lengths, or quantization; warnings name runtimes that reject
     or miscompute a feature (measured, lstm_edge.onnx_io.RUNTIME_LIMITS). Pure: reads the proto, runs nothing.
     Findings come in the order of lint_rules.RULES, one per (code, message) (a state input feeds several layers).
-    Raises nothing of its own: a malformed proto (a node missing the inputs its op requires) raises the IndexError
-    or AttributeError of reading it — load it with load_onnx, which checks it, first."""
+    Raises nothing of its own; a proto that breaks ONNX's own rules (a node without outputs, say) may raise the
+    IndexError of reading it, so read files with load_onnx first."""
     ctx = LintContext.of(model)
     per_node = [r for r in RULES if r.scope == "node"]
     per_input = [r for r in RULES if r.scope == "input"]
