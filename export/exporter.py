@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import io
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,42 +13,35 @@ import onnx
 import torch
 from torch import nn
 
-from lstm_edge.atomic import out_folder, sha256_file, staged_dir
+from lstm_edge.atomic import atomic_write_bytes, out_folder, sha256_file, staged_dir
 from lstm_edge.bundle import check_name
 from lstm_edge.checkpoint import check_finite_weights, load_checkpoint, save_checkpoint
 from lstm_edge.data import TASKS
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.export.golden import make_golden
-from lstm_edge.export.graph import GATE_LAYOUT, build_onnx, gate_layout
+from lstm_edge.export.graph import build_onnx
 from lstm_edge.export.lint import Finding, lint
 from lstm_edge.export.manifest import artifact_entry, new_manifest, write_manifest
+from lstm_edge.export.plan import (
+    HEAD_CHOICES,
+    ExportConfig,
+    Plan,
+    check_opset,
+    float64_reference,
+    plan_own_model,
+)
+from lstm_edge.export.torch_export import CONTRACT, dynamo_export
+from lstm_edge.export.user_model import plan_file, plan_module
 from lstm_edge.export.validate import validate
-from lstm_edge.model import GateLSTM, LSTMModel, ModelConfig, forward_numpy, run_numpy
-
-SUPPORTED_OPSETS = range(14, 23)
-HEAD_CHOICES = ("last", "final", "sequence")
-
-
-@dataclass
-class ExportConfig:
-    """Everything `export` can be asked for (CLI options and Python API alike).
-
-    head: what a recognized Linear head reads — "last" (fc(out[:, -1]), the default), "final" (final hidden states)
-    or "sequence" (every step); None: "last", or, where the user's forward is available, the mode that reproduces it.
-    trust_pickle: accept files whose loading can run code (pickled modules, torch.export .pt2). code: a .py file
-    defining the user's classes, imported first (needs trust_pickle).
-    """
-
-    opset: int = 17
-    force: bool = False
-    name: str | None = None
-    trust_pickle: bool = False
-    head: str | None = None
-    code: str | None = None
+from lstm_edge.intake import read_model
+from lstm_edge.model import GateLSTM, LSTMModel, ModelConfig, run_numpy
 
 
 @dataclass
 class ExportResult:
+    """What export_bundle wrote: the bundle folder, seconds taken, op counts of model.onnx, the validation rows,
+    lint findings (warnings only: errors stop the export), what the intake recognized, the reference it was judged
+    against, and whether it streams."""
+
     bundle: Path
     seconds: float
     nodes: dict[str, int]
@@ -59,30 +50,6 @@ class ExportResult:
     recognized: str = ""  # what the intake recognized, one short block ("" for lstm-edge's own checkpoints)
     reference: dict = field(default_factory=dict)  # the manifest's {"kind", "detail"}
     streaming: bool = True
-
-
-@dataclass
-class Plan:
-    """A validated export, ready to write. model: saved as model.pt (None for a stateless export of a user's forward,
-    which has no checkpoint); ckpt_bytes: an lstm-edge checkpoint copied as it is."""
-
-    config: ModelConfig
-    proto: onnx.ModelProto
-    rows: list[dict]
-    golden: dict[str, np.ndarray]
-    findings: list[Finding]
-    model: LSTMModel | None
-    ckpt_bytes: bytes | None = None
-    reference: dict = field(default_factory=lambda: {"kind": "lstm-edge-checkpoint", "detail": ""})
-    streaming: bool = True
-    recognized: str = ""
-    io: dict | None = None  # the manifest's I/O spec where it is not the config's (stateless graphs)
-    gate_layout: str = GATE_LAYOUT
-
-
-def _check_opset(opset: int) -> None:
-    if opset not in SUPPORTED_OPSETS:
-        raise LstmEdgeError(f"opset {opset} is not supported", f"choose {SUPPORTED_OPSETS[0]}–{SUPPORTED_OPSETS[-1]}")
 
 
 def builder_takes(module: nn.Module) -> bool:
@@ -113,17 +80,6 @@ def _as_model(module: nn.Module) -> tuple[LSTMModel, bool]:
     return model.eval(), False
 
 
-def float64_reference(model: LSTMModel):
-    """The rebuild in float64 on numpy inputs (config.input_names order → config.output_names order): export
-    judges the float32 graph against exact arithmetic, so a wrong mapping cannot hide in float32 noise."""
-    twin = copy.deepcopy(model).double().eval()
-
-    def reference(*inputs: np.ndarray) -> tuple[np.ndarray, ...]:
-        return forward_numpy(twin, *(a.astype(np.float64) if a.dtype.kind == "f" else a for a in inputs))
-
-    return reference
-
-
 def export_onnx(
     module: nn.Module,
     example_input: torch.Tensor | None = None,
@@ -139,15 +95,13 @@ def export_onnx(
     module that does not follow it (for a forward(x) -> y, use export_bundle), ParityError if the graph differs from
     the module beyond the float32 tolerance.
     """
-    _check_opset(opset)
+    check_opset(opset)
     module = module.eval()
     if isinstance(module, (LSTMModel, GateLSTM)) or builder_takes(module):
         model, with_head = _as_model(module)
         proto = build_onnx(model, opset=opset, with_head=with_head)
         dims, reference = model.config, float64_reference(model)
     else:
-        from lstm_edge.export.torch_export import CONTRACT, dynamo_export
-
         if isinstance(module, nn.RNNBase) and not isinstance(module, nn.LSTM):
             raise LstmEdgeError(
                 f"{CONTRACT}; an {type(module).__name__} has no cell state",
@@ -168,8 +122,6 @@ def export_onnx(
     onnx.checker.check_model(proto, full_check=True)
     validate(proto, reference, dims)
     if path is not None:
-        from lstm_edge.atomic import atomic_write_bytes
-
         atomic_write_bytes(Path(path), proto.SerializeToString())
     return proto
 
@@ -193,35 +145,29 @@ def export_bundle(
     head: shorthand for cfg.head. Raises LstmEdgeError (bad input, one line) or ParityError (a graph that differs).
     """
     cfg = dataclasses.replace(cfg or ExportConfig(), **({"head": head} if head is not None else {}))
-    _check_opset(cfg.opset)
+    check_opset(cfg.opset)
     if cfg.head is not None and cfg.head not in HEAD_CHOICES:
         raise LstmEdgeError(f"head {cfg.head!r}", f"choose {', '.join(HEAD_CHOICES)}")
     start = time.perf_counter()
     if isinstance(source, LSTMModel):
         check_finite_weights(source.state_dict(), "the model")
-        plan = _own_model(source.eval(), cfg, "")
+        plan = plan_own_model(source.eval(), cfg, "")
         name = cfg.name if cfg.name is not None else source.config.task
     elif isinstance(source, nn.Module):
-        from lstm_edge.export.user_model import plan_module
-
         check_finite_weights(source.state_dict(), "the model")
         plan = plan_module(source, cfg, example_input)
         name = cfg.name if cfg.name is not None else type(source).__name__.lower()
     else:
-        from lstm_edge.intake import read_model
-
         mf = read_model(source, trust_pickle=cfg.trust_pickle, code=cfg.code)
         if mf.checkpoint is not None:  # lstm-edge's own checkpoint: exactly as before the intake
             model, config = load_checkpoint(source)
-            plan = _own_model(model, cfg, sha256_file(source))
+            plan = plan_own_model(model, cfg, sha256_file(source))
             plan.ckpt_bytes = Path(source).read_bytes()
             name = cfg.name if cfg.name is not None else (config.task if config.task in TASKS else Path(source).stem)
         elif isinstance(mf.module, LSTMModel):  # a pickled LSTMModel is re-saved as a weights-only checkpoint
-            plan = _own_model(mf.module.eval(), cfg, "")
+            plan = plan_own_model(mf.module.eval(), cfg, "")
             name = cfg.name if cfg.name is not None else Path(source).stem
         else:
-            from lstm_edge.export.user_model import plan_file
-
             plan = plan_file(mf, cfg, example_input)
             name = cfg.name if cfg.name is not None else Path(source).stem
     check_name(name, derived=cfg.name is None and not isinstance(source, nn.Module))
@@ -242,27 +188,6 @@ def export_bundle(
         plan.reference,
         plan.streaming,
     )
-
-
-def _own_model(model: LSTMModel, cfg: ExportConfig, source_sha: str) -> Plan:
-    """The weight-level builder on an LSTMModel, linted and validated against it at unseen shapes."""
-    config = model.config
-    proto = build_onnx(
-        model,
-        opset=cfg.opset,
-        metadata={"source_checkpoint_sha256": source_sha, "normalization": _json_norm(config)},
-    )
-    findings = lint(proto)
-    errors = [f for f in findings if f.severity == "error"]
-    if errors:
-        raise LstmEdgeError(f"the exported graph fails lint: {errors[0].message}", errors[0].fix)
-    onnx.checker.check_model(proto, full_check=True)
-    onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
-
-    reference = float64_reference(model)
-    rows = validate(proto, reference, config)
-    golden = make_golden(reference, config)
-    return Plan(config, proto, rows, golden, findings, model, gate_layout=gate_layout(config))
 
 
 def _write(plan: Plan, target: Path, name: str, cfg: ExportConfig) -> None:
@@ -293,10 +218,6 @@ def _write(plan: Plan, target: Path, name: str, cfg: ExportConfig) -> None:
             "cases": len({(r["batch"], r["seq"], r["state"], r.get("against", "")) for r in plan.rows}),
         }
         write_manifest(stage, manifest)
-
-
-def _json_norm(config: ModelConfig) -> str:
-    return json.dumps({k: getattr(config, k) for k in ("x_mean", "x_std", "y_mean", "y_std")})
 
 
 __all__ = ["ExportConfig", "ExportResult", "builder_takes", "export_bundle", "export_onnx"]

@@ -100,8 +100,7 @@ def build_onnx(
     if not with_head and c.head != "none":
         c = ModelConfig.from_dict(c.to_dict() | {"head": "none", "output_size": c.recurrent_width})
     g = _Graph(dtype)
-    elem = helper.np_dtype_to_tensor_dtype(g.dtype)
-    L, D, H, H_out = c.num_layers, c.num_directions, c.hidden_size, c.state_size
+    L, D = c.num_layers, c.num_directions
 
     x = X
     if c.vocab_size:
@@ -158,6 +157,15 @@ def build_onnx(
         y = g.node("Add", [g.node("Mul", [y, y_std], "y_scaled"), y_mean], "y_units")
     g.nodes.append(helper.make_node("Identity", [y], [Y], name=Y))
 
+    return _model_proto(g, c, out_shape, time_axes, opset, metadata)
+
+
+def _model_proto(
+    g: _Graph, c: ModelConfig, out_shape: list, time_axes: list[str], opset: int, metadata: dict[str, str] | None
+) -> onnx.ModelProto:
+    """The built nodes as a model: declared inputs and outputs, opset and the IR version it needs, metadata."""
+    elem = helper.np_dtype_to_tensor_dtype(g.dtype)
+    L, D, H, H_out = c.num_layers, c.num_directions, c.hidden_size, c.state_size
     x_info = (
         helper.make_tensor_value_info(X, TensorProto.INT64, time_axes)
         if c.vocab_size

@@ -6,6 +6,9 @@ import json
 import platform
 from pathlib import Path
 
+import onnx
+import torch
+
 from lstm_edge import __version__
 from lstm_edge.atomic import sha256_file
 from lstm_edge.bundle import FORMAT, FORMAT_VERSION, MANIFEST
@@ -14,9 +17,7 @@ from lstm_edge.model import ModelConfig
 
 
 def producers() -> dict[str, str]:
-    import onnx
-    import torch
-
+    """Versions of what wrote the bundle: lstm_edge, torch, onnx, python, and onnxruntime where installed."""
     versions = {
         "lstm_edge": __version__,
         "torch": str(torch.__version__),
@@ -24,7 +25,7 @@ def producers() -> dict[str, str]:
         "python": platform.python_version(),
     }
     try:
-        import onnxruntime
+        import onnxruntime  # deferred: an optional extra, and heavy to import
 
         versions["onnxruntime"] = onnxruntime.__version__
     except ImportError:
@@ -33,6 +34,8 @@ def producers() -> dict[str, str]:
 
 
 def artifact_entry(root: Path, rel: str, precision: str, opset: int | None = None, **extra) -> dict:
+    """The manifest entry of the file `rel` under `root`: path, sha256, bytes, precision, opset if given, and
+    `extra` keys as they are."""
     path = root / rel
     entry = {"path": rel, "sha256": sha256_file(path), "bytes": path.stat().st_size, "precision": precision}
     if opset is not None:
@@ -63,6 +66,8 @@ def io_spec(config: ModelConfig) -> dict:
 
 
 def new_manifest(name: str, config: ModelConfig, source_sha256: str, gate_layout: str) -> dict:
+    """A bundle's manifest before its artifacts are added: format, name, config and spec, streaming, I/O, gate
+    layout, normalization, producers and the source checkpoint's sha256."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

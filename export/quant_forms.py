@@ -17,14 +17,26 @@ The task metric is not measured here (these bundles carry no task data), so ever
 
 from __future__ import annotations
 
+import tempfile
+import time
+from pathlib import Path
+
 import numpy as np
 import onnx
 
+from lstm_edge.bundle import variant_for_mode
+from lstm_edge.checkpoint import load_checkpoint
 from lstm_edge.config import LENGTHS, ModelConfig
 from lstm_edge.data import model_inputs
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.export.quant_bundle import quantize_result, write_variants
+from lstm_edge.export.quant_measure import node_roles, op_counts
+from lstm_edge.export.quant_ort import quantize_dynamic_file, quiet_ort_advice, to_fp16_file
+from lstm_edge.export.quant_report import NOT_DEPLOYABLE, UNVERIFIED, MetricReport, ParityBound, QuantizeReport
+from lstm_edge.export.quant_report import Settings as QSettings
+from lstm_edge.export.validate import ort_cpu_session
 from lstm_edge.model import LSTMModel, forward_numpy
-from lstm_edge.tolerances import error_stats, scaled_error
+from lstm_edge.tolerances import ACCURACY_POINTS_DROP, FP16_ABS, MSE_RELATIVE_DROP, error_stats, scaled_error
 
 ERROR_VS_T = (1, 10, 100, 1000)  # as quant_measure: verify's int8 buckets
 FP16_SCAN_REFUSED = (
@@ -106,8 +118,6 @@ def error_growth(session, fp32_session, model: LSTMModel, config: ModelConfig) -
 def plan(cfg, fp32: onnx.ModelProto) -> tuple[tuple[str, ...], dict[str, str]]:
     """The modes to make for a non-seed form and the variants skipped with why. Raises LstmEdgeError when the one
     mode asked for cannot be made (static int8; fp16 of the Scan form)."""
-    from lstm_edge.bundle import variant_for_mode
-
     refused = {"static": STATIC_SEED_ONLY, **({"fp16": FP16_SCAN_REFUSED} if has_scan(fp32) else {})}
     if cfg.mode != "all":
         mode = variant_for_mode(cfg.mode).mode
@@ -123,19 +133,6 @@ def quantize_form(bundle, cfg):
     """quantize_bundle for a non-seed ModelSpec form (the module docstring says what each form gets): dynamic int8
     and fp16, measured on the model's own inputs against fp32 ORT and the float64 rebuild. Returns QuantizeResult;
     raises ParityError when fp16 exceeds its fixed bound (the variant is still written, marked not deployable)."""
-    import tempfile
-    import time
-    from pathlib import Path
-
-    from lstm_edge.bundle import variant_for_mode
-    from lstm_edge.checkpoint import load_checkpoint
-    from lstm_edge.export.quant_measure import node_roles, op_counts
-    from lstm_edge.export.quant_report import NOT_DEPLOYABLE, UNVERIFIED, MetricReport, ParityBound, QuantizeReport
-    from lstm_edge.export.quant_report import Settings as QSettings
-    from lstm_edge.export.quantize import _quantize_dynamic, _quiet_ort_advice, _result, _to_fp16, _write
-    from lstm_edge.export.validate import ort_cpu_session
-    from lstm_edge.tolerances import ACCURACY_POINTS_DROP, FP16_ABS, MSE_RELATIVE_DROP
-
     config = bundle.config
     fp32_path = bundle.artifact("fp32")
     fp32_model = onnx.load(str(fp32_path))
@@ -158,8 +155,8 @@ def quantize_form(bundle, cfg):
             v = variant_for_mode(mode)
             dst = made[v.name] = Path(tmp) / v.file
             start = time.perf_counter()
-            with _quiet_ort_advice():
-                _quantize_dynamic(fp32_path, dst, cfg) if mode == "dynamic" else _to_fp16(fp32_path, dst)
+            with quiet_ort_advice():
+                quantize_dynamic_file(fp32_path, dst, cfg) if mode == "dynamic" else to_fp16_file(fp32_path, dst)
             seconds = time.perf_counter() - start
             session = ort_cpu_session(dst.read_bytes())
             out = session.run(names, feeds)
@@ -197,5 +194,5 @@ def quantize_form(bundle, cfg):
                 verdict=NOT_DEPLOYABLE if bound and bound.max_scaled > FP16_ABS else UNVERIFIED,
                 measured_on=source,
             )
-        _write(bundle, made, reports, skipped)
-    return _result(bundle, reports, skipped)
+        write_variants(bundle, made, reports, skipped)
+    return quantize_result(bundle, reports, skipped)

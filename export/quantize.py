@@ -15,37 +15,34 @@ Static int8 cannot be calibrated without data: asked for alone it is refused, un
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from lstm_edge import limits
-from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import QUANTIZE_MODES, Bundle, variant_for_mode
-from lstm_edge.bundle import variant as bundle_variant
 from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
 from lstm_edge.config import C0, CN, H0, HN, ModelConfig, X, Y, is_seed_form
 from lstm_edge.data import TaskSpec, metric
-from lstm_edge.errors import LstmEdgeError, ParityError, first_line
+from lstm_edge.errors import LstmEdgeError, first_line
 from lstm_edge.export.calibration import (
-    CalibrationReader,
     EvalData,
     calibration_inputs,
     evaluation_data,
     input_ranges,
 )
 from lstm_edge.export.graph import build_onnx
-from lstm_edge.export.manifest import artifact_entry, write_manifest
+from lstm_edge.export.quant_bundle import QuantizeResult, quantize_result, write_variants
+from lstm_edge.export.quant_config import QuantizeConfig, check_options
+from lstm_edge.export.quant_forms import quantize_form
 from lstm_edge.export.quant_measure import error_growth, node_roles, op_counts, output_errors, run_outputs
+from lstm_edge.export.quant_ort import quantize_dynamic_file, quantize_static_file, quiet_ort_advice, to_fp16_file
 from lstm_edge.export.quant_report import (
     DEPLOYABLE,
     NOT_DEPLOYABLE,
@@ -56,11 +53,11 @@ from lstm_edge.export.quant_report import (
     QuantizeReport,
     Settings,
     format_report,
-    plot_error_growth,
 )
 from lstm_edge.export.validate import ort_cpu_session, probe_ort_cpu
 from lstm_edge.model import LSTMModel, run_numpy
 from lstm_edge.onnx_io import load_onnx_checked
+from lstm_edge.runtimes.onnx_reference import evaluator
 from lstm_edge.tolerances import (
     ACCURACY_POINTS_DROP,
     FP16_ABS,
@@ -70,52 +67,9 @@ from lstm_edge.tolerances import (
     scaled_error,
 )
 
-__all__ = ["QuantizeConfig", "QuantizeReport", "QuantizeResult", "format_report", "quantize_bundle"]
-
-METHODS = ("minmax", "entropy", "percentile")
-# --calibration-samples / eval sequences: ORT's static calibration runs each through an augmented session
-# (~2 ms a sequence of T=100 here), so 100 000 is already ~3 minutes; 10⁹ was accepted and died allocating.
-MAX_SAMPLES = 100_000
 STATIC_NEEDS_DATA = "static int8 needs calibration data and the model's task is not built in: pass --data FILE"
 
-
-@dataclass
-class QuantizeConfig:
-    """Options of `lstm-edge quantize` (see its --help); sample counts are sequences."""
-
-    mode: str = "all"  # dynamic | static | fp16 | all
-    calibration_samples: int = 256
-    method: str = "minmax"  # minmax | entropy | percentile
-    per_channel: bool = True  # measured better on LSTM weights (see the README's quantization table)
-    # Weights in [-64, 64]: without it ORT's u8×s8 kernels saturate on x86 CPUs without VNNI, so the same int8 file
-    # gives 13× its fp32 MSE there (measured; see lstm_edge.int8_sim.WEIGHT_LEVELS) and a verdict that depends on
-    # the CPU it was measured on.
-    reduce_range: bool = True
-    max_metric_drop: float | None = None  # None: 5% relative for MSE, 0.5 points for accuracy
-    data: str | None = None
-    quantize_state: bool = False
-    eval_samples: int = 512
-    progress: bool = True
-
-
-@dataclass
-class QuantizeResult:
-    """The bundle written to, each made variant's report and seconds to make it, and the variants not made with
-    why (static int8 without data under --mode all)."""
-
-    bundle: Path
-    reports: dict[str, QuantizeReport]
-    seconds: dict[str, float]
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def over_budget(self) -> list[str]:
-        """Variants measured and found over their budget or bound (not the unverified ones)."""
-        return [v for v, r in self.reports.items() if r.verdict == NOT_DEPLOYABLE]
-
-    def to_dict(self) -> dict[str, dict]:
-        """{variant: report as in the manifest} (`quantize --json`)."""
-        return {v: r.to_dict() for v, r in self.reports.items()}
+__all__ = ["QuantizeConfig", "QuantizeReport", "QuantizeResult", "format_report", "quantize_bundle"]
 
 
 @dataclass
@@ -136,18 +90,6 @@ class _Baseline:
     metric: MetricReport  # torch and fp32 filled; variant/drop per variant
 
 
-@contextlib.contextmanager
-def _quiet_ort_advice():
-    """ORT logs 'consider pre-processing' on the root logger for every call; that advice is for CNNs."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
 def _equalized_fp32(model, fp32_path: Path, fp32_session, ranges: dict, dst: Path, xs: np.ndarray) -> None:
     """The fp32 graph rebuilt with range-equalized input (model.equalize_input): same function, checked here."""
     source = onnx.load(str(fp32_path), load_external_data=False)
@@ -165,76 +107,6 @@ def _equalized_fp32(model, fp32_path: Path, fp32_session, ranges: dict, dst: Pat
             f"the input-equalized graph differs from model.onnx by {worst:.1e} (bound {FP32_ABS:.0e})",
             "re-export the bundle from its checkpoint; report this if it persists",
         )
-
-
-def _quantize_dynamic(src: Path, dst: Path, cfg: QuantizeConfig) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(
-        src,
-        dst,
-        op_types_to_quantize=["LSTM", "MatMul"],
-        per_channel=cfg.per_channel,
-        reduce_range=cfg.reduce_range,
-        weight_type=QuantType.QInt8,
-        # The projected LSTM's recurrence is a Scan: its body's MatMuls (W_hh·h, W_hr·…) are int8 only with this.
-        extra_options={"EnableSubgraph": True},
-    )
-    q = onnx.load(str(dst))
-    n_lstm = op_counts(onnx.load(str(src))).get("LSTM", 0)
-    if op_counts(q).get("DynamicQuantizeLSTM", 0) != n_lstm:
-        raise LstmEdgeError(
-            "onnxruntime did not turn every LSTM into DynamicQuantizeLSTM",
-            "the LSTM weights must be plain initializers in ONNX gate order: re-export the bundle",
-        )
-
-
-def _quantize_static(src: Path, dst: Path, cfg: QuantizeConfig, X_cal: np.ndarray, config: ModelConfig) -> None:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    method = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }[cfg.method]
-    # LSTM has no static int8 kernel; quantizing Concat/Squeeze/Slice would fake-quantize the carried state.
-    ops = ["MatMul", "Gemm"] + (["Concat", "Squeeze", "Slice"] if cfg.quantize_state else [])
-    reader = CalibrationReader(X_cal, config.num_layers, config.hidden_size, cfg.progress)
-    reader.inputs = {i.name for i in onnx.load(str(src), load_external_data=False).graph.input}
-    quantize_static(
-        src,
-        dst,
-        reader,
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=ops,
-        per_channel=cfg.per_channel,
-        reduce_range=cfg.reduce_range,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=method,
-        extra_options={"ActivationSymmetric": False},
-    )
-
-
-def _to_fp16(src: Path, dst: Path) -> None:
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    onnx.save(model, str(dst))
-
-
-def _check(cfg: QuantizeConfig) -> None:
-    """Options wrong in themselves, reported before anything is read (LstmEdgeError, exit 2)."""
-    if cfg.mode != "all":
-        variant_for_mode(cfg.mode)
-    if cfg.method not in METHODS:
-        raise LstmEdgeError(f"unknown --method {cfg.method!r}", "choose minmax, entropy or percentile")
-    for flag, n in (("--calibration-samples", cfg.calibration_samples), ("eval_samples", cfg.eval_samples)):
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SAMPLES:
-            raise LstmEdgeError(f"{flag} {n}", f"pass a count in 1..{MAX_SAMPLES}")
-    drop = cfg.max_metric_drop
-    if drop is not None and not (isinstance(drop, int | float) and math.isfinite(drop) and drop >= 0):
-        raise LstmEdgeError(f"--max-metric-drop {drop}", "give a finite budget ≥ 0 (0.05 = 5% relative MSE)")
 
 
 def _task_spec(bundle: Bundle, payload: dict, cfg: QuantizeConfig) -> TaskSpec:
@@ -338,17 +210,17 @@ def _baseline(bundle: Bundle, payload: dict, data: EvalData, cfg: QuantizeConfig
 
 def _make(mode: str, dst: Path, base: _Baseline, cfg: QuantizeConfig, ranges: dict | None, X_cal) -> None:
     """Write the variant of `mode` to `dst` through onnxruntime.quantization (or its fp16 converter)."""
-    with _quiet_ort_advice():
+    with quiet_ort_advice():
         if mode == "dynamic":
             src = base.fp32_path
             if ranges is not None and base.model is not None:
                 src = dst.with_name("model.equalized.onnx")
                 _equalized_fp32(base.model, base.fp32_path, base.fp32_session, ranges, src, base.data.X[:64])
-            _quantize_dynamic(src, dst, cfg)
+            quantize_dynamic_file(src, dst, cfg)
         elif mode == "static":
-            _quantize_static(base.fp32_path, dst, cfg, X_cal, base.config)
+            quantize_static_file(base.fp32_path, dst, cfg, X_cal, base.config)
         else:
-            _to_fp16(base.fp32_path, dst)
+            to_fp16_file(base.fp32_path, dst)
 
 
 def _settings(mode: str, cfg: QuantizeConfig, ranges: dict | None) -> Settings:
@@ -425,11 +297,9 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
             written, marked not deployable (exit 1).
     """
     cfg = cfg or QuantizeConfig()
-    _check(cfg)
+    check_options(cfg)
     bundle = Bundle.open(bundle_path)
     if not _imported(bundle) and not is_seed_form(bundle.config):  # GRU, bidirectional, tokens… (quant_forms.py)
-        from lstm_edge.export.quant_forms import quantize_form
-
         return quantize_form(bundle, cfg)
     payload = {} if _imported(bundle) else read_checkpoint(bundle.checkpoint())
     spec = _task_spec(bundle, payload, cfg)
@@ -448,21 +318,8 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
             _make(mode, made[v.name], base, cfg, ranges, X_cal)
             seconds = time.perf_counter() - start
             reports[v.name] = _measure(v.name, made[v.name], base, _settings(mode, cfg, ranges), seconds)
-        _write(bundle, made, reports, skipped)
-    return _result(bundle, reports, skipped)
-
-
-def _result(bundle: Bundle, reports: dict[str, QuantizeReport], skipped: dict[str, str]) -> QuantizeResult:
-    """The QuantizeResult; raises ParityError (exit 1) when a made variant is over its budget or bound."""
-    result = QuantizeResult(bundle.root, reports, {v: r.seconds for v, r in reports.items()}, skipped)
-    if result.over_budget:
-        raise ParityError(
-            f"{', '.join(result.over_budget)} {'exceeds' if len(result.over_budget) == 1 else 'exceed'} the metric budget (or, for fp16, its parity bound); kept in the "
-            "bundle but marked not deployable",
-            "see quantization.md in the bundle; deploy fp32 or a deployable variant, or accept the loss with a larger --max-metric-drop",
-            report=format_report(reports, skipped),
-        )
-    return result
+        write_variants(bundle, made, reports, skipped)
+    return quantize_result(bundle, reports, skipped)
 
 
 def _imported(bundle: Bundle) -> bool:
@@ -473,8 +330,6 @@ def _imported(bundle: Bundle) -> bool:
 def _onnx_reference(fp32_path: Path) -> Callable[[np.ndarray, np.ndarray, np.ndarray], list[np.ndarray]]:
     """(x, h0, c0) → [y, hn, cn] of the bundle's fp32 model in float64 (onnx.reference): an imported bundle's
     reference. State the model does not take is not fed; state it does not return comes back as given."""
-    from lstm_edge.runtimes.onnx_reference import evaluator
-
     model = onnx.load(str(fp32_path))
     evaluate, names = evaluator(model), {i.name for i in model.graph.input}
 
@@ -483,46 +338,3 @@ def _onnx_reference(fp32_path: Path) -> Callable[[np.ndarray, np.ndarray, np.nda
         return [out[Y], out.get(HN, h0), out.get(CN, c0)]
 
     return reference
-
-
-def _manifest_now(stage: Path, bundle: Bundle) -> dict:
-    """The manifest as the bundle holds it now (staged_dir copied it under the writers' lock), so a variant that a
-    concurrent quantize added meanwhile is kept. Raises LstmEdgeError (exit 2, nothing written) where the model
-    these variants were made from changed meanwhile (a re-export)."""
-    now = Bundle.open(stage).manifest
-    for key in ("fp32", "checkpoint"):
-        if (now["artifacts"].get(key) or {}).get("sha256") != (bundle.manifest["artifacts"].get(key) or {}).get(
-            "sha256"
-        ):
-            raise LstmEdgeError(
-                f"{bundle.root} was re-exported while quantizing it (its {key} changed); nothing was written",
-                "run quantize again",
-            )
-    return now
-
-
-def _write(bundle: Bundle, made: dict[str, Path], reports: dict[str, QuantizeReport], skipped: dict[str, str]) -> None:
-    """Copy the variants into the bundle with their manifest entries, quantization.md and .png, atomically."""
-    with staged_dir(bundle.root, copy_existing=True) as stage:
-        manifest = _manifest_now(stage, bundle)
-        for variant, src in made.items():
-            v = bundle_variant(variant)
-            (stage / v.file).write_bytes(src.read_bytes())
-            manifest["artifacts"][variant] = artifact_entry(
-                stage,
-                v.file,
-                v.precision,
-                manifest["artifacts"]["fp32"].get("opset"),
-                deployable=reports[variant].deployable,
-                verdict=reports[variant].verdict,
-                report=reports[variant].to_dict(),
-            )
-        # Variants made by an earlier run stay in the report, read back from the manifest.
-        everything = {
-            v: QuantizeReport.from_dict(e["report"]) for v, e in manifest["artifacts"].items() if "report" in e
-        }
-        (stage / "quantization.md").write_text(format_report(everything, skipped) + "\n")
-        (stage / "quantization.png").write_bytes(plot_error_growth(everything))
-        manifest["artifacts"]["quantization_report"] = artifact_entry(stage, "quantization.md", "text")
-        manifest["artifacts"]["quantization_plot"] = artifact_entry(stage, "quantization.png", "image")
-        write_manifest(stage, manifest)

@@ -23,8 +23,13 @@ from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import MANIFEST
 from lstm_edge.config import C0, CN, H0, HN, X, Y
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.export.exporter import export_bundle
+from lstm_edge.export.foreign import Contract, ImportConfig, ImportResult, drop_lengths, free_axes, learn_contract, wrap
 from lstm_edge.export.lint import Finding
+from lstm_edge.export.plan import ExportConfig
 from lstm_edge.model import LSTMModel, ModelConfig
+from lstm_edge.runtimes.onnx_reference import evaluator
+from lstm_edge.runtimes.signature import Signature
 from lstm_edge.tolerances import MAPPING_F64, scaled_error
 
 ONNX_TO_TORCH_GATES = (0, 2, 3, 1)  # ONNX blocks i,o,f,c → PyTorch i,f,g,o
@@ -86,15 +91,16 @@ def _plain_stack(model: onnx.ModelProto) -> list[dict[str, np.ndarray]]:
 
 
 def rebuild_bundle(
-    model: onnx.ModelProto, path: Path, target: Path, cfg, findings: list[Finding], notes: list[str], start: float
-):
+    model: onnx.ModelProto,
+    path: Path,
+    target: Path,
+    cfg: ImportConfig,
+    findings: list[Finding],
+    notes: list[str],
+    start: float,
+) -> ImportResult:
     """The ImportResult of a clean re-export (see module docstring). Raises LstmEdgeError when the recurrence is not
     a plain LSTM stack or the rebuilt model differs from the original in float64."""
-    from lstm_edge.export.exporter import ExportConfig, export_bundle
-    from lstm_edge.export.importer import ImportResult, _drop_lengths, _free_axes, _learn_contract, wrap
-    from lstm_edge.runtimes.onnx_reference import evaluator
-    from lstm_edge.runtimes.signature import Signature
-
     if "unrolled" in {f.code for f in findings} or "loop-recurrence" in {f.code for f in findings}:
         raise LstmEdgeError(
             f"{path.name} has no fused LSTM nodes to rebuild from (unrolled or a loop)",
@@ -104,15 +110,15 @@ def rebuild_bundle(
     sig = Signature.from_model(model)
     if sig.port("x") is None:
         raise LstmEdgeError(f"no input of {path.name} plays the role of x", "name the sequence input x (or input/X)")
-    model = _drop_lengths(model, sig, notes)
-    model = _free_axes(model, Signature.from_model(model), notes)
+    model = drop_lengths(model, sig, notes)
+    model = free_axes(model, Signature.from_model(model), notes)
     sig = Signature.from_model(model)
     extra = [p.describe() for p in sig.inputs if p.role is None]
     if extra:
         raise LstmEdgeError(
             f"{path.name} takes inputs that play no role: {', '.join(extra)}", "pass them with --weights"
         )
-    contract = _learn_contract(model, sig)
+    contract = learn_contract(model, sig)
     if contract.directions != 1 or contract.output_size != contract.hidden_size:
         raise LstmEdgeError(
             f"{path.name}'s output is not the last LSTM layer's hidden state (width {contract.output_size})",
@@ -128,16 +134,38 @@ def rebuild_bundle(
         head="last" if contract.y_form == "last" else "sequence",
         task=name,
     )
+    rebuilt = _rebuilt(config, layers)
+    worst = _float64_gap(model, contract, rebuilt)
+    if worst > MAPPING_F64:
+        raise LstmEdgeError(
+            f"the LSTM weights rebuilt as nn.LSTM differ from {path.name} by {worst:.1e} in float64: the graph holds "
+            "more than a plain LSTM stack",
+            "import without --rebuild",
+        )
+    result = export_bundle(rebuilt.float().eval(), target, ExportConfig(opset=cfg.opset, force=cfg.force, name=name))
+    notes.append(f"rebuilt as nn.LSTM ({config.describe()}); equal to the original in float64 to {worst:.1e}")
+    _record(target, path, worst, notes, findings)
+    worst_ort = max(r["max_scaled_error"] for r in result.validation)
+    return ImportResult(target, time.perf_counter() - start, True, True, findings, notes, worst_ort)
+
+
+def _rebuilt(config: ModelConfig, layers: list[dict[str, np.ndarray]]) -> LSTMModel:
+    """An LSTMModel in float64 holding `layers`' weights, its head the identity (y = the last layer's output)."""
     rebuilt = LSTMModel(config).double().eval()
     with torch.no_grad():
         names = {"w_ih": "weight_ih", "w_hh": "weight_hh", "b_ih": "bias_ih", "b_hh": "bias_hh"}
         for k, w in enumerate(layers):
             for key, a in w.items():
                 getattr(rebuilt.lstm, f"{names[key]}_l{k}").copy_(torch.from_numpy(a))
-        rebuilt.head.weight.copy_(torch.eye(H, dtype=torch.float64))  # y = the recurrent output itself
+        rebuilt.head.weight.copy_(torch.eye(config.hidden_size, dtype=torch.float64))  # y = the recurrent output itself
         rebuilt.head.bias.zero_()
+    return rebuilt
 
-    # The original (wrapped to x/h0/c0, exact) in float64 against the rebuild in float64.
+
+def _float64_gap(model: onnx.ModelProto, contract: Contract, rebuilt: LSTMModel) -> float:
+    """The worst scaled error between the original (wrapped to x/h0/c0, exact) and the rebuild, both in float64,
+    at B=2, T=5, zero state and (where the state is an input) random state."""
+    F, H, L = contract.input_size, contract.hidden_size, rebuilt.config.num_layers
     original = evaluator(wrap(model, contract))
     rng = np.random.default_rng(3)
     worst = 0.0
@@ -152,14 +180,11 @@ def rebuild_bundle(
         got = {Y: y.numpy(), HN: h.numpy(), CN: c.numpy()}
         for k in want:
             worst = max(worst, float(scaled_error(got[k], want[k]).max()))
-    if worst > MAPPING_F64:
-        raise LstmEdgeError(
-            f"the LSTM weights rebuilt as nn.LSTM differ from {path.name} by {worst:.1e} in float64: the graph holds "
-            "more than a plain LSTM stack",
-            "import without --rebuild",
-        )
-    result = export_bundle(rebuilt.float().eval(), target, ExportConfig(opset=cfg.opset, force=cfg.force, name=name))
-    notes.append(f"rebuilt as nn.LSTM ({config.describe()}); equal to the original in float64 to {worst:.1e}")
+    return worst
+
+
+def _record(target: Path, path: Path, worst: float, notes: list[str], findings: list[Finding]) -> None:
+    """The exported bundle's manifest says what it was rebuilt from and how close the rebuild is."""
     with staged_dir(target, copy_existing=True) as stage:
         manifest = json.loads((stage / MANIFEST).read_text())
         manifest["reference"] = {
@@ -174,5 +199,3 @@ def rebuild_bundle(
             "findings": [f.to_dict() for f in findings],
         }
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    worst_ort = max(r["max_scaled_error"] for r in result.validation)
-    return ImportResult(target, time.perf_counter() - start, True, True, findings, notes, worst_ort)

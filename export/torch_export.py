@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import logging
+import warnings
 
 import numpy as np
 import onnx
@@ -26,6 +28,7 @@ from torch import nn
 
 from lstm_edge.config import C0, H0, INPUT_NAMES, OUTPUT_NAMES, X, Y
 from lstm_edge.errors import LstmEdgeError, first_line
+from lstm_edge.export.validate import ort_cpu_session
 from lstm_edge.model import GateLSTM
 
 CONTRACT = (
@@ -155,7 +158,7 @@ def _torch_onnx(module, args, opset, input_names, output_names, dynamic_shapes) 
             "simplify the forward (no data-dependent Python control flow), or report it with --debug",
         ) from e
     proto = program.model_proto
-    import onnxscript.optimizer
+    import onnxscript.optimizer  # deferred: onnxscript is heavy and only this path needs it
 
     # Constant folding takes the gate shuffles off the weights; the default size limits (8K elements) would
     # leave any real LSTM's weights unfolded.
@@ -166,9 +169,6 @@ def _torch_onnx(module, args, opset, input_names, output_names, dynamic_shapes) 
 
 @contextlib.contextmanager
 def _quiet():
-    import logging
-    import warnings
-
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
@@ -199,8 +199,6 @@ def declare_io(proto: onnx.ModelProto, shapes: dict[str, list]) -> None:
 def _declare_outputs(proto: onnx.ModelProto, feeds) -> None:
     """Re-declare each output's axes from two probe runs in ONNX Runtime: an axis equal to B in both is "batch", to
     T in both "seq", the same number in both fixed, anything else symbolic. torch.onnx declares the example's T."""
-    from lstm_edge.export.validate import ort_cpu_session
-
     session = ort_cpu_session(proto)
     names = [o.name for o in proto.graph.output]
     try:

@@ -18,8 +18,9 @@ from torch import nn
 
 from lstm_edge.config import ModelConfig
 from lstm_edge.errors import LstmEdgeError, ParityError, first_line
-from lstm_edge.export.exporter import HEAD_CHOICES, ExportConfig, Plan, _own_model
 from lstm_edge.export.lint import lint
+from lstm_edge.export.plan import HEAD_CHOICES, ExportConfig, Plan, plan_own_model
+from lstm_edge.export.torch_export import export_forward
 from lstm_edge.export.validate import format_rows, ort_cpu_session
 from lstm_edge.intake import ModelFile, Recognized, recognize
 from lstm_edge.model import LSTMModel
@@ -81,7 +82,7 @@ def _plan(
                 "save the whole module (torch.save(model)) and pass --trust-pickle --code MODEL.py, or call "
                 "lstm_edge.export.export_bundle(model, OUT) in Python, so lstm-edge can export its own forward",
             )
-        plan = _own_model(_rebuild(rec), cfg, "")
+        plan = plan_own_model(_rebuild(rec), cfg, "")
         plan.reference = {
             "kind": "rebuilt-from-state-dict",
             "detail": f"{origin}: {rec.describe()}; validated against the rebuilt LSTMModel (no forward was given)",
@@ -93,7 +94,7 @@ def _plan(
     why_not = first_line(not_recognized, 200) or limit or ""
     if rec is not None and not limit:
         rec = _choose_head(rec, state_dict, forward, cfg, static_shape or (*HEAD_PROBE,))
-        plan = _own_model(_rebuild(rec), cfg, "")
+        plan = plan_own_model(_rebuild(rec), cfg, "")
         rows = forward_rows(plan.proto, forward, rec.config, shapes)
         if all(r["ok"] for r in rows):
             plan.rows += rows
@@ -213,8 +214,6 @@ def _fallback(
     example_input: torch.Tensor | None,
 ) -> Plan:
     """The user's forward itself through torch.onnx: x → y, batch and seq symbolic, no state (streaming false)."""
-    from lstm_edge.export.torch_export import export_forward
-
     config = rec.config if rec is not None else _config_from_module(module, example_input)
     x = example_input if example_input is not None else _inputs(config, 2, 7, seed=1)  # B, T ≥ 2 (1 freezes)
     proto = export_forward(module, x, cfg.opset)

@@ -36,7 +36,7 @@ def probe_ort_cpu(path: Path, what: str) -> None:
 
     Raises LstmEdgeError naming `what` and how the child died (a signal, or ORT's own first error line).
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: heavy, and only needed when a variant is checked
 
     why = failure(run_python(_PROBE, [str(Path(path).resolve())]))
     if why is not None:
@@ -47,8 +47,11 @@ def probe_ort_cpu(path: Path, what: str) -> None:
 
 
 def ort_cpu_session(model: onnx.ModelProto | bytes):
+    """An ONNX Runtime CPU InferenceSession for a model proto or its bytes, ORT's own logging quiet.
+
+    Raises LstmEdgeError (with the install fix) when onnxruntime is not installed."""
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # deferred: an optional extra, and heavy to import
     except ImportError as e:
         raise LstmEdgeError("export validation needs ONNX Runtime", "pip install 'lstm-edge[cpu]'") from e
     data = model if isinstance(model, bytes) else model.SerializeToString()
@@ -119,6 +122,7 @@ def validate(
 
 
 def format_rows(rows: list[dict], tolerance: float) -> str:
+    """The validation rows as a plain-text table (B, T, state, output, max scaled error; ✗ past `tolerance`)."""
     lines = [f"{'B':>3} {'T':>5} {'state':>6} {'out':>3}  max |Δ|/max(1,|ref|)   (tolerance {tolerance:.0e})"]
     for r in rows:
         mark = "" if r["ok"] else "  ✗"

@@ -136,12 +136,12 @@ def test_overwrite_needs_force_and_failed_export_leaves_nothing(tmp_path, monkey
     with pytest.raises(LstmEdgeError, match="already exists"):
         export_bundle(ckpt, out)
     # A validation failure while overwriting leaves the previous bundle byte-identical and no temp folders.
-    import lstm_edge.export.exporter as exporter
+    import lstm_edge.export.plan as plan
 
     def failing(*a, **k):
         raise ParityError("forced failure")
 
-    monkeypatch.setattr(exporter, "validate", failing)
+    monkeypatch.setattr(plan, "validate", failing)
     with pytest.raises(ParityError):
         export_bundle(ckpt, out, ExportConfig(force=True))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -29,11 +29,11 @@ KILL_DURING = {
         ex.export_bundle(sys.argv[1], sys.argv[2], ex.ExportConfig(force=True))
     """,
     "quantize": """
-        import time, lstm_edge.export.quantize as q
-        real = q.write_manifest
+        import time, lstm_edge.export.quantize as q, lstm_edge.export.quant_bundle as qb
+        real = qb.write_manifest
         def slow(root, manifest):
             print("STAGED", flush=True); time.sleep(60); real(root, manifest)
-        q.write_manifest = slow
+        qb.write_manifest = slow
         q.quantize_bundle(sys.argv[2], q.QuantizeConfig(mode="dynamic", progress=False))
     """,
 }

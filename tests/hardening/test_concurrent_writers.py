@@ -15,7 +15,8 @@ import pytest
 from lstm_edge.bundle import Bundle
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export import ExportConfig, export_bundle
-from lstm_edge.export.quantize import QuantizeConfig, _write, quantize_bundle
+from lstm_edge.export.quant_bundle import write_variants
+from lstm_edge.export.quantize import QuantizeConfig, quantize_bundle
 from tests.conftest import make_model
 
 
@@ -50,7 +51,7 @@ def test_a_re_export_during_quantize_is_detected(tiny):
     export_bundle(make_model(input_size=2, hidden=4, layers=1, output=1, seed=7), tiny, ExportConfig(force=True))
     now = json.loads((tiny / "manifest.json").read_text())
     with pytest.raises(LstmEdgeError, match="re-exported while quantizing"):
-        _write(before, {}, {}, {})
+        write_variants(before, {}, {}, {})
     assert json.loads((tiny / "manifest.json").read_text()) == now
 
 
