@@ -7,21 +7,27 @@ where the Python simulation computes the constants and the check program's expec
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lstm_edge import __version__
+from lstm_edge import __version__, c_int8_sim
 from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import Bundle
-from lstm_edge.codegen import emit
+from lstm_edge.codegen import board
+from lstm_edge.codegen.check_program import check_program
+from lstm_edge.codegen.emit_fp32 import FP32
+from lstm_edge.codegen.emit_int8 import INT8
+from lstm_edge.codegen.scaffold import Precision, header
 from lstm_edge.codegen.weights import ModelWeights, bundle_sha256, read_weights
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.tolerances import C_INT8_VS_SIM, FP32_ABS
 
-PRECISIONS = ("fp32", "int8")
+# The one table of precisions: what each writes (its NAME.c, state, check defaults); the scaffold writes the rest.
+EMITTERS: dict[str, Precision] = {"fp32": FP32, "int8": INT8}
+PRECISIONS = tuple(EMITTERS)
 
 
 @dataclass
@@ -47,6 +53,16 @@ def c_prefix(name: str) -> str:
     """A C identifier from a bundle name: other characters become '_', a leading digit gets 'm_'."""
     p = re.sub(r"[^A-Za-z0-9_]", "_", name) or "model"
     return f"m_{p}" if p[0].isdigit() else p
+
+
+def generator_digest() -> str:
+    """sha256 over the source of every module that shapes the generated C (this package's modules and
+    lstm_edge.c_int8_sim): it changes whenever the generator does, so a cached build never outlives the code that
+    wrote it (the c runtime keys its library cache by it)."""
+    h = hashlib.sha256()
+    for path in [*sorted(Path(__file__).parent.glob("*.py")), Path(c_int8_sim.__file__)]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def _check_prefix(prefix: str) -> str:
@@ -170,21 +186,17 @@ def render(
     with `chunk` also in calls of that many steps.
     """
     p, dims = prep["prefix"], prep["dims"]
-    if precision == "fp32":
-        tol, default_against = FP32_ABS, "the bundle's golden outputs (PyTorch float32)"
-        extra = "Tolerance: lstm_edge/tolerances.py FP32_ABS."
-    else:
-        tol, default_against = C_INT8_VS_SIM, "lstm_edge/c_int8_sim.py's outputs for the same inputs"
-        extra = "Tolerance: lstm_edge/tolerances.py C_INT8_VS_SIM (bit for bit)."
+    form = EMITTERS[precision]
+    tol, extra = form.check_tolerance, form.check_note
     if tolerance is not None:
         tol, extra = tolerance, "Tolerance: from lstm_edge/tolerances.py."
     return {
-        f"{p}.h": emit.header(p, dims, precision, prep["provenance"]),
-        f"{p}.c": emit.source(p, precision, prep["weights"], prep["params"], dims),
-        f"{p}_check.c": emit.check_program(p, dims, prep["cases"], tol, against or default_against, extra, chunk),
-        "Makefile": emit.makefile(p),
-        "startup_m4.c": emit.STARTUP,
-        "mps2_an386.ld": emit.LINKER,
+        f"{p}.h": header(p, dims, form, prep["provenance"]),
+        f"{p}.c": form.source(prep),
+        f"{p}_check.c": check_program(p, dims, prep["cases"], tol, against or form.check_against, extra, chunk),
+        "Makefile": board.makefile(p),
+        "startup_m4.c": board.STARTUP,
+        "mps2_an386.ld": board.LINKER,
     }
 
 
