@@ -15,26 +15,35 @@ from lstm_edge.tolerances import FP32_ABS
 
 def _kernels(H: int) -> str:
     """gates_acc (the axpy), exp_nonpos, sigmoid_f, tanh_f and cell(): the float32 gate math."""
-    return f"""
+    return _GATES_ACC + _activations(H)
+
+
+# z += W^T v as an axpy per input over the G contiguous gate rows (no f-string: it has no sizes in it)
+_GATES_ACC = """
 /* z[r] += sum_j wt[j][r] * v[j]: an axpy per input over the G contiguous gate rows */
 static void gates_acc(float *restrict z, const float *restrict wt, const float *restrict v, int K)
-{{
+{
     int j = 0, r;
-    for (; j + 4 <= K; j += 4) {{
+    for (; j + 4 <= K; j += 4) {
         const float v0 = v[j], v1 = v[j + 1], v2 = v[j + 2], v3 = v[j + 3];
         const float *w0 = wt + (long)j * G, *w1 = w0 + G, *w2 = w1 + G, *w3 = w2 + G;
         for (r = 0; r < G; ++r)
             z[r] += w0[r] * v0 + w1[r] * v1 + w2[r] * v2 + w3[r] * v3;
-    }}
-    for (; j < K; ++j) {{
+    }
+    for (; j < K; ++j) {
         const float vj = v[j];
         const float *wj = wt + (long)j * G;
         for (r = 0; r < G; ++r)
             z[r] += wj[r] * vj;
-    }}
-}}
+    }
+}
 
-/* e^z for z <= 0 (its only use: e^-|z|), Cephes' expf: z = n ln2 + r, e^r by a degree-6 polynomial, 2^n put in the
+"""
+
+
+def _activations(H: int) -> str:
+    """exp_nonpos, sigmoid_f, tanh_f (Cephes' polynomials, no libm) and cell(), the LSTM update over H units."""
+    return f"""/* e^z for z <= 0 (its only use: e^-|z|), Cephes' expf: z = n ln2 + r, e^r by a degree-6 polynomial, 2^n put in the
  * exponent bits. ~1 ulp, like libm's expf, but plain arithmetic, so compilers vectorize the gate loop with it
  * (a libm call per gate kept the adding model's step ~2x slower). Below -87, e^z is clamped at e^-87 (1.6e-38). */
 static float exp_nonpos(float z)
