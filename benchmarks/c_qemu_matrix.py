@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/c_qemu_matrix.py [--bundle models/adding] [--precision fp32 int8]
         [--targets host qemu] [--quick] [--json benchmarks/results/c_qemu_matrix.json]
 
-The cases are verify's own (lstm_edge.parity.reference_cases: B 1/4/16 × T 1/7/100/1000 × zero/random initial state,
+The cases are verify's own (lstm_edge.cases.reference_cases: B 1/4/16 × T 1/7/100/1000 × zero/random initial state,
 verify's seeds, the float64 reference's answers). lstm_edge.codegen.matrix embeds them in codegen's check program
 (the reference as double), builds it with the generated Makefile (host: the system cc, -O2; cortex-m4:
 arm-none-eabi-gcc for the MPS2 AN386 board with codegen's start-up code and linker script) and runs it — natively,
@@ -21,8 +21,8 @@ import json
 import time
 from pathlib import Path
 
+from lstm_edge.cases import VerifyConfig, reference_cases
 from lstm_edge.codegen.matrix import MODES, TARGETS, check_matrix
-from lstm_edge.parity import VerifyConfig, reference_cases
 
 
 def main() -> None:

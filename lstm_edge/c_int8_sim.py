@@ -73,6 +73,8 @@ def sigmoid_lut(z: Tensor, table: Tensor, exact: bool = True) -> Tensor:
 
 @dataclass
 class Int16x8Layer:
+    """One layer's int8 weights and their scales, as the int8 C holds them (shapes in comments)."""
+
     wx: Tensor  # (4H, F_l) int8-valued, gate blocks i, f, c, o
     wh: Tensor  # (4H, H) int8-valued
     sx: Tensor  # (4H,) float32: weight scale × input activation scale
@@ -99,6 +101,7 @@ class Int16x8Params:
 
     @property
     def hidden_size(self) -> int:
+        """H: the hidden size (W_h's columns)."""
         return self.layers[0].wh.shape[1]
 
 

@@ -1,142 +1,63 @@
 """The parity matrix behind `lstm-edge verify`: every runtime × variant × shape × initial state × streaming mode
 against the float64 reference, with per-timestep drift over a long sequence.
 
-verify in three steps: reference cases (inputs and the reference's outputs, computed once), per-target checks (one
-runtime × variant against every case, each output judged by compare()), and the report (typed below; its JSON
-follows schemas/verify.schema.json)."""
+verify in three steps: reference cases (lstm_edge.cases: inputs and the reference's outputs, computed once),
+per-target checks (one runtime × variant against every case, each output judged by compare()), and the report
+(lstm_edge.verify_report: its types, table, Markdown and figures; its JSON follows schemas/verify.schema.json).
+verify's config and report writers are importable from here too: this module is verify's front door.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NotRequired, TypedDict
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from lstm_edge.atomic import sha256_file
 from lstm_edge.bundle import Bundle, entry_verdict
-from lstm_edge.config import LENGTHS, is_seed_form
+from lstm_edge.cases import (
+    QUICK,
+    ReferenceCase,
+    VerifyConfig,
+    case_inputs,
+    compute_reference_cases,
+    reference_kind,
+    reference_runner,
+)
+from lstm_edge.codegen import c_int8_verdict
 from lstm_edge.config import OUTPUT_NAMES as OUTPUTS
-from lstm_edge.data import model_inputs, probe_inputs
 from lstm_edge.environment import available_providers, environment
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.runtimes import RUNTIMES, Runner, RunnerOptions, open_runner
 from lstm_edge.tolerances import error_stats, tolerance
+from lstm_edge.verify_report import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    CaseResult,
+    IntegrityRow,
+    OutputCheck,
+    TargetResult,
+    VerifyReport,
+    plot_drift,
+    summary_rows,
+    to_markdown,
+)
 
-SCHEMA = "lstm-edge/verify"
-SCHEMA_VERSION = 1
-
-# `--quick`: a smaller matrix for a fast check (verify's flag, bench --auto's parity check).
-QUICK = {"batches": (1, 4), "seqs": (1, 7, 100), "drift_seq": 200}
-
-
-@dataclass
-class VerifyConfig:
-    """What verify runs: providers × variants × batches × seqs × {zero, random} initial state × modes (the full
-    sequence and streaming in each of `chunks` steps per call; "T": the whole sequence in one call), plus the drift
-    of one B=1 sequence of drift_seq steps streamed one step at a time."""
-
-    providers: tuple[str, ...] | None = None  # None: every runtime installed here
-    variants: tuple[str, ...] | None = None  # None: every variant in the bundle
-    batches: tuple[int, ...] = (1, 4, 16)
-    seqs: tuple[int, ...] = (1, 7, 100, 1000)
-    chunks: tuple[int | str, ...] = (1, 7, "T")
-    drift_seq: int = 1000
-    strict: bool = False
-    verify_hash: bool = True
-    progress: bool = True
-    seed: int = 2024
-    extra: dict = field(default_factory=dict)
-
-    def quick(self) -> VerifyConfig:
-        """This config with the QUICK matrix (B 1,4; T 1,7,100; drift over 200 steps)."""
-        return replace(self, **QUICK)
-
-
-class OutputCheck(TypedDict):
-    """One output of one case: tolerances.error_stats (max/mean/p99 abs and rel, cosine, sqnr_db, max_scaled),
-    the scaled bound it was judged by, and whether it passed."""
-
-    max_abs: float
-    mean_abs: float
-    p99_abs: float
-    max_rel: float
-    mean_rel: float
-    p99_rel: float
-    cosine: float
-    sqnr_db: float | None
-    max_scaled: float
-    tolerance: float
-    passed: bool
-
-
-class CaseResult(TypedDict):
-    batch: int
-    seq: int
-    state: str  # "zero" | "random"
-    mode: str  # "full" | "stream:<chunk>" | "stream:T"
-    outputs: dict[str, OutputCheck]  # y, hn, cn
-    passed: bool
-
-
-class TargetResult(TypedDict):
-    runtime: str
-    variant: str
-    deployable: bool
-    verdict: NotRequired[str]  # bundle.VERDICTS: quantize's verdict for the variant
-    status: str  # "pass" | "fail" | "unsupported" | "not-deployable"
-    reason: str
-    cases: list[CaseResult]
-
-
-class Drift(TypedDict):
-    """Per-timestep max |Δ| against the reference, streaming one step per call (lists of drift_seq floats)."""
-
-    runtime: str
-    variant: str
-    y: list[float]
-    h: list[float]
-    c: list[float]
-
-
-class IntegrityRow(TypedDict):
-    artifact: str
-    path: str
-    ok: bool
-    detail: str
-
-
-class VerifyReport(TypedDict):
-    schema: str
-    schema_version: int
-    passed: bool
-    reason: str  # why the report failed as a whole ("" otherwise): e.g. no case ran on an ONNX artifact
-    strict: bool
-    bundle: dict[str, str]
-    environment: dict
-    integrity: list[IntegrityRow]
-    results: list[TargetResult]
-    drift: list[Drift]
-
-
-@dataclass(frozen=True)
-class ReferenceCase:
-    """One input of the matrix and the reference's answer: x [B, T, F] float32, h0/c0 [L, B, H] float32,
-    want (y, hn, cn) as the reference computed them (float64)."""
-
-    batch: int
-    seq: int
-    random_state: bool
-    x: np.ndarray
-    h0: np.ndarray
-    c0: np.ndarray | None  # None for a GRU (its state is h alone)
-    want: tuple[np.ndarray, ...]  # in config.output_names order: y, hn[, cn]
-    lengths: np.ndarray | None = None  # [B] for a variable-length model: mixed, including 1 and T
-
-    @property
-    def state(self) -> tuple[np.ndarray, ...]:
-        return (self.h0,) if self.c0 is None else (self.h0, self.c0)
+__all__ = [
+    "QUICK",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "VerifyConfig",
+    "VerifyReport",
+    "available_providers",
+    "compare",
+    "plot_drift",
+    "summary_rows",
+    "to_markdown",
+    "verify",
+]
 
 
 def compare(got: np.ndarray, want: np.ndarray, bound: float) -> OutputCheck:
@@ -146,27 +67,6 @@ def compare(got: np.ndarray, want: np.ndarray, bound: float) -> OutputCheck:
     stats = error_stats(got, want)
     finite = bool(np.isfinite(got).all())
     return stats | {"tolerance": bound, "passed": bool(finite and stats["max_scaled"] <= bound)}
-
-
-def reference_kind(bundle: Bundle) -> str:
-    """The manifest's "reference" kind (SEAMS 5): lstm-edge-checkpoint when missing (bundles before the key)."""
-    return (bundle.manifest.get("reference") or {}).get("kind", "lstm-edge-checkpoint")
-
-
-def reference_runner(bundle: Bundle) -> Runner:
-    """The one place verify chooses what a bundle is judged against, in float64: the checkpoint (torch), or for an
-    imported model ("reference": {"kind": "onnx-float64"}) or any bundle without a checkpoint (the intake's fallback
-    export of a user's own forward) its fp32 ONNX cast to double and run by onnx.reference.
-
-    Each runtime is then judged by its own float32 error, not by the difference of two float32 implementations
-    (over 1000 steps with a cell state of ~60 that difference reaches the 1e-5 bound by itself: measured ORT 8.8e-6
-    and oneDNN 4.8e-6 from exact, 1.02e-5 apart). Raises LstmEdgeError when the reference cannot be opened.
-    """
-    # A bundle without a checkpoint (an import, or the intake's fallback export of a user's own forward, which was
-    # validated against that forward at export) is judged against its fp32 ONNX in float64.
-    if reference_kind(bundle) == "onnx-float64" or "checkpoint" not in bundle.manifest["artifacts"]:
-        return open_runner(bundle.root, "reference", options=RunnerOptions(verify_hash=False))
-    return open_runner(bundle.root, "torch", options=RunnerOptions(verify_hash=False, float64=True))
 
 
 def _drift(runner: Runner, x: np.ndarray, state: tuple[np.ndarray, ...], batch_first: bool = True) -> dict:
@@ -198,42 +98,6 @@ def _check_integrity(bundle: Bundle) -> list[IntegrityRow]:
         detail = "sha256 matches" if ok else f"sha256 {actual[:12]}… ≠ manifest"
         rows.append({"artifact": name, "path": entry["path"], "ok": ok, "detail": detail})
     return rows
-
-
-def reference_cases(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> list[ReferenceCase]:
-    """verify's cases for a bundle, with the answers of the reference verify judges by (reference_runner): one
-    ReferenceCase per seq × batch × initial state of `cfg` (VerifyConfig(): 4 × 3 × 2 = 24), in verify's order and
-    from verify's seeds, so a check outside verify (the C under qemu: lstm_edge.codegen.matrix) runs the very same
-    inputs. Raises LstmEdgeError when the bundle or its reference cannot be opened."""
-    bundle = Bundle.open(bundle_path)
-    with reference_runner(bundle) as reference:
-        return _reference_cases(reference, bundle, cfg or VerifyConfig())
-
-
-def _reference_cases(reference: Runner, bundle: Bundle, cfg: VerifyConfig) -> list[ReferenceCase]:
-    cases = []
-    # A model whose state is not a graph input (an imported one; manifest "streaming": false) starts at zero only.
-    states = (False, True) if bundle.manifest.get("streaming", True) else (False,)
-    for k, (B, T, rs) in enumerate((B, T, rs) for T in cfg.seqs for B in cfg.batches for rs in states):
-        case = _case_inputs(bundle.config, B, T, rs, cfg.seed + k)
-        y, state = reference.run(case.x, case.state, case.lengths)
-        cases.append(replace(case, want=(y, *state)))
-    return cases
-
-
-def _case_inputs(config, B: int, T: int, random_state: bool, seed: int) -> ReferenceCase:
-    """The seed's form: probe_inputs (its own task's sequences where generated). Every other form: model_inputs,
-    in the model's layout, with token ids at both edges of the table, and for a variable-length model lengths
-    mixed within the batch (including 1 and T) in the zero-state cases and every sequence at T in the random-state
-    ones (those also stream: a stream feeds whole steps)."""
-    if is_seed_form(config):
-        x, h0, c0 = probe_inputs(config, B, T, random_state, seed)
-        return ReferenceCase(B, T, random_state, x, h0, c0, ())
-    feeds = dict(zip(config.input_names, model_inputs(config, B, T, random_state, seed), strict=True))
-    lengths = feeds.get(LENGTHS)
-    if lengths is not None and random_state:
-        lengths = np.full(B, T, np.int64)
-    return ReferenceCase(B, T, random_state, feeds["x"], feeds["h0"], feeds.get("c0"), (), lengths)
 
 
 def _run_mode(runner: Runner, case: ReferenceCase, mode: str) -> tuple[np.ndarray, ...]:
@@ -289,19 +153,6 @@ def _unsupported_reason(provider: str, variant: str, avail: dict[str, str | None
     return avail.get(provider)
 
 
-def c_int8_verdict(bundle: Bundle) -> str:
-    """The `c` runtime's int8 verdict: its own task metric (codegen.int8_task_metric: the int8 C's bit-exact
-    simulation on the checkpoint's held-out split, quantize's budget), not quantize's verdict on ORT's int8 — a
-    different arithmetic (on the shipped adding model: −22% against +30%). "unverified" without task data."""
-    from lstm_edge.codegen import CodegenConfig, int8_task_metric, prepare
-
-    try:
-        m = int8_task_metric(prepare(bundle.root, CodegenConfig(precision="int8")))
-    except LstmEdgeError:  # a form the C cannot express: the c runner refuses it in its own line, as unsupported
-        return "unverified"
-    return "unverified" if m is None else "deployable" if m["deployable"] else "not-deployable"
-
-
 def _judge(result: TargetResult, strict: bool) -> bool:
     """Set a checked target's status and reason; True when it fails the report."""
     failed = not all(c["passed"] for c in result["cases"])
@@ -336,29 +187,10 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
     """
     cfg = cfg or VerifyConfig()
     bundle = Bundle.open(bundle_path)
-    # "reference" (float64 onnx.reference) is a judge, not a runtime to deploy: checked only when named.
-    providers = cfg.providers or tuple(p for p in RUNTIMES if p != "reference")
-    for p in providers:
-        if p not in RUNTIMES:
-            raise LstmEdgeError(f"unknown provider {p!r}", f"choose from {', '.join(RUNTIMES)}")
-    variants = cfg.variants or tuple(bundle.variants())
-    for v in variants:
-        bundle.entry(v)  # a clear error for a variant the bundle lacks
-
+    providers, variants = _targets(bundle, cfg)
     integrity = _check_integrity(bundle) if cfg.verify_hash else []
     broken = {r["artifact"] for r in integrity if not r["ok"]}
-    report: VerifyReport = {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "passed": not broken,
-        "reason": "",
-        "strict": cfg.strict,
-        "bundle": {"name": bundle.name, "path": str(bundle.root)},
-        "environment": environment(),
-        "integrity": integrity,
-        "results": [],
-        "drift": [],
-    }
+    report = _new_report(bundle, cfg, integrity, passed=not broken)
     ref_artifact = "fp32" if reference_kind(bundle) == "onnx-float64" else "checkpoint"
     if ref_artifact in broken:
         report["results"].append(
@@ -379,74 +211,138 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
             "none of the requested providers can run here: " + "; ".join(f"{p}: {avail[p]}" for p in providers),
             "install one, or choose from: " + ", ".join(p for p, why in avail.items() if why is None),
         )
-
-    # 1. Reference cases, computed once for every target.
-    reference = reference_runner(bundle)
-    cases = _reference_cases(reference, bundle, cfg)
-    config = bundle.config
-    # Without state I/O (an imported stateless model, manifest "streaming": false) or with a backward direction
-    # there is nothing to stream: whole sequences only, no drift.
-    streaming = bool(bundle.manifest.get("streaming", True)) and config.streamable
-    drift_case = _case_inputs(config, 1, cfg.drift_seq, True, cfg.seed - 1)  # B=1: lengths, if any, are T
-    drift_ref = _drift(reference, drift_case.x, drift_case.state, config.batch_first) if streaming else None
-
-    # 2. Per-target checks.
-    load_failures: dict[str, list[TargetResult]] = {}  # variant → targets whose runtime could not open it
-    pairs = [(p, v) for p in providers for v in variants]
-    modes = ["full", *[f"stream:{c}" for c in cfg.chunks]] if streaming else ["full"]
-    bar = tqdm(total=len(pairs) * len(cases) * len(modes), desc="verify", unit="run", disable=not cfg.progress)
-    c_int8 = None  # the int8 C's own verdict, judged once (c_int8_verdict)
-    for provider, variant in pairs:
-        entry = bundle.entry(variant)
-        verdict = entry_verdict(entry)
-        if provider == "c" and variant == "int8":
-            c_int8 = c_int8 or c_int8_verdict(bundle)
-            verdict = c_int8
-        result: TargetResult = {
-            "runtime": provider,
-            "variant": variant,
-            "deployable": verdict == "deployable",
-            "verdict": verdict,
-            "status": "pass",
-            "reason": "",
-            "cases": [],
-        }
-        report["results"].append(result)
-        if variant in broken:
-            result.update(status="fail", reason=f"{entry['path']} failed its integrity check")
-            bar.update(len(cases) * len(modes))
-            continue
-        reason = _unsupported_reason(provider, variant, avail)
-        runner = None
-        if reason is None:
-            try:
-                runner = open_runner(bundle.root, provider, options=RunnerOptions(variant=variant, verify_hash=False))
-            except LstmEdgeError as e:
-                reason = str(e)
-                load_failures.setdefault(variant, []).append(result)
-        if runner is None:
-            result.update(status="unsupported", reason=reason or "")
-            bar.update(len(cases) * len(modes))
-            continue
-        tolerance(entry, 1, "y")  # a variant without its recorded profile is one clear error, before any run
-        with runner:
-            result["cases"] = _check_target(runner, provider, entry, cases, modes, bar)
-            d = _drift(runner, drift_case.x, drift_case.state, config.batch_first) if drift_ref is not None else None
-        if d is not None:
-            report["drift"].append(
-                {
-                    "runtime": provider,
-                    "variant": variant,
-                    **{k: np.abs(d[k] - drift_ref[k]).reshape(cfg.drift_seq, -1).max(axis=1).tolist() for k in d},
-                }
-            )
-        # 3. The report: a failing deployable target (or any, with strict) fails it.
-        if _judge(result, cfg.strict):
-            report["passed"] = False
-    bar.close()
-    reference.close()
-    _nothing_proven(report, load_failures, providers)
+    with reference_runner(bundle) as reference:
+        matrix = _Matrix.compute(reference, bundle, cfg, broken, avail)  # 1. reference cases, once for every target
+        pairs = [(p, v) for p in providers for v in variants]
+        bar = tqdm(total=len(pairs) * matrix.runs, desc="verify", unit="run", disable=not cfg.progress)
+        c_int8 = None  # the int8 C's own verdict, judged once (codegen.c_int8_verdict)
+        for provider, variant in pairs:  # 2. per-target checks
+            if provider == "c" and variant == "int8":
+                c_int8 = c_int8 or c_int8_verdict(bundle)
+            result = _check_pair(matrix, provider, variant, c_int8, bar, report)
+            if result is not None and _judge(result, cfg.strict):  # 3. a failing deployable target fails the report
+                report["passed"] = False
+        bar.close()
+    _nothing_proven(report, matrix.load_failures, providers)
     return report
+
+
+def _targets(bundle: Bundle, cfg: VerifyConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The providers and variants `cfg` asks for (default: every runtime but the reference judge, every variant).
+    Raises LstmEdgeError for an unknown provider or a variant the bundle lacks."""
+    # "reference" (float64 onnx.reference) is a judge, not a runtime to deploy: checked only when named.
+    providers = cfg.providers or tuple(p for p in RUNTIMES if p != "reference")
+    for p in providers:
+        if p not in RUNTIMES:
+            raise LstmEdgeError(f"unknown provider {p!r}", f"choose from {', '.join(RUNTIMES)}")
+    variants = cfg.variants or tuple(bundle.variants())
+    for v in variants:
+        bundle.entry(v)  # a clear error for a variant the bundle lacks
+    return providers, variants
+
+
+def _new_report(bundle: Bundle, cfg: VerifyConfig, integrity: list[IntegrityRow], passed: bool) -> VerifyReport:
+    """An empty report: the bundle, this machine's environment and the integrity rows; results and drift to come."""
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "passed": passed,
+        "reason": "",
+        "strict": cfg.strict,
+        "bundle": {"name": bundle.name, "path": str(bundle.root)},
+        "environment": environment(),
+        "integrity": integrity,
+        "results": [],
+        "drift": [],
+    }
+
+
+@dataclass
+class _Matrix:
+    """What every target of one verify is checked against: the bundle, the reference cases, the streaming modes,
+    the drift input with the reference's per-step answers (None when the model does not stream), the artifacts that
+    failed integrity and the runtimes unavailable here; load_failures collects the targets whose runtime could not
+    open their variant."""
+
+    bundle: Bundle
+    cases: list[ReferenceCase]
+    modes: list[str]
+    drift_case: ReferenceCase
+    drift_ref: dict | None
+    drift_seq: int
+    broken: set[str]
+    avail: dict[str, str | None]
+    load_failures: dict[str, list[TargetResult]] = field(default_factory=dict)  # variant → targets
+
+    @property
+    def runs(self) -> int:
+        return len(self.cases) * len(self.modes)
+
+    @classmethod
+    def compute(
+        cls, reference: Runner, bundle: Bundle, cfg: VerifyConfig, broken: set[str], avail: dict[str, str | None]
+    ) -> _Matrix:
+        cases = compute_reference_cases(reference, bundle, cfg)
+        config = bundle.config
+        # Without state I/O (an imported stateless model, manifest "streaming": false) or with a backward direction
+        # there is nothing to stream: whole sequences only, no drift.
+        streaming = bool(bundle.manifest.get("streaming", True)) and config.streamable
+        drift_case = case_inputs(config, 1, cfg.drift_seq, True, cfg.seed - 1)  # B=1: lengths, if any, are T
+        drift_ref = _drift(reference, drift_case.x, drift_case.state, config.batch_first) if streaming else None
+        modes = ["full", *[f"stream:{c}" for c in cfg.chunks]] if streaming else ["full"]
+        return cls(bundle, cases, modes, drift_case, drift_ref, cfg.drift_seq, broken, avail)
+
+
+def _check_pair(
+    matrix: _Matrix, provider: str, variant: str, c_int8: str | None, bar, report: VerifyReport
+) -> TargetResult | None:
+    """One runtime × variant against every case, its drift appended to the report; its result row is appended too.
+    Returns the row when it was checked (to be judged), None when it failed integrity or could not run here."""
+    bundle = matrix.bundle
+    entry = bundle.entry(variant)
+    verdict = c_int8 if (provider, variant) == ("c", "int8") else entry_verdict(entry)
+    result: TargetResult = {
+        "runtime": provider,
+        "variant": variant,
+        "deployable": verdict == "deployable",
+        "verdict": verdict,
+        "status": "pass",
+        "reason": "",
+        "cases": [],
+    }
+    report["results"].append(result)
+    if variant in matrix.broken:
+        result.update(status="fail", reason=f"{entry['path']} failed its integrity check")
+        bar.update(matrix.runs)
+        return None
+    reason = _unsupported_reason(provider, variant, matrix.avail)
+    runner = None
+    if reason is None:
+        try:
+            runner = open_runner(bundle.root, provider, options=RunnerOptions(variant=variant, verify_hash=False))
+        except LstmEdgeError as e:
+            reason = str(e)
+            matrix.load_failures.setdefault(variant, []).append(result)
+    if runner is None:
+        result.update(status="unsupported", reason=reason or "")
+        bar.update(matrix.runs)
+        return None
+    tolerance(entry, 1, "y")  # a variant without its recorded profile is one clear error, before any run
+    with runner:
+        result["cases"] = _check_target(runner, provider, entry, matrix.cases, matrix.modes, bar)
+        d = None
+        if matrix.drift_ref is not None:
+            d = _drift(runner, matrix.drift_case.x, matrix.drift_case.state, bundle.config.batch_first)
+    if d is not None:
+        ref, n = matrix.drift_ref, matrix.drift_seq
+        report["drift"].append(
+            {
+                "runtime": provider,
+                "variant": variant,
+                **{k: np.abs(d[k] - ref[k]).reshape(n, -1).max(axis=1).tolist() for k in d},
+            }
+        )
+    return result
 
 
 def _nothing_proven(report: VerifyReport, load_failures: dict[str, list[TargetResult]], providers) -> None:
@@ -468,81 +364,3 @@ def _nothing_proven(report: VerifyReport, load_failures: dict[str, list[TargetRe
             "no case ran" + ("" if only_torch else " on an ONNX artifact") + ": every runtime × variant was "
             "unsupported here (see each row's reason)"
         )
-
-
-def summary_rows(report: VerifyReport) -> list[dict]:
-    """One row per target for a table: runtime, variant, status, cases passed ("12/12"), and the worst max scaled
-    error with its tolerance and case (or the reason, for a target not checked)."""
-    rows = []
-    for r in report["results"]:
-        cases = r["cases"]
-        worst = max(
-            ((o["max_scaled"] / o["tolerance"], name, o, c) for c in cases for name, o in c["outputs"].items()),
-            default=None,
-            key=lambda t: t[0],
-        )
-        rows.append(
-            {
-                "runtime": r["runtime"],
-                "variant": r["variant"],
-                "status": r["status"],
-                "cases": f"{sum(c['passed'] for c in cases)}/{len(cases)}" if cases else "—",
-                "worst": f"{worst[2]['max_scaled']:.2e} ≤ {worst[2]['tolerance']:.0e} ({worst[1]}, B={worst[3]['batch']}, "
-                f"T={worst[3]['seq']}, {worst[3]['mode']})"
-                if worst
-                else r["reason"].split(" — ")[0],
-            }
-        )
-    return rows
-
-
-def to_markdown(report: VerifyReport) -> str:
-    """The summary table (summary_rows) as Markdown, with integrity failures listed under it."""
-    lines = [
-        f"# Parity report: {report['bundle']['name']} — {'PASSED' if report['passed'] else 'FAILED'}",
-        "",
-        "| runtime | variant | status | cases passed | worst max scaled error (tolerance) |",
-        "|---|---|---|---|---|",
-    ]
-    for r in summary_rows(report):
-        lines.append(f"| {r['runtime']} | {r['variant']} | {r['status']} | {r['cases']} | {r['worst']} |")
-    bad = [i for i in report["integrity"] if not i["ok"]]
-    if bad:
-        lines += ["", "Integrity failures: " + "; ".join(f"{i['path']}: {i['detail']}" for i in bad)]
-    return "\n".join(lines) + "\n"
-
-
-def plot_drift(report: VerifyReport, out_dir: Path) -> list[Path]:
-    """Write error_vs_timestep.png (max |Δy| per step, every runtime × variant, over drift_seq steps) and
-    state_drift.png (max |Δh_t| and |Δc_t|, fp32 and int8) into out_dir, atomically. Returns the paths written."""
-    from lstm_edge.atomic import atomic_write_bytes
-    from lstm_edge.plots import png_bytes, pyplot
-
-    plt = pyplot()
-    out_dir = Path(out_dir)
-    written = []
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for d in report["drift"]:
-        ax.plot(np.maximum(d["y"], 1e-12), label=f"{d['runtime']} {d['variant']}", lw=1)
-    ax.set_yscale("log")
-    ax.set_xlabel("timestep")
-    ax.set_ylabel("max |Δy| vs PyTorch")
-    ax.set_title("Output error against timestep (streaming, one step per call)")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    written.append(atomic_write_bytes(out_dir / "error_vs_timestep.png", png_bytes(fig)))
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, key in zip(axes, ("h", "c"), strict=True):
-        for d in report["drift"]:
-            if d["variant"] in ("fp32", "int8") and key in d:  # a GRU has no c
-                ax.plot(np.maximum(d[key], 1e-12), label=f"{d['runtime']} {d['variant']}", lw=1)
-        ax.set_yscale("log")
-        ax.set_xlabel("timestep")
-        ax.set_title(f"recurrent drift: max |Δ{key}_t| vs PyTorch")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    written.append(atomic_write_bytes(out_dir / "state_drift.png", png_bytes(fig)))
-    return written

@@ -16,10 +16,10 @@ def pyplot() -> Any:
 
     Imported lazily: matplotlib costs ~0.3 s to import and most commands draw nothing. Raises nothing of its own.
     """
-    import matplotlib
+    import matplotlib  # deferred: matplotlib (heavy, ~0.3 s), see above
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib, after the backend is chosen
 
     return plt
 

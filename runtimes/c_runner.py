@@ -61,14 +61,9 @@ def compiler() -> str:
 
 def _codegen_digest() -> str:
     """Changes whenever the generator changes, so a cached library never outlives the code that wrote it."""
-    import lstm_edge.c_int8_sim as sim
-    import lstm_edge.codegen as cg
-    from lstm_edge.codegen import emit, weights
+    from lstm_edge.codegen import generator_digest
 
-    h = hashlib.sha256()
-    for mod in (cg, emit, weights, sim):
-        h.update(Path(mod.__file__).read_bytes())
-    return h.hexdigest()
+    return generator_digest()
 
 
 def _cpu_model() -> str:

@@ -300,6 +300,6 @@ def test_int8_c_is_judged_on_held_out_data_and_the_shipped_model_passes(shipped_
     assert int8_task_metric(prepare(small_bundle, CodegenConfig(precision="int8"))) is None  # task "custom"
     # verify takes the `c` int8 verdict from this judgement, not from quantize's verdict on ORT's int8
     from lstm_edge.bundle import Bundle
-    from lstm_edge.parity import c_int8_verdict
+    from lstm_edge.codegen import c_int8_verdict
 
     assert c_int8_verdict(Bundle.open(small_bundle)) == "unverified"

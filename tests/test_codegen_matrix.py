@@ -10,9 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
+from lstm_edge.cases import VerifyConfig, reference_cases
 from lstm_edge.codegen import CodegenConfig, prepare
 from lstm_edge.codegen.matrix import check_matrix, matrix_cases, pack, parse_output, run_program, write_program
-from lstm_edge.parity import VerifyConfig, reference_cases
 from lstm_edge.tolerances import FP32_ABS
 
 CFG = VerifyConfig(batches=(2,), seqs=(9,))  # two of verify's cases: B=2, T=9, zero and random initial state

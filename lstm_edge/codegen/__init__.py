@@ -1,31 +1,44 @@
 """`lstm-edge codegen`: a bundle as a self-contained C99 library (fp32, or the int8 scheme of lstm_edge.c_int8_sim).
 
 generate("models/adding", "out/", CodegenConfig(precision="int8")) writes NAME.h, NAME.c, NAME_check.c, Makefile,
-startup_m4.c and mps2_an386.ld. Reads the bundle only (model.onnx, manifest, golden.npz); torch is imported for int8,
-where the Python simulation computes the constants and the check program's expected outputs.
+startup_m4.c and mps2_an386.ld. Reads the bundle only (model.onnx, manifest, golden.npz); torch runs the int8
+Python simulation (lstm_edge.c_int8_sim) that computes the constants and the check program's expected outputs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from lstm_edge import __version__
+from lstm_edge import __version__, c_int8_sim
 from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import Bundle
-from lstm_edge.codegen import emit
+from lstm_edge.c_int8_sim import forward, input_amax, quantize
+from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
+from lstm_edge.codegen import board
+from lstm_edge.codegen.check_program import check_program
+from lstm_edge.codegen.emit_fp32 import FP32
+from lstm_edge.codegen.emit_int8 import INT8
+from lstm_edge.codegen.scaffold import Precision, header
 from lstm_edge.codegen.weights import ModelWeights, bundle_sha256, read_weights
+from lstm_edge.data import TaskSpec, held_out, metric
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.tolerances import C_INT8_VS_SIM, FP32_ABS
+from lstm_edge.tolerances import metric_drop
 
-PRECISIONS = ("fp32", "int8")
+# The one table of precisions: what each writes (its NAME.c, state, check defaults); the scaffold writes the rest.
+EMITTERS: dict[str, Precision] = {"fp32": FP32, "int8": INT8}
+PRECISIONS = tuple(EMITTERS)
 
 
 @dataclass
 class CodegenConfig:
+    """What codegen writes: the precision, the C prefix, whether to check the bundle's hashes, and --force."""
+
     precision: str = "fp32"  # fp32 | int8
     prefix: str | None = None  # C identifier prefix and file stem (default: the bundle's name)
     verify_hash: bool = True
@@ -34,6 +47,9 @@ class CodegenConfig:
 
 @dataclass
 class CodegenResult:
+    """What generate() wrote: the folder, prefix, precision, bundle sha256, file names, and for int8 its input range
+    and task metric."""
+
     out: Path
     prefix: str
     precision: str
@@ -47,6 +63,16 @@ def c_prefix(name: str) -> str:
     """A C identifier from a bundle name: other characters become '_', a leading digit gets 'm_'."""
     p = re.sub(r"[^A-Za-z0-9_]", "_", name) or "model"
     return f"m_{p}" if p[0].isdigit() else p
+
+
+def generator_digest() -> str:
+    """sha256 over the source of every module that shapes the generated C (this package's modules and
+    lstm_edge.c_int8_sim): it changes whenever the generator does, so a cached build never outlives the code that
+    wrote it (the c runtime keys its library cache by it)."""
+    h = hashlib.sha256()
+    for path in [*sorted(Path(__file__).parent.glob("*.py")), Path(c_int8_sim.__file__)]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def _check_prefix(prefix: str) -> str:
@@ -70,10 +96,6 @@ def input_range(bundle: Bundle) -> tuple[list[float], list[float], str]:
 
 def int8_params(weights: ModelWeights, x_amax: float):
     """The int8 scheme's constants (lstm_edge.c_int8_sim.Int16x8Params) for weights read from a bundle."""
-    import torch
-
-    from lstm_edge.c_int8_sim import quantize
-
     t = lambda a: None if a is None else torch.from_numpy(np.array(a, dtype=a.dtype, copy=True))  # noqa: E731
     layers = [(t(w.W_h), t(w.W_x), t(w.b)) for w in weights.layers]
     return quantize(
@@ -91,17 +113,17 @@ def int8_params(weights: ModelWeights, x_amax: float):
 
 def simulate_int8(params, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> tuple[np.ndarray, ...]:
     """The int8 C's outputs (y, hn, cn) for x [B, T, F], h0/c0 [L, B, H], from the bit-exact simulation."""
-    import torch
-
-    from lstm_edge.c_int8_sim import forward
-
     with torch.no_grad():
         y, (h, c) = forward(params, torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)))
     return y.numpy(), h.numpy(), c.numpy()
 
 
 def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
-    """Everything the C files are written from: {prefix, dims, weights, params, provenance, cases, …}."""
+    """Everything the C files are written from: {prefix, dims, weights, params, provenance, cases, …}.
+
+    Raises LstmEdgeError for an unknown precision, an invalid prefix, an unreadable bundle or a model the C cannot
+    express (codegen.weights.check_supported).
+    """
     if cfg.precision not in PRECISIONS:
         raise LstmEdgeError(f"--precision {cfg.precision!r}", f"choose one of {', '.join(PRECISIONS)}")
     bundle = Bundle.open(bundle_path)
@@ -131,8 +153,6 @@ def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
     cases = [{"name": name, **arrays} for name, arrays in golden.items()]
     params, range_note = None, ""
     if cfg.precision == "int8":
-        from lstm_edge.c_int8_sim import input_amax
-
         lo, hi, range_note = input_range(bundle)
         params = int8_params(weights, input_amax(c.x_mean, c.x_std, lo, hi))
         provenance += [
@@ -170,21 +190,17 @@ def render(
     with `chunk` also in calls of that many steps.
     """
     p, dims = prep["prefix"], prep["dims"]
-    if precision == "fp32":
-        tol, default_against = FP32_ABS, "the bundle's golden outputs (PyTorch float32)"
-        extra = "Tolerance: lstm_edge/tolerances.py FP32_ABS."
-    else:
-        tol, default_against = C_INT8_VS_SIM, "lstm_edge/c_int8_sim.py's outputs for the same inputs"
-        extra = "Tolerance: lstm_edge/tolerances.py C_INT8_VS_SIM (bit for bit)."
+    form = EMITTERS[precision]
+    tol, extra = form.check_tolerance, form.check_note
     if tolerance is not None:
         tol, extra = tolerance, "Tolerance: from lstm_edge/tolerances.py."
     return {
-        f"{p}.h": emit.header(p, dims, precision, prep["provenance"]),
-        f"{p}.c": emit.source(p, precision, prep["weights"], prep["params"], dims),
-        f"{p}_check.c": emit.check_program(p, dims, prep["cases"], tol, against or default_against, extra, chunk),
-        "Makefile": emit.makefile(p),
-        "startup_m4.c": emit.STARTUP,
-        "mps2_an386.ld": emit.LINKER,
+        f"{p}.h": header(p, dims, form, prep["provenance"]),
+        f"{p}.c": form.source(prep),
+        f"{p}_check.c": check_program(p, dims, prep["cases"], tol, against or form.check_against, extra, chunk),
+        "Makefile": board.makefile(p),
+        "startup_m4.c": board.STARTUP,
+        "mps2_an386.ld": board.LINKER,
     }
 
 
@@ -204,13 +220,6 @@ def int8_task_metric(prep: dict, samples: int = INT8_EVAL_SAMPLES) -> dict | Non
         no checkpoint or its task has no built-in data (pass-through: nothing to judge against, as quantize's
         "unverified").
     """
-    import torch
-
-    from lstm_edge.c_int8_sim import forward
-    from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
-    from lstm_edge.data import TaskSpec, held_out, metric
-    from lstm_edge.tolerances import metric_drop
-
     bundle = prep["bundle"]
     if "checkpoint" not in bundle.manifest["artifacts"]:  # an imported model: no PyTorch reference, no task
         return None
@@ -229,6 +238,21 @@ def int8_task_metric(prep: dict, samples: int = INT8_EVAL_SAMPLES) -> dict | Non
     drop, budget = metric_drop(config.kind, m_fp32, m_int8)
     return {"name": name, "fp32": m_fp32, "int8": m_int8, "drop": drop, "budget": budget,
             "deployable": bool(drop <= budget), "samples": len(X)}  # fmt: skip
+
+
+def c_int8_verdict(bundle: Bundle) -> str:
+    """The `c` runtime's int8 verdict for verify: its own task metric (int8_task_metric: the int8 C's bit-exact
+    simulation on the checkpoint's held-out split, quantize's budget), not quantize's verdict on ORT's int8 — a
+    different arithmetic (on the shipped adding model: −22% against +30%).
+
+    Returns "deployable", "not-deployable", or "unverified" without task data or for a form the C cannot express
+    (the c runner then refuses it in its own line, as unsupported). Raises nothing of its own.
+    """
+    try:
+        m = int8_task_metric(prepare(bundle.root, CodegenConfig(precision="int8")))
+    except LstmEdgeError:  # a form the C cannot express: the c runner refuses it in its own line, as unsupported
+        return "unverified"
+    return "unverified" if m is None else "deployable" if m["deployable"] else "not-deployable"
 
 
 def generate(bundle_path: str | Path, out: str | Path, cfg: CodegenConfig | None = None) -> CodegenResult:
@@ -251,7 +275,10 @@ def generate(bundle_path: str | Path, out: str | Path, cfg: CodegenConfig | None
 
 
 __all__ = [
+    "EMITTERS",
     "PRECISIONS",
+    "c_int8_verdict",
+    "generator_digest",
     "CodegenConfig",
     "CodegenResult",
     "generate",

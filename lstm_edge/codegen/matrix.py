@@ -1,7 +1,7 @@
 """verify's case matrix run by the generated C itself: on the host and on an emulated Cortex-M4F (qemu-system-arm,
 Arm MPS2 AN386 board, semihosting).
 
-The cases are verify's own (lstm_edge.parity.reference_cases: the same inputs, seeds and float64 reference answers).
+The cases are verify's own (lstm_edge.cases.reference_cases: the same inputs, seeds and float64 reference answers).
 They are embedded in check programs (codegen's NAME_check.c, built by the generated Makefile's host and cortex-m4
 targets with its start-up code and linker script), each case run whole (NAME_run: verify's "full" and "stream:T",
 which the c runtime serves with the same one call), one step per call (NAME_step: "stream:1") and in calls of
@@ -21,14 +21,17 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from lstm_edge.cases import VerifyConfig, reference_cases
 from lstm_edge.codegen import CodegenConfig, prepare, render, simulate_int8
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.tolerances import C_INT8_VS_SIM, tolerance
 
 TARGETS = ("host", "qemu")
 QEMU = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-semihosting-config", "enable=on,target=native"]
@@ -54,6 +57,7 @@ class CheckCase:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the case's arrays: what it adds to a check program's flash."""
         return sum(a.nbytes for a in self.arrays.values())
 
     def rows(self, start: int, stop: int) -> CheckCase:
@@ -68,13 +72,10 @@ def matrix_cases(prep: dict, precision: str, cfg=None, ref: list | None = None) 
     float64 reference's outputs within tolerances.tolerance(fp32 entry, T, output, "c") (the smallest of y, hn, cn);
     int8, the simulation's outputs within C_INT8_VS_SIM.
 
-    cfg: a parity.VerifyConfig (default: verify's full matrix, B 1/4/16 × T 1/7/100/1000 × zero/random state).
-    ref: parity.reference_cases(bundle, cfg) when already computed (one torch float64 run per case).
+    cfg: a cases.VerifyConfig (default: verify's full matrix, B 1/4/16 × T 1/7/100/1000 × zero/random state).
+    ref: cases.reference_cases(bundle, cfg) when already computed (one torch float64 run per case).
     Raises LstmEdgeError when the bundle's reference cannot be opened.
     """
-    from lstm_edge.parity import VerifyConfig, reference_cases
-    from lstm_edge.tolerances import C_INT8_VS_SIM, tolerance
-
     bundle = prep["bundle"]
     entry = bundle.entry("fp32")
     out = []
@@ -136,7 +137,8 @@ def _version(cmd: str) -> str:
 
 
 def library_flash(folder: Path) -> int:
-    """Flash of the model library alone on the Cortex-M4F (the Makefile's `size` target: text + data)."""
+    """Flash of the model library alone on the Cortex-M4F (the Makefile's `size` target: text + data).
+    Raises LstmEdgeError when `make size` fails."""
     done = subprocess.run(["make", "-s", "-C", str(folder), "size"], capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise LstmEdgeError(f"make size failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}", "see the Makefile")
@@ -198,7 +200,7 @@ def check_matrix(
     timeout: float = 3600,
     ref: list | None = None,
 ) -> dict:
-    """verify's matrix (cfg: a parity.VerifyConfig; default the full one) through the generated C on each target.
+    """verify's matrix (cfg: a cases.VerifyConfig; default the full one) through the generated C on each target.
 
     Args:
         bundle_path: a bundle codegen can write (a unidirectional, batch-first LSTM).
@@ -209,7 +211,7 @@ def check_matrix(
         budget: bytes of case data per program; default, with qemu, the board's flash less the library's flash
             (measured with `make size`) and PROGRAM_RESERVE; host only, one program.
         timeout: seconds one program may run.
-        ref: parity.reference_cases(bundle, cfg), when already computed (one computation for fp32 and int8).
+        ref: cases.reference_cases(bundle, cfg), when already computed (one computation for fp32 and int8).
     Returns {"bundle", "bundle_sha256", "precision", "against", "matrix", "programs", "library_flash", "targets":
     {target: {"cases": [{name, batch, seq, state, full, step, chunk (max scaled errors, as the C prints them: 4
     significant digits), worst, tolerance, passed}], "worst", "cases_passed", "runs_passed", "exit_codes",
@@ -217,8 +219,6 @@ def check_matrix(
     the output (a crash) counts as failed. Raises LstmEdgeError for a bundle codegen refuses, a missing tool, a
     failed build or a run past `timeout`.
     """
-    import tempfile
-
     bad = [t for t in targets if t not in TARGETS]
     if bad or not targets:
         raise LstmEdgeError(f"targets {', '.join(targets) or '(none)'}", f"choose from {', '.join(TARGETS)}")
@@ -228,7 +228,7 @@ def check_matrix(
     prep = prepare(bundle_path, CodegenConfig(precision=precision, prefix="mx", verify_hash=True))
     cases = matrix_cases(prep, precision, cfg, ref)
     against = (
-        "verify's float64 reference (lstm_edge.parity.reference_cases), embedded as double"
+        "verify's float64 reference (lstm_edge.cases.reference_cases), embedded as double"
         if precision == "fp32"
         else "lstm_edge/c_int8_sim.py's outputs for verify's inputs"
     )
@@ -238,21 +238,9 @@ def check_matrix(
         work = tmp.name
     work = Path(work)
     try:
-        lib_flash = None
-        if "qemu" in targets:
-            probe = work / "library"
-            write_program(prep, precision, cases[:1], probe, chunk, against)
-            lib_flash = library_flash(probe)
-            if budget is None:
-                budget = BOARD_FLASH - lib_flash - PROGRAM_RESERVE
-                if budget <= 0:
-                    raise LstmEdgeError(
-                        f"the library alone takes {lib_flash:,} B of the board's {BOARD_FLASH:,} B of flash",
-                        "check a smaller model, or int8",
-                    )
-        groups = pack(cases, budget)
+        lib_flash, budget = _flash_budget(prep, precision, cases, work, chunk, against, targets, budget)
         folders = []
-        for i, group in enumerate(groups):
+        for i, group in enumerate(pack(cases, budget)):
             folder = work / f"program{i}"
             write_program(prep, precision, group, folder, chunk, against)
             folders.append(folder)
@@ -279,6 +267,34 @@ def check_matrix(
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _flash_budget(
+    prep: dict,
+    precision: str,
+    cases: list[CheckCase],
+    work: Path,
+    chunk: int,
+    against: str,
+    targets: tuple[str, ...],
+    budget: int | None,
+) -> tuple[int | None, int | None]:
+    """(the library's flash, bytes of case data per program): with qemu, the library is built once to measure it
+    and the default budget is the board's flash less that and PROGRAM_RESERVE; host only, (None, budget).
+    Raises LstmEdgeError when the library alone leaves no room on the board."""
+    if "qemu" not in targets:
+        return None, budget
+    probe = work / "library"
+    write_program(prep, precision, cases[:1], probe, chunk, against)
+    lib_flash = library_flash(probe)
+    if budget is None:
+        budget = BOARD_FLASH - lib_flash - PROGRAM_RESERVE
+        if budget <= 0:
+            raise LstmEdgeError(
+                f"the library alone takes {lib_flash:,} B of the board's {BOARD_FLASH:,} B of flash",
+                "check a smaller model, or int8",
+            )
+    return lib_flash, budget
 
 
 def _run_target(cases: list[CheckCase], folders: list[Path], prefix: str, target: str, timeout: float) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 from lstm_edge.bundle import MANIFEST, Bundle
 from lstm_edge.config import ModelConfig
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.onnx_io import load_onnx_checked
 
 # ONNX stacks gate blocks i, o, f, c; the C (like GateLSTM and the seed's equations) uses i, f, c, o.
 ONNX_TO_IFCO = (0, 2, 3, 1)
@@ -21,6 +22,8 @@ ONNX_TO_IFCO = (0, 2, 3, 1)
 
 @dataclass
 class CellWeights:
+    """One LSTM layer's weights as the C takes them: float32, gate blocks i, f, c, o, biases summed."""
+
     W_x: np.ndarray  # (4H, F_l) float32, gate blocks i, f, c, o
     W_h: np.ndarray  # (4H, H) float32
     b: np.ndarray  # (4H,) float32 = Wb + Rb
@@ -42,14 +45,17 @@ class ModelWeights:
 
     @property
     def input_size(self) -> int:
+        """F: the model's input features (layer 0's W_x columns)."""
         return self.layers[0].W_x.shape[1]
 
     @property
     def hidden_size(self) -> int:
+        """H: the hidden size."""
         return self.layers[0].W_h.shape[1]
 
     @property
     def output_size(self) -> int:
+        """O: the head's outputs."""
         return self.head_w.shape[0]
 
 
@@ -110,10 +116,9 @@ def check_supported(config: ModelConfig) -> None:
 
 def read_weights(bundle: Bundle, verify_hash: bool = True) -> ModelWeights:
     """Weights, normalization and head of the bundle's fp32 graph. Raises LstmEdgeError for anything else."""
+    # deferred: onnx (heavy to import), needed only when weights are read, not by the c runner's support check
     import onnx
-    from onnx import numpy_helper
-
-    from lstm_edge.onnx_io import load_onnx_checked
+    from onnx import numpy_helper  # deferred: onnx, as above
 
     c = bundle.config
     check_supported(c)  # the form first, in its own words; the graph checks below catch a graph not the builder's
