@@ -1,21 +1,25 @@
 """lstm-edge: a PyTorch LSTM from training to the edge, with proof of numerical parity on every runtime."""
 
-__version__ = "0.1.0"
-
-from lstm_edge.errors import LstmEdgeError, ParityError  # noqa: E402
+from lstm_edge.errors import LstmEdgeError, ParityError
+from lstm_edge.version import __version__
 
 
 def load_checkpoint(path, trust_pickle: bool = False):
-    """(model, config) from an lstm-edge checkpoint; see lstm_edge.checkpoint."""
-    from lstm_edge.checkpoint import load_checkpoint as _load
+    """(model, config) from an lstm-edge checkpoint; see lstm_edge.checkpoint.
 
-    return _load(path, trust_pickle=trust_pickle)
+    Raises LstmEdgeError (one line: problem — fix) for a file that is missing, not a checkpoint, or unsafe to load.
+    """
+    # torch, which checkpoint imports, deferred: `import lstm_edge` stays light
+    from lstm_edge.checkpoint import load_checkpoint as load_file
+
+    return load_file(path, trust_pickle=trust_pickle)
 
 
 def load(bundle, provider: str = "cpu", variant: str = "fp32", threads: int | None = None, **options):
     """A runner for a bundle folder or a bare .onnx: run(x, state) -> (y, (h, c)), stream() for one step at a time.
 
     See lstm_edge.runtimes.open_runner for the arguments; raises LstmEdgeError (one line: problem — fix)."""
+    # numpy and the runtime modules deferred: `import lstm_edge` stays light
     from lstm_edge.runtimes import open_runner
 
     return open_runner(bundle, provider=provider, variant=variant, threads=threads, **options)

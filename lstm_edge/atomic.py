@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.formats import FORMAT, MANIFEST, SCORE_FORMAT, SCORE_INFO, TRITON_FORMAT, TRITON_INFO
 
 
 def _writable_parent(path: Path) -> Path:
@@ -44,6 +45,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
+    """`text` (UTF-8) written as atomic_write_bytes writes bytes: a temp sibling, then one os.replace. Returns path.
+
+    Raises LstmEdgeError where the folder is not writable (atomic_write_bytes)."""
     return atomic_write_bytes(path, text.encode())
 
 
@@ -100,15 +104,6 @@ def is_ours(folder: Path) -> bool:
     """True for a folder lstm-edge may replace: empty, or holding a manifest.json with our format tag (a bundle
     from export/quantize, or an embed folder from `lstm-edge bundle`, whose manifest carries the same tag), or
     an lstm-edge.json with the Triton repository's tag, or a Ray score output's _lstm-edge.json."""
-    from lstm_edge.bundle import (  # bundle imports this module
-        FORMAT,
-        MANIFEST,
-        SCORE_FORMAT,
-        SCORE_INFO,
-        TRITON_FORMAT,
-        TRITON_INFO,
-    )
-
     folder = Path(folder)
     if not folder.is_dir() or folder.is_symlink():
         return False
@@ -276,6 +271,7 @@ def _swap_in(stage: Path, target: Path, replace: bool) -> None:
 
 
 def sha256_file(path: str | Path) -> str:
+    """The file's sha256 as hex, read in 1 MiB chunks (memory stays flat for any size). Raises OSError unreadable."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -286,7 +282,9 @@ def sha256_file(path: str | Path) -> str:
 @contextlib.contextmanager
 def staged_file(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling path to write in pieces (e.g. a streamed Parquet file); on success it replaces
-    `path` in one os.replace, on any failure it vanishes — so a reader never sees half a file."""
+    `path` in one os.replace, on any failure it vanishes — so a reader never sees half a file.
+
+    Raises LstmEdgeError where the folder cannot be written; the block's own exceptions pass through."""
     path = Path(path)
     parent = _writable_parent(path)
     try:

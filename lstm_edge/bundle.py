@@ -18,19 +18,8 @@ from lstm_edge import limits
 from lstm_edge.atomic import sha256_file
 from lstm_edge.config import H0, ModelConfig
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.formats import FORMAT, FORMAT_VERSION, MANIFEST
 
-MANIFEST = "manifest.json"
-FORMAT = "lstm-edge/bundle"
-FORMAT_VERSION = 1
-# The embed targets' folders carry our tag too, so `--force` knows them as ours (atomic.is_ours): the python,
-# node and web targets in manifest.json (FORMAT), a Triton model repository (which has no manifest.json) in
-# lstm-edge.json.
-TRITON_INFO = "lstm-edge.json"
-# `score --engine ray` writes a folder of Parquet files; this marker (a leading "_" keeps Parquet readers off it)
-# makes the folder lstm-edge's to replace on the next run.
-SCORE_FORMAT = "lstm-edge/score-output"
-SCORE_INFO = "_lstm-edge.json"
-TRITON_FORMAT = "lstm-edge/triton-repository"
 # A bundle's name lands in paths (models/<name>/), package.json and the web target's HTML: letters, digits, '.', '_'
 # and '-', starting with a letter or digit (so never '.', '..' or a hidden name), at most 64 characters.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -112,6 +101,15 @@ class Bundle:
 
     @classmethod
     def open(cls, path: str | Path) -> Bundle:
+        """The bundle at `path` (its folder, or its manifest.json), its manifest validated and its config built.
+
+        Artifacts are not read here: each is checked (containment, size, sha256) when it is asked for.
+
+        Raises:
+            LstmEdgeError: the folder is missing or holds no manifest.json; the manifest is over
+                limits.MAX_MANIFEST_BYTES, unreadable, not JSON, not lstm-edge's format (or a newer version), or
+                malformed (paths, sizes, hashes); or its model config is invalid or too large.
+        """
         root = Path(path)
         if root.is_file() and root.name == MANIFEST:
             root = root.parent
@@ -136,6 +134,9 @@ class Bundle:
 
     @property
     def config(self) -> ModelConfig:
+        """The model's config from the manifest, its sizes checked.
+
+        Raises LstmEdgeError for a config that does not build or whose sizes are out of bounds."""
         try:
             config = ModelConfig.from_dict(self.manifest["config"])
             check_config_sizes(config, "the manifest's model config", "re-export the bundle")
@@ -145,6 +146,7 @@ class Bundle:
 
     @property
     def name(self) -> str:
+        """The bundle's name: the manifest's `name`, or the folder's name for a manifest without one."""
         return self.manifest.get("name", self.root.name)
 
     def verdict(self, variant: str) -> str:
@@ -152,9 +154,13 @@ class Bundle:
         return entry_verdict(self.entry(variant))
 
     def variants(self) -> list[str]:
+        """The precision variants this bundle holds, in VARIANTS order (fp32 first)."""
         return [v for v in VARIANTS if v in self.manifest["artifacts"]]
 
     def entry(self, variant: str) -> dict:
+        """The manifest's artifact entry for `variant` (path, bytes, sha256, precision, …).
+
+        Raises LstmEdgeError where the bundle has no such artifact (the fix names quantize for a known variant)."""
         arts = self.manifest["artifacts"]
         if variant not in arts:
             have = ", ".join(self.variants()) or "none"
@@ -173,6 +179,8 @@ class Bundle:
         followed, loops caught) outside the bundle; a missing file or not a regular file; a file over
         limits.MAX_ARTIFACT_BYTES; with check_size, a size other than the manifest's `bytes`. NUL bytes and over-long paths are
         refused earlier, when the manifest is opened. Only the file's metadata is touched (stat), never its bytes.
+
+        Raises LstmEdgeError for each refusal above.
         """
         rel = self.entry(name)["path"]
         fix = "re-export the bundle"
@@ -208,7 +216,9 @@ class Bundle:
         return path
 
     def artifact(self, variant: str, verify_hash: bool = True) -> Path:
-        """The artifact's path after `locate`'s containment and size check and, with verify_hash, its sha256."""
+        """The artifact's path after `locate`'s containment and size check and, with verify_hash, its sha256.
+
+        Raises LstmEdgeError for a missing variant, a refusal of `locate`, or a sha256 that does not match."""
         entry = self.entry(variant)
         # --no-verify-hash is for a file changed on purpose: its recorded size is skipped with its sha256 (the
         # containment and the size cap still hold).
@@ -230,6 +240,10 @@ class Bundle:
         return not names or H0 in names
 
     def checkpoint(self, verify_hash: bool = True) -> Path:
+        """The bundle's PyTorch checkpoint (model.pt), checked as `artifact` checks any file.
+
+        Raises LstmEdgeError where the bundle has none (imported from ONNX, or written without one) or it fails
+        its checks."""
         return (
             self.artifact("checkpoint", verify_hash) if "checkpoint" in self.manifest["artifacts"] else self._missing()
         )
@@ -251,7 +265,9 @@ class Bundle:
         )
 
     def golden(self, verify_hash: bool = True) -> dict[str, dict[str, np.ndarray]]:
-        """Golden cases: {case: {x, h0, c0, y, hn, cn}} from golden.npz."""
+        """Golden cases: {case: {x, h0, c0, y, hn, cn}} from golden.npz.
+
+        Raises LstmEdgeError where golden.npz is missing, fails its checks, or cannot be read as the cases."""
         path = self.artifact("golden", verify_hash)
         cases: dict[str, dict[str, np.ndarray]] = {}
         fix = "re-export the bundle"
@@ -286,7 +302,9 @@ def _reason(e: BaseException) -> str:
 def check_config_sizes(config: ModelConfig, what: str, fix: str) -> None:
     """Refuse (LstmEdgeError) sizes that are not integers in 1..limits.MAX_MODEL_DIM, or whose fp32 weights
     (4·H·(F + H_out) + biases per layer and direction, plus the head) would exceed limits.MAX_ARTIFACT_BYTES:
-    `hidden_size = 2**40` is one line here, not an allocation of 2**40 floats later."""
+    `hidden_size = 2**40` is one line here, not an allocation of 2**40 floats later.
+
+    Raises LstmEdgeError (`what` names the source, `fix` is its fix) for either."""
     limits.check_dims(
         {k: getattr(config, k) for k in ("input_size", "hidden_size", "num_layers", "output_size")}, what, fix
     )

@@ -12,17 +12,19 @@ from typing import Any
 
 import torch
 
-from lstm_edge import __version__, limits
+from lstm_edge import limits
 from lstm_edge.atomic import atomic_write_bytes
 from lstm_edge.bundle import check_config_sizes
 from lstm_edge.errors import LstmEdgeError, first_line
 from lstm_edge.model import LSTMModel, ModelConfig
+from lstm_edge.version import __version__
 
 FORMAT = "lstm-edge/checkpoint"
 FORMAT_VERSION = 1
 
 
 def provenance(seed: int | None = None) -> dict[str, Any]:
+    """Where a checkpoint came from: lstm-edge, torch and Python versions, the seed, and the UTC date."""
     return {
         "lstm_edge": __version__,
         "torch": str(torch.__version__),
@@ -35,6 +37,10 @@ def provenance(seed: int | None = None) -> dict[str, Any]:
 def save_checkpoint(
     model: LSTMModel, path: str | Path, metrics: dict | None = None, training: dict | None = None
 ) -> Path:
+    """Write `model` (its config and a CPU copy of its weights) with `metrics` and `training` to `path`, atomically,
+    as lstm-edge's checkpoint format. Returns the path.
+
+    Raises LstmEdgeError where the folder is not writable."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     payload = {
         "format": FORMAT,
@@ -50,7 +56,10 @@ def save_checkpoint(
 
 
 def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:
-    """The checkpoint dict, validated. Any unreadable or foreign file becomes one LstmEdgeError."""
+    """The checkpoint dict, validated. Any unreadable or foreign file becomes one LstmEdgeError.
+
+    Raises LstmEdgeError for a missing file, a folder, a file over the size limit, or one that is not an lstm-edge
+    checkpoint (or needs trust_pickle to load)."""
     path = Path(path)
     if not path.exists():
         raise LstmEdgeError(f"checkpoint not found: {path}", "check the path, or train one with `lstm-edge train`")
@@ -121,7 +130,9 @@ def _check_fields(payload: dict, path: Path) -> None:
 
 def check_finite_weights(state_dict: dict[str, torch.Tensor], origin: str) -> None:
     """LstmEdgeError naming the first tensor holding NaN or ±Inf: such a model is the user's to fix (a diverged
-    training run), not an exporter bug that validation would report later as a parity failure (exit 1)."""
+    training run), not an exporter bug that validation would report later as a parity failure (exit 1).
+
+    Raises LstmEdgeError for the first non-finite tensor (`origin` names the file)."""
     for name, t in state_dict.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             bad = int((~torch.isfinite(t)).sum())
@@ -155,7 +166,10 @@ def _from_module(module: torch.nn.Module) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> tuple[LSTMModel, ModelConfig]:
-    """The model (eval mode, float32, nn.LSTM inside) and its config."""
+    """The model (eval mode, float32, nn.LSTM inside) and its config.
+
+    Raises LstmEdgeError for what read_checkpoint refuses, non-finite weights, or a config and weights that do
+    not fit together."""
     payload = read_checkpoint(path, trust_pickle=trust_pickle)
     check_finite_weights(payload["state_dict"], str(path))
     try:

@@ -1,4 +1,4 @@
-"""The model's configuration — the ModelSpec of DESIGN.md: family, sizes, layout, head, task and normalization.
+"""The model's configuration — the ModelSpec of docs/design.md: family, sizes, layout, head, task and normalization.
 
 Torch-free, so runtimes, codegen and the intake can read it. Every stage downstream of the intake (graph builder,
 quantize, runners, codegen, verify) reads structure from here instead of re-deriving it. Fields added after format 1
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Literal
+
+from lstm_edge.limits import MAX_MODEL_DIM, short_repr
 
 # The I/O contract of every graph lstm-edge writes (one definition; runtimes, export, embed and tests read these).
 X, LENGTHS, H0, C0 = "x", "lengths", "h0", "c0"
@@ -28,6 +30,9 @@ HEADS = ("last", "final", "sequence", "none")
 
 @dataclass
 class ModelConfig:
+    """One recurrent model's structure, task and normalization: what every stage after the intake reads (fields
+    below, each with its symbol in the shape notation of this module's docstring)."""
+
     input_size: int  # F: features per step (with an embedding: the embedding width)
     hidden_size: int = 64  # H
     num_layers: int = 2  # L
@@ -73,18 +78,22 @@ class ModelConfig:
     # ---- derived structure -------------------------------------------------------------------------------
     @property
     def num_directions(self) -> int:  # D
+        """D: 2 for a bidirectional model, else 1."""
         return 2 if self.bidirectional else 1
 
     @property
     def state_size(self) -> int:  # H_out: the width of h (c stays H wide)
+        """H_out: proj_size where the LSTM projects h, else hidden_size."""
         return self.proj_size or self.hidden_size
 
     @property
     def recurrent_width(self) -> int:  # D·H_out: the features of `out` at each step
+        """D·H_out: the features of the recurrent output at each step."""
         return self.num_directions * self.state_size
 
     @property
     def has_cell_state(self) -> bool:
+        """True for an LSTM (h and c), False for a GRU (h only)."""
         return self.family == "lstm"
 
     @property
@@ -97,10 +106,12 @@ class ModelConfig:
 
     @property
     def input_names(self) -> tuple[str, ...]:
+        """The graph's inputs in order: x, lengths (when the model takes them), h0, and c0 for an LSTM."""
         return (X, *((LENGTHS,) if self.lengths else ()), H0, *((C0,) if self.has_cell_state else ()))
 
     @property
     def output_names(self) -> tuple[str, ...]:
+        """The graph's outputs in order: y, hn, and cn for an LSTM."""
         return (Y, HN, *((CN,) if self.has_cell_state else ()))
 
     @property
@@ -124,6 +135,7 @@ class ModelConfig:
         return ", ".join(parts) + "; " + head
 
     def to_dict(self) -> dict:
+        """Every field as a plain dict (what manifests and checkpoints store; from_dict reads it back)."""
         return asdict(self)
 
     @classmethod
@@ -132,8 +144,6 @@ class ModelConfig:
 
         Raises ValueError for a size that is not an integer in 1..MAX_MODEL_DIM, before anything is sized by it
         (`hidden_size = 2**40` would otherwise allocate), and TypeError for a field of the wrong kind."""
-        from lstm_edge.limits import MAX_MODEL_DIM, short_repr
-
         for k in ("input_size", "hidden_size", "num_layers", "output_size"):
             v = d.get(k, 1)
             if not isinstance(v, int) or isinstance(v, bool) or not 0 < v <= MAX_MODEL_DIM:

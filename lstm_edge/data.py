@@ -93,7 +93,7 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     scikit-learn is not installed (the `datasets` extra).
     """
     try:
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # deferred: sklearn is heavy, and only this task needs it
     except ImportError as e:
         raise LstmEdgeError("the digits task needs scikit-learn", "pip install 'lstm-edge[datasets]'") from e
     d = load_digits()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_edge.checkpoint import read_checkpoint
+from lstm_edge.data import adding_problem
 from lstm_edge.isolated import python_argv
 
 SHIPPED = Path("models/adding")
@@ -16,6 +18,8 @@ WORK = Path("artifacts/demo")
 
 
 def sh(*args: str, check: bool = True) -> int:
+    """Print and run `lstm-edge ARGS` in an isolated child; exit with its code on failure when `check`, else return
+    the code."""
     print(f"\n$ lstm-edge {shlex.join(args)}", flush=True)
     rc = subprocess.call(python_argv("-m", "lstm_edge.cli", *args))  # -I: nothing imported from the working folder
     if check and rc != 0:
@@ -24,16 +28,14 @@ def sh(*args: str, check: bool = True) -> int:
 
 
 def main() -> None:
-    from lstm_edge.data import adding_problem
-
+    """The demo end to end: train (unless a model ships), export, lint, quantize, codegen, run, bench, embed, verify;
+    exits with the first failing step's code, except where a step's failure is part of the story."""
     WORK.mkdir(parents=True, exist_ok=True)
     ckpt = SHIPPED / "model.pt"
     if not ckpt.is_file():
         ckpt = WORK / "adding.pt"
         sh("train", "--task", "adding", "--seq-len", "100", "--out", str(ckpt))
     else:
-        from lstm_edge.checkpoint import read_checkpoint
-
         m = read_checkpoint(ckpt)["metrics"]
         print(
             f"shipped model {ckpt}: validation MSE {m['val_mse']:.2e}, test MSE {m['test_mse']:.2e} "

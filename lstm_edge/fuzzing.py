@@ -17,9 +17,10 @@ import torch
 from hypothesis import strategies as st
 
 from lstm_edge.bundle import Bundle
-from lstm_edge.checkpoint import read_checkpoint, save_checkpoint
+from lstm_edge.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.inputs import read_input
+from lstm_edge.intake import read_model, recognize
 from lstm_edge.model import LSTMModel, ModelConfig
 
 
@@ -47,6 +48,7 @@ json_values = st.recursive(
 
 @st.composite
 def mutated(draw, base: bytes) -> bytes:
+    """A hypothesis strategy: `base` with 1–8 random byte flips, cuts of up to 512 bytes, or inserts of up to 64."""
     data = bytearray(base)
     for _ in range(draw(st.integers(1, 8))):
         op = draw(st.sampled_from(["flip", "cut", "insert"]))
@@ -91,7 +93,7 @@ def checkpoint_dicts(draw) -> bytes:
 # names with arbitrary shapes for the recognizer.
 @functools.cache
 def _user_files() -> tuple[bytes, bytes]:
-    from safetensors.torch import save
+    from safetensors.torch import save  # deferred: the optional safetensors package, for these files only
 
     lstm, fc = torch.nn.LSTM(3, 4, 2, batch_first=True), torch.nn.Linear(4, 2)
     sd = {
@@ -130,8 +132,8 @@ state_dicts = st.dictionaries(
 
 
 def check_model_file(data: bytes, tmp: Path) -> None:
-    from lstm_edge.intake import read_model, recognize
-
+    """Read arbitrary bytes as a user's model file (and recognize its state_dict): a one-line LstmEdgeError is
+    the only failure allowed; anything else escapes to the fuzz test."""
     path = tmp / "m.pt"
     path.write_bytes(data)
     try:
@@ -143,8 +145,7 @@ def check_model_file(data: bytes, tmp: Path) -> None:
 
 
 def check_recognizer(state_dict: dict, head: str) -> None:
-    from lstm_edge.intake import recognize
-
+    """Recognize an arbitrary state_dict: a config with positive sizes, or a one-line LstmEdgeError."""
     try:
         rec = recognize(state_dict, head)
         assert rec.config.input_size > 0 and rec.config.hidden_size > 0
@@ -153,11 +154,10 @@ def check_recognizer(state_dict: dict, head: str) -> None:
 
 
 def check_checkpoint(data: bytes, tmp: Path) -> None:
+    """Read and load arbitrary bytes as an lstm-edge checkpoint: a one-line LstmEdgeError is the only failure."""
     path = tmp / "c.pt"
     path.write_bytes(data)
     try:
-        from lstm_edge.checkpoint import load_checkpoint
-
         read_checkpoint(path)
         load_checkpoint(path)
     except LstmEdgeError:
@@ -218,6 +218,8 @@ input_files = st.tuples(
 
 
 def check_input(spec: tuple[str, bytes], tmp: Path, runner) -> None:
+    """Read arbitrary bytes as a --input file (spec: suffix, bytes) and check them against `runner`: a one-line
+    LstmEdgeError is the only failure allowed."""
     suffix, data = spec
     path = tmp / f"in{suffix}"
     path.write_bytes(data)

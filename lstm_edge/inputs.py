@@ -160,7 +160,9 @@ def _read_csv(path: Path) -> np.ndarray:
 
 
 def write_output(path: str, y: np.ndarray, h: np.ndarray, c: np.ndarray | None = None) -> Path:
-    """y alone (.npy) or y with the final state (.npz: y, hn, and cn for an LSTM)."""
+    """y alone (.npy) or y with the final state (.npz: y, hn, and cn for an LSTM), written atomically.
+
+    Raises LstmEdgeError for another suffix or a folder that cannot be written."""
     p = Path(path)
     buf = io.BytesIO()
     if p.suffix == ".npy":
@@ -229,7 +231,9 @@ def read_feeds(spec: str | None, named: tuple[str, ...], signature) -> dict[str,
 
 
 def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> Path:
-    """Every output by name (.npz), or the first one alone (.npy)."""
+    """Every output by name (.npz), or the first one alone (.npy), written atomically.
+
+    Raises LstmEdgeError for another suffix or a folder that cannot be written."""
     p = Path(path)
     buf = io.BytesIO()
     if p.suffix == ".npy":

@@ -55,7 +55,9 @@ def available_memory() -> int:
 
 def check_memory(need: int, what: str, fix: str) -> None:
     """Refuse (LstmEdgeError) when `need` bytes exceed MAX_RUN_BYTES or MEMORY_FRACTION of available_memory(); `what` names the
-    allocation ("x of shape (1, 10000000, 2) on a 2×64 LSTM"), `fix` says how to make it smaller."""
+    allocation ("x of shape (1, 10000000, 2) on a 2×64 LSTM"), `fix` says how to make it smaller.
+
+    Raises LstmEdgeError when it does not fit."""
     if need > MAX_RUN_BYTES:
         raise LstmEdgeError(f"{what} needs ~{_size(need)} of memory, over the {_size(MAX_RUN_BYTES)} cap", fix)
     budget = int(available_memory() * MEMORY_FRACTION)
@@ -64,7 +66,9 @@ def check_memory(need: int, what: str, fix: str) -> None:
 
 
 def check_file_size(path: Path, cap: int, what: str, fix: str) -> int:
-    """The size of `path` in bytes (following symlinks); LstmEdgeError when over `cap` or unreadable."""
+    """The size of `path` in bytes (following symlinks).
+
+    Raises LstmEdgeError when over `cap` or unreadable."""
     try:
         size = path.stat().st_size
     except OSError as e:
@@ -76,7 +80,9 @@ def check_file_size(path: Path, cap: int, what: str, fix: str) -> int:
 
 def loads_json(text: str | bytes, what: str, fix: str):
     """json.loads with every way untrusted JSON fails as one LstmEdgeError: bad syntax, nesting too deep for
-    Python's parser (RecursionError), an integer of more than 4300 digits (ValueError), undecodable bytes."""
+    Python's parser (RecursionError), an integer of more than 4300 digits (ValueError), undecodable bytes.
+
+    Raises LstmEdgeError for each of those (`what` names the source, `fix` is its fix)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -88,13 +94,16 @@ def loads_json(text: str | bytes, what: str, fix: str):
 
 
 def check_dims(names_values: dict[str, object], what: str, fix: str) -> None:
-    """Each value is an int in 1..MAX_MODEL_DIM (bools refused); LstmEdgeError naming the first that is not."""
+    """Each value is an int in 1..MAX_MODEL_DIM (bools refused).
+
+    Raises LstmEdgeError naming the first that is not."""
     for name, v in names_values.items():
         if not isinstance(v, int) or isinstance(v, bool) or not 0 < v <= MAX_MODEL_DIM:
             raise LstmEdgeError(f"{what}: {name} is {short_repr(v)}, not an integer in 1..{MAX_MODEL_DIM}", fix)
 
 
 def short_repr(v: object) -> str:
+    """repr(v) cut to a line's worth, safe for any value (an int too long to print is named by its size)."""
     # repr of an int over 4300 digits raises ValueError itself: name its size instead
     text = (
         repr(v)
@@ -138,8 +147,9 @@ def check_npz(path: Path, cap: int, fix: str) -> None:
 
 
 def read_npy_header(f, what: str, fix: str) -> tuple[tuple[int, ...], np.dtype, int]:
-    """(shape, dtype, data offset) from an open .npy file's header, read without its data; LstmEdgeError for a
-    file that is not .npy or holds Python objects."""
+    """(shape, dtype, data offset) from an open .npy file's header, read without its data.
+
+    Raises LstmEdgeError for a file that is not .npy or holds Python objects."""
     try:
         major, _ = np.lib.format.read_magic(f)
         read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstm_edge.config import C0, H0, LENGTHS, ModelConfig, X, is_seed_form
+from lstm_edge.errors import LstmEdgeError
 
 State = tuple[Tensor, Tensor]  # (h, c), each (L, B, H)
 
@@ -21,9 +22,13 @@ State = tuple[Tensor, Tensor]  # (h, c), each (L, B, H)
 class Int8Arithmetic(Protocol):
     """How a runtime rounds weights and activations (lstm_edge.int8_sim simulates ONNX Runtime's int8 LSTM)."""
 
-    def weight(self, w: Tensor) -> Tensor: ...
+    def weight(self, w: Tensor) -> Tensor:
+        """`w` as the runtime sees it: rounded to its int8 grid and back to float (same shape)."""
+        ...
 
-    def activation(self, a: Tensor) -> Tensor: ...
+    def activation(self, a: Tensor) -> Tensor:
+        """`a` (an activation entering a matmul) as the runtime rounds it, back in float (same shape)."""
+        ...
 
 
 def gate_layers(
@@ -135,6 +140,7 @@ class GateLSTM(nn.Module):
             self.b.append(nn.Parameter(torch.empty(4 * hidden_size).uniform_(-bound, bound)))
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """x (B, T, F), state (h, c) each (L, B, H) or None for zeros → (out (B, T, H), (h_n, c_n))."""
         return gate_layers(x, state, self.gate_weights(), self.dropout if self.training else 0.0)
 
     def gate_weights(self) -> list[tuple[Tensor, Tensor, Tensor]]:
@@ -144,7 +150,9 @@ class GateLSTM(nn.Module):
 
     @classmethod
     def from_torch(cls, lstm: nn.LSTM) -> GateLSTM:
-        """Exact mapping: PyTorch packs gates i,f,g,o — the same blocks as our i,f,c,o — with two biases."""
+        """Exact mapping: PyTorch packs gates i,f,g,o — the same blocks as our i,f,c,o — with two biases.
+
+        Raises ValueError for an nn.LSTM that is not batch_first, unidirectional, biased and unprojected."""
         if not lstm.batch_first or lstm.bidirectional or lstm.proj_size or not lstm.bias:
             raise ValueError("GateLSTM maps a batch_first, unidirectional nn.LSTM with biases and no projection")
         gate = cls(lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.dropout)
@@ -262,8 +270,6 @@ class LSTMModel(nn.Module):
         if isinstance(self.lstm, GateLSTM):
             return self
         if not is_seed_form(self.config):
-            from lstm_edge.errors import LstmEdgeError
-
             raise LstmEdgeError(
                 f"the documented-equations GateLSTM covers the seed's form only, not {self.config.describe()}",
                 "run the nn.LSTM/nn.GRU reference (drop gates)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +13,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from lstm_edge.checkpoint import provenance, save_checkpoint
+from lstm_edge.atomic import atomic_write_bytes, sha256_file
+from lstm_edge.c_int8_sim import CInt16x8
+from lstm_edge.checkpoint import load_checkpoint, provenance, read_checkpoint, save_checkpoint
 from lstm_edge.data import TaskData, TaskSpec, metric
+from lstm_edge.errors import LstmEdgeError
 from lstm_edge.int8_sim import OrtDynamicInt8
 from lstm_edge.model import LSTMModel, ModelConfig
 from lstm_edge.plots import png_bytes, pyplot
@@ -113,11 +116,7 @@ def _int8_scheme(name: str):
     if name == "ort":
         return OrtDynamicInt8()
     if name == "c":
-        from lstm_edge.c_int8_sim import CInt16x8
-
         return CInt16x8()
-    from lstm_edge.errors import LstmEdgeError
-
     raise LstmEdgeError(f"--int8-scheme {name!r}", "choose ort (ONNX Runtime's int8) or c (lstm-edge codegen's int8 C)")
 
 
@@ -190,10 +189,6 @@ def from_checkpoint(cfg: TrainConfig) -> TrainConfig:
     Raises:
         LstmEdgeError: the checkpoint cannot be read (read_checkpoint's one line).
     """
-    from dataclasses import replace
-
-    from lstm_edge.checkpoint import read_checkpoint
-
     payload = read_checkpoint(cfg.init)
     spec = TaskSpec.recorded(payload["config"].get("task", cfg.task), payload.get("training"), cfg.data)
     return replace(cfg, task=spec.task, seq_len=spec.seq_len, samples=spec.samples, seed=spec.seed, data=spec.data)
@@ -201,9 +196,6 @@ def from_checkpoint(cfg: TrainConfig) -> TrainConfig:
 
 def _start_from(path: str) -> LSTMModel:
     """The checkpoint's model; LstmEdgeError unless it has the form train builds (and int8_aware simulates)."""
-    from lstm_edge.checkpoint import load_checkpoint
-    from lstm_edge.errors import LstmEdgeError
-
     model, config = load_checkpoint(path)
     plain = (
         config.family == "lstm"
@@ -223,8 +215,6 @@ def _start_from(path: str) -> LSTMModel:
 def _fit_to_data(model: LSTMModel, data: TaskData, path: str) -> ModelConfig:
     """model.config, checked against `data`; x_min/x_max filled in from the training split where the checkpoint
     predates them (the int8 C scheme's input scale comes from that range)."""
-    from lstm_edge.errors import LstmEdgeError
-
     config = model.config
     if (config.input_size, config.kind) != (data.X.shape[-1], data.kind) or (
         config.kind == "regression" and config.output_size != data.output_size
@@ -256,52 +246,12 @@ def train(cfg: TrainConfig, data: TaskData | None = None) -> TrainResult:
     torch.manual_seed(cfg.seed)
     model = _start_from(cfg.init) if cfg.init else None  # before the data: a form it cannot train is refused first
     data = data or cfg.task_spec().load()
-    if model is not None:
-        config = _fit_to_data(model, data, cfg.init)
-    else:
-        config = ModelConfig(
-            input_size=data.X.shape[-1],
-            hidden_size=cfg.hidden_size,
-            num_layers=cfg.num_layers,
-            output_size=data.output_size,
-            head=data.head,
-            dropout=cfg.dropout,
-            task=data.name,
-            kind=data.kind,
-            **data.normalization(),
-        )
-        model = LSTMModel(config)
+    model = _fresh_model(cfg, data) if model is None else model
+    config = _fit_to_data(model, data, cfg.init) if cfg.init else model.config
     classify = data.kind == "classification"
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
-    X_tr, y_tr = (torch.from_numpy(a) for a in data.split("train"))
     X_va, y_va = data.split("val")
-    # Regression loss is taken on standardized targets so the learning rate means the same for any units.
-    y_scale = torch.tensor(config.y_std) if not classify else None
-
-    best, best_state, bad, history = float("inf"), None, 0, []
-    if cfg.init:  # going on from a trained model: more epochs must beat where it starts, or it is kept as it was
-        name, val = metric(data.kind, _predict(model, X_va), y_va)
-        best, best_state = (-val if classify else val), copy.deepcopy(model.state_dict())
     start = time.perf_counter()
-    bar = tqdm(range(cfg.epochs), desc="train", disable=not cfg.progress or not cfg.epochs, unit="epoch")
-    gen = torch.Generator().manual_seed(cfg.seed)
-    for epoch in bar:
-        running = _epoch(lambda xb: model(xb)[0], model, X_tr, y_tr, y_scale, opt, gen, cfg.batch_size)
-        name, val = metric(data.kind, _predict(model, X_va), y_va)
-        score = -val if classify else val
-        sched.step(score)
-        history.append({"epoch": epoch + 1, "train_loss": running, f"val_{name}": val})
-        bar.set_postfix(loss=f"{running:.4f}", **{f"val_{name}": f"{val:.4f}"})
-        if score < best - 1e-6:
-            best, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+    history = _fit_epochs(model, config, data, cfg)
     name, val = metric(data.kind, _predict(model, X_va), y_va)
     _, test = metric(data.kind, _predict(model, data.X[data.test]), data.y[data.test])
     fp32_only = {f"val_{name}": val, f"test_{name}": test}
@@ -324,6 +274,59 @@ def train(cfg: TrainConfig, data: TaskData | None = None) -> TrainResult:
     return TrainResult(model=model, metrics=metrics, history=history, seconds=seconds)
 
 
+def _fresh_model(cfg: TrainConfig, data: TaskData) -> LSTMModel:
+    """A new model sized by `cfg` for `data`, with the training split's normalization built in."""
+    config = ModelConfig(
+        input_size=data.X.shape[-1],
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_layers,
+        output_size=data.output_size,
+        head=data.head,
+        dropout=cfg.dropout,
+        task=data.name,
+        kind=data.kind,
+        **data.normalization(),
+    )
+    return LSTMModel(config)
+
+
+def _fit_epochs(model: LSTMModel, config: ModelConfig, data: TaskData, cfg: TrainConfig) -> list[dict]:
+    """Adam over cfg.epochs with early stopping on the validation metric; `model` ends in eval mode holding its best
+    epoch's weights (going on from a checkpoint, its starting weights count as a candidate). Returns the history:
+    one {"epoch", "train_loss", "val_<metric>"} per epoch run."""
+    classify = data.kind == "classification"
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+    X_tr, y_tr = (torch.from_numpy(a) for a in data.split("train"))
+    X_va, y_va = data.split("val")
+    # Regression loss is taken on standardized targets so the learning rate means the same for any units.
+    y_scale = torch.tensor(config.y_std) if not classify else None
+
+    best, best_state, bad, history = float("inf"), None, 0, []
+    if cfg.init:  # going on from a trained model: more epochs must beat where it starts, or it is kept as it was
+        _, val = metric(data.kind, _predict(model, X_va), y_va)
+        best, best_state = (-val if classify else val), copy.deepcopy(model.state_dict())
+    bar = tqdm(range(cfg.epochs), desc="train", disable=not cfg.progress or not cfg.epochs, unit="epoch")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for epoch in bar:
+        running = _epoch(lambda xb: model(xb)[0], model, X_tr, y_tr, y_scale, opt, gen, cfg.batch_size)
+        name, val = metric(data.kind, _predict(model, X_va), y_va)
+        score = -val if classify else val
+        sched.step(score)
+        history.append({"epoch": epoch + 1, "train_loss": running, f"val_{name}": val})
+        bar.set_postfix(loss=f"{running:.4f}", **{f"val_{name}": f"{val:.4f}"})
+        if score < best - 1e-6:
+            best, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
 def train_to_file(cfg: TrainConfig, out: str | Path) -> TrainResult:
     """Train (see train), then write the checkpoint to `out` and its training curve to `out` with suffix .curve.png.
 
@@ -342,9 +345,6 @@ def train_to_file(cfg: TrainConfig, out: str | Path) -> TrainResult:
         "history": result.history,
     }
     if cfg.init:  # what it went on from: enough to tell the starting model and what it scored
-        from lstm_edge.atomic import sha256_file
-        from lstm_edge.checkpoint import read_checkpoint
-
         base = read_checkpoint(cfg.init)
         training["from"] = {"path": str(cfg.init), "sha256": sha256_file(cfg.init), "metrics": base.get("metrics")}
     save_checkpoint(result.model, out, metrics=result.metrics, training=training)
@@ -360,8 +360,6 @@ def plot_curve(history: list[dict], path: Path, int8_aware: dict | None = None) 
     `history` is TrainResult.history: dicts with "epoch", "train_loss" and one "val_<metric>" key (may be empty when
     only fine-tuning ran). Returns `path` (written atomically).
     """
-    from lstm_edge.atomic import atomic_write_bytes
-
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     name = "mse"

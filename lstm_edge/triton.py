@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lstm_edge.bundle import TRITON_FORMAT, TRITON_INFO, check_name
+from lstm_edge.bundle import check_name
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.formats import TRITON_FORMAT, TRITON_INFO
 
 STATE = (("h_state", "h_state_out"), ("c_state", "c_state_out"))
 CONTROLS = (("START", "CONTROL_SEQUENCE_START"), ("READY", "CONTROL_SEQUENCE_READY"), ("END", "CONTROL_SEQUENCE_END"))

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from lstm_edge.bench import Target, _cold_start
+from lstm_edge.bench import Target, cold_start
 from lstm_edge.bundle import Bundle
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.validate import probe_ort_cpu
@@ -63,7 +63,7 @@ def test_isolated_child_ignores_the_working_folder_and_pythonpath(tmp_path, monk
 def test_a_failed_cold_start_is_an_error_not_a_row(small_bundle):
     """The child's own failure (here: a provider it cannot open) stops bench with one line, exit 2 in the CLI."""
     with pytest.raises(LstmEdgeError, match=r"cold-start process for tpu fp32 failed: exit status 1: .*tpu"):
-        _cold_start(Bundle.open(small_bundle), Target("tpu", "fp32"), 1)
+        cold_start(Bundle.open(small_bundle), Target("tpu", "fp32"), 1)
 
 
 def test_a_native_crash_in_a_child_is_named():

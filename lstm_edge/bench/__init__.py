@@ -1,0 +1,259 @@
+"""`lstm-edge bench`: streaming latency percentiles, a throughput grid, cold start and peak RSS of every
+runtime × variant beside PyTorch eager, measured interleaved in one run so that ratios survive a noisy machine.
+
+Rooms: targets (config, what is timed), timing (how), baseline (against what), report (tables, plot); this
+module runs them in order and picks the fastest parity-passing choice (`--auto`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from lstm_edge.bench.baseline import baseline_samples, cold_ratios, faster_cold, roofline_point, speedups
+from lstm_edge.bench.report import plot, table_rows, to_markdown
+from lstm_edge.bench.targets import TORCH_PATHS, BenchConfig, Target, mkldnn_enabled, open_targets, thread_count
+from lstm_edge.bench.timing import (
+    cold_start,
+    flops_per_step,
+    measure_peak_gflops,
+    median_us,
+    time_grid,
+    time_streaming,
+    weight_count,
+)
+from lstm_edge.bundle import Bundle, entry_verdict
+from lstm_edge.environment import environment
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.parity import VerifyConfig, verify
+
+BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
+    """Time every provider × variant beside PyTorch eager fp32, interleaved in one run so ratios survive noise.
+
+    Args:
+        bundle_path: a bundle folder.
+        cfg: what to measure (BenchConfig(); .quick() for a fast look).
+    Returns the report: {"schema": "lstm-edge/bench", "bundle", "config", "model" (flops_per_step, weights, …),
+    "environment", "runs": one per target and thread setting, with "streaming" percentiles (µs), "grid"
+    (median_us, sequences_per_s, steps_per_s per B×T point), "roofline", "speedup_vs_torch" (PyTorch time /
+    target time), "cold" (import_s, cold_start_s, peak_rss_mb) — or "status": "unsupported" with the reason}.
+    PyTorch eager (the first run) is timed on both its CPU LSTM paths (TORCH_PATHS: torch.backends.mkldnn on and
+    off), interleaved with the rest; its run's figures, and every speed-up, are the faster path's per shape, and
+    it adds "paths" ({"mkldnn_on"|"mkldnn_off": {"mkldnn", "streaming", "grid", "speedup_vs_torch", "cold"}}) and
+    "baseline_path" ({"stream_p50" | "B…xT…" | "cold_start" | "rss": the path taken}). A bundle without a
+    checkpoint is measured against ORT CPU fp32 instead (no paths).
+    Raises LstmEdgeError for bad input (an unreadable bundle, an unknown provider, a bad thread setting) or when
+    the PyTorch reference cannot be opened.
+    """
+    cfg = cfg or BenchConfig()
+    bundle = Bundle.open(bundle_path)
+    check_benchable(bundle)
+    config = bundle.config
+    report: dict = {
+        "schema": "lstm-edge/bench",
+        "schema_version": 1,
+        "bundle": {"name": bundle.name, "path": str(bundle.root)},
+        "config": asdict(cfg),
+        "model": {
+            "flops_per_step": flops_per_step(config),
+            "weights": weight_count(config),
+            "hidden_size": config.hidden_size,
+            "num_layers": config.num_layers,
+            "input_size": config.input_size,
+        },
+        "environment": environment(),
+        "runs": [],
+    }
+    for setting in cfg.threads:
+        report["runs"] += bench_setting(bundle, cfg, setting)
+    cold_ratios(report)
+    return report
+
+
+def check_benchable(bundle: Bundle) -> None:
+    """Refuse, before timing anything, a bundle whose state bench cannot carry step by step.
+
+    Raises:
+        LstmEdgeError: the state is not a graph input (an imported model), or the model is bidirectional.
+    """
+    if not bundle.stateful:  # an imported model (or a fallback export) whose state is not a graph input
+        raise LstmEdgeError(
+            f"{bundle.name}'s state is not a graph input, and bench measures streaming latency with state carried",
+            "re-import it with state I/O: lstm-edge import MODEL.onnx --out BUNDLE --rebuild",
+        )
+    if not bundle.config.streamable:
+        raise LstmEdgeError(
+            f"{bundle.name} is bidirectional: its backward direction needs the whole sequence, so it cannot stream, "
+            "and bench measures streaming latency with state carried",
+            "time it whole-sequence with `lstm-edge run` or score, or export a unidirectional model",
+        )
+
+
+def bench_setting(bundle: Bundle, cfg: BenchConfig, setting: str) -> list[dict]:
+    """The runs of one thread setting: every target opened, timed interleaved (streaming, then the grid), and
+    reported against the baseline, the baseline's run first.
+
+    Raises:
+        LstmEdgeError: a bad thread setting, an unknown provider, a baseline that could not be opened, or a
+            cold-start child process that fails.
+    """
+    threads = thread_count(setting)
+    targets = open_targets(bundle, cfg, threads)
+    live = [t for t in targets if t.runner is not None]
+    base = [t for t in targets if t.baseline]
+    for t in base:
+        if t.runner is None:
+            raise LstmEdgeError(f"the baseline ({t.provider}) could not be opened: {t.reason}", "check the bundle")
+    total = max(1, cfg.stream_steps // 50) + len(cfg.batches) * len(cfg.seqs)
+    peak_before = measure_peak_gflops(threads)
+    with tqdm(total=total, desc=f"bench threads={setting}", disable=not cfg.progress) as bar:
+        time_streaming(live, bundle.config.input_size, cfg.stream_steps, bar)
+        time_grid(live, bundle.config.input_size, cfg, bar)
+    peak = max(peak_before, measure_peak_gflops(threads))  # the machine's best, before or after the phase
+    ref, taken = baseline_samples(base)
+    # One run for the baseline (PyTorch eager, the faster path per shape; its two paths inside it), then the rest.
+    runs = []
+    for t in [base[0], *(t for t in targets if not t.baseline)]:
+        entry = {"runtime": t.provider, "variant": t.variant, "threads": threads, "threads_setting": setting}
+        if t.runner is None:
+            runs.append(entry | {"status": "unsupported", "reason": t.reason})
+            continue
+        entry |= run_figures(bundle, cfg, t, ref if t.baseline else t.samples, ref, peak)
+        if t.torch_path:  # PyTorch eager: both paths' own figures, and which one each baseline figure is
+            entry["describe"]["mkldnn"] = "the faster of on and off per shape: see baseline_path"
+            entry["baseline_path"] = taken
+            entry["paths"] = baseline_paths(base, ref)
+        if cfg.cold_start and t.torch_path:
+            for p in base:
+                entry["paths"][p.torch_path]["cold"] = cold_start(bundle, p, threads)
+            entry["cold"], cold_taken = faster_cold({k: v["cold"] for k, v in entry["paths"].items()})
+            entry["baseline_path"] |= cold_taken
+        elif cfg.cold_start:
+            entry["cold"] = cold_start(bundle, t, threads)
+        runs.append(entry)
+    for t in live:
+        t.runner.close()
+    return runs
+
+
+def run_figures(bundle: Bundle, cfg: BenchConfig, t: Target, s: dict, ref: dict, peak: float) -> dict:
+    """One opened target's figures from its samples `s`: streaming (with the real-time factor at cfg.rate_hz),
+    grid, roofline against the machine's `peak` GFLOP/s, speed-ups against the baseline's samples `ref`, its
+    model file's size and quantize's verdict on its variant."""
+    config = bundle.config
+    flops = flops_per_step(config)
+    precision = bundle.entry(t.variant).get("precision", "fp32") if t.provider != "torch" else "fp32"
+    path = bundle.artifact(t.variant, cfg.verify_hash) if t.provider != "torch" else bundle.checkpoint(cfg.verify_hash)
+    step_s = s["stream"]["p50"] / 1e6
+    best_point = roofline_point(cfg)
+    achieved = s[best_point]["steps_per_s"] * flops / 1e9
+    return {
+        "status": "ok",
+        "describe": t.runner.describe(),
+        "model_bytes": path.stat().st_size,
+        "deployable": entry_verdict(bundle.entry(t.variant)) == "deployable",
+        "verdict": entry_verdict(bundle.entry(t.variant)),
+        "streaming": s["stream"] | {"real_time_factor": step_s * cfg.rate_hz, "rate_hz": cfg.rate_hz},
+        "grid": {k: v for k, v in s.items() if k.startswith("B")},
+        "roofline": {
+            "flops_per_step": flops,
+            "weight_bytes": weight_count(config) * BYTES_PER_WEIGHT.get(precision, 4),
+            "point": best_point,
+            "gflops": achieved,
+            "peak_gflops": peak,
+            "fraction_of_peak": achieved / peak,
+        },
+        "speedup_vs_torch": speedups(ref, s),
+    }
+
+
+def baseline_paths(base: list[Target], ref: dict) -> dict:
+    """PyTorch eager's paths in its run: per TORCH_PATHS key, its flag, streaming, grid and speed-ups."""
+    return {
+        p.torch_path: {
+            "mkldnn": TORCH_PATHS[p.torch_path],
+            "streaming": p.samples["stream"],
+            "grid": {k: v for k, v in p.samples.items() if k.startswith("B")},
+            "speedup_vs_torch": speedups(ref, p.samples),
+        }
+        for p in base
+    }
+
+
+def batch_key(report: dict) -> str:
+    """The grid point that stands for "batch" in `--auto batch`: B64xT100 where it was measured, else the point
+    with the most steps per call among those measured (--quick measures B 1,8 × T 1,100, so B8xT100). The key was
+    fixed to B64xT100, and --quick --auto batch always found no candidate."""
+    points = {k for r in report["runs"] if r.get("status") == "ok" for k in r.get("grid", {})}
+    if "B64xT100" in points or not points:
+        return "B64xT100"
+
+    def steps(k: str) -> tuple[int, int]:
+        b, t = k[1:].split("xT")
+        return int(b) * int(t), int(b)
+
+    return max(points, key=steps)
+
+
+def auto_choose(bundle_path: str | Path, report: dict, workload: str) -> dict:
+    """The fastest runtime × variant for `workload` ("streaming": stream p50; "batch": batch_key) among the bench
+    report's runs that passes parity (verify's tolerances, quick matrix, drift over 50 steps).
+
+    Returns {"workload", "point" (the measure compared: stream_p50 or a grid point), "runtime", "variant",
+    "threads", "speedup_vs_torch", "parity": "pass"}, and "torch_path" (a TORCH_PATHS key) where PyTorch eager
+    itself is the fastest.
+    Raises LstmEdgeError for an unknown workload, or when no measured target passes parity.
+    """
+    if workload not in ("streaming", "batch"):
+        raise LstmEdgeError(f"unknown workload {workload!r}", "use --auto streaming or --auto batch")
+    key = "stream_p50" if workload == "streaming" else batch_key(report)
+    candidates = [r for r in report["runs"] if r.get("status") == "ok" and key in r["speedup_vs_torch"]]
+    candidates.sort(key=lambda r: -r["speedup_vs_torch"][key])
+    for r in candidates:
+        v = verify(
+            bundle_path,
+            replace(
+                VerifyConfig(providers=(r["runtime"],), variants=(r["variant"],), progress=False).quick(),
+                drift_seq=50,  # the drift series is not read here
+            ),
+        )
+        result = v["results"][0]
+        if result["status"] == "pass":
+            chosen = {
+                "workload": workload,
+                "point": key,
+                "runtime": r["runtime"],
+                "variant": r["variant"],
+                "threads": r["threads"],
+                "speedup_vs_torch": r["speedup_vs_torch"][key],
+                "parity": "pass",
+            }
+            if key in r.get("baseline_path", {}):  # PyTorch eager itself: on the path that was faster here
+                chosen["torch_path"] = r["baseline_path"][key]
+            return chosen
+    raise LstmEdgeError("no runtime × variant passed parity", "run `lstm-edge verify` to see why")
+
+
+__all__ = [
+    "TORCH_PATHS",
+    "BenchConfig",
+    "Target",
+    "auto_choose",
+    "baseline_samples",
+    "batch_key",
+    "bench",
+    "cold_start",
+    "flops_per_step",
+    "measure_peak_gflops",
+    "median_us",
+    "mkldnn_enabled",
+    "plot",
+    "table_rows",
+    "to_markdown",
+    "weight_count",
+]

@@ -1,0 +1,181 @@
+"""How bench times: model FLOPs and weights, the machine's peak, streaming and grid rounds interleaved across
+targets, and the cold start in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from lstm_edge.bench.targets import TORCH_PATHS, BenchConfig, Target
+from lstm_edge.bundle import Bundle
+from lstm_edge.config import ModelConfig
+from lstm_edge.errors import LstmEdgeError, first_line
+from lstm_edge.isolated import failure, run_python
+
+
+def flops_per_step(config: ModelConfig) -> int:
+    """FLOPs (multiply-adds ×2) for one sequence and one step: four gate GEMVs per layer on [h, x], ~10 per hidden
+    unit of gate math, plus the head. Raises nothing."""
+    total, f_in = 0, config.input_size
+    for _ in range(config.num_layers):
+        total += 2 * 4 * config.hidden_size * (f_in + config.hidden_size) + 10 * config.hidden_size  # + gate math
+        f_in = config.hidden_size
+    return total + 2 * config.hidden_size * config.output_size
+
+
+def weight_count(config: ModelConfig) -> int:
+    """Parameters of the recurrent layers (W, R and two biases per gate) and the head."""
+    n, f_in = 0, config.input_size
+    for _ in range(config.num_layers):
+        n += 4 * config.hidden_size * (f_in + config.hidden_size + 2)
+        f_in = config.hidden_size
+    return n + config.hidden_size * config.output_size + config.output_size
+
+
+def measure_peak_gflops(threads: int) -> float:
+    """A machine peak for the roofline line, in GFLOP/s: the best of 12 float32 1024² GEMMs (torch's oneDNN/MKL)
+    on `threads` threads (this sets torch's thread count)."""
+    import torch  # deferred: only bench's roofline needs it, and only when timing
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    best = float("inf")
+    for _ in range(12):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * 1024**3 / best / 1e9
+
+
+def median_us(fn: Callable[[], object], n: int) -> float:
+    """Median wall time of n calls of fn(), in µs (for the benchmark scripts' side-by-side figures)."""
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e6)
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    """Times in seconds as µs percentiles: p50, p90, p99, p999, mean, and the count n."""
+    us = np.asarray(samples_s) * 1e6
+    return {
+        "p50": float(np.percentile(us, 50)),
+        "p90": float(np.percentile(us, 90)),
+        "p99": float(np.percentile(us, 99)),
+        "p999": float(np.percentile(us, 99.9)),
+        "mean": float(us.mean()),
+        "n": int(us.size),
+    }
+
+
+def time_streaming(live: list[Target], F: int, steps: int, bar) -> None:
+    """Time `steps` single steps at B=1 of every live target, interleaved 50 steps at a time, into its
+    samples["stream"] (percentiles in µs); `bar` advances once per round."""
+    x = np.random.default_rng(0).random((1, F), dtype=np.float32)
+    streams = {t.key: t.runner.stream() for t in live}
+    for t in live:  # warm-up
+        with t.flags():
+            for _ in range(30):
+                streams[t.key].step(x)
+    chunk = 50
+    samples: dict[str, list[float]] = {t.key: [] for t in live}
+    perf = time.perf_counter
+    for _ in range(max(1, steps // chunk)):
+        for t in live:  # interleaved: every runner sees the same machine state, chunk by chunk
+            step = streams[t.key].step
+            out = samples[t.key]
+            with t.flags():  # set once a chunk, outside the timed calls: its cost is not PyTorch's
+                for _ in range(chunk):
+                    t0 = perf()
+                    step(x)
+                    out.append(perf() - t0)
+        bar.update(1)
+    for t in live:
+        t.samples["stream"] = percentiles(samples[t.key])
+
+
+def time_grid(live: list[Target], F: int, cfg: BenchConfig, bar) -> None:
+    """Time whole-sequence runs of every live target at each cfg.batches × cfg.seqs point, interleaved call by
+    call, into its samples["B…xT…"] (median_us, sequences_per_s, steps_per_s, reps); `bar` advances per point."""
+    rng = np.random.default_rng(1)
+    for B in cfg.batches:
+        for T in cfg.seqs:
+            x = rng.random((B, T, F), dtype=np.float32)
+            times: dict[str, list[float]] = {t.key: [] for t in live}
+            for t in live:
+                with t.flags():
+                    t.runner.run(x)  # warm-up at this shape
+            spent = dict.fromkeys(times, 0.0)
+            for _ in range(cfg.max_reps):
+                for t in live:
+                    with t.flags():
+                        t0 = time.perf_counter()
+                        t.runner.run(x)
+                        dt = time.perf_counter() - t0
+                    times[t.key].append(dt)
+                    spent[t.key] += dt
+                if all(len(v) >= cfg.min_reps for v in times.values()) and all(
+                    s >= cfg.min_time for s in spent.values()
+                ):
+                    break
+                if all(len(v) >= cfg.min_reps for v in times.values()) and max(spent.values()) > 6 * cfg.min_time:
+                    break  # the slowest runner dominates; its median is already stable
+            for t in live:
+                med = float(np.median(times[t.key]))
+                t.samples[f"B{B}xT{T}"] = {
+                    "median_us": med * 1e6,
+                    "sequences_per_s": B / med,
+                    "steps_per_s": B * T / med,
+                    "reps": len(times[t.key]),
+                }
+            bar.update(1)
+
+
+COLD_START_SCRIPT = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+import lstm_edge
+t1 = time.perf_counter()
+r = lstm_edge.load(sys.argv[1], provider=sys.argv[2], variant=sys.argv[3], threads=int(sys.argv[4]))
+if len(sys.argv) > 5:  # PyTorch eager's LSTM path; its runner imported torch, so no import time moves here
+    import torch
+    torch.backends.mkldnn.set_flags(sys.argv[5] == "on", None, None, None)
+s = r.stream()
+s.step(np.zeros(r.source.input_size, np.float32))
+t2 = time.perf_counter()
+for _ in range(200):
+    s.step(np.zeros(r.source.input_size, np.float32))
+r.run(np.zeros((64, 100, r.source.input_size), np.float32))
+# VmHWM, not ru_maxrss: after fork+exec, ru_maxrss still carries the parent's high-water mark.
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(json.dumps({"import_s": t1 - t0, "cold_start_s": t2 - t1, "peak_rss_mb": hwm / 1024}))
+"""
+
+
+def cold_start(bundle: Bundle, t: Target, threads: int) -> dict:
+    """In a fresh isolated process (lstm_edge.isolated: `python -I`, an empty working folder): import, create the
+    session, run the first step; then peak RSS after real work; for PyTorch eager on the target's
+    torch.backends.mkldnn path. Raises LstmEdgeError where the child fails: the runner opened in this process, so
+    a failure there is a real problem, not a row to pass over."""
+    path = [("on" if TORCH_PATHS[t.torch_path] else "off")] if t.torch_path else []
+    runs = []
+    for _ in range(3):
+        out = run_python(COLD_START_SCRIPT, [str(bundle.root.resolve()), t.provider, t.variant, str(threads), *path])
+        why = failure(out)
+        if why is None:
+            try:
+                runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            except (ValueError, IndexError):
+                why = f"no measurement in its output ({first_line(out.stdout) or 'empty'})"
+        if why is not None:
+            raise LstmEdgeError(
+                f"the cold-start process for {t.provider} {t.variant} failed: {why}",
+                "run `lstm-edge doctor`, or skip the measurement with --no-cold-start",
+            )
+    return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}

@@ -1,0 +1,54 @@
+"""`lstm-edge verify`: the parity proof of every runtime × variant against the reference; exit 1 when it fails."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from lstm_edge.atomic import atomic_write_text
+from lstm_edge.cli.common import csv_option, handle_errors
+
+
+@click.command()
+@click.argument("bundle", type=click.Path())
+@click.option("--providers", help="Comma-separated (default: every runtime installed): torch,cpu,cuda,openvino,tract")
+@click.option("--variants", help="Comma-separated (default: every variant in the bundle): fp32,int8,int8-static,fp16")
+@click.option(
+    "--quick", is_flag=True, help="A smaller matrix (B 1,4; T 1,7,100; drift over 200 steps) for a fast check."
+)
+@click.option("--strict", is_flag=True, help="Fail on variants that quantize marked not deployable, too.")
+@click.option("--json", "json_path", type=click.Path(), help="Write the full report (schemas/verify.schema.json).")
+@click.option("--markdown", "md_path", type=click.Path(), help="Write the summary table as Markdown.")
+@click.option("--plots", "plots_dir", type=click.Path(), help="Write error-against-timestep PNGs into this folder.")
+@click.option("--no-verify-hash", is_flag=True, help="Skip the sha256 integrity check.")
+@handle_errors
+def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots_dir, no_verify_hash) -> None:
+    """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch."""
+    # numpy and the runtimes, which parity imports, deferred: `lstm-edge --help` stays fast
+    from lstm_edge.parity import VerifyConfig, plot_drift, summary_rows, to_markdown
+    from lstm_edge.parity import verify as run_verify  # as above
+
+    cfg = VerifyConfig(
+        providers=csv_option(providers), variants=csv_option(variants), strict=strict, verify_hash=not no_verify_hash
+    )
+    if quick:
+        cfg = cfg.quick()
+    report = run_verify(bundle, cfg)
+    if json_path:
+        atomic_write_text(Path(json_path), json.dumps(report) + "\n")
+    if md_path:
+        atomic_write_text(Path(md_path), to_markdown(report))
+    if plots_dir:
+        plot_drift(report, Path(plots_dir))
+    rows = summary_rows(report)
+    click.echo(f"{'runtime':<9} {'variant':<12} {'status':<15} {'cases':<9} worst max scaled error (tolerance)")
+    for r in rows:
+        click.echo(f"{r['runtime']:<9} {r['variant']:<12} {r['status']:<15} {r['cases']:<9} {r['worst']}")
+    for i in report["integrity"]:
+        if not i["ok"]:
+            click.echo(f"integrity: {i['path']}: {i['detail']}")
+    click.echo("PASSED" if report["passed"] else f"FAILED{': ' + report['reason'] if report['reason'] else ''}")
+    sys.exit(0 if report["passed"] else 1)

@@ -1,0 +1,19 @@
+"""The format tags lstm-edge writes into what it makes, and the file names that carry them.
+
+A folder holding one of these tags is lstm-edge's to replace (atomic.is_ours); readers check them before trusting a
+file (bundle.Bundle.open). Kept in this leaf module so that atomic (which checks tags) and bundle (which reads
+bundles and imports atomic) need not import each other.
+"""
+
+MANIFEST = "manifest.json"
+FORMAT = "lstm-edge/bundle"
+FORMAT_VERSION = 1
+# The embed targets' folders carry our tag too, so `--force` knows them as ours (atomic.is_ours): the python,
+# node and web targets in manifest.json (FORMAT), a Triton model repository (which has no manifest.json) in
+# lstm-edge.json.
+TRITON_INFO = "lstm-edge.json"
+TRITON_FORMAT = "lstm-edge/triton-repository"
+# `score --engine ray` writes a folder of Parquet files; this marker (a leading "_" keeps Parquet readers off it)
+# makes the folder lstm-edge's to replace on the next run.
+SCORE_FORMAT = "lstm-edge/score-output"
+SCORE_INFO = "_lstm-edge.json"
