@@ -85,7 +85,15 @@ def test_rendered_in_chromium(page, tmp_path):
     rows = re.findall(r"<tr><td>cpu</td><td>([a-z0-9-]+)</td>", dom)
     assert rows == ["fp32", "int8", "int8-static", "fp16"]  # verify's detail table, one row per variant
     assert "bound 1e-05" in dom  # fp32's bound beside its value
-    for variant, verdict in (("fp32", "deployable"), ("int8", "not-deployable"), ("fp16", "not-deployable")):
+    for ref in re.findall(r'(?:src|href)="([^"]*)"', dom):
+        assert ref.startswith(("#", "data:image/png;base64,")), ref  # nothing fetched from a network
+    verdicts = {
+        "fp32": "deployable",
+        "int8": "not-deployable",
+        "int8-static": "not-deployable",
+        "fp16": "not-deployable",
+    }
+    for variant, verdict in verdicts.items():
         assert re.search(rf"<td><b>{re.escape(variant)}</b></td><td class=\"[a-z]+\">{verdict}</td>", dom), variant
     assert "PASSED" in dom and "lstm-edge bundle" in dom and "lstm-edge codegen" in dom
     shot = tmp_path / "report.png"

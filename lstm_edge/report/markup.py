@@ -92,10 +92,12 @@ def join(parts: Iterable[object], sep: str = "") -> Markup:
 
 
 def para(*parts: object, cls: str = "") -> Markup:
+    """A paragraph of escaped parts (Markup parts pass through)."""
     return tag("p", join(parts), cls)
 
 
 def code(text: object) -> Markup:
+    """Inline code: a command, a file name."""
     return tag("code", text)
 
 
