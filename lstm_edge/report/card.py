@@ -1,0 +1,270 @@
+"""The sections that the bundle alone answers: the model card, the variants with quantize's verdicts, quantization's
+report, and how to embed the model. Each returns one escaped HTML fragment (markup.Markup)."""
+
+from __future__ import annotations
+
+import shlex
+
+from lstm_edge.bundle import Bundle, entry_verdict
+from lstm_edge.embed import TARGETS
+from lstm_edge.report import figures
+from lstm_edge.report.markup import (
+    STATUS_CLASS,
+    Cell,
+    Markup,
+    code,
+    definitions,
+    figure,
+    join,
+    missing,
+    para,
+    sci,
+    section,
+    size,
+    table,
+    tag,
+)
+
+NOT_RECORDED = "not recorded"
+# manifest "reference.kind" → what the bundle was judged against, in words. A rebuild is called a guess.
+REFERENCE_WORDS = {
+    "lstm-edge-checkpoint": "the lstm-edge checkpoint (model.pt) run by PyTorch",
+    "user-forward": "the user's own forward, run on the user's module",
+    "rebuilt-from-state-dict": "a module rebuilt from the weights alone — a guess at the architecture; the user's "
+    "own forward was not run",
+    "onnx-float64": "the source ONNX evaluated in float64 by onnx.reference",
+}
+# One line per embed target: what the folder is for (lstm_edge.embed.TARGETS, plus the C of `lstm-edge codegen`).
+TARGET_WORDS = {
+    "python": "a Python app (needs lstm-edge installed; run example.py with the interpreter that has it)",
+    "node": "a Node.js program (onnxruntime-node)",
+    "web": "a web page (onnxruntime-web, single-threaded WASM, works offline)",
+    "triton": "a Triton Inference Server model repository",
+}
+
+
+def _config_items(bundle: Bundle) -> list[tuple[str, object]]:
+    c = bundle.manifest.get("config", {})
+
+    def get(key: str, fmt=str) -> str:
+        return fmt(c[key]) if key in c and c[key] is not None else NOT_RECORDED
+
+    return [
+        ("recognized as", bundle.manifest.get("spec", NOT_RECORDED)),
+        ("family", get("family", str.upper)),
+        ("layers", get("num_layers")),
+        ("hidden size", get("hidden_size")),
+        ("directions", get("bidirectional", lambda b: "2 (bidirectional)" if b else "1")),
+        ("projection", get("proj_size", lambda p: str(p) if p else "none")),
+        ("head", get("head")),
+        (
+            "input size",
+            get("input_size") + (f" (token ids, vocabulary {c['vocab_size']})" if c.get("vocab_size") else ""),
+        ),
+        ("output size", get("output_size")),
+        ("task", f"{get('task')} ({get('kind')})"),
+        ("layout", get("batch_first", lambda b: "batch-first [batch, seq, features]" if b else "time-major")),
+        ("streaming", "yes: state in, state out" if bundle.manifest.get("streaming", True) else "no (whole sequences)"),
+        ("gate layout", bundle.manifest.get("gate_layout", NOT_RECORDED)),
+    ]
+
+
+def _provenance_items(bundle: Bundle) -> list[tuple[str, object]]:
+    m = bundle.manifest
+    producers = m.get("producers") or {}
+    exporter = ", ".join(f"{k} {v}" for k, v in producers.items()) or NOT_RECORDED
+    ref = m.get("reference") or {}
+    words = REFERENCE_WORDS.get(ref.get("kind", ""), ref.get("kind") or NOT_RECORDED)
+    val = m.get("validation")
+    validated = (
+        f"{val.get('runtime', '?')}: max scaled error {sci(val.get('max_scaled_error'))}"
+        + (f" over {val['cases']} cases" if "cases" in val else "")
+        if val
+        else NOT_RECORDED
+    )
+    items = [("written by", exporter), ("validated against", words)]
+    if ref.get("detail"):
+        items.append(("reference detail", ref["detail"]))
+    items.append(("export's own check", validated))
+    if "import" in m:
+        items.append(("imported from", m["import"].get("source", NOT_RECORDED)))
+    sha = m.get("source_checkpoint_sha256")
+    items.append(("source sha256", code(sha) if sha else NOT_RECORDED))
+    return items
+
+
+def model_card(bundle: Bundle) -> Markup:
+    """What was recognized, who wrote it and what export validated against, and every artifact's size."""
+    arts = bundle.manifest.get("artifacts", {})
+    fp32_bytes = arts.get("fp32", {}).get("bytes")
+    rows = []
+    for name, e in arts.items():
+        ratio = (
+            f"{e['bytes'] / fp32_bytes:.2f}× fp32"
+            if fp32_bytes and "bytes" in e and e.get("path", "").endswith(".onnx")
+            else ""
+        )
+        rows.append(
+            [
+                name,
+                code(e.get("path", "?")),
+                Cell(size(e.get("bytes")), "num"),
+                ratio,
+                e.get("precision", ""),
+                code(str(e.get("sha256", ""))[:12]),
+            ]
+        )
+    io = bundle.manifest.get("io", {})
+    io_rows = [
+        [kind, p["name"], " × ".join(str(d) for d in p.get("shape", [])), p.get("dtype", "")]
+        for kind in ("inputs", "outputs")
+        for p in io.get(kind, [])
+    ]
+    return section(
+        "model",
+        "Model card",
+        tag("h3", "What was recognized"),
+        definitions(_config_items(bundle)),
+        tag("h3", "Exporter and reference"),
+        definitions(_provenance_items(bundle)),
+        tag("h3", "Inputs and outputs"),
+        table(["", "name", "shape", "dtype"], io_rows) if io_rows else para(NOT_RECORDED),
+        tag("h3", "Artifacts"),
+        table(["artifact", "file", "size", "", "precision", "sha256"], rows),
+    )
+
+
+def verdict_reasons(name: str, entry: dict, bundle: Bundle) -> list[str]:
+    """Why a variant has its verdict, in sentences: fp32's export check; a quantized variant's task metric against
+    its budget, fp16's parity bound, or why the metric could not be measured."""
+    if name == "fp32":
+        val = bundle.manifest.get("validation")
+        if not val:
+            return ["the exported model; export's check is not recorded"]
+        return [f"the exported model; export checked it on {val.get('runtime', '?')} to a max scaled error of "
+                f"{sci(val.get('max_scaled_error'))} against {REFERENCE_WORDS.get((bundle.manifest.get('reference') or {}).get('kind', ''), 'its reference')}"]  # fmt: skip
+    r = entry.get("report") or {}
+    m = r.get("metric") or {}
+    why = []
+    if m.get("variant") is None:
+        why.append("its task metric was not measured (no task data): nothing says whether the loss is acceptable")
+    else:
+        relative = m.get("drop_kind") == "relative"
+        drop = f"{m['drop']:+.1%}" if relative else f"{m['drop']:+.2f} points"
+        budget = f"{m['budget']:.1%}" if relative else f"{m['budget']} points"
+        over = "over" if m["drop"] > m["budget"] else "within"
+        why.append(f"{m['name']} {m['fp32']:.4g} (fp32) → {m['variant']:.4g}: {drop}, {over} the budget of {budget}")
+    pb = r.get("parity_bound")
+    if pb:
+        over = "over" if pb["max_scaled"] > pb["tolerance"] else "within"
+        why.append(
+            f"max scaled error vs PyTorch up to T=1000 {sci(pb['max_scaled'])}, {over} the fp16 bound {pb['tolerance']:g}"
+        )
+    if r.get("measured_on"):
+        why.append(f"measured on {r['measured_on']}")
+    return why or [NOT_RECORDED]
+
+
+def variants_section(bundle: Bundle) -> Markup:
+    """Every variant the manifest lists with quantize's verdict and the reasons, as a table."""
+    rows = []
+    for v in bundle.variants():
+        e = bundle.entry(v)
+        verdict = entry_verdict(e)
+        reasons = join(tag("li", w) for w in verdict_reasons(v, e, bundle))
+        rows.append(
+            [
+                tag("b", v),
+                Cell(verdict, STATUS_CLASS.get(verdict, "")),
+                Cell(size(e.get("bytes")), "num"),
+                tag("ul", reasons),
+            ]
+        )
+    deployable = [v for v in bundle.variants() if bundle.verdict(v) == "deployable"]
+    lead = para(
+        "Deployable: ", join((code(v) for v in deployable), ", ") if deployable else "none",
+        ". A variant over its budget is a finding, not an error: it stays in the bundle, marked.",
+    )  # fmt: skip
+    return section(
+        "variants", "Variants and verdicts", lead, table(["variant", "quantize's verdict", "size", "why"], rows)
+    )
+
+
+def quantization_section(bundle: Bundle) -> Markup:
+    """quantize's report: size, settings, error against fp32 per output and over T, the nodes it quantized, the
+    error-profile figure with each variant's bound, and quantization.md as written."""
+    quantized = [v for v in bundle.variants() if (bundle.entry(v).get("report"))]
+    if not quantized:
+        cmd = f"lstm-edge quantize {shlex.quote(str(bundle.root))}"
+        return section("quantization", "Quantization", missing("quantize has not been run on this bundle.", cmd))
+    rows = []
+    for v in quantized:
+        r = bundle.entry(v)["report"]
+        s = r.get("settings") or {}
+        int8 = bundle.entry(v).get("precision") == "int8"
+        how = ", ".join(
+            w for w in (
+                ("per-channel" if s.get("per_channel") else "per-tensor") if int8 else "weights and activations in fp16",
+                "reduced range" if s.get("reduce_range") and int8 else "",
+                f"{s['method']} calibration on {s.get('calibration_samples')} sequences" if s.get("method") else "",
+            ) if w
+        )  # fmt: skip
+        err = r.get("error_vs_fp32", {})
+        max_abs = " / ".join(sci(err[o]["max_abs"]) for o in ("y", "hn", "cn") if o in err)
+        sqnr = (err.get("y") or {}).get("sqnr_db")
+        n_q = len((r.get("nodes") or {}).get("quantized", []))
+        rows.append([tag("b", v), Cell(f"{r.get('size_ratio', 0):.2f}×", "num"), how, Cell(max_abs, "num"),
+                     Cell("∞ (identical)" if sqnr is None else f"{sqnr:.1f}", "num"), Cell(str(n_q), "num")])  # fmt: skip
+    parts = [
+        table(
+            ["variant", "size vs fp32", "settings", "max |Δ| vs fp32: y / hn / cn", "SQNR y (dB)", "quantized nodes"],
+            rows,
+        ),
+        para(
+            "Absolute errors of the cell state cn scale with |c|, which reaches tens on a long sequence; verify "
+            "judges the scaled error |Δ| / max(1, |ref|), which the figure shows.",
+            cls="note",
+        ),  # fmt: skip
+    ]
+    uri = figures.quantization_figure(bundle, quantized)
+    if uri:
+        parts.append(figure(uri, "quantization error against sequence length", "Max scaled error against PyTorch "
+                            "per sequence length (zero and random initial state, full and streamed) — solid; the "
+                            "bound verify holds each variant to — dotted, same colour (int8: the recorded error "
+                            f"× 4; fp16: fixed). Exact zeros, if any, are drawn at {figures.FLOOR:.0e}."))  # fmt: skip
+    md = bundle.root / "quantization.md"
+    if md.is_file():
+        parts.append(
+            tag(
+                "details",
+                join(
+                    [tag("summary", "quantization.md as quantize wrote it"), tag("pre", md.read_text(errors="replace"))]
+                ),
+            )
+        )
+    return section("quantization", "Quantization", *parts)
+
+
+def embed_section(bundle: Bundle) -> Markup:
+    """The bundle targets and the one command for each, with the variant to embed (a deployable one)."""
+    root = shlex.quote(str(bundle.root))
+    deployable = [v for v in bundle.variants() if bundle.verdict(v) == "deployable"] or ["fp32"]
+    v = deployable[0]
+    rows = [
+        [t, TARGET_WORDS.get(t, ""), code(f"lstm-edge bundle {root} --target {t} --variant {v} --out embed/{t}")]
+        for t in TARGETS
+    ]
+    rows.append(["c", "dependency-free C99 for a microcontroller (no malloc), with a check program",
+                 code(f"lstm-edge codegen {root} --out embed/c")])  # fmt: skip
+    return section(
+        "embed",
+        "How to embed it",
+        para(
+            "Each folder checks itself against the bundle's golden vectors. The variant below is ",
+            code(v),
+            " (deployable); pass another with ",
+            code("--variant"),
+            " to embed it anyway.",
+        ),  # fmt: skip
+        table(["target", "for", "command"], rows),
+    )

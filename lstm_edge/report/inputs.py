@@ -1,0 +1,92 @@
+"""What a report reads: the bundle, and the JSON that `verify` and `bench` wrote (found or named), checked first.
+
+The report never runs verify or bench: it reads what they wrote. A JSON given by path must be the right tool's
+(its "schema" tag); one found at a conventional place inside the bundle folder is used only when it is.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from lstm_edge import limits
+from lstm_edge.bundle import Bundle
+from lstm_edge.errors import LstmEdgeError
+
+VERIFY_SCHEMA = "lstm-edge/verify"
+BENCH_SCHEMA = "lstm-edge/bench"
+# Where report looks when --verify / --bench is not given: beside manifest.json, as
+# `lstm-edge verify BUNDLE --json BUNDLE/verify.json` would put it. Nothing writes there by default yet.
+CONVENTIONAL = {VERIFY_SCHEMA: "verify.json", BENCH_SCHEMA: "bench.json"}
+# A full verify report is ~1 MB (2,304 runs with every error statistic); 64 MiB is far above any we write.
+MAX_REPORT_JSON_BYTES = 64 * limits.MiB
+_TOOL = {VERIFY_SCHEMA: ("verify", "--verify"), BENCH_SCHEMA: ("bench", "--bench")}
+
+
+@dataclass
+class ToolReport:
+    """One tool's JSON as read: the parsed document and where it came from ("--verify", or "found in the bundle")."""
+
+    doc: dict
+    path: Path
+    origin: str
+
+
+@dataclass
+class ReportInputs:
+    """Everything one page shows: the opened bundle and, where they were run, verify's and bench's reports."""
+
+    bundle: Bundle
+    verify: ToolReport | None
+    bench: ToolReport | None
+
+    def command(self, tool: str) -> str:
+        """The command that writes `tool`'s JSON ("verify" or "bench") where the report finds it by itself."""
+        root = shlex.quote(str(self.bundle.root))
+        name = CONVENTIONAL[VERIFY_SCHEMA if tool == "verify" else BENCH_SCHEMA]
+        quick = " --quick" if tool == "bench" else ""
+        return f"lstm-edge {tool} {root}{quick} --json {shlex.quote(str(self.bundle.root / name))}"
+
+
+def read_tool_json(path: str | Path, schema: str) -> dict:
+    """The JSON report at `path`, which must carry `schema` ("lstm-edge/verify" or "lstm-edge/bench").
+
+    Raises LstmEdgeError (one line with the fix) when the file is missing, too large, not JSON, or another tool's
+    (a bench report given as --verify says to pass it as --bench)."""
+    path = Path(path)
+    tool, option = _TOOL[schema]
+    fix = f"pass the file `lstm-edge {tool} BUNDLE --json PATH` wrote"
+    if not path.is_file():
+        raise LstmEdgeError(f"{option} {path}: no such file", f"run `lstm-edge {tool} BUNDLE --json {path}` first")
+    limits.check_file_size(path, MAX_REPORT_JSON_BYTES, f"the {tool} report", fix)
+    doc = limits.loads_json(path.read_bytes(), f"{option} {path}", fix)
+    found = doc.get("schema") if isinstance(doc, dict) else None
+    if found == schema:
+        return doc
+    if found in _TOOL:
+        other_tool, other_option = _TOOL[found]
+        raise LstmEdgeError(f"{option} {path} is {other_tool}'s report, not {tool}'s", f"pass it as {other_option}")
+    raise LstmEdgeError(f'{option} {path} is not an lstm-edge {tool} report (no "schema": "{schema}")', fix)
+
+
+def _find(bundle: Bundle, given: str | Path | None, schema: str) -> ToolReport | None:
+    """The named report, or the one at the conventional place when it is this tool's; None when neither exists."""
+    if given is not None:
+        return ToolReport(read_tool_json(given, schema), Path(given), _TOOL[schema][1])
+    path = bundle.root / CONVENTIONAL[schema]
+    if not path.is_file():
+        return None
+    try:
+        return ToolReport(read_tool_json(path, schema), path, "found in the bundle folder")
+    except LstmEdgeError:
+        return None  # not ours to judge: the section then says how to write one
+
+
+def gather(
+    bundle: str | Path, verify_json: str | Path | None = None, bench_json: str | Path | None = None
+) -> ReportInputs:
+    """Open the bundle and read the reports (see read_tool_json). Raises LstmEdgeError for a path that is not a
+    bundle or a JSON that is not the named tool's, before anything is drawn or written."""
+    opened = Bundle.open(bundle)
+    return ReportInputs(opened, _find(opened, verify_json, VERIFY_SCHEMA), _find(opened, bench_json, BENCH_SCHEMA))

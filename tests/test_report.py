@@ -1,0 +1,128 @@
+"""`lstm-edge report`: the page written from the JSON verify and bench wrote on the shipped bundle, rendered in
+headless Chromium and checked from its DOM; bad input refused in one line with nothing written."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lstm_edge.report_cmd import report
+
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "adding"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> dict[str, Path]:
+    """verify's and bench's JSON on the shipped bundle, at their smallest settings (ORT CPU only, quick)."""
+    from lstm_edge.bench import BenchConfig, bench
+    from lstm_edge.parity import VerifyConfig, verify
+
+    out = tmp_path_factory.mktemp("report-json")
+    v = verify(SHIPPED, VerifyConfig(providers=("cpu",), progress=False).quick())
+    b = bench(
+        SHIPPED,
+        BenchConfig(providers=("cpu",), variants=("fp32", "int8"), threads=("1",), cold_start=False, progress=False)
+        .quick(),
+    )  # fmt: skip
+    paths = {"verify": out / "verify.json", "bench": out / "bench.json"}
+    paths["verify"].write_text(json.dumps(v))
+    paths["bench"].write_text(json.dumps(b))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def page(reports, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    r = CliRunner().invoke(
+        report, [str(SHIPPED), "--out", str(out), "--verify", str(reports["verify"]), "--bench", str(reports["bench"])]
+    )
+    assert r.exit_code == 0, r.output
+    assert f"wrote {out}" in r.output
+    return out
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_page_is_self_contained(page):
+    text = page.read_text()
+    for ref in re.findall(r'(?:src|href)="([^"]*)"', text):
+        assert ref.startswith(("#", "data:image/png;base64,")), ref
+    assert "<script" not in text
+    assert "≤" not in text  # a bound is printed as "bound X", never as a claim
+    assert text.count("data:image/png;base64,") >= 4  # error vs timestep, state drift, quantization, bench
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (the web embed tests' browser)")
+def test_rendered_in_chromium(page, tmp_path):
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
+    headings = re.findall(r"<h2>(.*?)</h2>", dom)
+    assert headings == ["Model card", "Variants and verdicts", "Parity: verify", "Speed: bench", "Quantization",
+                        "How to embed it"]  # fmt: skip
+    rows = re.findall(r"<tr><td>cpu</td><td>([a-z0-9-]+)</td>", dom)
+    assert rows == ["fp32", "int8", "int8-static", "fp16"]  # verify's detail table, one row per variant
+    assert "bound 1e-05" in dom  # fp32's bound beside its value
+    for ref in re.findall(r'(?:src|href)="([^"]*)"', dom):
+        assert ref.startswith(("#", "data:image/png;base64,")), ref  # nothing fetched from a network
+    verdicts = {
+        "fp32": "deployable",
+        "int8": "not-deployable",
+        "int8-static": "not-deployable",
+        "fp16": "not-deployable",
+    }
+    for variant, verdict in verdicts.items():
+        assert re.search(rf"<td><b>{re.escape(variant)}</b></td><td class=\"[a-z]+\">{verdict}</td>", dom), variant
+    assert "PASSED" in dom and "lstm-edge bundle" in dom and "lstm-edge codegen" in dom
+    shot = tmp_path / "report.png"
+    chromium(tmp_path, "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri())
+    assert shot.stat().st_size > 50_000  # a page drawn, not a blank one
+
+
+def test_missing_tools_say_how_to_run_them(tmp_path):
+    out = tmp_path / "report.html"
+    r = CliRunner().invoke(report, [str(SHIPPED), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert "verify has not been run" in text and "bench has not been run" in text
+    assert f"lstm-edge verify {SHIPPED} --json {SHIPPED / 'verify.json'}" in text
+
+
+@pytest.mark.parametrize(
+    "args, problem",
+    [
+        (["no-such-bundle"], "bundle not found"),
+        ([str(SHIPPED), "--verify", "BENCH"], "is bench's report, not verify's — pass it as --bench"),
+        ([str(SHIPPED), "--bench", str(SHIPPED / "manifest.json")], "is not an lstm-edge bench report"),
+        ([str(SHIPPED), "--verify", "missing.json"], "no such file"),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(args, problem, reports, tmp_path):
+    out = tmp_path / "report.html"
+    args = [str(reports["bench"]) if a == "BENCH" else a for a in args]
+    r = CliRunner().invoke(report, [*args, "--out", str(out)])
+    assert r.exit_code == 2
+    assert r.output.count("\n") == 1 and r.output.startswith("error: ") and problem in r.output
+    assert not out.exists() and not list(tmp_path.iterdir())
