@@ -78,7 +78,9 @@ class Figures:
         if self.private_borrowed:
             out.append(f"{len(self.private_borrowed)} private name(s) used outside their module")
         if self.function_level_internal_imports:
-            out.append(f"{len(self.function_level_internal_imports)} function-level import(s) of lstm_edge modules, no why")
+            out.append(
+                f"{len(self.function_level_internal_imports)} function-level import(s) of lstm_edge modules, no why"
+            )
         if self.docstring_share < MIN_DOCSTRING_SHARE:
             out.append(f"public docstrings {self.docstring_share:.1%} < {MIN_DOCSTRING_SHARE:.0%}")
         return out

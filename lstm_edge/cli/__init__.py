@@ -19,6 +19,7 @@ from lstm_edge.cli.run_cmd import run
 from lstm_edge.cli.score_cmd import score
 from lstm_edge.cli.train_cmd import train
 from lstm_edge.cli.verify_cmd import verify
+from lstm_edge.report_cmd import report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +29,21 @@ def main(debug: bool) -> None:
     """Train an LSTM, export it to ONNX, quantize it, run it anywhere, and prove every runtime matches PyTorch."""
 
 
-for command in (train, export, lint, run, import_cmd, doctor, quantize, verify, bench, bundle_cmd, score, codegen):
+for command in (
+    train,
+    export,
+    lint,
+    run,
+    import_cmd,
+    doctor,
+    quantize,
+    verify,
+    bench,
+    bundle_cmd,
+    score,
+    codegen,
+    report,
+):
     main.add_command(command)
 
 __all__ = ["handle_errors", "main"]
