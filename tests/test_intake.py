@@ -361,11 +361,11 @@ def test_torchscript_that_does_more_is_refused_in_one_line(textbook, tmp_path):
 
 
 def test_readme_python_api_snippet_runs_as_written(monkeypatch):
-    """Pasted into a file in the repository root, the README's Python API snippet runs."""
+    """Pasted into a file in the repository root, the docs' Python API snippet runs."""
     from tests.conftest import ROOT
 
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Python API") :]
+    text = (ROOT / "docs" / "python-api.md").read_text()
+    section = text[text.index("# Python API") :]
     code = section[
         section.index("```python\n") + len("```python\n") : section.index("```\n", section.index("```python"))
     ]
