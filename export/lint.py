@@ -9,7 +9,8 @@ from pathlib import Path
 import onnx
 from onnx import shape_inference
 
-from lstm_edge.onnx_io import RECURRENT_OPS, RUNTIME_LIMITS, load_onnx_checked, x_time_axis
+from lstm_edge.onnx_io import RECURRENT_OPS, load_onnx_checked, x_time_axis
+from lstm_edge.runtimes.registry import RUNTIME_LIMITS
 
 WEIGHT_SHUFFLE_OPS = {"Slice", "Concat", "Transpose", "Split", "Gather", "Reshape", "Unsqueeze", "Squeeze"}
 # Ops that only pick rows of a state input on its way to a recurrent node (our builder slices h0 per layer).
@@ -56,7 +57,7 @@ def lint(model: onnx.ModelProto) -> list[Finding]:
     """Every recurrent-model trap found in `model`, each with its fix: [] for a clean lstm-edge graph.
 
     Errors break streaming, other batch or sequence lengths, or quantization; warnings name runtimes that reject
-    or miscompute a feature (measured, lstm_edge.onnx_io.RUNTIME_LIMITS). Pure: reads the proto, runs nothing."""
+    or miscompute a feature (measured, lstm_edge.runtimes.registry.RUNTIME_LIMITS). Pure: reads the proto, runs nothing."""
     g = model.graph
     out: list[Finding] = []
     inits = {i.name for i in g.initializer}
