@@ -4,6 +4,10 @@ runner = open_runner("models/adding", provider="cpu", variant="int8")
 y, (h, c) = runner.run(x)            # x [B, T, F] float32
 s = runner.stream(); y_t = s.step(x_t)   # x_t [F] or [B, F]; same checks as run()
 y = runner.stream(batch=B).feed(x, chunk=10)   # x in chunks of 10 steps, as a device would
+
+RUNTIMES (runtimes.registry) is the one table of runtimes: provider name → RuntimeInfo (summary, extra, availability,
+fp32 drift bound, refusals). The runner interface is runtimes.base; what a runner opens, runtimes.source; the input
+checks, runtimes.checks; streams, runtimes.stream.
 """
 
 from __future__ import annotations

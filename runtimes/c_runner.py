@@ -272,7 +272,7 @@ class CStream(Stream):
     def state(self) -> tuple[np.ndarray, np.ndarray]:
         """(h, c), each [L, B, H] float32, read from the C state structs (fresh arrays)."""
         r = self.runner
-        h, c = np.zeros(self._shape, np.float32), np.zeros(self._shape, np.float32)
+        h, c = np.zeros(self.state_shape, np.float32), np.zeros(self.state_shape, np.float32)
         for b in range(self.batch):
             r._get(self._base + b * self._size, self._hb.ctypes.data, self._cb.ctypes.data)
             h[:, b], c[:, b] = self._hb, self._cb
@@ -282,9 +282,9 @@ class CStream(Stream):
     def state(self, value: tuple[np.ndarray, np.ndarray]) -> None:
         """Write (h, c), each [L, B, H], into the C state structs; raises LstmEdgeError for other shapes."""
         h, c = (np.array(a, dtype=np.float32) for a in value)
-        if h.shape != self._shape or c.shape != self._shape:
+        if h.shape != self.state_shape or c.shape != self.state_shape:
             raise LstmEdgeError(
-                f"state shapes {h.shape}/{c.shape}, expected {self._shape}", "use a state from this stream"
+                f"state shapes {h.shape}/{c.shape}, expected {self.state_shape}", "use a state from this stream"
             )
         for b in range(self.batch):
             self._hb[...], self._cb[...] = h[:, b], c[:, b]

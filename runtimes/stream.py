@@ -46,11 +46,11 @@ class Stream:
         self.runner = runner
         self.batch = batch
         s = runner.source
-        self._shape = (s.num_layers, batch, s.hidden_size)
+        self.state_shape = (s.num_layers, batch, s.hidden_size)  # (L, B, H) of h and of c
         self._F = s.input_size
         self._finite = not runner.options.allow_nonfinite
         dt = runner.state_dtype
-        self._pairs = tuple((np.zeros(self._shape, dt), np.zeros(self._shape, dt)) for _ in range(2))
+        self._pairs = tuple((np.zeros(self.state_shape, dt), np.zeros(self.state_shape, dt)) for _ in range(2))
         self._cur = 0
         self._x = np.zeros((batch, 1, s.input_size or 0), np.float32)
         self._bound = runner.bind_step(self._x, self._pairs) if s.input_size else None
@@ -141,7 +141,7 @@ class Stream:
         if not isinstance(value, tuple | list) or len(value) != 2:
             raise LstmEdgeError("state must be a pair (h, c)", "use a state read from a stream, or give both arrays")
         dt = self.runner.state_dtype
-        h, c = (check_state(n, a, self._shape, self._finite, dt) for n, a in zip(("h", "c"), value, strict=True))
+        h, c = (check_state(n, a, self.state_shape, self._finite, dt) for n, a in zip(("h", "c"), value, strict=True))
         pair = self._pairs[self._cur]
         np.copyto(pair[0], h)
         np.copyto(pair[1], c)
