@@ -55,9 +55,8 @@ def open_runner(
     ):
         raise LstmEdgeError(f"--threads {opts.threads}", "use a positive thread count")
     if provider == "torch" and opts.variant != "fp32":
-        raise LstmEdgeError(
-            f"the torch reference is fp32 only, not {opts.variant}", "drop --variant or pick another provider"
-        )
+        fp32_only = RUNTIMES["torch"].refusals["variants other than fp32"]
+        raise LstmEdgeError(f"{fp32_only}, not {opts.variant}", "drop --variant or pick another provider")
     # c generates its C (fp32 or int8) from the bundle's fp32 graph, whichever ONNX variants the bundle holds.
     source = resolve(model, "fp32" if provider == "c" else opts.variant, opts.verify_hash)
     return RUNTIMES[provider].runner_class()(source, opts)

@@ -42,9 +42,11 @@ class RunnerOptions:
 class Runner(ABC):
     """Base of every runtime adapter (Polygraphy's BaseRunner, without the activation ceremony).
 
-    Subclasses implement `_run` and `version`; they may override the streaming hooks `run_chunk` (a chunk with
-    state carried) and `bind_step` (fixed buffers for the one-step streaming path), and `infer` (named feeds). Every public method checks its inputs here, once,
-    so an adapter never sees a wrong dtype, shape or a NaN unless `RunnerOptions.allow_nonfinite` lets it through.
+    Subclasses implement `_run` and `version`; they may override the hooks that streams call: `run_chunk` (a chunk
+    with state carried), `bind_step` (fixed buffers for the one-step streaming path) and `infer` (named feeds). Every
+    public method checks its inputs here, once, so an adapter never sees a wrong dtype, shape or a NaN unless
+    `RunnerOptions.allow_nonfinite` lets it through. Each runtime's facts (runtime name, refusals) are its entry in
+    runtimes.registry.
     """
 
     runtime: str = "?"

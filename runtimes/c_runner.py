@@ -135,7 +135,7 @@ class CRunner(Runner):
         variant = options.variant
         if variant not in VARIANTS:
             raise LstmEdgeError(
-                f"the c runtime builds fp32 or int8 C from the bundle's model.onnx, not {variant!r}",
+                f"{RUNTIMES['c'].refusals['variants other than fp32 and int8']}, not {variant!r}",
                 "use --variant fp32 or --variant int8",
             )
         if source.bundle is None:
