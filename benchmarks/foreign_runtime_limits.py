@@ -1,5 +1,5 @@
 """What each runtime does with the recurrent-node features foreign exporters use — the figures behind
-lstm_edge.onnx_io.RUNTIME_LIMITS and the README's table. One LSTM (or GRU) node, T=5, B=3, F=2, H=3 (H=4 for GRU),
+lstm_edge.runtimes.registry.RUNTIME_LIMITS and the README's table. One LSTM (or GRU) node, T=5, B=3, F=2, H=3 (H=4 for GRU),
 random weights and state; each runtime's outputs against the float64 ONNX reference (max scaled error), or the
 first line of its error. tract runs in a child process: on one of these models it panics and aborts the process.
 

@@ -25,7 +25,7 @@ def lint(model: onnx.ModelProto) -> list[Finding]:
     """Every recurrent-model trap found in `model`, each with its fix: [] for a clean lstm-edge graph.
 
     Errors break streaming, other batch or sequence lengths, or quantization; warnings name runtimes that reject
-    or miscompute a feature (measured, lstm_edge.onnx_io.RUNTIME_LIMITS). Pure: reads the proto, runs nothing.
+    or miscompute a feature (measured, lstm_edge.runtimes.registry.RUNTIME_LIMITS). Pure: reads the proto, runs nothing.
     Findings come in the order of lint_rules.RULES, one per (code, message) (a state input feeds several layers).
     Raises nothing of its own; a proto that breaks ONNX's own rules (a node without outputs, say) may raise the
     IndexError of reading it, so read files with load_onnx first."""

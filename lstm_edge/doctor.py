@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes.util
 
 from lstm_edge.environment import cpu_features, ort_import_error, ort_providers, versions
+from lstm_edge.runtimes.registry import RUNTIMES
 
 
 def _find_lib(names: list[str]) -> str | None:
@@ -22,8 +23,8 @@ def diagnose() -> dict:
     "cuda_libraries": {"cudart"|"cublas"|"cudnn": found}, "cpu_features": {...}, "problems": [{"problem", "fix"}]}.
     Problems are advice, not errors: raises nothing.
     """
-    from lstm_edge.runtimes.ort_cuda import cuda_unavailable_reason
-
+    cpu, cuda = RUNTIMES["cpu"], RUNTIMES["cuda"]
+    ort_extras = f"'lstm-edge[{cpu.extra}]' (or [{cuda.extra}])"
     found = versions()
     problems = []
     providers = ort_providers()
@@ -31,12 +32,12 @@ def diagnose() -> dict:
         problems.append(
             {
                 "problem": f"ONNX Runtime is installed but cannot be imported ({ort_import_error()})",
-                "fix": "pip install --force-reinstall 'lstm-edge[cpu]' (or [cuda]); check its shared libraries",
+                "fix": f"pip install --force-reinstall {ort_extras}; check its shared libraries",
             }
         )
     elif providers is None:
-        problems.append({"problem": "ONNX Runtime is not installed", "fix": "pip install 'lstm-edge[cpu]' (or [cuda])"})
-    reason = cuda_unavailable_reason()
+        problems.append({"problem": "ONNX Runtime is not installed", "fix": f"pip install {ort_extras}"})
+    reason = cuda.unavailable_reason()
     if reason and "both onnxruntime" in reason:
         p, _, fix = reason.partition(" — ")
         problems.append({"problem": p, "fix": fix})

@@ -4,16 +4,17 @@ cores. verify and bench record it beside their figures; doctor judges it."""
 from __future__ import annotations
 
 import importlib.metadata as md
-import importlib.util
 import os
 import platform
-import shutil
 from pathlib import Path
 
 from lstm_edge import __version__
+from lstm_edge.runtimes.registry import RUNTIMES
 
-# The distributions whose versions explain a parity or speed figure.
-DISTRIBUTIONS = ("lstm-edge", "torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "openvino", "tract")
+# The distributions every figure depends on (lstm-edge itself and its exporter's stack) ...
+CORE_DISTRIBUTIONS = ("lstm-edge", "torch", "onnx", "onnxscript")
+# ... and with them each runtime's (runtimes.registry): together, the versions that explain a parity or speed figure.
+DISTRIBUTIONS = tuple(dict.fromkeys(CORE_DISTRIBUTIONS + tuple(d for i in RUNTIMES.values() for d in i.distributions)))
 
 
 def version(dist: str) -> str | None:
@@ -67,7 +68,7 @@ def ort_import_error() -> str | None:
     """Why `import onnxruntime` fails here ("ImportError: …" or "OSError: …", one line), or None when it imports.
     An installed ONNX Runtime whose shared libraries fail to load raises OSError, not ImportError."""
     try:
-        import onnxruntime  # noqa: F401
+        import onnxruntime  # noqa: F401  # deferred: onnxruntime is heavy and optional
     except (ImportError, OSError) as e:
         return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
     return None
@@ -77,28 +78,17 @@ def ort_providers() -> list[str] | None:
     """ONNX Runtime's available execution providers, or None when onnxruntime is not installed or fails to import
     (ort_import_error says why)."""
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # deferred: onnxruntime is heavy and optional
     except (ImportError, OSError):
         return None
     return ort.get_available_providers()
 
 
 def available_providers() -> dict[str, str | None]:
-    """Each lstm-edge provider (torch, cpu, cuda, openvino, tract, c) → None when usable here, else the reason it is not
-    (one line with the fix, e.g. "tract not installed (lstm-edge[tract])"). Imports no runtime; raises nothing."""
-    from lstm_edge.runtimes.ort_cuda import cuda_unavailable_reason
-
-    def installed(module: str, extra: str) -> str | None:
-        return None if importlib.util.find_spec(module) else f"{module} not installed (lstm-edge[{extra}])"
-
-    return {
-        "torch": None,
-        "cpu": installed("onnxruntime", "cpu"),
-        "cuda": cuda_unavailable_reason(),
-        "openvino": installed("openvino", "openvino"),
-        "tract": installed("tract", "tract"),
-        "c": None if any(shutil.which(cc) for cc in ("cc", "gcc", "clang")) else "no C compiler (cc, gcc, clang)",
-    }
+    """Each deployable provider of runtimes.RUNTIMES (torch, cpu, cuda, openvino, tract, c) → None when usable here,
+    else the reason it is not (one line with the fix, e.g. "tract not installed (lstm-edge[tract])"). Imports no
+    runtime but ONNX Runtime (to ask it for CUDA); raises nothing."""
+    return {p: info.unavailable_reason() for p, info in RUNTIMES.items() if info.deployable}
 
 
 def environment() -> dict:

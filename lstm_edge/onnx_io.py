@@ -13,8 +13,13 @@ MAX_ONNX_BYTES = limits.MAX_ARTIFACT_BYTES
 
 
 def load_onnx_checked(path: str | Path):
-    """Parse an .onnx, refusing empty, oversized, malformed files and external data outside the model's folder."""
-    import onnx
+    """Parse an .onnx, refusing empty, oversized, malformed files and external data outside the model's folder.
+
+    Raises:
+        LstmEdgeError: no file (or a directory, or a symlink loop) at path, an empty or over-cap file, one onnx cannot
+            parse, no graph, or external data through a symlink, unusable, or outside the model's folder.
+    """
+    import onnx  # deferred: onnx (~70 ms to import) loads only when a model is read
 
     path = Path(path)
     try:
@@ -91,34 +96,9 @@ def read_onnx_io(path: str | Path, model=None) -> tuple[list[tuple[str, list]], 
 # ---- recurrent-node features foreign exporters use, and what each runtime does with them ---------------------------
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 
-# Measured here (onnxruntime 1.32, OpenVINO 2026.4, tract 0.23.9; T=5, B=3, against the float64 ONNX reference, see
-# tests/test_foreign_onnx.py). A runtime not named computes the feature like the reference (≤ 3e-7 scaled).
-RUNTIME_LIMITS: dict[str, dict[str, str]] = {
-    "layout-1": {
-        "onnxruntime": "ONNX Runtime rejects recurrent nodes with layout=1 (batch-major)",
-        "onnxruntime-cuda": "ONNX Runtime rejects recurrent nodes with layout=1 (batch-major)",
-        "openvino": "OpenVINO ignores layout=1 (it fails with 'Can not clone with new dims', or swaps batch and time)",
-    },
-    "sequence-lens": {
-        "openvino": "OpenVINO ignores sequence_lens (outputs past each length measured 0.40 off)",
-        "tract": "tract cannot load a recurrent node with sequence_lens",
-    },
-    "peephole": {"openvino": "OpenVINO ignores LSTM peephole weights P (measured 0.54 scaled error)"},
-    "zero-state-free-batch": {
-        "tract": "tract 0.23.9 panics, aborting the whole process, on a recurrent node with no initial_h while the "
-        "batch is symbolic (UndeterminedSymbol)"
-    },
-    "reverse": {
-        "tract": "tract computes direction=reverse wrongly (measured 0.47 LSTM, 1.3 GRU scaled error; "
-        "bidirectional is right)"
-    },
-}
-RUNS_CORRECTLY = {
-    "layout-1": "tract",
-    "sequence-lens": "ONNX Runtime",
-    "peephole": "ONNX Runtime and tract",
-    "zero-state-free-batch": "ONNX Runtime or OpenVINO",
-}
+# The features of recurrent nodes that foreign exporters use and some runtimes reject or compute wrongly (which, and
+# why, is each runtime's entry in lstm_edge.runtimes.registry): what recurrent_traits reports.
+RECURRENT_TRAITS = ("layout-1", "sequence-lens", "peephole", "zero-state-free-batch", "reverse")
 
 
 def x_time_axis(graph, x: str) -> int:
@@ -139,11 +119,12 @@ def x_time_axis(graph, x: str) -> int:
 
 
 def recurrent_traits(model) -> dict[str, list[str]]:
-    """{trait: [node names]} for the RUNTIME_LIMITS traits the model's LSTM/GRU/RNN nodes carry (subgraphs too).
+    """{trait: [node names]} for the RECURRENT_TRAITS the model's LSTM/GRU/RNN nodes carry (subgraphs too).
 
     layout-1: attribute layout=1; sequence-lens: input 4 set; peephole: LSTM input 7 (P) set; reverse:
-    direction=reverse."""
-    from onnx import helper
+    direction=reverse; zero-state-free-batch: no initial_h while a 3-D graph input's batch or time axis is symbolic.
+    Raises nothing."""
+    from onnx import helper  # deferred: onnx (~70 ms to import) loads only when a model is read
 
     out: dict[str, list[str]] = {}
     inits = {t.name for t in model.graph.initializer}

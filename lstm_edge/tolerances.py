@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes.registry import RUNTIMES
+
 # Float64 mapping checks (GateLSTM ↔ nn.LSTM): both compute the same equations in double; anything above
 # rounding noise means a wrong weight mapping.
 MAPPING_F64 = 1e-6  # the bound; measured differences sit near 1e-15
@@ -14,18 +17,10 @@ MAPPING_F64 = 1e-6  # the issue's bound; measured differences sit near 1e-15
 # max(1, |reference|) per element.
 FP32_ABS = 1e-5
 
-# tract's float32 sigmoid is a rational approximation (tract-linalg: "no exponentiation"; on x86_64 one FMA kernel
-# for AVX2 and AVX-512 alike), biased with one sign over whole ranges of z: over z ∈ [3, 12) its mean error is
-# +1.3e-8 (ORT's +2.8e-10), and near saturation (z ≈ ±15) the mean over a 0.25-wide bin reaches 3.5e-7 (ORT's
-# 1.8e-8, exact rounding's 8.6e-9). A forget gate off by δ scales the cell state by (1 ± δ) every step, so the
-# relative error of c grows by up to δ per step instead of averaging out. Measured (benchmarks/fp32_drift.py, AMD
-# EPYC AVX2+FMA, tract 0.23.9): swapping tract's sigmoid alone into a numpy float32 LSTM reproduces tract's error
-# (3.6e-5 against tract's own 3.2e-5 on the same draw at T=1000; ORT's or exactly rounded activations give 1-4e-6,
-# tract's tanh alone 4e-6). On the shipped model, 16 draws at B=16, worst max scaled error of y/hn/cn: tract
-# 4.1e-6 / 2.5e-5 / 1.0e-4 at T = 100 / 300 / 1000 (~1e-7 per step); ORT, OpenVINO and PyTorch float32 ≤ 8.8e-6 at
-# every T. So tract's fp32 bound grows by the worst bias per step; every other runtime keeps FP32_ABS. A real defect
-# (a swapped gate block) is off by ~1e-1, far above either.
-FP32_SIGMOID_BIAS_PER_STEP = {"tract": 3.5e-7}
+# A runtime may add a scaled error per recurrent step on top of FP32_ABS: tract's biased sigmoid does (3.5e-7 a step),
+# every other runtime keeps FP32_ABS. Each value and the measurement behind it sit in that runtime's entry of the one
+# table of runtimes (lstm_edge.runtimes.registry: fp32_drift_per_step, fp32_drift_reason); this is the view of it.
+FP32_SIGMOID_BIAS_PER_STEP = {p: i.fp32_drift_per_step for p, i in RUNTIMES.items() if i.fp32_drift_per_step}
 
 # fp16 weights and activations carry ~3 decimal digits (eps 9.8e-4); over a two-layer LSTM the rounding of
 # the 4H-wide pre-activations compounds to ~1e-3. 1e-2 leaves a factor of ~10 before a real defect.
@@ -119,8 +114,6 @@ def tolerance(entry: dict, seq: int, output: str, runtime: str | None = None) ->
         return fixed
     profile = (entry.get("report") or {}).get("error_profile")
     if not profile:
-        from lstm_edge.errors import LstmEdgeError
-
         raise LstmEdgeError(
             f"the {entry.get('path')} variant has no recorded error profile", "re-run `lstm-edge quantize`"
         )

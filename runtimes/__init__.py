@@ -4,26 +4,21 @@ runner = open_runner("models/adding", provider="cpu", variant="int8")
 y, (h, c) = runner.run(x)            # x [B, T, F] float32
 s = runner.stream(); y_t = s.step(x_t)   # x_t [F] or [B, F]; same checks as run()
 y = runner.stream(batch=B).feed(x, chunk=10)   # x in chunks of 10 steps, as a device would
+
+RUNTIMES (runtimes.registry) is the one table of runtimes: provider name → RuntimeInfo (summary, extra, availability,
+fp32 drift bound, refusals). The runner interface is runtimes.base; what a runner opens, runtimes.source; the input
+checks, runtimes.checks; streams, runtimes.stream.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
-from lstm_edge.errors import LstmEdgeError, first_line
-from lstm_edge.runtimes.base import Runner, RunnerOptions, Source, Stream, resolve
-
-# provider name → (module, class, what it needs installed); imported lazily so optional packages stay optional.
-RUNTIMES: dict[str, tuple[str, str]] = {
-    "torch": ("lstm_edge.runtimes.torch_runner", "TorchRunner"),
-    "cpu": ("lstm_edge.runtimes.ort_cpu", "OrtRunner"),
-    "cuda": ("lstm_edge.runtimes.ort_cuda", "OrtCudaRunner"),
-    "openvino": ("lstm_edge.runtimes.openvino_runner", "OpenVinoRunner"),
-    "tract": ("lstm_edge.runtimes.tract_runner", "TractRunner"),
-    "reference": ("lstm_edge.runtimes.onnx_reference", "OnnxReferenceRunner"),  # float64 onnx.reference
-    "c": ("lstm_edge.runtimes.c_runner", "CRunner"),
-}
+from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes.base import Runner, RunnerOptions
+from lstm_edge.runtimes.registry import RUNTIMES, RuntimeInfo
+from lstm_edge.runtimes.source import Source, resolve
+from lstm_edge.runtimes.stream import Stream
 
 
 def open_runner(
@@ -38,7 +33,8 @@ def open_runner(
 
     Args:
         model: a bundle folder (or its manifest.json), or a bare .onnx with inputs x[, h0, c0].
-        provider: a key of RUNTIMES — torch (the checkpoint; the reference), cpu, cuda, openvino, tract.
+        provider: a key of RUNTIMES (runtimes.registry) — torch (the checkpoint; the reference), cpu, cuda,
+            openvino, tract, reference (float64 onnx.reference), c.
         variant: fp32 | int8 | int8-static | fp16; torch is fp32 only.
         threads: intra-op threads (≥ 1), or None for the runtime's default.
         options: every setting at once (RunnerOptions); when given, variant/threads/kw are ignored.
@@ -59,20 +55,11 @@ def open_runner(
     ):
         raise LstmEdgeError(f"--threads {opts.threads}", "use a positive thread count")
     if provider == "torch" and opts.variant != "fp32":
-        raise LstmEdgeError(
-            f"the torch reference is fp32 only, not {opts.variant}", "drop --variant or pick another provider"
-        )
+        fp32_only = RUNTIMES["torch"].refusals["variants other than fp32"]
+        raise LstmEdgeError(f"{fp32_only}, not {opts.variant}", "drop --variant or pick another provider")
     # c generates its C (fp32 or int8) from the bundle's fp32 graph, whichever ONNX variants the bundle holds.
     source = resolve(model, "fp32" if provider == "c" else opts.variant, opts.verify_hash)
-    module, cls = RUNTIMES[provider]
-    try:
-        adapter = getattr(importlib.import_module(module), cls)
-    except OSError as e:  # a runtime whose shared libraries fail to load raises OSError on import, not ImportError
-        raise LstmEdgeError(
-            f"the {provider} runtime cannot be imported ({type(e).__name__}: {first_line(e, 160)})",
-            "reinstall it (pip install --force-reinstall …) or run `lstm-edge doctor`",
-        ) from e
-    return adapter(source, opts)
+    return RUNTIMES[provider].runner_class()(source, opts)
 
 
-__all__ = ["RUNTIMES", "Runner", "RunnerOptions", "Source", "Stream", "open_runner", "resolve"]
+__all__ = ["RUNTIMES", "Runner", "RunnerOptions", "RuntimeInfo", "Source", "Stream", "open_runner", "resolve"]

@@ -11,7 +11,6 @@ import ctypes
 import dataclasses
 import hashlib
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -19,8 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_edge.environment import cpu_model
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.runtimes.base import Runner, RunnerOptions, Source, Stream
+from lstm_edge.runtimes.base import Runner, RunnerOptions
+from lstm_edge.runtimes.registry import RUNTIMES
+from lstm_edge.runtimes.source import Source
+from lstm_edge.runtimes.stream import Stream
 
 PREFIX = "lem"  # the C prefix of runner-built libraries (lem_step, lem_run, …)
 VARIANTS = ("fp32", "int8")
@@ -52,7 +55,11 @@ def cache_root() -> Path:
 
 
 def compiler() -> str:
-    """$CC, else cc, gcc or clang on PATH."""
+    """$CC, else cc, gcc or clang on PATH.
+
+    Raises:
+        LstmEdgeError: none of them is found.
+    """
     for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
         if cc and shutil.which(cc):
             return cc
@@ -61,27 +68,17 @@ def compiler() -> str:
 
 def _codegen_digest() -> str:
     """Changes whenever the generator changes, so a cached library never outlives the code that wrote it."""
-    from lstm_edge.codegen import generator_digest
+    from lstm_edge.codegen import generator_digest  # deferred: lstm_edge.codegen imports torch
 
     return generator_digest()
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def library_path(bundle, precision: str, cflags: tuple[str, ...] = DEFAULT_CFLAGS) -> Path:
     """Where the library for this bundle, precision and flags is cached (it may not exist yet)."""
-    from lstm_edge.codegen.weights import bundle_sha256
+    from lstm_edge.codegen.weights import bundle_sha256  # deferred: lstm_edge.codegen imports torch
 
     cc = compiler()
-    key = "\0".join([bundle_sha256(bundle), precision, cc, *cflags, _codegen_digest(), _cpu_model()])
+    key = "\0".join([bundle_sha256(bundle), precision, cc, *cflags, _codegen_digest(), cpu_model()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return cache_root() / f"{bundle_sha256(bundle)[:16]}-{precision}-{digest}" / f"lib{PREFIX}.so"
 
@@ -89,8 +86,12 @@ def library_path(bundle, precision: str, cflags: tuple[str, ...] = DEFAULT_CFLAG
 def build_library(
     bundle, precision: str, cflags: tuple[str, ...] = DEFAULT_CFLAGS, verify_hash: bool = True
 ) -> tuple[Path, bool]:
-    """The cached shared library for the bundle (generated and compiled when missing). Returns (path, built now)."""
-    from lstm_edge.codegen import CodegenConfig, prepare, render
+    """The cached shared library for the bundle (generated and compiled when missing). Returns (path, built now).
+
+    Raises:
+        LstmEdgeError: no C compiler, a compile over 30 minutes, or a compiler error on the generated code.
+    """
+    from lstm_edge.codegen import CodegenConfig, prepare, render  # deferred: lstm_edge.codegen imports torch
 
     path = library_path(bundle, precision, cflags)
     if path.is_file():
@@ -129,15 +130,15 @@ class CRunner(Runner):
         variant = options.variant
         if variant not in VARIANTS:
             raise LstmEdgeError(
-                f"the c runtime builds fp32 or int8 C from the bundle's model.onnx, not {variant!r}",
+                f"{RUNTIMES['c'].refusals['variants other than fp32 and int8']}, not {variant!r}",
                 "use --variant fp32 or --variant int8",
             )
         if source.bundle is None:
             raise LstmEdgeError(
-                "the c runtime needs a bundle (it generates C from model.onnx, the manifest and golden vectors)",
+                RUNTIMES["c"].refusals["bare .onnx"],
                 "pass the bundle folder, not a bare .onnx",
             )
-        from lstm_edge.codegen.weights import bundle_sha256, check_supported
+        from lstm_edge.codegen.weights import bundle_sha256, check_supported  # deferred: codegen imports torch
 
         check_supported(source.bundle.config)  # bidirectional, lengths, GRU, …: one line, before any compiling
         super().__init__(dataclasses.replace(source, variant=variant, precision=variant), options)
@@ -177,9 +178,11 @@ class CRunner(Runner):
         )
 
     def version(self) -> str:
+        """The compiler and the flags the library was built with."""
         return f"{Path(compiler()).name} {' '.join(self.cflags)}"
 
     def describe(self) -> dict:
+        """Runner.describe plus the library's path and whether it was built now (else taken from the cache)."""
         return super().describe() | {"library": str(self.library), "built_now": self.built}
 
     def _y_shape(self, B: int, T: int) -> tuple[int, ...]:
@@ -204,6 +207,7 @@ class CRunner(Runner):
         return y, h, c
 
     def stream(self, batch: int = 1) -> Stream:
+        """A CStream over one C state struct per batch row; raises LstmEdgeError as Runner.stream."""
         super().stream(batch)  # the checks
         return CStream(self, batch)
 
@@ -224,11 +228,16 @@ class CStream(Stream):
         self.reset()
 
     def reset(self) -> None:
+        """Every batch row's state struct back to zeros (the C's own reset)."""
         for b in range(self.batch):
             self.runner._reset(self._base + b * self._size)
 
     def step(self, x_t: np.ndarray) -> np.ndarray:
-        """x_t: [F] or [B, F] (one step) or [B, K, F] (a chunk); returns y as the other runners do."""
+        """x_t: [F] or [B, F] (one step) or [B, K, F] (a chunk); returns y as the other runners do.
+
+        Raises:
+            LstmEdgeError: a feature count other than the model's, or a shape or batch other than the stream's.
+        """
         r = self.runner
         x_t = np.asarray(x_t, dtype=np.float32)
         if x_t.shape[-1] != r.F:
@@ -256,8 +265,9 @@ class CStream(Stream):
 
     @property
     def state(self) -> tuple[np.ndarray, np.ndarray]:
+        """(h, c), each [L, B, H] float32, read from the C state structs (fresh arrays)."""
         r = self.runner
-        h, c = np.zeros(self._shape, np.float32), np.zeros(self._shape, np.float32)
+        h, c = np.zeros(self.state_shape, np.float32), np.zeros(self.state_shape, np.float32)
         for b in range(self.batch):
             r._get(self._base + b * self._size, self._hb.ctypes.data, self._cb.ctypes.data)
             h[:, b], c[:, b] = self._hb, self._cb
@@ -265,10 +275,11 @@ class CStream(Stream):
 
     @state.setter
     def state(self, value: tuple[np.ndarray, np.ndarray]) -> None:
+        """Write (h, c), each [L, B, H], into the C state structs; raises LstmEdgeError for other shapes."""
         h, c = (np.array(a, dtype=np.float32) for a in value)
-        if h.shape != self._shape or c.shape != self._shape:
+        if h.shape != self.state_shape or c.shape != self.state_shape:
             raise LstmEdgeError(
-                f"state shapes {h.shape}/{c.shape}, expected {self._shape}", "use a state from this stream"
+                f"state shapes {h.shape}/{c.shape}, expected {self.state_shape}", "use a state from this stream"
             )
         for b in range(self.batch):
             self._hb[...], self._cb[...] = h[:, b], c[:, b]

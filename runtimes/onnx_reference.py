@@ -19,7 +19,9 @@ import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 from lstm_edge.errors import LstmEdgeError, first_line
-from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
+from lstm_edge.onnx_io import load_onnx_checked
+from lstm_edge.runtimes.base import Runner, RunnerOptions
+from lstm_edge.runtimes.source import Source
 
 F32, F64 = TensorProto.FLOAT, TensorProto.DOUBLE
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
@@ -120,9 +122,10 @@ def _with_lengths(base: type) -> type:
 
 
 def _recurrent_ops() -> list[type]:
-    from onnx.reference.ops.op_gru import GRU
-    from onnx.reference.ops.op_lstm import LSTM
-    from onnx.reference.ops.op_rnn import RNN_14
+    # deferred, all three: onnx.reference takes ~200 ms to import, paid only when a reference runs
+    from onnx.reference.ops.op_gru import GRU  # deferred
+    from onnx.reference.ops.op_lstm import LSTM  # deferred
+    from onnx.reference.ops.op_rnn import RNN_14  # deferred
 
     rnn = _with_lengths(RNN_14)
     rnn.__name__ = "RNN"
@@ -133,7 +136,7 @@ def evaluator(model: onnx.ModelProto):
     """feeds {name: array} → {output name: float64 array}: `model` cast to double and evaluated by onnx.reference
     (recurrent ops honouring sequence_lens). Raises LstmEdgeError for what the evaluator would compute wrongly or
     cannot load, and (per call) when evaluation fails."""
-    from onnx.reference import ReferenceEvaluator
+    from onnx.reference import ReferenceEvaluator  # deferred: ~200 ms to import, only when a reference runs
 
     limits = reference_limits(model)
     if limits:
@@ -172,8 +175,6 @@ class OnnxReferenceRunner(Runner):
 
     def __init__(self, source: Source, options: RunnerOptions) -> None:
         super().__init__(source, options)
-        from lstm_edge.onnx_io import load_onnx_checked
-
         self._evaluate = evaluator(load_onnx_checked(source.path))
 
     def _run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -191,7 +192,9 @@ class OnnxReferenceRunner(Runner):
         return (y, state[0], state[1]) if len(state) == 2 else (y, h0, c0)
 
     def version(self) -> str:
+        """onnx's version, marked float64."""
         return f"onnx {onnx.__version__} (float64)"
 
     def describe(self) -> dict:
+        """Runner.describe with precision fp64."""
         return super().describe() | {"precision": "fp64"}

@@ -5,23 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from lstm_edge.errors import LstmEdgeError, first_line
-from lstm_edge.runtimes.base import Binding, Runner, RunnerOptions, Source
+from lstm_edge.runtimes.base import Runner, RunnerOptions
+from lstm_edge.runtimes.probes import import_ort
+from lstm_edge.runtimes.source import Source
+from lstm_edge.runtimes.stream import Binding
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")
-
-
-def import_ort(extra: str = "cpu"):
-    """The onnxruntime module; LstmEdgeError naming `pip install 'lstm-edge[extra]'` when it is missing."""
-    try:
-        import onnxruntime as ort
-    except ImportError as e:
-        raise LstmEdgeError("ONNX Runtime is not installed", f"pip install 'lstm-edge[{extra}]'") from e
-    except OSError as e:  # installed, but a shared library it needs fails to load
-        raise LstmEdgeError(
-            f"ONNX Runtime is installed but cannot be imported (OSError: {first_line(e, 160)})",
-            f"reinstall it: pip install --force-reinstall 'lstm-edge[{extra}]'",
-        ) from e
-    return ort
 
 
 class OrtRunner(Runner):
@@ -37,8 +26,11 @@ class OrtRunner(Runner):
         self._names = source.input_names[:3]
 
     def session_options(self):
-        """ort.SessionOptions from RunnerOptions (threads, graph optimization, spinning); LstmEdgeError on an
-        unknown graph optimization level."""
+        """ort.SessionOptions from RunnerOptions (threads, graph optimization, spinning).
+
+        Raises:
+            LstmEdgeError: an unknown graph optimization level.
+        """
         ort, o = self.ort, self.options
         so = ort.SessionOptions()
         if o.threads:
@@ -90,6 +82,7 @@ class OrtRunner(Runner):
         return dict(zip((o.name for o in self.session.get_outputs()), outs, strict=True))
 
     def version(self) -> str:
+        """onnxruntime's version string."""
         return self.ort.__version__
 
     def describe(self) -> dict:
@@ -99,7 +92,7 @@ class OrtRunner(Runner):
             "graph_optimization": self.options.graph_optimization,
         }
 
-    def _bind_step(self, x: np.ndarray, states: tuple[tuple[np.ndarray, ...], ...]) -> Binding:
+    def bind_step(self, x: np.ndarray, states: tuple[tuple[np.ndarray, ...], ...]) -> Binding:
         """Two IO bindings over the stream's numpy buffers, alternating: step k reads pair k and writes 1 - k.
 
         ORT's CPU OrtValues share memory with the numpy arrays, so a step is one copy of x_t in and one of y out

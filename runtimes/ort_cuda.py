@@ -3,49 +3,14 @@ libraries, or LSTM nodes placed on the CPU each fail with the reason (unless all
 
 from __future__ import annotations
 
-import importlib.metadata as md
-
 import numpy as np
 
 from lstm_edge.errors import LstmEdgeError, first_line
-from lstm_edge.runtimes.base import Binding, RunnerOptions, Source
-from lstm_edge.runtimes.ort_cpu import OrtRunner, import_ort
-
-
-def ort_packages() -> list[str]:
-    """Which ONNX Runtime distributions are installed (two at once overwrite each other's files)."""
-    found = []
-    for dist in ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"):
-        try:
-            md.version(dist)
-            found.append(dist)
-        except md.PackageNotFoundError:
-            pass
-    return found
-
-
-def cuda_unavailable_reason() -> str | None:
-    """Why the CUDA provider cannot run here, or None when it is available."""
-    pkgs = ort_packages()
-    if "onnxruntime" in pkgs and "onnxruntime-gpu" in pkgs:
-        return (
-            "both onnxruntime and onnxruntime-gpu are installed; they overwrite each other's files — "
-            "pip uninstall -y onnxruntime onnxruntime-gpu && pip install 'lstm-edge[cuda]'"
-        )
-    try:
-        ort = import_ort("cuda")
-    except LstmEdgeError as e:
-        return (
-            str(e)
-            if "cannot be imported" in e.problem
-            else "ONNX Runtime is not installed — pip install 'lstm-edge[cuda]'"
-        )
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return (
-            "this onnxruntime has no CUDA provider (the CPU package is installed) — "
-            "pip uninstall -y onnxruntime && pip install 'lstm-edge[cuda]'"
-        )
-    return None
+from lstm_edge.runtimes.base import RunnerOptions
+from lstm_edge.runtimes.ort_cpu import OrtRunner
+from lstm_edge.runtimes.probes import cuda_unavailable_reason
+from lstm_edge.runtimes.source import Source
+from lstm_edge.runtimes.stream import Binding
 
 
 class OrtCudaRunner(OrtRunner):
@@ -93,7 +58,7 @@ class OrtCudaRunner(OrtRunner):
         """Always "cuda:0": the runner refuses to open where the CUDA provider did not load."""
         return "cuda:0"
 
-    def _bind_step(self, x: np.ndarray, states: tuple[tuple[np.ndarray, ...], ...]) -> Binding:
+    def bind_step(self, x: np.ndarray, states: tuple[tuple[np.ndarray, ...], ...]) -> Binding:
         """State stays on the GPU between steps (two device pairs, alternating); only x_t and y cross the bus.
         The host pairs mirror the device pairs only when the stream reads (pull) or sets (push) its state."""
         ort, session = self.ort, self.session

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.onnx_io import RECURRENT_OPS, x_time_axis
 
 # Recognised names per role, compared case-insensitively (lstm-edge's own first; then ONNX operator input names,
 # PyTorch argument names, and what torch.onnx / tf2onnx / keras2onnx users commonly write).
@@ -44,6 +45,7 @@ class Port:
     role: str | None = None
 
     def describe(self) -> str:
+        """'name [d0, ?, d2] dtype' for messages; ? for a dimension (or a shape) left open."""
         dims = "?" if self.dims is None else "[" + ", ".join("?" if d is None else str(d) for d in self.dims) + "]"
         return f"{self.name} {dims} {np.dtype(self.dtype).name if self.dtype else ''}".strip()
 
@@ -63,8 +65,6 @@ class Signature:
     @classmethod
     def from_model(cls, model) -> Signature:
         """Read from an onnx.ModelProto; initializers listed as inputs (old IR) are not inputs."""
-        from lstm_edge.onnx_io import RECURRENT_OPS, x_time_axis
-
         g = model.graph
         inits = {t.name for t in g.initializer}
 
@@ -103,6 +103,7 @@ class Signature:
         return sig
 
     def port(self, role: str) -> Port | None:
+        """The input or output playing `role` (x, h0, c0, lengths, y, hn, cn), or None when none does."""
         return next((p for p in (*self.inputs, *self.outputs) if p.role == role), None)
 
     @property

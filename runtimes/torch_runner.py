@@ -8,7 +8,9 @@ import torch
 from lstm_edge.checkpoint import load_checkpoint
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.model import forward_numpy, run_numpy
-from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
+from lstm_edge.runtimes.base import Runner, RunnerOptions
+from lstm_edge.runtimes.registry import RUNTIMES
+from lstm_edge.runtimes.source import Source
 
 
 class TorchRunner(Runner):
@@ -19,7 +21,7 @@ class TorchRunner(Runner):
     def __init__(self, source: Source, options: RunnerOptions) -> None:
         if source.bundle is None:
             raise LstmEdgeError(
-                "the torch runtime runs the bundle's checkpoint; a bare .onnx has none",
+                RUNTIMES["torch"].refusals["bare .onnx"],
                 "pass a bundle folder, or choose --provider cpu",
             )
         ckpt = source.bundle.checkpoint(options.verify_hash)
@@ -48,11 +50,13 @@ class TorchRunner(Runner):
             x, h0, c0 = (np.asarray(a, np.float64) for a in (x, h0, c0))
         return run_numpy(self.model, x, h0, c0)
 
-    def _infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Runner.infer through the checkpoint's own forward (in float64 when float64=True)."""
         inputs = [a.astype(self.state_dtype) if a.dtype.kind == "f" else a for a in feeds.values()]
         return list(forward_numpy(self.model, *inputs))
 
     def version(self) -> str:
+        """torch's version string."""
         return str(torch.__version__)
 
     def describe(self) -> dict:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from lstm_edge.errors import LstmEdgeError, first_line
-from lstm_edge.runtimes.base import Runner, RunnerOptions, Source
+from lstm_edge.runtimes.base import Runner, RunnerOptions
+from lstm_edge.runtimes.registry import RUNTIMES
+from lstm_edge.runtimes.source import Source
 
 
 class TractRunner(Runner):
@@ -16,7 +18,7 @@ class TractRunner(Runner):
     def __init__(self, source: Source, options: RunnerOptions) -> None:
         super().__init__(source, options)
         try:
-            import tract
+            import tract  # deferred: tract is optional
         except ImportError as e:
             raise LstmEdgeError("tract is not installed", "pip install 'lstm-edge[tract]'") from e
         self.tract = tract
@@ -27,7 +29,7 @@ class TractRunner(Runner):
         # ORT within 1e-7); an int8 LSTM is com.microsoft's DynamicQuantizeLSTM.
         if source.variant == "int8" and (not ops or "DynamicQuantizeLSTM" in ops):
             raise LstmEdgeError(
-                "tract has no DynamicQuantizeLSTM (com.microsoft), so it cannot run the int8 variant",
+                RUNTIMES["tract"].refusals["int8"],
                 "use --variant fp32 or int8-static with tract, or --provider cpu for int8",
             )
         try:
@@ -59,4 +61,5 @@ class TractRunner(Runner):
         return dict(zip(outs_named, outs, strict=True))
 
     def version(self) -> str:
+        """tract's version string."""
         return self.tract.version()

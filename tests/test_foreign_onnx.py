@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import lstm_edge
 from lstm_edge.bundle import Bundle
-from lstm_edge.runtimes.base import RunnerOptions, resolve
+from lstm_edge.runtimes import RunnerOptions, resolve
 from lstm_edge.runtimes.onnx_reference import OnnxReferenceRunner, double_model
 from lstm_edge.tolerances import FP32_ABS, MAPPING_F64, scaled_error
 

@@ -15,7 +15,7 @@ import lstm_edge
 from lstm_edge.bundle import Bundle
 from lstm_edge.cli import main
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.runtimes.ort_cuda import cuda_unavailable_reason
+from lstm_edge.runtimes.probes import cuda_unavailable_reason
 from lstm_edge.tolerances import FP32_ABS, fp32_tolerance, scaled_error
 
 LOCAL = ["torch", "cpu", "openvino", "tract"]

@@ -1,5 +1,5 @@
 """layout-1, sequence-lens, peephole, reverse-direction: node features that some runtimes reject or miscompute
-(measured, lstm_edge.onnx_io.RUNTIME_LIMITS). Twins: one attribute or input each, one message each."""
+(measured, lstm_edge.runtimes.registry.RUNTIME_LIMITS). Twins: one attribute or input each, one message each."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from lstm_edge.export.lint_rules.context import LintContext
 from lstm_edge.export.lint_rules.rule import Hit, LintRule, Site
-from lstm_edge.onnx_io import RUNTIME_LIMITS
+from lstm_edge.runtimes.registry import RUNTIME_LIMITS
 
 
 def check_layout(ctx: LintContext, site: Site) -> Iterator[Hit]:
