@@ -13,6 +13,7 @@ import click
 
 from lstm_edge import __version__
 from lstm_edge.errors import LstmEdgeError, ParityError, first_line
+from lstm_edge.targets import TARGETS, write_target
 
 
 def _last_resort(e: BaseException) -> LstmEdgeError:
@@ -617,7 +618,7 @@ def bench(
 
 @main.command("bundle")
 @click.argument("bundle_dir", metavar="BUNDLE", type=click.Path())
-@click.option("--target", required=True, help="python | node | web | triton")
+@click.option("--target", required=True, help=" | ".join(TARGETS))
 @click.option("--variant", default="fp32", show_default=True, help="fp32 | int8")
 @click.option("--out", required=True, type=click.Path(), help="The folder to write.")
 @click.option("--force", is_flag=True, help="Replace an existing embed folder or bundle (never another folder).")
@@ -630,9 +631,8 @@ def bench(
 def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash, max_batch) -> None:
     """A self-contained folder for a Python app, a Node.js program or a web page, checking itself against golden vectors."""
     from lstm_edge.bundle import Bundle
-    from lstm_edge.embed import make_embed
 
-    path = make_embed(
+    path = write_target(
         bundle_dir,
         target,
         out,
