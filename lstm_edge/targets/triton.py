@@ -159,7 +159,7 @@ instance_group [
 
 
 def check_triton_form(config, streaming: bool) -> None:
-    """LstmEdgeError, in one line, for a model whose stream state Triton's implicit state cannot carry as written
+    """Raises LstmEdgeError, in one line, for a model whose stream state Triton's implicit state cannot carry as written
     here: state h/c of L layers (not L·D directions), an LSTM (a GRU has no c), full-length sequences.
 
     Before: a bidirectional model got state dims [L, H] against its graph's [L·2, H] (ORT refused every request), and
@@ -291,10 +291,11 @@ def model_config_pb2():
 
     The generated file sits in tritonclient/grpc/, whose package __init__ demands grpcio (the [grpc] extra, which
     also pins protobuf<7 against this project's protobuf 7). The message definitions need only protobuf, so the
-    file is loaded by itself from the plain `tritonclient` wheel.
+    file is loaded by itself from the plain `tritonclient` wheel. Raises LstmEdgeError where tritonclient is not
+    installed.
     """
     try:
-        import tritonclient
+        import tritonclient  # deferred: optional (the test extra), needed only to check a config
     except ImportError as e:
         raise LstmEdgeError("checking a Triton config needs tritonclient", "pip install tritonclient") from e
     path = Path(tritonclient.__file__).parent / "grpc" / "model_config_pb2.py"
