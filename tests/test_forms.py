@@ -320,12 +320,12 @@ def test_token_ids_out_of_range_and_bad_lengths_are_input_errors(bundles, tmp_pa
 def test_node_bundle_checks_itself(name, bundles, tmp_path):
     import subprocess
 
-    from lstm_edge.embed import make_embed
+    from lstm_edge.targets import write_target
     from tests.test_embed import NPM_DIR, _node_reason
 
     if _node_reason():
         pytest.skip(_node_reason())
-    out = make_embed(bundles[name], "node", tmp_path / "node")
+    out = write_target(bundles[name], "node", tmp_path / "node")
     (out / "node_modules").symlink_to(NPM_DIR / "node_modules")
     r = subprocess.run(["node", "check.mjs"], cwd=out, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
@@ -344,9 +344,9 @@ def test_python_bundle_checks_itself(name, bundles, tmp_path):
     import subprocess
     import sys
 
-    from lstm_edge.embed import make_embed
+    from lstm_edge.targets import write_target
 
-    out = make_embed(bundles[name], "python", tmp_path / "py")
+    out = write_target(bundles[name], "python", tmp_path / "py")
     r = subprocess.run([sys.executable, "example.py"], cwd=out, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
 

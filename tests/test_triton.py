@@ -14,7 +14,7 @@ from google.protobuf import text_format
 
 from lstm_edge.cli import main
 from lstm_edge.runtimes import open_runner
-from lstm_edge.triton import check_against_onnx, model_config_pb2
+from lstm_edge.targets.triton import check_against_onnx, model_config_pb2
 
 pytest.importorskip("tritonclient", reason="tritonclient is in the test extra")
 

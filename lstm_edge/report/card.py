@@ -6,7 +6,6 @@ from __future__ import annotations
 import shlex
 
 from lstm_edge.bundle import Bundle, entry_verdict
-from lstm_edge.embed import TARGETS
 from lstm_edge.report import figures
 from lstm_edge.report.markup import (
     STATUS_CLASS,
@@ -24,6 +23,7 @@ from lstm_edge.report.markup import (
     table,
     tag,
 )
+from lstm_edge.targets import TARGETS
 
 NOT_RECORDED = "not recorded"
 # manifest "reference.kind" → what the bundle was judged against, in words. A rebuild is called a guess.
@@ -33,13 +33,6 @@ REFERENCE_WORDS = {
     "rebuilt-from-state-dict": "a module rebuilt from the weights alone — a guess at the architecture; the user's "
     "own forward was not run",
     "onnx-float64": "the source ONNX evaluated in float64 by onnx.reference",
-}
-# One line per embed target: what the folder is for (lstm_edge.embed.TARGETS, plus the C of `lstm-edge codegen`).
-TARGET_WORDS = {
-    "python": "a Python app (needs lstm-edge installed; run example.py with the interpreter that has it)",
-    "node": "a Node.js program (onnxruntime-node)",
-    "web": "a web page (onnxruntime-web, single-threaded WASM, works offline)",
-    "triton": "a Triton Inference Server model repository",
 }
 
 
@@ -251,11 +244,13 @@ def embed_section(bundle: Bundle) -> Markup:
     deployable = [v for v in bundle.variants() if bundle.verdict(v) == "deployable"] or ["fp32"]
     v = deployable[0]
     rows = [
-        [t, TARGET_WORDS.get(t, ""), code(f"lstm-edge bundle {root} --target {t} --variant {v} --out embed/{t}")]
-        for t in TARGETS
+        [
+            name,
+            f"{t.summary} (needs {t.needs})",
+            code(f"lstm-edge bundle {root} --target {name} --variant {v} --out embed/{name}"),
+        ]
+        for name, t in TARGETS.items()
     ]
-    rows.append(["c", "dependency-free C99 for a microcontroller (no malloc), with a check program",
-                 code(f"lstm-edge codegen {root} --out embed/c")])  # fmt: skip
     return section(
         "embed",
         "How to embed it",

@@ -19,12 +19,14 @@ Why the embedded ONNX is wrapped, not copied (Triton's docs, "Implicit State Man
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 from lstm_edge.bundle import check_name
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.formats import TRITON_FORMAT, TRITON_INFO
+from lstm_edge.targets.common import TargetJob
 
 STATE = (("h_state", "h_state_out"), ("c_state", "c_state_out"))
 CONTROLS = (("START", "CONTROL_SEQUENCE_START"), ("READY", "CONTROL_SEQUENCE_READY"), ("END", "CONTROL_SEQUENCE_END"))
@@ -40,7 +42,7 @@ def wrap_for_triton(model, io: dict):
     cn). Returns a new ModelProto: inputs x [B, T, F], START/READY/END [B, 1] int32, h_state/c_state [B, L, H];
     outputs y, h_state_out/c_state_out [B, L, H]. Raises LstmEdgeError if the graph has no state inputs/outputs.
     """
-    import onnx
+    import onnx  # deferred: onnx takes ~0.25 s to import, kept off the CLI's start (it imports lstm_edge.targets)
     from onnx import TensorProto, helper
 
     names_in = [i["name"] for i in io["inputs"]]
@@ -158,7 +160,7 @@ instance_group [
 
 
 def check_triton_form(config, streaming: bool) -> None:
-    """LstmEdgeError, in one line, for a model whose stream state Triton's implicit state cannot carry as written
+    """Raises LstmEdgeError, in one line, for a model whose stream state Triton's implicit state cannot carry as written
     here: state h/c of L layers (not L·D directions), an LSTM (a GRU has no c), full-length sequences.
 
     Before: a bidirectional model got state dims [L, H] against its graph's [L·2, H] (ORT refused every request), and
@@ -183,8 +185,12 @@ def check_triton_form(config, streaming: bool) -> None:
 
 
 def write_triton_repo(bundle, variant: str, model_path: Path, stage: Path, max_batch: int, instances: int = 1) -> Path:
-    """Fill `stage` (a staged folder that becomes --out) with the model repository. Returns the model's folder."""
-    import onnx
+    """Fill `stage` (a staged folder that becomes --out) with the model repository. Returns the model's folder.
+
+    Raises LstmEdgeError for max_batch < 1, a bundle name unfit for a folder, a manifest without io, or a model whose
+    stream state Triton cannot carry (check_triton_form).
+    """
+    import onnx  # deferred: onnx takes ~0.25 s to import, kept off the CLI's start
 
     if max_batch < 1:
         raise LstmEdgeError(f"--max-batch {max_batch}", "use at least 1")
@@ -214,6 +220,11 @@ def write_triton_repo(bundle, variant: str, model_path: Path, stage: Path, max_b
     return folder
 
 
+def write_triton(job: TargetJob) -> None:
+    """Fill job.stage with the Triton model repository (write_triton_repo, one instance); raises as it does."""
+    write_triton_repo(job.bundle, job.variant, job.model_path, job.stage, job.max_batch)
+
+
 TRITON_README = """# {name} ({variant}) for Triton Inference Server
 
 A model repository for Triton's ONNX Runtime backend. Triton keeps each stream's LSTM state (h, c) between requests
@@ -226,7 +237,7 @@ docker run --rm -p8000:8000 -p8001:8001 -p8002:8002 -v $PWD:/models {image} trit
 Each request: `x` FP32 [1, steps, {features}] (batch 1 per request; Triton batches streams together), with
 `sequence_id`, `sequence_start` and `sequence_end` set (tritonclient: `client.infer("{name}", inputs,
 sequence_id=42, sequence_start=True)`). The response is `y`. The model file is the bundle's ONNX wrapped so the state
-is batch-first and START resets it (see lstm_edge/triton.py in lstm-edge for why).
+is batch-first and START resets it (see lstm_edge/targets/triton.py in lstm-edge for why).
 """
 
 
@@ -235,7 +246,7 @@ def check_against_onnx(config_text: str, model_path: Path) -> list[str]:
 
     Returns a list of problems (empty when they agree). Needs tritonclient (the `test` extra) and onnx.
     """
-    import onnx
+    import onnx  # deferred: onnx takes ~0.25 s to import, kept off the CLI's start
     from google.protobuf import text_format
 
     pb = model_config_pb2()
@@ -281,12 +292,11 @@ def model_config_pb2():
 
     The generated file sits in tritonclient/grpc/, whose package __init__ demands grpcio (the [grpc] extra, which
     also pins protobuf<7 against this project's protobuf 7). The message definitions need only protobuf, so the
-    file is loaded by itself from the plain `tritonclient` wheel.
+    file is loaded by itself from the plain `tritonclient` wheel. Raises LstmEdgeError where tritonclient is not
+    installed.
     """
-    import importlib.util
-
     try:
-        import tritonclient
+        import tritonclient  # deferred: optional (the test extra), needed only to check a config
     except ImportError as e:
         raise LstmEdgeError("checking a Triton config needs tritonclient", "pip install tritonclient") from e
     path = Path(tritonclient.__file__).parent / "grpc" / "model_config_pb2.py"
