@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lstm_edge import limits
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.forms import FORMS
 
 # Checked before onnx.load reads a byte: protobuf's own limit is 2 GiB, and a near-2 GiB model was read whole
 # before that refusal came (issue 17); see limits.MAX_ARTIFACT_BYTES for the figure.
@@ -99,10 +100,7 @@ RUNTIME_LIMITS: dict[str, dict[str, str]] = {
         "onnxruntime-cuda": "ONNX Runtime rejects recurrent nodes with layout=1 (batch-major)",
         "openvino": "OpenVINO ignores layout=1 (it fails with 'Can not clone with new dims', or swaps batch and time)",
     },
-    "sequence-lens": {
-        "openvino": "OpenVINO ignores sequence_lens (outputs past each length measured 0.40 off)",
-        "tract": "tract cannot load a recurrent node with sequence_lens",
-    },
+    "sequence-lens": {p: FORMS["lengths"].refused_by[p] for p in ("openvino", "tract")},  # the lengths form's words
     "peephole": {"openvino": "OpenVINO ignores LSTM peephole weights P (measured 0.54 scaled error)"},
     "zero-state-free-batch": {
         "tract": "tract 0.23.9 panics, aborting the whole process, on a recurrent node with no initial_h while the "
