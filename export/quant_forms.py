@@ -35,20 +35,11 @@ from lstm_edge.export.quant_ort import quantize_dynamic_file, quiet_ort_advice, 
 from lstm_edge.export.quant_report import NOT_DEPLOYABLE, UNVERIFIED, MetricReport, ParityBound, QuantizeReport
 from lstm_edge.export.quant_report import Settings as QSettings
 from lstm_edge.export.validate import ort_cpu_session
+from lstm_edge.forms import quantize_refusals
 from lstm_edge.model import LSTMModel, forward_numpy
 from lstm_edge.tolerances import ACCURACY_POINTS_DROP, FP16_ABS, MSE_RELATIVE_DROP, error_stats, scaled_error
 
 ERROR_VS_T = (1, 10, 100, 1000)  # as quant_measure: verify's int8 buckets
-FP16_SCAN_REFUSED = (
-    "fp16 of the projected (Scan) form: ONNX Runtime 1.32 crashes creating a session for a float16 Scan body "
-    "(measured), so no fp16 variant is made"
-)
-STATIC_SEED_ONLY = "static int8 calibrates the seed's LSTM form only (x, h0, c0); use dynamic int8 for this model"
-
-
-def has_scan(model: onnx.ModelProto) -> bool:
-    """Whether the graph holds a Scan (the projected LSTM form)."""
-    return any(n.op_type == "Scan" for n in model.graph.node)
 
 
 def eval_feeds(config: ModelConfig, n: int, seq: int, seed: int) -> dict[str, np.ndarray]:
@@ -115,10 +106,11 @@ def error_growth(session, fp32_session, model: LSTMModel, config: ModelConfig) -
     return vs_fp32, profile
 
 
-def plan(cfg, fp32: onnx.ModelProto) -> tuple[tuple[str, ...], dict[str, str]]:
+def plan(cfg, config: ModelConfig) -> tuple[tuple[str, ...], dict[str, str]]:
     """The modes to make for a non-seed form and the variants skipped with why. Raises LstmEdgeError when the one
     mode asked for cannot be made (static int8; fp16 of the Scan form)."""
-    refused = {"static": STATIC_SEED_ONLY, **({"fp16": FP16_SCAN_REFUSED} if has_scan(fp32) else {})}
+
+    refused = quantize_refusals(config)  # lstm_edge.forms: static for every non-seed form, fp16 for the Scan one
     if cfg.mode != "all":
         mode = variant_for_mode(cfg.mode).mode
         if mode in refused:
@@ -136,7 +128,7 @@ def quantize_form(bundle, cfg):
     config = bundle.config
     fp32_path = bundle.artifact("fp32")
     fp32_model = onnx.load(str(fp32_path))
-    modes, skipped = plan(cfg, fp32_model)
+    modes, skipped = plan(cfg, config)
     model, _ = load_checkpoint(bundle.checkpoint())
     fp32_session = ort_cpu_session(fp32_path.read_bytes())
     n = min(cfg.eval_samples, 64)

@@ -22,6 +22,7 @@ from lstm_edge.export.lint import lint
 from lstm_edge.export.plan import HEAD_CHOICES, ExportConfig, Plan, plan_own_model
 from lstm_edge.export.torch_export import export_forward
 from lstm_edge.export.validate import format_rows, ort_cpu_session
+from lstm_edge.forms import refusal
 from lstm_edge.intake import ModelFile, Recognized, recognize
 from lstm_edge.model import LSTMModel
 from lstm_edge.tolerances import FP32_ABS, scaled_error
@@ -37,9 +38,7 @@ def builder_limit(config: ModelConfig) -> str | None:
     """What the intake cannot export through the weight-level graph builder in `config` (None: it can). The builder
     writes every ModelSpec form (export/graph.py); what remains is a variable-length model, whose user forward takes
     a `lengths` argument the intake cannot know how to pass (export it from Python with an LSTMModel instead)."""
-    if config.lengths:
-        return "the intake does not export variable-length models from a file"
-    return None
+    return refusal(config, "intake")  # lstm_edge.forms: the lengths form's reason
 
 
 def plan_file(mf: ModelFile, cfg: ExportConfig, example_input: torch.Tensor | None) -> Plan:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.forms import FORMS, stream_refusal
 from lstm_edge.limits import check_run_memory
 from lstm_edge.runtimes.checks import check_feeds, check_state, check_x
 from lstm_edge.runtimes.registry import RUNS_CORRECTLY, RUNTIME_LIMITS
@@ -184,8 +185,7 @@ class Runner(ABC):
             )
         if self.source.bundle is not None and not self.source.bundle.stateful:
             raise LstmEdgeError(
-                "this bundle is stateless (its state is not a graph input: an export of the model's own forward, or an "
-                "import without state I/O), so it cannot stream",
+                FORMS["fallback"].stream_note,  # stateless: the fallback route's (or a stateless import's) reason
                 "run whole sequences without --stream / stream(); an imported model can be re-exported: lstm-edge import MODEL.onnx --out BUNDLE --rebuild",
             )
         if not self.source.has_state:
@@ -196,12 +196,9 @@ class Runner(ABC):
         if batch < 1:
             raise LstmEdgeError(f"stream batch {batch}", "use batch ≥ 1")
         c = self.source.config
-        if c is not None and not c.streamable:
-            raise LstmEdgeError(
-                "this model is bidirectional: its backward direction reads each sequence from the end, so it cannot "
-                "stream one step at a time",
-                "run whole sequences with run()",
-            )
+        why = stream_refusal(c) if c is not None else None  # lstm_edge.forms: a bidirectional model's reason
+        if why:
+            raise LstmEdgeError(why, "run whole sequences with run()")
         if self.source.spec_form:
             return SpecStream(self, batch)
         return Stream(self, batch)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lstm_edge.errors import LstmEdgeError, first_line
+from lstm_edge.forms import FORMS
 from lstm_edge.onnx_io import RECURRENT_TRAITS
 from lstm_edge.runtimes.probes import c_compiler_missing, cuda_unavailable_reason, module_missing
 
@@ -149,7 +150,7 @@ RUNTIMES: dict[str, RuntimeInfo] = {
                 "int8": "OpenVINO has no DynamicQuantizeLSTM (com.microsoft), so it cannot run the int8 variant",
                 "layout-1": "OpenVINO ignores layout=1 (it fails with 'Can not clone with new dims', or swaps batch "
                 "and time)",
-                "sequence-lens": "OpenVINO ignores sequence_lens (outputs past each length measured 0.40 off)",
+                "sequence-lens": FORMS["lengths"].refused_by["openvino"],  # the lengths form's words
                 "peephole": "OpenVINO ignores LSTM peephole weights P (measured 0.54 scaled error)",
             },
             module="openvino",
@@ -175,7 +176,7 @@ RUNTIMES: dict[str, RuntimeInfo] = {
             "worst bias per step; a real defect (a swapped gate block) is off by ~1e-1, far above it.",
             refusals={
                 "int8": "tract has no DynamicQuantizeLSTM (com.microsoft), so it cannot run the int8 variant",
-                "sequence-lens": "tract cannot load a recurrent node with sequence_lens",
+                "sequence-lens": FORMS["lengths"].refused_by["tract"],  # the lengths form's words
                 "zero-state-free-batch": "tract 0.23.9 panics, aborting the whole process, on a recurrent node with "
                 "no initial_h while the batch is symbolic (UndeterminedSymbol)",
                 "reverse": "tract computes direction=reverse wrongly (measured 0.47 LSTM, 1.3 GRU scaled error; "

@@ -14,6 +14,7 @@ import numpy as np
 from lstm_edge.bundle import MANIFEST, Bundle
 from lstm_edge.config import ModelConfig
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.forms import refusals
 from lstm_edge.onnx_io import load_onnx_checked
 
 # ONNX stacks gate blocks i, o, f, c; the C (like GateLSTM and the seed's equations) uses i, f, c, o.
@@ -85,25 +86,7 @@ def unsupported(config: ModelConfig) -> list[str]:
     """What in a model's form (its ModelSpec) the C cannot express, in the words a user knows; empty when codegen
     can write it. The C steps one unidirectional LSTM cell stack forward, one batch row and one float sample at a
     time, into a Linear head."""
-    c = config
-    why = []
-    if c.family != "lstm":
-        why.append(f"it is a {c.family.upper()}, not an LSTM")
-    if c.bidirectional:
-        why.append("it is bidirectional (its backward direction reads each sequence from the end)")
-    if c.lengths:
-        why.append("it takes variable lengths (a per-sequence lengths input)")
-    if c.proj_size:
-        why.append(f"it has a projection (proj_size {c.proj_size})")
-    if c.vocab_size:
-        why.append("it takes token ids through an embedding")
-    if not c.batch_first:
-        why.append("it is time-major (batch_first=False)")
-    if not c.bias:
-        why.append("it has no biases (bias=False)")
-    if c.head == "none":
-        why.append("it has no Linear head (head none)")
-    return why
+    return refusals(config, "c")  # one reason per form, in lstm_edge.forms' words and order
 
 
 def check_supported(config: ModelConfig) -> None:

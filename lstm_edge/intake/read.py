@@ -145,7 +145,7 @@ def _refuse_unknown(path: Path, head: bytes) -> None:
 # ---- readers -----------------------------------------------------------------------------------------------------
 def _read_safetensors(path: Path) -> ModelFile:
     try:
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # deferred: safetensors.torch imports torch
     except ImportError as e:  # a dependency, so only a broken install gets here
         raise LstmEdgeError("reading safetensors needs the safetensors package", "pip install safetensors") from e
     try:

@@ -26,6 +26,7 @@ from pathlib import Path
 from lstm_edge.bundle import check_name
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.formats import TRITON_FORMAT, TRITON_INFO
+from lstm_edge.forms import NOT_STREAMING, refusals
 from lstm_edge.targets.common import TargetJob
 
 STATE = (("h_state", "h_state_out"), ("c_state", "c_state_out"))
@@ -167,15 +168,9 @@ def check_triton_form(config, streaming: bool) -> None:
     a GRU was told it "has no state inputs/outputs". A backward direction cannot stream at all (it reads each sequence
     from the end), so no state layout would make it one.
     """
-    problems = []
-    if config.bidirectional or not config.streamable or not streaming:
-        problems.append(
-            "it cannot stream (bidirectional, or exported without state I/O), so there is no state to carry"
-        )
-    if config.family != "lstm":
-        problems.append(f"it is a {config.family.upper()} (the Triton target writes LSTM h and c state)")
-    if config.lengths:
-        problems.append("it takes variable lengths, which Triton's sequence batcher does not pass per request")
+    problems = refusals(config, "triton")  # lstm_edge.forms: GRU, lengths, no stream
+    if not streaming or NOT_STREAMING in problems:  # no stream (the manifest's fallback route too) is named first
+        problems = [NOT_STREAMING] + [p for p in problems if p != NOT_STREAMING]
     if problems:
         raise LstmEdgeError(
             "--target triton cannot serve this model as a stream: " + "; ".join(problems),
