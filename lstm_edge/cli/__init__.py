@@ -15,11 +15,11 @@ from lstm_edge.cli.bundle_cmd import bundle_cmd, codegen
 from lstm_edge.cli.common import handle_errors
 from lstm_edge.cli.doctor_cmd import doctor
 from lstm_edge.cli.export_cmd import export, import_cmd, lint, quantize
+from lstm_edge.cli.report_cmd import report
 from lstm_edge.cli.run_cmd import run
 from lstm_edge.cli.score_cmd import score
 from lstm_edge.cli.train_cmd import train
 from lstm_edge.cli.verify_cmd import verify
-from lstm_edge.report_cmd import report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from lstm_edge.cli.common import handle_errors
+from lstm_edge.cli.common import handle_errors, json_option, progress_on, quiet_option, write_json
 
 EXPORT_HELP = """Export a model file to a validated bundle: model.onnx, model.pt, golden.npz, manifest.json.
 
@@ -46,7 +45,8 @@ the file has the model's own forward, the bundle is checked against it.
 )
 @click.option("--code", type=click.Path(), help="A .py file defining the model's class, imported first (runs it!).")
 @click.option("--name", help="Bundle name: 1–64 of A-Z a-z 0-9 . _ - (default: the task or the file's stem).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@quiet_option
 @handle_errors
 def export(
     checkpoint: str,
@@ -57,7 +57,7 @@ def export(
     trust_pickle: bool,
     code: str | None,
     name: str | None,
-    as_json: bool,
+    json_path: str | None,
 ) -> None:
     """EXPORT_HELP is the help; prints what was recognized, the graph's nodes and the validation."""
     # torch and onnx deferred: `lstm-edge --help` stays fast
@@ -69,22 +69,19 @@ def export(
     r = export_bundle(checkpoint, out, cfg)
     worst = max(row["max_scaled_error"] for row in r.validation)
     cases = len({(row["batch"], row["seq"], row["state"], row.get("against", "")) for row in r.validation})
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "bundle": str(r.bundle),
-                    "seconds": r.seconds,
-                    "nodes": r.nodes,
-                    "max_scaled_error": worst,
-                    "recognized": r.recognized,
-                    "reference": r.reference,
-                    "streaming": r.streaming,
-                    "findings": [f.to_dict() for f in r.findings],
-                }
-            )
-        )
-        return
+    write_json(
+        json_path,
+        {
+            "bundle": str(r.bundle),
+            "seconds": r.seconds,
+            "nodes": r.nodes,
+            "max_scaled_error": worst,
+            "recognized": r.recognized,
+            "reference": r.reference,
+            "streaming": r.streaming,
+            "findings": [f.to_dict() for f in r.findings],
+        },
+    )
     if r.recognized:
         click.echo("recognized: " + r.recognized.replace("\n", "\n            "))
     nodes = ", ".join(f"{k}×{v}" for k, v in r.nodes.items())
@@ -102,20 +99,20 @@ def export(
 
 @click.command()
 @click.argument("model", type=click.Path())
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@quiet_option
 @handle_errors
-def lint(model: str, as_json: bool) -> None:
+def lint(model: str, json_path: str | None) -> None:
     """Find recurrent-model traps in an ONNX file (frozen axes, unfolded weights, layout=1, …). Exit 1 on errors."""
     # torch and onnx deferred: `lstm-edge --help` stays fast
     from lstm_edge.export.lint import lint as run_lint
     from lstm_edge.export.lint import load_onnx  # onnx, as above
 
     findings = run_lint(load_onnx(model))
-    if as_json:
-        click.echo(json.dumps([f.to_dict() for f in findings]))
-    elif not findings:
+    write_json(json_path, [f.to_dict() for f in findings])
+    if not findings:
         click.echo(f"{model}: no findings")
-    for f in [] if as_json else findings:
+    for f in findings:
         click.echo(f"{f.severity}: {f.code}: {f.message} — fix: {f.fix}")
     if any(f.severity == "error" for f in findings):
         sys.exit(1)
@@ -128,18 +125,17 @@ def lint(model: str, as_json: bool) -> None:
 @click.option("--weights", type=click.Path(), help=".npz of graph inputs that are weights (W, R, B, …) to freeze.")
 @click.option("--name", help="Bundle name (default: the file's stem).")
 @click.option("--force", is_flag=True, help="Overwrite an existing bundle.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@quiet_option
 @handle_errors
-def import_cmd(model, out, rebuild, weights, name, force, as_json) -> None:
+def import_cmd(model, out, rebuild, weights, name, force, json_path) -> None:
     """Wrap a recurrent ONNX model lstm-edge did not write into a bundle (reference: the model in float64)."""
     # torch and onnx deferred: `lstm-edge --help` stays fast
     from lstm_edge.export.importer import ImportConfig, import_onnx
 
     r = import_onnx(model, out, ImportConfig(force=force, rebuild=rebuild, weights=weights, name=name))
-    if as_json:
-        doc = {k: getattr(r, k) for k in ("rebuilt", "streaming", "notes", "max_scaled_error", "seconds")}
-        click.echo(json.dumps(doc | {"bundle": str(r.bundle), "findings": [f.to_dict() for f in r.findings]}))
-        return
+    doc = {k: getattr(r, k) for k in ("rebuilt", "streaming", "notes", "max_scaled_error", "seconds")}
+    write_json(json_path, doc | {"bundle": str(r.bundle), "findings": [f.to_dict() for f in r.findings]})
     how = "rebuilt clean" if r.rebuilt else "wrapped (reference: the model itself in float64, onnx.reference)"
     click.echo(f"imported {model} → {r.bundle} in {r.seconds:.2f}s, {how}")
     click.echo(f"ONNX Runtime CPU against the reference: max scaled error {r.max_scaled_error:.2e}")
@@ -170,10 +166,20 @@ def import_cmd(model, out, rebuild, weights, name, force, as_json) -> None:
 )
 @click.option("--data", type=click.Path(), help="Task data (.npz/.csv) when the model's task is not built in.")
 @click.option("--quantize-state", is_flag=True, help="static: let hn/cn pass through Q/DQ too (not recommended).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@quiet_option
 @handle_errors
 def quantize(
-    bundle, mode, calibration_samples, method, per_channel, reduce_range, max_metric_drop, data, quantize_state, as_json
+    bundle,
+    mode,
+    calibration_samples,
+    method,
+    per_channel,
+    reduce_range,
+    max_metric_drop,
+    data,
+    quantize_state,
+    json_path,
 ) -> None:
     """Add int8 (dynamic, static QDQ) and fp16 variants with an accuracy report; exit 1 if one is over budget."""
     # torch, onnx and onnxruntime.quantization deferred: `lstm-edge --help` stays fast
@@ -188,13 +194,11 @@ def quantize(
         max_metric_drop=max_metric_drop,
         data=data,
         quantize_state=quantize_state,
-        progress=not as_json,
+        progress=progress_on(),
     )
     result = quantize_bundle(bundle, cfg)
     for variant, why in result.skipped.items():
-        click.echo(f"skipped {variant}: {why}", err=as_json)
-    if as_json:
-        click.echo(json.dumps(result.to_dict()))
-        return
+        click.echo(f"skipped {variant}: {why}")
+    write_json(json_path, result.to_dict())
     click.echo(format_report(result.reports))
     click.echo(f"wrote {', '.join(result.reports)} into {result.bundle} (report: quantization.md, quantization.png)")

@@ -1,0 +1,74 @@
+"""How long `lstm-edge` takes to refuse bad input: wall and process CPU time per case, and the heavy modules loaded.
+
+Each case runs `python -m lstm_edge.cli ...` in a fresh process (what a user's shell does); the child reports its own
+CPU time (resource.getrusage of the children) and the heavy modules in sys.modules at exit. Run from the repo root:
+
+    .venv/bin/python benchmarks/cli_refusal.py [--repeat 3]
+
+Prints one row per case: the median wall seconds, the child's CPU seconds, the exit code and which of torch, onnx,
+onnxruntime, matplotlib, numpy the refusal imported. A refusal is meant to stay under 1 s wall on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HEAVY = ("torch", "onnx", "onnxruntime", "matplotlib", "numpy")
+PROBE = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: sys.stderr.write('\\nHEAVY=' + ','.join(m for m in {heavy!r} if m in sys.modules) + '\\n'))\n"
+    "sys.argv = ['lstm-edge'] + {args!r}\n"
+    "from lstm_edge.cli import main\n"
+    "main()\n"
+)
+CASES = {
+    "run missing.onnx": ["run", "missing.onnx", "--input", "x.npy"],
+    "export nonexistent.pt": ["export", "nonexistent.pt"],
+    "run --provider nope": ["run", "models/adding", "--provider", "nope", "--input", "x.npy"],
+    "run --chunk 0": ["run", "models/adding", "--chunk", "0", "--stream", "--input", "x.npy"],
+    "verify missing/": ["verify", "missing-bundle"],
+    "bench --rate -1": ["bench", "models/adding", "--rate", "-1"],
+    "quantize missing/": ["quantize", "missing-bundle"],
+    "codegen --precision int4": ["codegen", "models/adding", "--out", "/tmp/x-c", "--precision", "int4"],
+    "train --epochs 0": ["train", "--epochs", "0", "--out", "/tmp/x.pt"],
+    "score missing/": ["score", "missing-bundle", "--input", "x.npy", "--output", "/tmp/p.parquet"],
+    "lstm-edge --help": ["--help"],
+}
+
+
+def one(args: list[str]) -> tuple[float, float, int, str]:
+    """(wall s, child CPU s, exit code, heavy modules) of one fresh `lstm-edge ARGS` process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    p = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY, args=args)], capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    heavy = p.stderr.rsplit("HEAVY=", 1)[-1].strip() if "HEAVY=" in p.stderr else "?"
+    return wall, cpu, p.returncode, heavy or "-"
+
+
+def main() -> None:
+    """Print one row per case."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    n = ap.parse_args().repeat
+    print(f"load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores, {n} runs per case (median)")
+    print(f"{'case':<28} {'wall s':>7} {'cpu s':>7} {'exit':>4}  heavy modules imported")
+    for name, args in CASES.items():
+        runs = [one(args) for _ in range(n)]
+        wall = statistics.median(r[0] for r in runs)
+        cpu = statistics.median(r[1] for r in runs)
+        print(f"{name:<28} {wall:7.2f} {cpu:7.2f} {runs[0][2]:>4}  {runs[0][3]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Progress for people, on stderr, with one off switch: tqdm bars and one-line stage notes.
+
+Both are off when the caller says so (`enabled=False`: the CLI's `-q/--quiet`, `--json -`, an API caller's
+`progress=False`) or when the environment sets TQDM_DISABLE to anything but "", "0" or "false" — tqdm's own switch,
+which a bar built with an explicit `disable=False` would override, so no bar here passes one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tqdm.auto import tqdm
+
+
+def disabled_by_env() -> bool:
+    """True when TQDM_DISABLE asks for no progress (any value but "", "0", "false", case-insensitive)."""
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
+
+
+def progress_bar(*args, enabled: bool = True, **kwargs) -> tqdm:
+    """A tqdm bar (same arguments), off when `enabled` is False or TQDM_DISABLE is set.
+
+    tqdm reads TQDM_DISABLE only for arguments the call does not pass, so `disable` is passed only to turn it off."""
+    if not enabled or disabled_by_env():
+        kwargs["disable"] = True
+    return tqdm(*args, **kwargs)
+
+
+def stage(message: str, enabled: bool = True) -> None:
+    """One line on stderr saying what a step over ~2 s is doing now (`… message`), unless progress is off."""
+    if enabled and not disabled_by_env():
+        sys.stderr.write(f"… {message}\n")
+        sys.stderr.flush()
