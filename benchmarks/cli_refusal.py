@@ -38,6 +38,12 @@ CASES = {
     "codegen --precision int4": ["codegen", "models/adding", "--out", "/tmp/x-c", "--precision", "int4"],
     "train --epochs 0": ["train", "--epochs", "0", "--out", "/tmp/x.pt"],
     "score missing/": ["score", "missing-bundle", "--input", "x.npy", "--output", "/tmp/p.parquet"],
+    "quantize --mode bogus": ["quantize", "models/adding", "--mode", "bogus"],
+    "codegen missing/": ["codegen", "missing-bundle", "--out", "/tmp/x-c"],
+    "bundle missing/": ["bundle", "missing-bundle", "--target", "python", "--out", "/tmp/x-b"],
+    "report missing/": ["report", "missing-bundle", "--out", "/tmp/x.html"],
+    "lint missing.onnx": ["lint", "missing.onnx"],
+    "import missing.onnx": ["import", "missing.onnx", "--out", "/tmp/x-i"],
     "lstm-edge --help": ["--help"],
 }
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from lstm_edge.atomic import atomic_write_text
+from lstm_edge.bundle import bundle_root
 from lstm_edge.cli.common import choices, csv_option, handle_errors, json_option, progress_on, quiet_option, write_json
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.runtimes import RUNTIMES
@@ -53,12 +54,13 @@ def bench(
     Raises:
         LstmEdgeError: a --rate that is not a positive, finite number (handle_errors: one line, exit 2).
     """
-    # numpy and the runtimes, which bench imports, deferred: `lstm-edge --help` stays fast
+    if not (math.isfinite(rate) and rate > 0):
+        raise LstmEdgeError(f"--rate {rate}", "give a positive, finite step rate in Hz")
+    bundle_root(bundle)  # a wrong path is refused before torch is imported
+    # torch and the runtimes, which bench imports, deferred: bad input is refused at once
     from lstm_edge.bench import BenchConfig, auto_choose, plot, table_rows, to_markdown
     from lstm_edge.bench import bench as run_bench  # as above
 
-    if not (math.isfinite(rate) and rate > 0):
-        raise LstmEdgeError(f"--rate {rate}", "give a positive, finite step rate in Hz")
     cfg = BenchConfig(
         providers=csv_option(providers),
         variants=csv_option(variants),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from lstm_edge.bundle import bundle_root
 from lstm_edge.cli.common import handle_errors, json_option, progress_on, quiet_option, write_json
 
 
@@ -56,6 +57,7 @@ def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash,
 @handle_errors
 def codegen(bundle_dir, out, precision, prefix, force, no_verify_hash, json_path) -> None:
     """The model as dependency-free C99 (no malloc, no mutable globals) with a check program and a Makefile."""
+    bundle_root(bundle_dir)  # a wrong path is refused before torch is imported
     # torch deferred: `lstm-edge --help` stays fast
     from lstm_edge.codegen import CodegenConfig, generate
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
+from lstm_edge.bundle import bundle_root, variant_for_mode
 from lstm_edge.cli.common import handle_errors, json_option, progress_on, quiet_option, write_json
+from lstm_edge.limits import check_model_path
+from lstm_edge.onnx_io import check_onnx_path
 
 EXPORT_HELP = """Export a model file to a validated bundle: model.onnx, model.pt, golden.npz, manifest.json.
 
@@ -60,6 +64,7 @@ def export(
     json_path: str | None,
 ) -> None:
     """EXPORT_HELP is the help; prints what was recognized, the graph's nodes and the validation."""
+    check_model_path(Path(checkpoint))  # a wrong path is refused before torch is imported
     # torch and onnx deferred: `lstm-edge --help` stays fast
     from lstm_edge.export import ExportConfig, export_bundle
 
@@ -104,6 +109,7 @@ def export(
 @handle_errors
 def lint(model: str, json_path: str | None) -> None:
     """Find recurrent-model traps in an ONNX file (frozen axes, unfolded weights, layout=1, …). Exit 1 on errors."""
+    check_onnx_path(Path(model))  # a wrong path is refused before onnx and torch are imported
     # torch and onnx deferred: `lstm-edge --help` stays fast
     from lstm_edge.export.lint import lint as run_lint
     from lstm_edge.export.lint import load_onnx  # onnx, as above
@@ -130,6 +136,7 @@ def lint(model: str, json_path: str | None) -> None:
 @handle_errors
 def import_cmd(model, out, rebuild, weights, name, force, json_path) -> None:
     """Wrap a recurrent ONNX model lstm-edge did not write into a bundle (reference: the model in float64)."""
+    check_onnx_path(Path(model))  # a wrong path is refused before onnx and torch are imported
     # torch and onnx deferred: `lstm-edge --help` stays fast
     from lstm_edge.export.importer import ImportConfig, import_onnx
 
@@ -182,6 +189,9 @@ def quantize(
     json_path,
 ) -> None:
     """Add int8 (dynamic, static QDQ) and fp16 variants with an accuracy report; exit 1 if one is over budget."""
+    bundle_root(bundle)  # a wrong path or --mode is refused before torch is imported
+    if mode != "all":
+        variant_for_mode(mode)
     # torch, onnx and onnxruntime.quantization deferred: `lstm-edge --help` stays fast
     from lstm_edge.export.quantize import QuantizeConfig, format_report, quantize_bundle
 

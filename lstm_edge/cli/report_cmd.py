@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from lstm_edge.bundle import bundle_root
 from lstm_edge.cli.common import handle_errors, json_option, quiet_option, write_json
 
 
@@ -22,6 +23,7 @@ from lstm_edge.cli.common import handle_errors, json_option, quiet_option, write
 @handle_errors
 def report(bundle: str, out: str, verify_json: str | None, bench_json: str | None, json_path: str | None) -> None:
     """One HTML page of what was proven about a bundle: model card, verdicts, parity, speed, how to embed."""
+    bundle_root(bundle)  # a wrong path is refused before matplotlib is imported
     from lstm_edge.report import write_report  # matplotlib and the page builders: not needed to refuse bad input
 
     path = write_report(bundle, out, verify_json=verify_json, bench_json=bench_json)

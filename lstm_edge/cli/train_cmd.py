@@ -53,10 +53,10 @@ FIXED_BY_CHECKPOINT = ("task", "seq_len", "samples", "seed", "hidden_size", "num
 @handle_errors
 def train(out: str, json_path: str | None, **kw) -> None:
     """Train on a task or your data; writes PATH.pt and PATH.curve.png."""
+    check_train_options(kw)  # before torch is imported: bad options are refused at once
     # torch deferred: `lstm-edge --help` stays fast
     from lstm_edge.train import TrainConfig, train_to_file
 
-    check_train_options(kw)
     result = train_to_file(TrainConfig(**kw, progress=progress_on()), out)
     write_json(json_path, result.metrics)
     m = result.metrics

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from lstm_edge.atomic import atomic_write_text
-from lstm_edge.bundle import VARIANTS
+from lstm_edge.bundle import VARIANTS, bundle_root
 from lstm_edge.cli.common import choices, csv_option, handle_errors, json_option, progress_on, quiet_option, write_json
 from lstm_edge.runtimes import RUNTIMES
 
@@ -29,6 +29,7 @@ from lstm_edge.runtimes import RUNTIMES
 @handle_errors
 def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots_dir, no_verify_hash) -> None:
     """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch."""
+    bundle_root(bundle)  # a wrong path is refused before torch is imported
     # numpy and the runtimes, which parity imports, deferred: `lstm-edge --help` stays fast
     from lstm_edge.parity import VerifyConfig, plot_drift, summary_rows, to_markdown
     from lstm_edge.parity import verify as run_verify  # as above
