@@ -34,6 +34,7 @@ CASES = {
     "run --chunk 0": ["run", "models/adding", "--chunk", "0", "--stream", "--input", "x.npy"],
     "verify missing/": ["verify", "missing-bundle"],
     "bench --rate -1": ["bench", "models/adding", "--rate", "-1"],
+    "verify --providers nope": ["verify", "models/adding", "--providers", "nope"],
     "quantize missing/": ["quantize", "missing-bundle"],
     "codegen --precision int4": ["codegen", "models/adding", "--out", "/tmp/x-c", "--precision", "int4"],
     "train --epochs 0": ["train", "--epochs", "0", "--out", "/tmp/x.pt"],

@@ -132,6 +132,8 @@ def test_bad_input_is_refused_before_torch_is_imported(tmp_path):
         ["export", "nonexistent.pt"],
         ["verify", "missing-bundle"],
         ["bench", "models/adding", "--rate", "-1"],
+        ["verify", "models/adding", "--providers", "cpu,nope"],
+        ["bench", "models/adding", "--variants", "int4"],
         ["quantize", "missing-bundle"],
         ["quantize", "models/adding", "--mode", "bogus"],
         ["codegen", "missing-bundle", "--out", str(tmp_path / "c")],

@@ -9,7 +9,16 @@ import click
 
 from lstm_edge.atomic import atomic_write_text
 from lstm_edge.bundle import bundle_root
-from lstm_edge.cli.common import choices, csv_option, handle_errors, json_option, progress_on, quiet_option, write_json
+from lstm_edge.cli.common import (
+    check_lists,
+    choices,
+    csv_option,
+    handle_errors,
+    json_option,
+    progress_on,
+    quiet_option,
+    write_json,
+)
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.runtimes import RUNTIMES
 
@@ -56,7 +65,8 @@ def bench(
     """
     if not (math.isfinite(rate) and rate > 0):
         raise LstmEdgeError(f"--rate {rate}", "give a positive, finite step rate in Hz")
-    bundle_root(bundle)  # a wrong path is refused before torch is imported
+    bundle_root(bundle)  # a wrong path or name is refused before torch is imported
+    check_lists(csv_option(providers), csv_option(variants))
     # torch and the runtimes, which bench imports, deferred: bad input is refused at once
     from lstm_edge.bench import BenchConfig, auto_choose, plot, table_rows, to_markdown
     from lstm_edge.bench import bench as run_bench  # as above

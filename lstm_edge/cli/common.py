@@ -177,6 +177,20 @@ def check_provider_variant(provider: str, variant: str) -> None:
     bundle_variant(variant)
 
 
+def check_lists(providers: tuple[str, ...] | None, variants: tuple[str, ...] | None) -> None:
+    """--providers and --variants (verify, bench) refused at once, before torch is imported: each name must be a
+    key of lstm_edge.runtimes.RUNTIMES, or of lstm_edge.bundle.VARIANTS. Whether the bundle has a variant is the
+    library's check, once the bundle is read.
+
+    Raises:
+        LstmEdgeError: an unknown provider or variant name, naming the choices.
+    """
+    for p in providers or ():
+        check_provider_variant(p, "fp32")
+    for v in variants or ():
+        check_provider_variant("cpu", v)
+
+
 def choices(table) -> str:
     """A table's keys as option help reads them ("torch | cpu | … | c"): RUNTIMES for --provider, VARIANTS for
     --variant, so the help lists what the code accepts."""

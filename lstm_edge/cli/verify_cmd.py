@@ -9,7 +9,16 @@ import click
 
 from lstm_edge.atomic import atomic_write_text
 from lstm_edge.bundle import VARIANTS, bundle_root
-from lstm_edge.cli.common import choices, csv_option, handle_errors, json_option, progress_on, quiet_option, write_json
+from lstm_edge.cli.common import (
+    check_lists,
+    choices,
+    csv_option,
+    handle_errors,
+    json_option,
+    progress_on,
+    quiet_option,
+    write_json,
+)
 from lstm_edge.runtimes import RUNTIMES
 
 
@@ -29,7 +38,8 @@ from lstm_edge.runtimes import RUNTIMES
 @handle_errors
 def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots_dir, no_verify_hash) -> None:
     """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch."""
-    bundle_root(bundle)  # a wrong path is refused before torch is imported
+    bundle_root(bundle)  # a wrong path or name is refused before torch is imported
+    check_lists(csv_option(providers), csv_option(variants))
     # numpy and the runtimes, which parity imports, deferred: `lstm-edge --help` stays fast
     from lstm_edge.parity import VerifyConfig, plot_drift, summary_rows, to_markdown
     from lstm_edge.parity import verify as run_verify  # as above
