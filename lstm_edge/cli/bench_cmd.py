@@ -66,7 +66,7 @@ def bench(
     if not (math.isfinite(rate) and rate > 0):
         raise LstmEdgeError(f"--rate {rate}", "give a positive, finite step rate in Hz")
     bundle_root(bundle)  # a wrong path or name is refused before torch is imported
-    check_lists(csv_option(providers), csv_option(variants))
+    check_lists(bundle, csv_option(providers), csv_option(variants))
     # torch and the runtimes, which bench imports, deferred: bad input is refused at once
     from lstm_edge.bench import BenchConfig, auto_choose, plot, table_rows, to_markdown
     from lstm_edge.bench import bench as run_bench  # as above

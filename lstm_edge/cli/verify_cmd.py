@@ -39,7 +39,7 @@ from lstm_edge.runtimes import RUNTIMES
 def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots_dir, no_verify_hash) -> None:
     """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch."""
     bundle_root(bundle)  # a wrong path or name is refused before torch is imported
-    check_lists(csv_option(providers), csv_option(variants))
+    check_lists(bundle, csv_option(providers), csv_option(variants))
     # numpy and the runtimes, which parity imports, deferred: `lstm-edge --help` stays fast
     from lstm_edge.parity import VerifyConfig, plot_drift, summary_rows, to_markdown
     from lstm_edge.parity import verify as run_verify  # as above
