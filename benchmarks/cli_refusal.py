@@ -3,10 +3,12 @@
 Each case runs `python -m lstm_edge.cli ...` in a fresh process (what a user's shell does); the child reports its own
 CPU time (resource.getrusage of the children) and the heavy modules in sys.modules at exit. Run from the repo root:
 
-    .venv/bin/python benchmarks/cli_refusal.py [--repeat 3]
+    .venv/bin/python benchmarks/cli_refusal.py [--repeat 3] [--against CHECKOUT PYTHON]
 
 Prints one row per case: the median wall seconds, the child's CPU seconds, the exit code and which of torch, onnx,
 onnxruntime, matplotlib, numpy the refusal imported. A refusal is meant to stay under 1 s wall on a quiet machine.
+--against runs every case in another checkout too (with its venv's python), interleaved, and prints both side by
+side with the ratio of CPU times: `--against /path/to/main /path/to/main/.venv/bin/python`.
 """
 
 from __future__ import annotations
@@ -49,12 +51,12 @@ CASES = {
 }
 
 
-def one(args: list[str]) -> tuple[float, float, int, str]:
+def one(args: list[str], python: str = sys.executable, cwd: str = ".") -> tuple[float, float, int, str]:
     """(wall s, child CPU s, exit code, heavy modules) of one fresh `lstm-edge ARGS` process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY, args=args)], capture_output=True, text=True, check=False
+        [python, "-c", PROBE.format(heavy=HEAVY, args=args)], capture_output=True, text=True, check=False, cwd=cwd
     )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -67,14 +69,29 @@ def main() -> None:
     """Print one row per case."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
-    n = ap.parse_args().repeat
+    ap.add_argument("--against", nargs=2, metavar=("CHECKOUT", "PYTHON"), help="compare with another checkout")
+    a = ap.parse_args()
+    n = a.repeat
     print(f"load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores, {n} runs per case (median)")
-    print(f"{'case':<28} {'wall s':>7} {'cpu s':>7} {'exit':>4}  heavy modules imported")
+    if not a.against:
+        print(f"{'case':<28} {'wall s':>7} {'cpu s':>7} {'exit':>4}  heavy modules imported")
+        for name, args in CASES.items():
+            runs = [one(args) for _ in range(n)]
+            wall = statistics.median(r[0] for r in runs)
+            cpu = statistics.median(r[1] for r in runs)
+            print(f"{name:<28} {wall:7.2f} {cpu:7.2f} {runs[0][2]:>4}  {runs[0][3]}")
+        return
+    where, python = a.against
+    print(
+        f"{'case':<28} {'other wall':>10} {'cpu':>6} {'this wall':>10} {'cpu':>6} {'cpu ratio':>9}  heavy: other → this"
+    )
     for name, args in CASES.items():
-        runs = [one(args) for _ in range(n)]
-        wall = statistics.median(r[0] for r in runs)
-        cpu = statistics.median(r[1] for r in runs)
-        print(f"{name:<28} {wall:7.2f} {cpu:7.2f} {runs[0][2]:>4}  {runs[0][3]}")
+        pairs = [(one(args, python, where), one(args)) for _ in range(n)]  # interleaved: the load hits both alike
+        ow, oc = (statistics.median(p[0][k] for p in pairs) for k in (0, 1))
+        tw, tc = (statistics.median(p[1][k] for p in pairs) for k in (0, 1))
+        print(
+            f"{name:<28} {ow:10.2f} {oc:6.2f} {tw:10.2f} {tc:6.2f} {oc / tc:8.1f}×  {pairs[0][0][3]} → {pairs[0][1][3]}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Progress for people, on stderr, with one off switch: tqdm bars and one-line stage notes.
+"""Progress for people, on stderr, with one off switch: tqdm bars and one-line stage notes (on a terminal).
 
 Both are off when the caller says so (`enabled=False`: the CLI's `-q/--quiet`, `--json -`, an API caller's
 `progress=False`) or when the environment sets TQDM_DISABLE to anything but "", "0" or "false" — tqdm's own switch,
@@ -28,7 +28,9 @@ def progress_bar(*args, enabled: bool = True, **kwargs) -> tqdm:
 
 
 def stage(message: str, enabled: bool = True) -> None:
-    """One line on stderr saying what a step over ~2 s is doing now (`… message`), unless progress is off."""
-    if enabled and not disabled_by_env():
+    """One line on stderr saying what a step over ~2 s is doing now (`… message`), unless progress is off — and,
+    as git reports progress, only where stderr is a terminal: a log or a pipe gets the result and errors alone, so
+    an error stays the one line on stderr that scripts read."""
+    if enabled and not disabled_by_env() and getattr(sys.stderr, "isatty", lambda: False)():
         sys.stderr.write(f"… {message}\n")
         sys.stderr.flush()
