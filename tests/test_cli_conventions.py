@@ -92,6 +92,8 @@ def test_quiet_prints_nothing_and_json_path_gets_the_result(shipped_bundle, x_np
         ["codegen", "{b}", "--out", "{t}/c"],
         ["verify", "{b}", "--quick", "--providers", "cpu", "--variants", "fp32"],
         ["score", "{b}", "--input", "{t}/x.npy", "--output", "{t}/p.parquet", "--batch-size", "2"],
+        ["import", "{b}/model.onnx", "--out", "{t}/imported"],
+        ["report", "{b}", "--out", "{t}/report.html"],
     ],
     ids=lambda a: a[0],
 )
