@@ -98,7 +98,31 @@ RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 
 # The features of recurrent nodes that foreign exporters use and some runtimes reject or compute wrongly (which, and
 # why, is each runtime's entry in lstm_edge.runtimes.registry): what recurrent_traits reports.
-RECURRENT_TRAITS = ("layout-1", "sequence-lens", "peephole", "zero-state-free-batch", "reverse")
+RECURRENT_TRAITS = ("layout-1", "sequence-lens", "peephole", "zero-state-free-batch", "reverse", "repeated-input")
+# Ops an input may pass through, value for value, between a Tile/Expand and the recurrent node that reads it.
+PASS_THROUGH_OPS = {"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "Relu", "Tanh", "Sigmoid"}
+
+
+def repeated_input(graph, node, inits: set[str]) -> bool:
+    """True when the recurrent `node`'s X is one tensor repeated over time by a Tile or Expand (an autoencoder's
+    decoder input: the encoder's last h repeated T times), reached through value-for-value ops (PASS_THROUGH_OPS)
+    or elementwise ops whose other inputs are constants. Raises nothing."""
+    producers = {o: n for n in graph.node for o in n.output}
+    name, seen = node.input[0], set()
+    while name in producers and name not in seen:
+        seen.add(name)
+        src = producers[name]
+        if src.op_type in ("Tile", "Expand"):
+            return True
+        data = [i for i in src.input if i and i not in inits and not _is_constant(producers.get(i))]
+        if src.op_type not in PASS_THROUGH_OPS and not (src.op_type in ("Add", "Sub", "Mul", "Div") and len(data) == 1):
+            return False
+        name = data[0] if data else ""
+    return False
+
+
+def _is_constant(node) -> bool:
+    return node is not None and node.op_type == "Constant"
 
 
 def x_time_axis(graph, x: str) -> int:
@@ -122,8 +146,8 @@ def recurrent_traits(model) -> dict[str, list[str]]:
     """{trait: [node names]} for the RECURRENT_TRAITS the model's LSTM/GRU/RNN nodes carry (subgraphs too).
 
     layout-1: attribute layout=1; sequence-lens: input 4 set; peephole: LSTM input 7 (P) set; reverse:
-    direction=reverse; zero-state-free-batch: no initial_h while a 3-D graph input's batch or time axis is symbolic.
-    Raises nothing."""
+    direction=reverse; zero-state-free-batch: no initial_h (or an LSTM without initial_c) while a 3-D graph input's
+    batch or time axis is symbolic; repeated-input: X is a Tile/Expand over time (repeated_input). Raises nothing."""
     from onnx import helper  # deferred: onnx (~70 ms to import) loads only when a model is read
 
     out: dict[str, list[str]] = {}
@@ -145,12 +169,15 @@ def recurrent_traits(model) -> dict[str, list[str]]:
             name = n.name or n.output[0]
             direction = attrs.get("direction", b"forward")
             direction = direction.decode() if isinstance(direction, bytes) else direction
+            states = (5, 6) if n.op_type == "LSTM" else (5,)  # initial_h, and an LSTM's initial_c
+            graph_inits = {t.name for t in graph.initializer}
             for trait, on in (
                 ("layout-1", attrs.get("layout", 0) == 1),
                 ("sequence-lens", len(n.input) > 4 and bool(n.input[4])),
                 ("peephole", n.op_type == "LSTM" and len(n.input) > 7 and bool(n.input[7])),
                 ("reverse", direction == "reverse"),
-                ("zero-state-free-batch", free_batch and not (len(n.input) > 5 and n.input[5])),
+                ("zero-state-free-batch", free_batch and not all(len(n.input) > k and n.input[k] for k in states)),
+                ("repeated-input", repeated_input(graph, n, graph_inits | inits)),
             ):
                 if on:
                     out.setdefault(trait, []).append(name)

@@ -1,0 +1,130 @@
+"""Issue 24's silent wrong answers, each through the CLI as a user meets it: a form a runtime computes wrongly is
+refused there by name (tract on a repeated input, tract on a missing initial_c), an output whose time axis does not
+match x's is one line, and a quantized input outside its recorded range is counted, warned about, or refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+
+from lstm_edge.cli import main
+
+F32 = TensorProto.FLOAT
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_exit_2(r) -> str:
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    return r.output
+
+
+# ---- (a) tract on an autoencoder's repeated input ------------------------------------------------------------------
+class AE(torch.nn.Module):
+    """An LSTM autoencoder: the encoder's last h repeated T times feeds the decoder, a Linear per step."""
+
+    def __init__(self, F: int = 3, H: int = 8) -> None:
+        super().__init__()
+        self.enc = torch.nn.LSTM(F, H, batch_first=True)
+        self.dec = torch.nn.LSTM(H, H, batch_first=True)
+        self.out = torch.nn.Linear(H, F)
+
+    def forward(self, x):
+        _, (h, _) = self.enc(x)
+        z = h[-1].unsqueeze(1).repeat(1, x.shape[1], 1)  # (B, T, H): the repeated state
+        y, _ = self.dec(z)
+        return self.out(y)  # (B, T, F)
+
+
+def repeated_input_model(op: str = "Tile") -> onnx.ModelProto:
+    """One LSTM whose X is z [1, B, F] repeated over T (Tile, or Expand) to the length of a second input s [T]."""
+    rng = np.random.default_rng(0)
+    F, H = 3, 4
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.5, (1, 4 * H, F)).astype(np.float32), "W"),
+        numpy_helper.from_array(rng.normal(0, 0.5, (1, 4 * H, H)).astype(np.float32), "R"),
+        numpy_helper.from_array(np.ones(1, np.int64), "one"),
+    ]
+    nodes = [
+        helper.make_node("Shape", ["s"], ["T"]),
+        helper.make_node("Concat", ["T", "one", "one"], ["reps"], axis=0),
+        helper.make_node(op, ["z", "reps"], ["X"]),
+        helper.make_node("LSTM", ["X", "W", "R", "", "", "h0", "c0"], ["Y", "Y_h", "Y_c"], hidden_size=H, name="dec"),
+    ]
+    ins = [
+        helper.make_tensor_value_info("z", F32, [1, "B", F]),
+        helper.make_tensor_value_info("s", F32, ["T"]),
+        *(helper.make_tensor_value_info(n, F32, [1, "B", H]) for n in ("h0", "c0")),
+    ]
+    outs = [helper.make_tensor_value_info(n, F32, None) for n in ("Y", "Y_h", "Y_c")]
+    m = helper.make_model(helper.make_graph(nodes, "ae", ins, outs, inits), opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def test_tract_refuses_the_autoencoders_repeated_state_by_name(tmp_path):
+    """Before: exit 0, every output step the first (tract runs the decoder's Scan once). After: one line, exit 2."""
+    pytest.importorskip("tract")
+    torch.manual_seed(0)
+    torch.save(AE(), tmp_path / "ae.pt")
+    r = cli("export", tmp_path / "ae.pt", "--trust-pickle", "--out", tmp_path / "ae")
+    assert r.exit_code == 0, r.output
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(2, 7, 3)).astype(np.float32))
+    out = one_line_exit_2(cli("run", tmp_path / "ae", "--provider", "tract", "--input", tmp_path / "x.npy"))
+    assert "repeated over time" in out and "ONNX Runtime" in out
+    assert cli("run", tmp_path / "ae", "--input", tmp_path / "x.npy").exit_code == 0  # ORT computes it right
+
+
+@pytest.mark.parametrize("op", ["Tile", "Expand"])
+def test_tract_refuses_a_bare_lstm_on_a_repeated_input(tmp_path, op):
+    pytest.importorskip("tract")
+    onnx.save(repeated_input_model(op), tmp_path / "m.onnx")
+    rng = np.random.default_rng(1)
+    feeds = {"z": rng.normal(size=(1, 2, 3)), "s": np.zeros(5), "h0": np.zeros((1, 2, 4)), "c0": np.zeros((1, 2, 4))}
+    np.savez(tmp_path / "in.npz", **{k: v.astype(np.float32) for k, v in feeds.items()})
+    out = one_line_exit_2(cli("run", tmp_path / "m.onnx", "--provider", "tract", "--input", tmp_path / "in.npz"))
+    assert "node 'dec'" in out and "repeated over time" in out
+    lint = cli("lint", tmp_path / "m.onnx")
+    assert "repeated-input" in lint.output, lint.output
+
+
+# ---- (c) tract on an LSTM with initial_h but no initial_c ----------------------------------------------------------
+def no_initial_c_model() -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    F, H = 3, 4
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.5, (1, 4 * H, F)).astype(np.float32), "W"),
+        numpy_helper.from_array(rng.normal(0, 0.5, (1, 4 * H, H)).astype(np.float32), "R"),
+    ]
+    node = helper.make_node("LSTM", ["X", "W", "R", "", "", "h0"], ["Y", "Y_h", "Y_c"], hidden_size=H, name="lstm")
+    ins = [
+        helper.make_tensor_value_info("X", F32, ["T", "B", F]),
+        helper.make_tensor_value_info("h0", F32, [1, "B", H]),
+    ]
+    outs = [helper.make_tensor_value_info(n, F32, None) for n in ("Y", "Y_h", "Y_c")]
+    m = helper.make_model(helper.make_graph([node], "g", ins, outs, inits), opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def test_tract_refuses_a_missing_initial_c_instead_of_aborting(tmp_path):
+    """Before: tract panics and the process aborts (exit 134). After: one line, exit 2, naming where it runs."""
+    pytest.importorskip("tract")
+    import subprocess
+    import sys
+
+    onnx.save(no_initial_c_model(), tmp_path / "m.onnx")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "in.npz", X=rng.normal(size=(5, 2, 3)).astype(np.float32), h0=np.zeros((1, 2, 4), np.float32))
+    cmd = [sys.executable, "-m", "lstm_edge.cli", "run", str(tmp_path / "m.onnx"), "--provider", "tract"]
+    done = subprocess.run([*cmd, "--input", str(tmp_path / "in.npz")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and "initial_c" in done.stderr, done.stderr[-2000:]
+    assert "ONNX Runtime" in done.stderr
