@@ -142,6 +142,32 @@ def x_time_axis(graph, x: str) -> int:
     return 1
 
 
+# Shape-only ops a final state may pass through on its way to a graph output.
+STATE_PLUMBING = {"Identity", "Concat", "Squeeze", "Unsqueeze", "Transpose", "Reshape", "Cast", "Slice"}
+
+
+def state_outputs(g, recurrent: list) -> set[str]:
+    """Graph outputs that carry a recurrent node's final state (Y_h, Y_c), directly or through shape-only ops
+    (Concat of layers, Squeeze, Transpose, Identity, Cast): their axes are [L·D, B, H], never time."""
+    producer = {o: n for n in g.node for o in n.output}
+    state = {o for n in recurrent for o in n.output[1:] if o}
+    found = set()
+    for out in g.output:
+        todo, seen = [out.name], set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if name in state:
+                found.add(out.name)
+                break
+            node = producer.get(name)
+            if node is not None and node.op_type in STATE_PLUMBING:
+                todo.extend(i for i in node.input if i)
+    return found
+
+
 def recurrent_traits(model) -> dict[str, list[str]]:
     """{trait: [node names]} for the RECURRENT_TRAITS the model's LSTM/GRU/RNN nodes carry (subgraphs too).
 

@@ -15,7 +15,7 @@ import numpy as np
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.forms import FORMS, stream_refusal
 from lstm_edge.limits import check_run_memory
-from lstm_edge.runtimes.checks import check_feeds, check_state, check_x
+from lstm_edge.runtimes.checks import check_feeds, check_state, check_steps, check_x
 from lstm_edge.runtimes.registry import RUNS_CORRECTLY, RUNTIME_LIMITS
 from lstm_edge.runtimes.source import Source
 from lstm_edge.runtimes.stream import Binding, SpecStream, Stream
@@ -104,12 +104,16 @@ class Runner(ABC):
         if self.source.signature is not None:  # a bare .onnx: fed by name, whatever its names and layout
             return self._run_by_roles(x, state)
         if self.source.spec_form:
-            outs = self.infer(self.check_feeds(x, state, lengths))
+            feeds = self.check_feeds(x, state, lengths)
+            outs = self.infer(feeds)
+            t = 1 if self.source.config.batch_first else 0
+            check_steps("y", outs[0], t, feeds["x"].shape[t])
             return outs[0], tuple(outs[1:])
         if lengths is not None:
             raise LstmEdgeError("this model takes no lengths", "drop lengths, or export the model with lengths")
         x, h0, c0 = self.check_inputs(x, state)
         y, h, c = self._run(x, h0, c0)
+        check_steps("y", y, 1, x.shape[1])
         return y, (h, c)
 
     def run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -177,6 +181,20 @@ class Runner(ABC):
             raise LstmEdgeError(
                 f"{self.source.path.name} takes x time-major ([T, B, F]); streaming steps batch-first x",
                 "import it into a bundle first (lstm-edge import MODEL.onnx --out BUNDLE), which wraps it batch-first",
+            )
+        fixed = sig.fixed_steps() if sig is not None else None
+        if fixed is not None:
+            raise LstmEdgeError(
+                f"{fixed[0]} has its time axis fixed at {fixed[1]} steps (the model was traced, or unrolled, at that "
+                "length), so it cannot stream one step at a time",
+                f"run whole sequences of {fixed[1]} steps without --stream, or re-export it with a dynamic time axis",
+            )
+        if sig is not None and (self.source.num_layers is None or self.source.hidden_size is None):
+            h0 = sig.port("h0")
+            raise LstmEdgeError(
+                f"streaming carries the state as [layers, batch, hidden]; {self.source.path.name} declares "
+                f"{h0.describe() if h0 else 'no state input'}",
+                "import it into a bundle first: lstm-edge import MODEL.onnx --out BUNDLE",
             )
         if sig is not None and len(self.source.input_names) != 3:
             raise LstmEdgeError(

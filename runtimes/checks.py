@@ -171,3 +171,26 @@ def _as_float(name: str, a, dtype) -> np.ndarray:
     if a.dtype.kind != "f":
         raise LstmEdgeError(f"{name} has dtype {a.dtype}", "give float32 values (float64 is converted)")
     return np.ascontiguousarray(a, dtype=dtype)
+
+
+def check_steps(name: str, y: np.ndarray, t_axis: int, steps: int, x_name: str = "x") -> None:
+    """An output's time axis against x's: one check of a few integer compares, shared by `Runner.run`, the streams
+    and a bare .onnx's outputs (Signature.check_outputs), so no path returns fewer (or more) steps than it was given.
+
+    Args:
+        name: the output's name, for the message ("y").
+        y: the output; only one of rank ≥ 3 has a time axis (a last-step head's [B, O] has none).
+        t_axis: y's time axis (1 batch-first, 0 time-major; an ONNX LSTM's own Y [T, D, B, H] has it at 0).
+        steps: T, the steps x had.
+        x_name: what the message calls x.
+
+    Raises:
+        LstmEdgeError: y's time axis is not `steps` long — a model traced or unrolled at a fixed length.
+    """
+    if y.ndim >= 3 and y.shape[t_axis] != steps:
+        got = y.shape[t_axis]
+        raise LstmEdgeError(
+            f"{name} has {got} steps where {x_name} has {steps}: the model's time axis is fixed at {got} (it was "
+            "traced, or unrolled, at that length)",
+            f"run it at T={got}, or re-export it with a dynamic time axis (lstm-edge lint names it)",
+        )

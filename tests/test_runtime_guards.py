@@ -128,3 +128,94 @@ def test_tract_refuses_a_missing_initial_c_instead_of_aborting(tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     assert len(done.stderr.strip().splitlines()) == 1 and "initial_c" in done.stderr, done.stderr[-2000:]
     assert "ONNX Runtime" in done.stderr
+
+
+# ---- (b) an output whose time axis does not match x's ---------------------------------------------------------------
+def unrolled_cell_model(steps: int = 6, F: int = 3, H: int = 4) -> onnx.ModelProto:
+    """An LSTMCell loop unrolled over `steps` (as tracing writes it): x [batch, seq, F] with seq free, h0/c0
+    [1, batch, H], y [batch, steps, H] stacked from each step's h, hn/cn the last step's."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.5, (F, 4 * H)).astype(np.float32), "Wx"),
+        numpy_helper.from_array(rng.normal(0, 0.5, (H, 4 * H)).astype(np.float32), "Wh"),
+        numpy_helper.from_array(np.array([0], np.int64), "zero"),
+        *(numpy_helper.from_array(np.array(t, np.int64), f"t{t}") for t in range(steps)),
+    ]
+    nodes = [helper.make_node("Squeeze", [s, "zero"], [f"{s}_0"]) for s in ("h0", "c0")]
+    h, c, ys = "h0_0", "c0_0", []
+    for t in range(steps):
+        p = f"s{t}_"
+        nodes += [
+            helper.make_node("Gather", ["x", f"t{t}"], [p + "x"], axis=1),
+            helper.make_node("MatMul", [p + "x", "Wx"], [p + "ax"]),
+            helper.make_node("MatMul", [h, "Wh"], [p + "ah"]),
+            helper.make_node("Add", [p + "ax", p + "ah"], [p + "z"]),
+            helper.make_node("Split", [p + "z"], [p + g for g in "ifgo"], axis=1, num_outputs=4),
+            *(helper.make_node("Sigmoid", [p + g], [p + g + "s"]) for g in "ifo"),
+            helper.make_node("Tanh", [p + "g"], [p + "gt"]),
+            helper.make_node("Mul", [p + "fs", c], [p + "fc"]),
+            helper.make_node("Mul", [p + "is", p + "gt"], [p + "ig"]),
+            helper.make_node("Add", [p + "fc", p + "ig"], [p + "c"]),
+            helper.make_node("Tanh", [p + "c"], [p + "ct"]),
+            helper.make_node("Mul", [p + "os", p + "ct"], [p + "h"]),
+            helper.make_node("Unsqueeze", [p + "h", "one_axis"], [p + "y"]),
+        ]
+        h, c = p + "h", p + "c"
+        ys.append(p + "y")
+    inits.append(numpy_helper.from_array(np.array([1], np.int64), "one_axis"))
+    nodes += [
+        helper.make_node("Concat", ys, ["y"], axis=1),
+        helper.make_node("Unsqueeze", [h, "zero"], ["hn"]),
+        helper.make_node("Unsqueeze", [c, "zero"], ["cn"]),
+    ]
+    ins = [
+        helper.make_tensor_value_info("x", F32, ["batch", "seq", F]),
+        *(helper.make_tensor_value_info(n, F32, [1, "batch", H]) for n in ("h0", "c0")),
+    ]
+    outs = [
+        helper.make_tensor_value_info("y", F32, ["batch", steps, H]),
+        *(helper.make_tensor_value_info(n, F32, [1, "batch", H]) for n in ("hn", "cn")),
+    ]
+    m = helper.make_model(
+        helper.make_graph(nodes, "cell", ins, outs, inits), opset_imports=[helper.make_opsetid("", 18)]
+    )
+    m.ir_version = 8
+    return m
+
+
+@pytest.fixture()
+def unrolled(tmp_path):
+    onnx.save(unrolled_cell_model(), tmp_path / "cell.onnx")
+    x = np.random.default_rng(0).normal(size=(2, 9, 3)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    return tmp_path / "cell.onnx", tmp_path / "x.npz", x
+
+
+def test_run_refuses_an_output_with_fewer_steps_than_x(unrolled):
+    """Before: exit 0, y (2, 6, 4) for x of 9 steps. After: one line, exit 2, before any result is printed."""
+    model, xfile, _ = unrolled
+    out = one_line_exit_2(cli("run", model, "--input", xfile))
+    assert "y has 6 steps where x has 9" in out
+    r = cli("run", model, "--input", xfile, "--output", xfile.with_name("y.npz"))
+    one_line_exit_2(r)
+    assert not xfile.with_name("y.npz").exists()
+
+
+def test_stream_refuses_a_fixed_time_axis_in_one_line(unrolled):
+    """Before: a traceback (the stream's state buffers, or ONNX Runtime on a 1-step x). After: one line, exit 2."""
+    model, xfile, _ = unrolled
+    out = one_line_exit_2(cli("run", model, "--input", xfile, "--stream"))
+    assert "fixed at 6 steps" in out and "cannot stream" in out
+
+
+def test_api_refuses_an_output_with_fewer_steps_than_x(unrolled):
+    import lstm_edge
+
+    model, _, x = unrolled
+    runner = lstm_edge.load(model)
+    with pytest.raises(lstm_edge.LstmEdgeError, match="y has 6 steps where x has 9"):
+        runner.run(x)
+    with pytest.raises(lstm_edge.LstmEdgeError, match="cannot stream"):
+        runner.stream()
+    y, _ = runner.run(x[:, :6])  # at the length it was unrolled at, it answers
+    assert y.shape == (2, 6, 4)
