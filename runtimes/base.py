@@ -15,12 +15,25 @@ import numpy as np
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.forms import FORMS, stream_refusal
 from lstm_edge.limits import check_run_memory
-from lstm_edge.runtimes.checks import check_feeds, check_state, check_steps, check_x
+from lstm_edge.runtimes.checks import InputRange, check_feeds, check_state, check_steps, check_x
 from lstm_edge.runtimes.registry import RUNS_CORRECTLY, RUNTIME_LIMITS
 from lstm_edge.runtimes.source import Source
 from lstm_edge.runtimes.stream import Binding, SpecStream, Stream
 
 Arrays = tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]
+
+
+class RunResult(tuple):
+    """What `Runner.run` returns: the pair (y, (h, c)) — unpack it as before — plus `clipped`, how many values of x
+    the variant clipped to its recorded input range (Runner.input_range; 0 where the variant clips nothing)."""
+
+    clipped: int
+
+    def __new__(cls, y, state, clipped: int = 0) -> RunResult:
+        """(y, state) as a tuple carrying `clipped`."""
+        result = super().__new__(cls, (y, state))
+        result.clipped = clipped
+        return result
 
 
 @dataclass
@@ -52,6 +65,10 @@ class Runner(ABC):
 
     runtime: str = "?"
     state_dtype = np.float32  # what a stream keeps h and c in between steps
+    # A variant whose arithmetic clips x to a range recorded when it was built (the int8 C) sets this; run counts
+    # the clipped values into RunResult.clipped and `clipped`, the total over this runner's calls.
+    input_range: InputRange | None = None
+    clipped: int = 0
 
     def __init__(self, source: Source, options: RunnerOptions) -> None:
         self.source = source
@@ -91,8 +108,9 @@ class Runner(ABC):
             takes int64 ids [B, T] (or [T, B]) in 0..vocab_size-1.
 
         Returns:
-            (y, (h, c)): y is the head's output, [B, O] for a last-step head or [B, T, O] for a sequence head;
-            h and c are the final states, [L, B, H] float32 (float64 for the torch runner with float64=True).
+            (y, (h, c)), a RunResult: y is the head's output, [B, O] for a last-step head or [B, T, O] for a
+            sequence head; h and c are the final states, [L, B, H] float32 (float64 for the torch runner with
+            float64=True). Its `clipped` counts the values of x outside the variant's recorded input range.
 
         A bare .onnx (no manifest) is fed by role instead: x and the state go to the inputs playing those roles in
         the model's own layout (runtimes.signature); its state tuple is (hn, cn), or (hn,) for a GRU.
@@ -114,7 +132,9 @@ class Runner(ABC):
         x, h0, c0 = self.check_inputs(x, state)
         y, h, c = self._run(x, h0, c0)
         check_steps("y", y, 1, x.shape[1])
-        return y, (h, c)
+        clipped = self.input_range.clipped(x) if self.input_range is not None else 0
+        self.clipped += clipped
+        return RunResult(y, (h, c), clipped)
 
     def run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run a bare .onnx by its own names: {input name: array} → {output name: array}.

@@ -1,9 +1,11 @@
 """The input checks every runner shares, one clear line each: a model input (check_x), a bundle's named feeds in
-any ModelSpec form (check_feeds), a state tensor (check_state), and the dtype/finiteness helpers under them."""
+any ModelSpec form (check_feeds), a state tensor (check_state), an output's time axis against x's (check_steps), the
+count of inputs a statically quantized variant clips (InputRange), and the dtype/finiteness helpers under them."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -194,3 +196,45 @@ def check_steps(name: str, y: np.ndarray, t_axis: int, steps: int, x_name: str =
             "traced, or unrolled, at that length)",
             f"run it at T={got}, or re-export it with a dynamic time axis (lstm-edge lint names it)",
         )
+
+
+@dataclass(frozen=True)
+class InputRange:
+    """A variant whose arithmetic clips its input to a range recorded when it was built (the int8 C: int16 input =
+    q16((x - mean) / std · inv_scale), clamped to ±limit): what it covers, and how many values of an x fall outside.
+
+    mean, std: [F] float32, the bundle's normalization; inv_scale: float32, the input quantization's 1/scale;
+    limit: the integer bound (32767 for int16); source: where the range was recorded ("the training data's range")."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    inv_scale: np.float32
+    limit: float
+    source: str
+
+    def clipped(self, x: np.ndarray) -> int:
+        """How many values of x [..., F] (float32, checked) the variant clips: the same float32 operations as its
+        arithmetic, so the count is exact (NaN counts as none: it becomes 0). One numpy pass over x."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            v = (x - self.mean) / self.std * self.inv_scale
+        return int(np.count_nonzero(np.abs(v) > self.limit))
+
+    def describe(self) -> str:
+        """Per feature, the raw values the variant represents: 'x[0] in [-0.62, 1.62], x[1] in …' (rounded)."""
+        half = self.limit / float(self.inv_scale) * self.std.astype(np.float64)
+        lo, hi = self.mean - half, self.mean + half
+        return ", ".join(f"x[{k}] in [{a:.3g}, {b:.3g}]" for k, (a, b) in enumerate(zip(lo, hi, strict=True)))
+
+    def problem(self, clipped: int, total: int | None, variant: str) -> str:
+        """The one line naming `clipped` (of `total`, where known) values clipped, the range and its source."""
+        return (
+            f"{clipped}{f' of {total}' if total else ''} input values lie outside the {variant} variant's input range ({self.describe()}; "
+            f"from {self.source}) and were clipped, so y may be off"
+        )
+
+
+# What a clipped input's warning (run, score) and --strict-range's error say to do.
+CLIPPED_FIX = (
+    "run --variant fp32 (or --provider cpu --variant int8, whose input scale is set per call), or re-export with "
+    "data covering these inputs"
+)

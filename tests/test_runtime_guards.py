@@ -219,3 +219,62 @@ def test_api_refuses_an_output_with_fewer_steps_than_x(unrolled):
         runner.stream()
     y, _ = runner.run(x[:, :6])  # at the length it was unrolled at, it answers
     assert y.shape == (2, 6, 4)
+
+
+# ---- (d) the int8 C on inputs outside the range recorded at training -----------------------------------------------
+needs_cc = pytest.mark.skipif(
+    __import__("lstm_edge.runtimes.probes", fromlist=["c_compiler_missing"]).c_compiler_missing() is not None,
+    reason="no C compiler",
+)
+
+
+@pytest.fixture(scope="module")
+def wide_x(tmp_path_factory):
+    """x ~ N(0, 1) for the shipped adding model, trained on values in [0, 1] and a 0/1 marker: some lie outside."""
+    path = tmp_path_factory.mktemp("wide") / "x.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(2, 30, 2)).astype(np.float32))
+    return path
+
+
+@needs_cc
+def test_int8_c_warns_about_clipped_inputs_and_strict_range_refuses(shipped_bundle, wide_x, tmp_path):
+    """Before: exit 0, no word (y off by up to 2.29). After: a one-line warning with the count, the range and the
+    fix before the result; --strict-range: exit 1 and no result printed or written."""
+    args = ["run", shipped_bundle, "--provider", "c", "--variant", "int8", "--input", wide_x]
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    warn = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warn) == 1 and "of 120 input values lie outside" in warn[0] and "x[0] in [" in warn[0], r.stderr
+    assert "--variant fp32" in warn[0]
+    out = tmp_path / "y.npy"
+    r = CliRunner().invoke(main, [str(a) for a in [*args, "--strict-range", "--output", out]])
+    assert r.exit_code == 1 and "lie outside" in r.stderr and "y (" not in r.stdout and not out.exists(), r.output
+    r = CliRunner().invoke(main, [str(a) for a in [*args, "--stream", "--strict-range"]])
+    assert r.exit_code == 1 and "lie outside" in r.stderr, r.output
+
+
+@needs_cc
+def test_int8_c_counts_clipped_inputs_in_the_api_and_nothing_in_range(shipped_bundle, wide_x):
+    import lstm_edge
+
+    x = np.load(wide_x)
+    with lstm_edge.load(shipped_bundle, provider="c", variant="int8") as runner:
+        res = runner.run(x)
+        y, (h, c) = res  # unpacks as before
+        rng = runner.input_range
+        v = (x - rng.mean) / rng.std * rng.inv_scale  # what the C clamps to ±32767, counted independently
+        assert res.clipped == int((np.abs(v) > 32767).sum()) > 0
+        inside = np.load(shipped_bundle / "golden.npz")
+        x_in = next(inside[k] for k in inside.files if k.endswith("x"))
+        assert runner.run(x_in).clipped == 0
+    with lstm_edge.load(shipped_bundle, provider="c") as fp32:
+        assert fp32.run(x).clipped == 0  # fp32 C clips nothing
+
+
+@needs_cc
+def test_score_warns_about_clipped_inputs_and_strict_range_writes_nothing(shipped_bundle, wide_x, tmp_path):
+    args = ["score", shipped_bundle, "--provider", "c", "--variant", "int8", "--input", wide_x]
+    r = CliRunner().invoke(main, [str(a) for a in [*args, "--output", tmp_path / "p.parquet"]])
+    assert r.exit_code == 0 and "input values lie outside" in r.stderr, r.output
+    r = CliRunner().invoke(main, [str(a) for a in [*args, "--output", tmp_path / "q.parquet", "--strict-range"]])
+    assert r.exit_code == 1 and "lie outside" in r.stderr and not (tmp_path / "q.parquet").exists(), r.output
