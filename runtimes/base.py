@@ -120,13 +120,13 @@ class Runner(ABC):
                 NaN/Inf (unless `allow_nonfinite`); or the runtime itself fails (tract names its error).
         """
         if self.source.signature is not None:  # a bare .onnx: fed by name, whatever its names and layout
-            return self._run_by_roles(x, state)
+            return RunResult(*self._run_by_roles(x, state))
         if self.source.spec_form:
             feeds = self.check_feeds(x, state, lengths)
             outs = self.infer(feeds)
             t = 1 if self.source.config.batch_first else 0
             check_steps("y", outs[0], t, feeds["x"].shape[t])
-            return outs[0], tuple(outs[1:])
+            return RunResult(outs[0], tuple(outs[1:]))
         if lengths is not None:
             raise LstmEdgeError("this model takes no lengths", "drop lengths, or export the model with lengths")
         x, h0, c0 = self.check_inputs(x, state)

@@ -278,3 +278,12 @@ def test_score_warns_about_clipped_inputs_and_strict_range_writes_nothing(shippe
     assert r.exit_code == 0 and "input values lie outside" in r.stderr, r.output
     r = CliRunner().invoke(main, [str(a) for a in [*args, "--output", tmp_path / "q.parquet", "--strict-range"]])
     assert r.exit_code == 1 and "lie outside" in r.stderr and not (tmp_path / "q.parquet").exists(), r.output
+
+
+@needs_cc
+def test_score_on_ray_strict_range_refuses_before_ray_starts(shipped_bundle, wide_x, tmp_path):
+    """The Ray engine counts on the driver, before any actor: --strict-range exits 1 and writes nothing."""
+    pytest.importorskip("ray")
+    args = ["score", shipped_bundle, "--provider", "c", "--variant", "int8", "--input", wide_x, "--engine", "ray"]
+    r = CliRunner().invoke(main, [str(a) for a in [*args, "--output", tmp_path / "out", "--strict-range"]])
+    assert r.exit_code == 1 and "lie outside" in r.stderr and not (tmp_path / "out").exists(), r.output
