@@ -99,14 +99,16 @@ RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 # The features of recurrent nodes that foreign exporters use and some runtimes reject or compute wrongly (which, and
 # why, is each runtime's entry in lstm_edge.runtimes.registry): what recurrent_traits reports.
 RECURRENT_TRAITS = ("layout-1", "sequence-lens", "peephole", "zero-state-free-batch", "reverse", "repeated-input")
-# Ops an input may pass through, value for value, between a Tile/Expand and the recurrent node that reads it.
-PASS_THROUGH_OPS = {"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "Relu", "Tanh", "Sigmoid"}
+# Ops tract 0.23.9 moves a Tile/Expand across on its way into a recurrent node, losing the repetition (measured with
+# benchmarks/foreign_runtime_limits.py's graph: each of these between the Tile and the LSTM keeps the error, while an
+# elementwise op — Relu, Add or Mul of a constant — stops it and tract computes the node right).
+PASS_THROUGH_OPS = {"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "MatMul"}
 
 
 def repeated_input(graph, node, inits: set[str]) -> bool:
     """True when the recurrent `node`'s X is one tensor repeated over time by a Tile or Expand (an autoencoder's
-    decoder input: the encoder's last h repeated T times), reached through value-for-value ops (PASS_THROUGH_OPS)
-    or elementwise ops whose other inputs are constants. Raises nothing."""
+    decoder input: the encoder's last h repeated T times), reached through ops that carry the repetition unchanged
+    (PASS_THROUGH_OPS; a MatMul by a constant weight). Raises nothing."""
     producers = {o: n for n in graph.node for o in n.output}
     name, seen = node.input[0], set()
     while name in producers and name not in seen:
@@ -114,10 +116,11 @@ def repeated_input(graph, node, inits: set[str]) -> bool:
         src = producers[name]
         if src.op_type in ("Tile", "Expand"):
             return True
-        data = [i for i in src.input if i and i not in inits and not _is_constant(producers.get(i))]
-        if src.op_type not in PASS_THROUGH_OPS and not (src.op_type in ("Add", "Sub", "Mul", "Div") and len(data) == 1):
+        if src.op_type not in PASS_THROUGH_OPS:
             return False
-        name = data[0] if data else ""
+        if src.op_type == "MatMul" and not (src.input[1] in inits or _is_constant(producers.get(src.input[1]))):
+            return False
+        name = src.input[0]
     return False
 
 

@@ -16,7 +16,7 @@ from lstm_edge.errors import LstmEdgeError
 from lstm_edge.forms import FORMS, stream_refusal
 from lstm_edge.limits import check_run_memory
 from lstm_edge.runtimes.checks import InputRange, check_feeds, check_state, check_steps, check_x
-from lstm_edge.runtimes.registry import RUNS_CORRECTLY, RUNTIME_LIMITS
+from lstm_edge.runtimes.registry import NOT_FIXED_BY_REBUILD, RUNS_CORRECTLY, RUNTIME_LIMITS
 from lstm_edge.runtimes.source import Source
 from lstm_edge.runtimes.stream import Binding, SpecStream, Stream
 
@@ -86,7 +86,11 @@ class Runner(ABC):
                 raise LstmEdgeError(
                     f"{self.source.path.name}: node {nodes[0]!r}: {limit}",
                     (f"run it on {right}" if right else "use --provider cpu")
-                    + ", or re-export it clean with lstm-edge import MODEL --out BUNDLE --rebuild",
+                    + (
+                        ""
+                        if trait in NOT_FIXED_BY_REBUILD
+                        else ", or re-export it clean with lstm-edge import MODEL --out BUNDLE --rebuild"
+                    ),
                 )
 
     # ---- the public contract -------------------------------------------------------------------------

@@ -43,19 +43,23 @@ class AE(torch.nn.Module):
         return self.out(y)  # (B, T, F)
 
 
-def repeated_input_model(op: str = "Tile") -> onnx.ModelProto:
-    """One LSTM whose X is z [1, B, F] repeated over T (Tile, or Expand) to the length of a second input s [T]."""
+def repeated_input_model(op: str = "Tile", between: str | None = None) -> onnx.ModelProto:
+    """One LSTM whose X is z [1, B, F] repeated over T (Tile, or Expand) to the length of a second input s [T],
+    through `between` (MatMul by a constant [F, F], or Relu) when given."""
     rng = np.random.default_rng(0)
     F, H = 3, 4
     inits = [
         numpy_helper.from_array(rng.normal(0, 0.5, (1, 4 * H, F)).astype(np.float32), "W"),
         numpy_helper.from_array(rng.normal(0, 0.5, (1, 4 * H, H)).astype(np.float32), "R"),
         numpy_helper.from_array(np.ones(1, np.int64), "one"),
+        numpy_helper.from_array(rng.normal(0, 0.5, (F, F)).astype(np.float32), "M"),
     ]
+    mid = {"MatMul": [helper.make_node("MatMul", ["Z", "M"], ["X"])], "Relu": [helper.make_node("Relu", ["Z"], ["X"])]}
     nodes = [
         helper.make_node("Shape", ["s"], ["T"]),
         helper.make_node("Concat", ["T", "one", "one"], ["reps"], axis=0),
-        helper.make_node(op, ["z", "reps"], ["X"]),
+        helper.make_node(op, ["z", "reps"], ["Z" if between else "X"]),
+        *mid.get(between, []),
         helper.make_node("LSTM", ["X", "W", "R", "", "", "h0", "c0"], ["Y", "Y_h", "Y_c"], hidden_size=H, name="dec"),
     ]
     ins = [
@@ -82,17 +86,44 @@ def test_tract_refuses_the_autoencoders_repeated_state_by_name(tmp_path):
     assert cli("run", tmp_path / "ae", "--input", tmp_path / "x.npy").exit_code == 0  # ORT computes it right
 
 
-@pytest.mark.parametrize("op", ["Tile", "Expand"])
-def test_tract_refuses_a_bare_lstm_on_a_repeated_input(tmp_path, op):
-    pytest.importorskip("tract")
-    onnx.save(repeated_input_model(op), tmp_path / "m.onnx")
+@pytest.fixture()
+def repeated_feeds(tmp_path):
     rng = np.random.default_rng(1)
     feeds = {"z": rng.normal(size=(1, 2, 3)), "s": np.zeros(5), "h0": np.zeros((1, 2, 4)), "c0": np.zeros((1, 2, 4))}
     np.savez(tmp_path / "in.npz", **{k: v.astype(np.float32) for k, v in feeds.items()})
-    out = one_line_exit_2(cli("run", tmp_path / "m.onnx", "--provider", "tract", "--input", tmp_path / "in.npz"))
+    return tmp_path / "in.npz"
+
+
+@pytest.mark.parametrize(("op", "between"), [("Tile", None), ("Expand", None), ("Tile", "MatMul")])
+def test_tract_refuses_a_bare_lstm_on_a_repeated_input(tmp_path, repeated_feeds, op, between):
+    """Before: exit 0, Y with 1 step where X has 5. After: one line, exit 2; lint names it."""
+    pytest.importorskip("tract")
+    onnx.save(repeated_input_model(op, between), tmp_path / "m.onnx")
+    out = one_line_exit_2(cli("run", tmp_path / "m.onnx", "--provider", "tract", "--input", repeated_feeds))
     assert "node 'dec'" in out and "repeated over time" in out
     lint = cli("lint", tmp_path / "m.onnx")
     assert "repeated-input" in lint.output, lint.output
+
+
+def test_tract_still_runs_a_repeated_input_behind_an_elementwise_op(tmp_path, repeated_feeds):
+    """A Relu between the Tile and the LSTM stops tract's rewrite: it computes the node right, so it answers."""
+    pytest.importorskip("tract")
+    onnx.save(repeated_input_model("Tile", "Relu"), tmp_path / "m.onnx")
+    for provider in ("tract", "cpu"):
+        r = cli(
+            "run",
+            tmp_path / "m.onnx",
+            "--provider",
+            provider,
+            "--input",
+            repeated_feeds,
+            "--output",
+            tmp_path / f"{provider}.npz",
+        )
+        assert r.exit_code == 0, r.output
+    got, want = np.load(tmp_path / "tract.npz"), np.load(tmp_path / "cpu.npz")
+    assert got["Y"].shape == want["Y"].shape == (5, 1, 2, 4)
+    assert np.abs(got["Y"] - want["Y"]).max() < 1e-5
 
 
 # ---- (c) tract on an LSTM with initial_h but no initial_c ----------------------------------------------------------
