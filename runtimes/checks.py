@@ -212,12 +212,22 @@ class InputRange:
     limit: float
     source: str
 
+    def __post_init__(self) -> None:
+        # (x - mean) / std · inv_scale is monotone in x in float32 (each rounded operation is), so per feature one
+        # float32 threshold on each side says exactly which raw values the C clamps: a step's count is then two
+        # comparisons a value (~1 µs for a sample in Python, against ~5 µs for the arithmetic in numpy).
+        edges = [_float32_edges(m, s, self.inv_scale, self.limit) for m, s in zip(self.mean, self.std, strict=True)]
+        object.__setattr__(self, "lo", np.array([e[0] for e in edges], np.float32))
+        object.__setattr__(self, "hi", np.array([e[1] for e in edges], np.float32))
+        object.__setattr__(self, "_edges", [(float(a), float(b)) for a, b in edges])
+
     def clipped(self, x: np.ndarray) -> int:
-        """How many values of x [..., F] (float32, checked) the variant clips: the same float32 operations as its
-        arithmetic, so the count is exact (NaN counts as none: it becomes 0). One numpy pass over x."""
-        with np.errstate(invalid="ignore", over="ignore"):
-            v = (x - self.mean) / self.std * self.inv_scale
-        return int(np.count_nonzero(np.abs(v) > self.limit))
+        """How many values of x [..., F] (float32, checked) the variant clips — exactly those whose float32
+        (x - mean) / std · inv_scale exceeds ±limit (NaN counts as none: the C makes it 0)."""
+        if x.size <= 16:  # a streamed sample: Python comparisons beat numpy's per-call overhead up to ~16 values
+            edges = self._edges * (x.size // len(self._edges))
+            return sum(not (lo <= v <= hi) and v == v for v, (lo, hi) in zip(x.ravel().tolist(), edges, strict=True))
+        return int(np.count_nonzero((x < self.lo) | (x > self.hi)))
 
     def describe(self) -> str:
         """Per feature, the raw values the variant represents: 'x[0] in [-0.62, 1.62], x[1] in …' (rounded)."""
@@ -238,3 +248,43 @@ CLIPPED_FIX = (
     "run --variant fp32 (or --provider cpu --variant int8, whose input scale is set per call), or re-export with "
     "data covering these inputs"
 )
+
+
+def _float32_edges(mean, std, inv_scale, limit: float) -> tuple[np.float32, np.float32]:
+    """(lowest, highest) float32 x whose float32 (x - mean) / std · inv_scale lies within ±limit: bisection over the
+    float32 values in order (their bit patterns, sign-folded), 32 steps a side."""
+    m, s, inv = np.float32(mean), np.float32(std), np.float32(inv_scale)
+
+    def inside(k: int, upper: bool) -> bool:
+        x = _from_key(k)
+        with np.errstate(all="ignore"):
+            v = (x - m) / s * inv
+        return bool(v <= limit) if upper else bool(v >= -limit)
+
+    def search(upper: bool) -> np.float32:
+        lo, hi = _key(np.float32(-np.finfo(np.float32).max)), _key(np.float32(np.finfo(np.float32).max))
+        if upper:  # the last key inside: inside(lo) holds for any sane range, inside(hi) may not
+            if inside(hi, True):
+                return _from_key(hi)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if inside(mid, True) else (lo, mid)
+            return _from_key(lo)
+        if inside(lo, False):
+            return _from_key(lo)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if inside(mid, False) else (mid, hi)
+        return _from_key(hi)
+
+    return search(False), search(True)
+
+
+def _key(x: np.float32) -> int:
+    """float32 → an int that orders as the floats do (negative floats' bits reversed)."""
+    b = int(np.float32(x).view(np.int32))
+    return b if b >= 0 else -(b & 0x7FFFFFFF)
+
+
+def _from_key(k: int) -> np.float32:
+    return np.int32(k if k >= 0 else (-k) | -0x80000000).view(np.float32)

@@ -295,6 +295,12 @@ def test_int8_c_counts_clipped_inputs_in_the_api_and_nothing_in_range(shipped_bu
         rng = runner.input_range
         v = (x - rng.mean) / rng.std * rng.inv_scale  # what the C clamps to ±32767, counted independently
         assert res.clipped == int((np.abs(v) > 32767).sum()) > 0
+        # at the edges of the range, one float32 step apart, per step as a stream counts: still exact
+        edges = [f(e, d) for e in (rng.lo, rng.hi) for d in (-np.inf, np.inf) for f in (np.nextafter, lambda e, d: e)]
+        xe = np.stack(edges)[None].astype(np.float32)  # [1, 8, F]
+        ve = (xe - rng.mean) / rng.std * rng.inv_scale
+        want = [int((np.abs(ve[:, t]) > 32767).sum()) for t in range(xe.shape[1])]
+        assert [rng.clipped(xe[:, t]) for t in range(xe.shape[1])] == want and sum(want) == 2 * xe.shape[2]
         inside = np.load(shipped_bundle / "golden.npz")
         x_in = next(inside[k] for k in inside.files if k.endswith("x"))
         assert runner.run(x_in).clipped == 0
