@@ -98,7 +98,34 @@ RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 
 # The features of recurrent nodes that foreign exporters use and some runtimes reject or compute wrongly (which, and
 # why, is each runtime's entry in lstm_edge.runtimes.registry): what recurrent_traits reports.
-RECURRENT_TRAITS = ("layout-1", "sequence-lens", "peephole", "zero-state-free-batch", "reverse")
+RECURRENT_TRAITS = ("layout-1", "sequence-lens", "peephole", "zero-state-free-batch", "reverse", "repeated-input")
+# Ops tract 0.23.9 moves a Tile/Expand across on its way into a recurrent node, losing the repetition (measured with
+# benchmarks/foreign_runtime_limits.py's graph: each of these between the Tile and the LSTM keeps the error, while an
+# elementwise op — Relu, Add or Mul of a constant — stops it and tract computes the node right).
+PASS_THROUGH_OPS = {"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "MatMul"}
+
+
+def repeated_input(graph, node, inits: set[str]) -> bool:
+    """True when the recurrent `node`'s X is one tensor repeated over time by a Tile or Expand (an autoencoder's
+    decoder input: the encoder's last h repeated T times), reached through ops that carry the repetition unchanged
+    (PASS_THROUGH_OPS; a MatMul by a constant weight). Raises nothing."""
+    producers = {o: n for n in graph.node for o in n.output}
+    name, seen = node.input[0], set()
+    while name in producers and name not in seen:
+        seen.add(name)
+        src = producers[name]
+        if src.op_type in ("Tile", "Expand"):
+            return True
+        if src.op_type not in PASS_THROUGH_OPS:
+            return False
+        if src.op_type == "MatMul" and not (src.input[1] in inits or _is_constant(producers.get(src.input[1]))):
+            return False
+        name = src.input[0]
+    return False
+
+
+def _is_constant(node) -> bool:
+    return node is not None and node.op_type == "Constant"
 
 
 def x_time_axis(graph, x: str) -> int:
@@ -118,12 +145,38 @@ def x_time_axis(graph, x: str) -> int:
     return 1
 
 
+# Shape-only ops a final state may pass through on its way to a graph output.
+STATE_PLUMBING = {"Identity", "Concat", "Squeeze", "Unsqueeze", "Transpose", "Reshape", "Cast", "Slice"}
+
+
+def state_outputs(g, recurrent: list) -> set[str]:
+    """Graph outputs that carry a recurrent node's final state (Y_h, Y_c), directly or through shape-only ops
+    (Concat of layers, Squeeze, Transpose, Identity, Cast): their axes are [L·D, B, H], never time."""
+    producer = {o: n for n in g.node for o in n.output}
+    state = {o for n in recurrent for o in n.output[1:] if o}
+    found = set()
+    for out in g.output:
+        todo, seen = [out.name], set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if name in state:
+                found.add(out.name)
+                break
+            node = producer.get(name)
+            if node is not None and node.op_type in STATE_PLUMBING:
+                todo.extend(i for i in node.input if i)
+    return found
+
+
 def recurrent_traits(model) -> dict[str, list[str]]:
     """{trait: [node names]} for the RECURRENT_TRAITS the model's LSTM/GRU/RNN nodes carry (subgraphs too).
 
     layout-1: attribute layout=1; sequence-lens: input 4 set; peephole: LSTM input 7 (P) set; reverse:
-    direction=reverse; zero-state-free-batch: no initial_h while a 3-D graph input's batch or time axis is symbolic.
-    Raises nothing."""
+    direction=reverse; zero-state-free-batch: no initial_h (or an LSTM without initial_c) while a 3-D graph input's
+    batch or time axis is symbolic; repeated-input: X is a Tile/Expand over time (repeated_input). Raises nothing."""
     from onnx import helper  # deferred: onnx (~70 ms to import) loads only when a model is read
 
     out: dict[str, list[str]] = {}
@@ -145,12 +198,15 @@ def recurrent_traits(model) -> dict[str, list[str]]:
             name = n.name or n.output[0]
             direction = attrs.get("direction", b"forward")
             direction = direction.decode() if isinstance(direction, bytes) else direction
+            states = (5, 6) if n.op_type == "LSTM" else (5,)  # initial_h, and an LSTM's initial_c
+            graph_inits = {t.name for t in graph.initializer}
             for trait, on in (
                 ("layout-1", attrs.get("layout", 0) == 1),
                 ("sequence-lens", len(n.input) > 4 and bool(n.input[4])),
                 ("peephole", n.op_type == "LSTM" and len(n.input) > 7 and bool(n.input[7])),
                 ("reverse", direction == "reverse"),
-                ("zero-state-free-batch", free_batch and not (len(n.input) > 5 and n.input[5])),
+                ("zero-state-free-batch", free_batch and not all(len(n.input) > k and n.input[k] for k in states)),
+                ("repeated-input", repeated_input(graph, n, graph_inits | inits)),
             ):
                 if on:
                     out.setdefault(trait, []).append(name)

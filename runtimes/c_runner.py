@@ -21,6 +21,7 @@ import numpy as np
 from lstm_edge.environment import cpu_model
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.runtimes.base import Runner, RunnerOptions
+from lstm_edge.runtimes.checks import InputRange
 from lstm_edge.runtimes.registry import RUNTIMES
 from lstm_edge.runtimes.source import Source
 from lstm_edge.runtimes.stream import Stream
@@ -116,6 +117,19 @@ def build_library(
     return path, True
 
 
+def int8_input_range(bundle) -> InputRange:
+    """The int8 C's input clipping: the bundle's normalization and the input scale lstm_edge.codegen builds the C
+    with, from the same recorded range (codegen.input_range), so InputRange.clipped counts what the C clamps."""
+    from lstm_edge import c_int8_sim  # deferred: c_int8_sim imports torch
+    from lstm_edge.codegen import input_range  # torch, as above
+
+    c = bundle.config
+    lo, hi, note = input_range(bundle)
+    amax = c_int8_sim.input_amax(c.x_mean, c.x_std, lo, hi)
+    inv = np.float32(1.0 / ((amax if amax > 0 else 1.0) / c_int8_sim.Q16))  # c_int8_sim.quantize's x_inv_scale
+    return InputRange(np.asarray(c.x_mean, np.float32), np.asarray(c.x_std, np.float32), inv, c_int8_sim.Q16, note)
+
+
 class CRunner(Runner):
     """The generated C as a runner: run() gives each batch row its own state struct; stream() keeps them.
 
@@ -166,6 +180,7 @@ class CRunner(Runner):
             f.argtypes, f.restype = args, None
         self._reset, self._step_fn, self._run_fn = fn("reset"), fn("step"), fn("run")
         self._set, self._get = fn("set_state"), fn("get_state")
+        self.input_range = int8_input_range(bundle) if variant == "int8" else None
         c = bundle.config
         self.L, self.H, self.F, self.O = c.num_layers, c.hidden_size, c.input_size, c.output_size
         self.sequence = c.head == "sequence"
@@ -232,8 +247,11 @@ class CStream(Stream):
         for b in range(self.batch):
             self.runner._reset(self._base + b * self._size)
 
+    clipped = 0  # values of x the int8 C clipped over this stream's steps (added to its runner's count too)
+
     def step(self, x_t: np.ndarray) -> np.ndarray:
-        """x_t: [F] or [B, F] (one step) or [B, K, F] (a chunk); returns y as the other runners do.
+        """x_t: [F] or [B, F] (one step) or [B, K, F] (a chunk); returns y as the other runners do. The int8 C
+        counts the values it clips into `clipped`.
 
         Raises:
             LstmEdgeError: a feature count other than the model's, or a shape or batch other than the stream's.
@@ -242,6 +260,10 @@ class CStream(Stream):
         x_t = np.asarray(x_t, dtype=np.float32)
         if x_t.shape[-1] != r.F:
             raise LstmEdgeError(f"step got {x_t.shape[-1]} features, the model takes {r.F}", "check x_t's last axis")
+        if r.input_range is not None:
+            n = r.input_range.clipped(x_t)
+            self.clipped += n
+            r.clipped += n
         if self.batch == 1 and x_t.ndim <= 2 and x_t.size == r.F:  # the device's case: one sample, [F] or [1, F]
             self._x[0] = x_t
             r._step_fn(self._base, self._xp, self._yp)

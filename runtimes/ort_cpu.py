@@ -67,7 +67,12 @@ class OrtRunner(Runner):
         return {names[0]: x, names[1]: h0, names[2]: c0} if len(names) == 3 else {names[0]: x}
 
     def _run(self, x, h0, c0):
-        outs = self.session.run(self.source.output_names[:3], self._feeds(x, h0, c0))
+        try:
+            outs = self.session.run(self.source.output_names[:3], self._feeds(x, h0, c0))
+        except Exception as e:  # ORT's own Fail/InvalidArgument types, with C++ detail
+            raise LstmEdgeError(
+                f"ONNX Runtime failed: {first_line(e)}", "check the inputs against lstm-edge lint"
+            ) from e
         if len(outs) < 3:
             return outs[0], h0, c0
         return outs[0], outs[1], outs[2]

@@ -178,7 +178,13 @@ RUNTIMES: dict[str, RuntimeInfo] = {
                 "int8": "tract has no DynamicQuantizeLSTM (com.microsoft), so it cannot run the int8 variant",
                 "sequence-lens": FORMS["lengths"].refused_by["tract"],  # the lengths form's words
                 "zero-state-free-batch": "tract 0.23.9 panics, aborting the whole process, on a recurrent node with "
-                "no initial_h while the batch is symbolic (UndeterminedSymbol)",
+                "no initial_h (or an LSTM with no initial_c) while the batch is symbolic (UndeterminedSymbol)",
+                # Measured (benchmarks/foreign_runtime_limits.py; the graph dumped through tract's NNEF writer):
+                # tract's declutter hoists the input projection X·Wᵀ out of the LSTM's Scan and moves it before the
+                # Tile, dropping the repetition, so the Scan iterates over the un-repeated [1, B, 4H] tensor: one
+                # step (a bare LSTM's Y has 1 step where X has 5; an autoencoder broadcasts that step back to T).
+                "repeated-input": "tract 0.23.9 computes a recurrent node whose input is one tensor repeated over "
+                "time (Tile/Expand, an autoencoder's decoder) as a single step: every output step is the first",
                 "reverse": "tract computes direction=reverse wrongly (measured 0.47 LSTM, 1.3 GRU scaled error; "
                 "bidirectional is right)",
             },
@@ -233,4 +239,7 @@ RUNS_CORRECTLY = {
     "sequence-lens": "ONNX Runtime",
     "peephole": "ONNX Runtime and tract",
     "zero-state-free-batch": "ONNX Runtime or OpenVINO",
+    "repeated-input": "ONNX Runtime or OpenVINO",
 }
+# Traits that `import --rebuild` (a plain LSTM stack re-exported clean) cannot take away: the fix names no rebuild.
+NOT_FIXED_BY_REBUILD = {"repeated-input"}

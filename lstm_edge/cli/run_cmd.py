@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from lstm_edge.cli.common import check_provider_variant, handle_errors
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, ParityError
 
 
 @click.command()
@@ -30,6 +30,9 @@ from lstm_edge.errors import LstmEdgeError
 @click.option("--graph-optimization", default="all", show_default=True, help="ORT: disable | basic | extended | all.")
 @click.option("--allow-nonfinite", is_flag=True, help="Pass NaN/Inf inputs through instead of rejecting them.")
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@click.option(
+    "--strict-range", is_flag=True, help="Exit 1 when a variant clips x to its recorded input range (int8 C)."
+)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def run(
@@ -47,6 +50,7 @@ def run(
     graph_optimization,
     allow_nonfinite,
     no_verify_hash,
+    strict_range,
     as_json,
 ) -> None:
     """Run a bundle or a bare .onnx on one runtime; --stream feeds it chunk by chunk.\f
@@ -87,7 +91,22 @@ def run(
         else:
             x, y, h, c = run_seed_form(runner, input_, stream, chunk)
         info = runner.describe()
+        if runner.clipped:  # before any result: a warning, or with --strict-range exit 1
+            report_clipped(runner.input_range.problem(runner.clipped, x.size, variant), strict_range)
     print_run(info, x, y, h, c, output=output, as_json=as_json, chunk=chunk if stream else None)
+
+
+def report_clipped(problem: str, strict: bool) -> None:
+    """One line on stderr for inputs a variant clipped (run, score).
+
+    Raises:
+        ParityError: with --strict-range (`strict`), so the CLI exits 1 before printing any result.
+    """
+    from lstm_edge.runtimes.checks import CLIPPED_FIX  # deferred: numpy, as the runtimes above
+
+    if strict:
+        raise ParityError(problem, CLIPPED_FIX)
+    click.echo(f"warning: {problem} — {CLIPPED_FIX}; --strict-range makes this an error", err=True)
 
 
 def run_bare_onnx(runner, model: str, input_: str | None, input_names: tuple[str, ...], output, as_json: bool) -> None:

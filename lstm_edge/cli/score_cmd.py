@@ -32,6 +32,9 @@ from lstm_edge.cli.common import check_provider_variant, csv_option, handle_erro
 @click.option("--outputs", default="y", show_default=True, help="Comma-separated: y,hn,cn.")
 @click.option("--threads", type=int, help="Runner threads (default: local all cores, 1 per Ray actor).")
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@click.option(
+    "--strict-range", is_flag=True, help="Exit 1, writing nothing, when a variant clips x to its recorded range."
+)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def score(
@@ -47,6 +50,7 @@ def score(
     outputs,
     threads,
     no_verify_hash,
+    strict_range,
     as_json,
 ) -> None:
     """Bulk inference: every sequence in DATA through the bundle into Parquet, locally or on Ray Data."""
@@ -66,8 +70,13 @@ def score(
         threads=threads,
         verify_hash=not no_verify_hash,
         progress=not as_json,
+        strict_range=strict_range,
     )
     r = run_score(bundle_dir, input_, output, cfg)
+    if r.clipped:
+        from lstm_edge.runtimes.checks import CLIPPED_FIX  # deferred: numpy, as score above
+
+        click.echo(f"warning: {r.clip_problem} — {CLIPPED_FIX}; --strict-range makes this an error", err=True)
     if as_json:
         click.echo(json.dumps({"output": str(r.output), "rows": r.rows, "seconds": r.seconds, "engine": r.engine}))
         return
