@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -40,8 +41,32 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(path, e.strerror) from e
         raise LstmEdgeError(f"could not write {path} ({e.strerror})", "free disk space or choose another place") from e
     return path
+
+
+_STAGE_NAME = re.compile(r"^\.(.+)\.tmp-\d+-[^/]*$")
+
+
+def disk_full(dest: str | os.PathLike | None, what: str = "No space left on device") -> LstmEdgeError:
+    """The one line for a full disk (ENOSPC) or quota (EDQUOT): the destination that was being written, and the
+    space left on its filesystem (read from the nearest existing folder above it)."""
+    if dest is None:
+        return LstmEdgeError(what, "free disk space or write elsewhere; nothing half-written was left")
+    # a path inside a staging sibling (.NAME.tmp-PID-XXXX) is shown as the destination it was to become: NAME
+    where = Path(*(_STAGE_NAME.sub(r"\1", part) for part in Path(os.fsdecode(dest)).parts))
+    probe = where
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        free = f"{shutil.disk_usage(probe).free / 2**20:.1f} MiB free on its filesystem"
+    except OSError:
+        free = "free space unknown"
+    return LstmEdgeError(
+        f"{what} writing {where} ({free})", "free disk space or write elsewhere; nothing half-written was left"
+    )
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from lstm_edge.atomic import disk_full
 from lstm_edge.errors import LstmEdgeError, ParityError, first_line
 
 
@@ -25,13 +26,12 @@ def last_resort(e: BaseException) -> LstmEdgeError:
         return LstmEdgeError("out of memory", "use smaller inputs (fewer sequences or steps) or free memory")
     if isinstance(e, RecursionError):
         return LstmEdgeError("an input is nested too deeply to process", "flatten the input")
-    where = next((str(f) for f in (e.filename, e.filename2) if f), "")
     what = e.strerror or first_line(e, 160) or type(e).__name__
-    full = e.errno in (errno.ENOSPC, errno.EDQUOT)
-    return LstmEdgeError(
-        f"{what}{f': {where}' if where else ''}",
-        "free disk space or write elsewhere; nothing half-written was left" if full else "check the path and try again",
-    )
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        # shutil's copies set filename to the source and filename2 to the destination: the full disk is the latter's
+        return disk_full(e.filename2 or e.filename, what)
+    where = next((str(f) for f in (e.filename, e.filename2) if f), "")
+    return LstmEdgeError(f"{what}{f': {where}' if where else ''}", "check the path and try again")
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
