@@ -92,7 +92,7 @@ def inspect_npz(p: Path) -> InputSpec:
     Raises LstmEdgeError for a file that is not a zip, has no x, a bad x, or ids that do not match x's rows."""
     try:
         zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, NotImplementedError) as e:  # NotImplementedError: zip version 6.4
         raise LstmEdgeError(f"{p} is not a readable .npz ({e})", "save it with np.savez(path, x=x)") from e
     with zf:
         names = {n.removesuffix(".npy"): n for n in zf.namelist()}
