@@ -277,7 +277,7 @@ class Bundle:
                 for key in z.files:
                     case, _, name = key.partition("/")
                     cases.setdefault(case, {})[name] = z[key]
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as e:  # NIE: zip version 6.4
             raise LstmEdgeError(f"{path} is not a readable golden-vector file ({_reason(e)})", fix) from e
         c = self.config
         io = self.manifest.get("io") if isinstance(self.manifest.get("io"), dict) else {}

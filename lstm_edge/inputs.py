@@ -135,7 +135,7 @@ def read_inputs(
                 arrays = _from_json(path.read_bytes(), str(path), tokens)
             else:
                 raise LstmEdgeError(f"unknown input format {suffix!r}", "use .npy, .npz, .csv or .json")
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as e:  # NIE: zip version 6.4
             raise LstmEdgeError(f"{path} could not be read ({first_line(e, 120)})", "check the file") from e
     if arrays[X].ndim == (1 if tokens else 2):  # one sequence: a batch of 1, on the model's batch axis
         arrays[X] = arrays[X][None] if batch_first else np.expand_dims(arrays[X], 1)

@@ -1,20 +1,24 @@
 """What every command shares: errors mapped to one line and an exit code, comma lists, the provider/variant check.
 
 Exit codes: 0 success, 1 a parity or budget failure (ParityError), 2 bad input (LstmEdgeError and the OS-level
-errors no boundary check caught), 130 interrupted.
+errors no boundary check caught), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
+from lstm_edge.atomic import disk_full
 from lstm_edge.errors import LstmEdgeError, ParityError, first_line
 
 
@@ -25,13 +29,12 @@ def last_resort(e: BaseException) -> LstmEdgeError:
         return LstmEdgeError("out of memory", "use smaller inputs (fewer sequences or steps) or free memory")
     if isinstance(e, RecursionError):
         return LstmEdgeError("an input is nested too deeply to process", "flatten the input")
-    where = next((str(f) for f in (e.filename, e.filename2) if f), "")
     what = e.strerror or first_line(e, 160) or type(e).__name__
-    full = e.errno in (errno.ENOSPC, errno.EDQUOT)
-    return LstmEdgeError(
-        f"{what}{f': {where}' if where else ''}",
-        "free disk space or write elsewhere; nothing half-written was left" if full else "check the path and try again",
-    )
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        # shutil's copies set filename to the source and filename2 to the destination: the full disk is the latter's
+        return disk_full(e.filename2 or e.filename, what)
+    where = next((str(f) for f in (e.filename, e.filename2) if f), "")
+    return LstmEdgeError(f"{what}{f': {where}' if where else ''}", "check the path and try again")
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -45,7 +48,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args, **kwargs):
         debug = click.get_current_context().find_root().params.get("debug", False)
         try:
-            return fn(*args, **kwargs)
+            with terminate_as_interrupt():
+                return fn(*args, **kwargs)
         except ParityError as e:
             if debug:
                 traceback.print_exc()
@@ -59,11 +63,33 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             err = e if isinstance(e, LstmEdgeError) else last_resort(e)
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             click.echo("interrupted; nothing half-written was left behind", err=True)
-            sys.exit(130)
+            sys.exit(128 + signal.SIGTERM if isinstance(e, Terminated) else 130)
 
     return wrapper
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a `kill`, a job scheduler's timeout) raised as an interrupt, so staged writes clean up as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises Terminated instead of ending the process at once (which would leave
+    staged temp files behind); the previous handler is restored after. A no-op off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_provider_variant(provider: str, variant: str) -> None:
