@@ -4,6 +4,7 @@ and the recurrent-node traits some runtimes refuse."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from lstm_edge.bundle import MANIFEST, Bundle
@@ -31,9 +32,10 @@ class Source:
     # Recurrent-node features some runtimes reject or miscompute (onnx_io.recurrent_traits): {trait: [nodes]}.
     traits: dict[str, list[str]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def config(self) -> ModelConfig | None:
-        """The bundle's ModelConfig, or None for a bare .onnx."""
+        """The bundle's ModelConfig, or None for a bare .onnx. Built once: Bundle.config builds it anew from the
+        manifest on each read (~15 µs), and run/step read it on every call."""
         return self.bundle.config if self.bundle else None
 
     @property
@@ -43,7 +45,7 @@ class Source:
             return True
         return len(self.input_names) >= 3 and len(self.output_names) >= 3
 
-    @property
+    @cached_property
     def spec_form(self) -> bool:
         """A bundle in any form but the seed's (GRU, bidirectional, time-major, tokens, lengths, projection): run
         and stream go through named feeds (`Runner.infer`) instead of the seed's (x, h0, c0) fast path."""
