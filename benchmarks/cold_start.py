@@ -11,12 +11,19 @@ Wall time (perf_counter around the child) beside the child's CPU time (resource.
 + sys): on a loaded machine wall time swings with the load, CPU time much less. Medians, and each contender's
 ratio to bare ORT on both.
 
-    .venv/bin/python benchmarks/cold_start.py [BUNDLE] [--rounds N]
+Children run with bytecode caching on (PYTHONDONTWRITEBYTECODE removed), as an installed package runs: pip writes
+.pyc files at install, an editable checkout on its first run; without them every lstm-edge module is compiled
+from source at each start while numpy's and onnxruntime's are not. `--tree LABEL=DIR` adds the `run` contenders
+for another source checkout (its lstm_edge/ first on sys.path, runtimes/ and export/ mapped as pyproject maps
+them), e.g. the main branch beside this one, in the same interleaved rounds.
+
+    .venv/bin/python benchmarks/cold_start.py [BUNDLE] [--rounds N] [--tree before=/tmp/main-checkout]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -38,11 +45,24 @@ print(s.run(None, {"x": x, "h0": h, "c0": h})[0])
 """
 
 
+# `lstm-edge` from a source checkout: lstm_edge.runtimes / lstm_edge.export live in its top-level folders.
+FROM_TREE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import lstm_edge
+lstm_edge.__path__.append(sys.argv[1])
+from lstm_edge.cli import main
+sys.argv = ["lstm-edge", *sys.argv[2:]]
+main()
+"""
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def timed(cmd: list[str]) -> tuple[float, float]:
     """(wall s, CPU s) of one child process run to completion; raises CalledProcessError if it fails."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -53,8 +73,8 @@ def main() -> None:
     ap.add_argument("bundle", nargs="?", default="models/adding")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--no-c", action="store_true", help="leave out --provider c (no C compiler here)")
+    ap.add_argument("--tree", action="append", default=[], help="LABEL=DIR: also time lstm-edge from that checkout")
     args = ap.parse_args()
-    import json
 
     bundle = Path(args.bundle)
     config = json.loads((bundle / "manifest.json").read_text())["config"]
@@ -63,20 +83,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         x = Path(tmp) / "x.npy"
         np.save(x, np.random.default_rng(0).random((1, 100, F), dtype=np.float32))
-        contenders = {
-            "bare ORT (python -c)": [
-                sys.executable,
-                "-c",
-                BARE_ORT,
-                str(bundle / "model.onnx"),
-                str(x),
-                str(L),
-                str(H),
-            ],
-            "lstm-edge run (ORT)": [cli, "run", str(bundle), "--input", str(x)],
-        }
-        if not args.no_c:
-            contenders["lstm-edge run --provider c"] = [cli, "run", str(bundle), "--input", str(x), "--provider", "c"]
+        bare = [sys.executable, "-c", BARE_ORT, str(bundle / "model.onnx"), str(x), str(L), str(H)]
+        contenders = {"bare ORT (python -c)": bare}
+        trees = [("", [cli])] + [
+            (f" [{label}]", [sys.executable, "-c", FROM_TREE, str(Path(d).resolve())])
+            for label, d in (t.split("=", 1) for t in args.tree)
+        ]
+        for label, prog in trees:
+            run = [*prog, "run", str(bundle), "--input", str(x)]
+            contenders[f"lstm-edge run (ORT){label}"] = run
+            if not args.no_c:
+                contenders[f"lstm-edge run --provider c{label}"] = [*run, "--provider", "c"]
         for cmd in contenders.values():  # warm the page cache, and build the C library once if it is missing
             timed(cmd)
         names = list(contenders)

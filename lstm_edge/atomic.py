@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import hashlib
@@ -83,6 +81,9 @@ _MANIFEST_CAP = 16 << 20
 
 def _renameat2(a: Path, b: Path, flags: int) -> int | None:
     """Linux renameat2(2): 0 on success, the errno on failure, None where the call does not exist."""
+    import ctypes  # deferred: ctypes (+ ctypes.util) is for this call alone; a run that only hashes skips ~10 ms
+    import ctypes.util  # deferred: as above
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         fn = libc.renameat2

@@ -4,7 +4,6 @@ the answers through the registry."""
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import importlib.util
 import shutil
 
@@ -36,6 +35,8 @@ def import_ort(extra: str = "cpu"):
 
 def ort_packages() -> list[str]:
     """Which ONNX Runtime distributions are installed (two at once overwrite each other's files)."""
+    import importlib.metadata as md  # deferred: ~10 ms (email, csv); opening a runner never asks this
+
     found = []
     for dist in ORT_DISTRIBUTIONS:
         try:

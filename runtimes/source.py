@@ -11,6 +11,7 @@ from lstm_edge.bundle import MANIFEST, Bundle
 from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES, ModelConfig, is_seed_form
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.onnx_io import load_onnx_checked, read_onnx_io, recurrent_traits
+from lstm_edge.runtimes.graph_facts import graph_facts
 from lstm_edge.runtimes.signature import Signature
 
 
@@ -75,10 +76,10 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
         onnx_path = bundle.artifact(variant, verify_hash) if variant != "checkpoint" else bundle.checkpoint(verify_hash)
         c = bundle.config
         traits = {}
-        if onnx_path.suffix == ".onnx":
-            proto = load_onnx_checked(onnx_path)  # refuses external data that points outside the bundle
-            _check_declared(onnx_path, dict(read_onnx_io(onnx_path, proto)[0]), c)
-            traits = recurrent_traits(proto)
+        if onnx_path.suffix == ".onnx":  # read once per content: the sha256 just verified keys the cache
+            facts = graph_facts(onnx_path, bundle.entry(variant)["sha256"] if verify_hash else None)
+            _check_declared(onnx_path, facts.inputs, c)
+            traits = facts.traits
         precision = bundle.entry(variant).get("precision", variant)
         io = bundle.manifest.get("io")  # an imported or fallback-exported stateless model takes x alone
         return Source(
