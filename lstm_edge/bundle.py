@@ -15,7 +15,6 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from lstm_edge import limits
-from lstm_edge.atomic import sha256_file
 from lstm_edge.config import H0, ModelConfig
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.formats import FORMAT, FORMAT_VERSION, MANIFEST
@@ -224,6 +223,8 @@ class Bundle:
         # containment and the size cap still hold).
         path = self.locate(variant, check_size=verify_hash)
         if verify_hash:
+            from lstm_edge.atomic import sha256_file  # deferred: atomic's tempfile/shutil (~3 ms) serve writes only
+
             actual = sha256_file(path)
             if actual != entry["sha256"]:
                 raise LstmEdgeError(

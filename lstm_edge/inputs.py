@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge import limits
-from lstm_edge.atomic import atomic_write_bytes
 from lstm_edge.config import C0, H0, INPUT_NAMES, LENGTHS, X
 from lstm_edge.errors import LstmEdgeError, first_line
 
@@ -171,6 +170,8 @@ def write_output(path: str, y: np.ndarray, h: np.ndarray, c: np.ndarray | None =
         np.savez(buf, y=y, hn=h, **({"cn": c} if c is not None else {}))
     else:
         raise LstmEdgeError(f"unknown output format {p.suffix!r}", "use .npy (y) or .npz (y, hn, cn)")
+    from lstm_edge.atomic import atomic_write_bytes  # deferred: tempfile/shutil (~3 ms), for --output alone
+
     return atomic_write_bytes(p, buf.getvalue())
 
 
@@ -244,4 +245,6 @@ def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> Path:
         raise LstmEdgeError(
             f"unknown output format {p.suffix!r}", "use .npz (every output by name) or .npy (the first)"
         )
+    from lstm_edge.atomic import atomic_write_bytes  # deferred: tempfile/shutil (~3 ms), for --output alone
+
     return atomic_write_bytes(p, buf.getvalue())

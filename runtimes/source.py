@@ -6,13 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lstm_edge.bundle import MANIFEST, Bundle
 from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES, ModelConfig, is_seed_form
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.onnx_io import load_onnx_checked, read_onnx_io, recurrent_traits
 from lstm_edge.runtimes.graph_facts import graph_facts
-from lstm_edge.runtimes.signature import Signature
+
+if TYPE_CHECKING:  # typing only: a bundle never needs the bare-.onnx signature reader
+    from lstm_edge.runtimes.signature import Signature
 
 
 @dataclass
@@ -130,6 +133,8 @@ def _check_declared(path: Path, inputs: dict[str, list], c: ModelConfig) -> None
 def _bare_onnx(path: Path) -> Source:
     """A .onnx without a manifest: every declared input and output by name, with the roles runtimes.signature
     recognises; input_names in role order (x, h0, c0) where the model follows that contract."""
+    from lstm_edge.runtimes.signature import Signature  # deferred: ~2 ms a bundle's open does not need
+
     model = load_onnx_checked(path)
     read_onnx_io(path, model)  # refuses a fixed dim over limits.MAX_MODEL_DIM before anything is allocated
     sig = Signature.from_model(model)
