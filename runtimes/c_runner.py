@@ -21,6 +21,7 @@ import numpy as np
 from lstm_edge.c_support import bundle_sha256, check_supported, generator_digest
 from lstm_edge.environment import cpu_model
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.extras import missing_extra
 from lstm_edge.runtimes.base import Runner, RunnerOptions
 from lstm_edge.runtimes.registry import RUNTIMES
 from lstm_edge.runtimes.source import Source
@@ -93,7 +94,15 @@ def build_library(
     path = library_path(bundle, precision, cflags, sha256)
     if path.is_file():
         return path, False
-    from lstm_edge.codegen import CodegenConfig, prepare, render  # deferred: lstm_edge.codegen imports torch
+    try:
+        from lstm_edge.codegen import CodegenConfig, prepare, render  # deferred: lstm_edge.codegen imports torch
+    except ImportError as e:  # the generator needs the [torch] extra; a cached build did not
+        err = missing_extra(e)
+        if err is None:
+            raise
+        raise LstmEdgeError(
+            f"building the C library for this bundle needs the generator: {err.problem}", err.fix
+        ) from e
 
     prep = prepare(bundle.root, CodegenConfig(precision=precision, prefix=PREFIX, verify_hash=verify_hash))
     files = render(prep, precision)

@@ -10,6 +10,7 @@ import click
 
 from lstm_edge.atomic import atomic_write_text
 from lstm_edge.cli.common import csv_option, handle_errors
+from lstm_edge.extras import require
 
 
 @click.command()
@@ -27,6 +28,8 @@ from lstm_edge.cli.common import csv_option, handle_errors
 @handle_errors
 def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots_dir, no_verify_hash) -> None:
     """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch."""
+    if plots_dir:
+        require("plots")  # before the matrix runs, not after
     # numpy and the runtimes, which parity imports, deferred: `lstm-edge --help` stays fast
     from lstm_edge.parity import VerifyConfig, plot_drift, summary_rows, to_markdown
     from lstm_edge.parity import verify as run_verify  # as above
