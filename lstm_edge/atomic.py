@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -13,6 +12,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from lstm_edge.digest import sha256_file as sha256_file  # re-exported: its callers import it from here
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.formats import FORMAT, MANIFEST, SCORE_FORMAT, SCORE_INFO, TRITON_FORMAT, TRITON_INFO
 
@@ -269,15 +269,6 @@ def _swap_in(stage: Path, target: Path, replace: bool) -> None:
             os.replace(stage, target)
         finally:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def sha256_file(path: str | Path) -> str:
-    """The file's sha256 as hex, read in 1 MiB chunks (memory stays flat for any size). Raises OSError unreadable."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from lstm_edge import limits
 from lstm_edge.config import H0, ModelConfig
+from lstm_edge.digest import sha256_file
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.formats import FORMAT, FORMAT_VERSION, MANIFEST
 
@@ -223,8 +223,6 @@ class Bundle:
         # containment and the size cap still hold).
         path = self.locate(variant, check_size=verify_hash)
         if verify_hash:
-            from lstm_edge.atomic import sha256_file  # deferred: atomic's tempfile/shutil (~3 ms) serve writes only
-
             actual = sha256_file(path)
             if actual != entry["sha256"]:
                 raise LstmEdgeError(
@@ -269,6 +267,8 @@ class Bundle:
         """Golden cases: {case: {x, h0, c0, y, hn, cn}} from golden.npz.
 
         Raises LstmEdgeError where golden.npz is missing, fails its checks, or cannot be read as the cases."""
+        import zipfile  # deferred: ~2 ms (with lzma, bz2, shutil) that opening a runner does not need
+
         path = self.artifact("golden", verify_hash)
         cases: dict[str, dict[str, np.ndarray]] = {}
         fix = "re-export the bundle"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import shutil
 from pathlib import Path
 
 from lstm_edge.errors import LstmEdgeError, first_line
@@ -102,4 +101,6 @@ def module_missing(module: str, extra: str) -> str | None:
 
 def c_compiler_missing() -> str | None:
     """Why the c runtime cannot build here (no cc, gcc or clang on PATH), or None when one is found."""
+    import shutil  # deferred: shutil pulls bz2, lzma, zlib (~2 ms); only doctor and the c runtime ask this
+
     return None if any(shutil.which(cc) for cc in C_COMPILERS) else "no C compiler (cc, gcc, clang)"
