@@ -16,7 +16,7 @@ from lstm_edge.errors import LstmEdgeError
 # (measured here, timeit; the ORT step is ~32 µs). Summing float32 values as Python floats cannot overflow, and
 # NaN or ±Inf anywhere makes the sum non-finite, so the test is exact. The two cross near 64 values (1.4 µs vs
 # 1.9 µs; at 200 values, run()'s x [1, 100, 2], the sum took 4.3 µs against numpy's 1.9), so larger arrays go
-# through numpy.
+# through numpy. (np.dot(a, a) took 0.9 µs there, but warns where a finite array's squares overflow.)
 SMALL_SAMPLE = 64
 
 

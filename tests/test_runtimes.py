@@ -274,3 +274,17 @@ def test_cold_run_imports_only_what_it_runs(shipped_bundle, tmp_path):
     np.save(tmp_path / "x.npy", np.random.default_rng(0).random((1, 20, 2), dtype=np.float32))
     fresh_run("run", shipped_bundle, "--input", tmp_path / "x.npy")  # the first open of this content fills the cache
     assert fresh_run("run", shipped_bundle, "--input", tmp_path / "x.npy") == []
+
+
+def test_zero_state_reused_never_leaks(shipped_bundle):
+    """Issue 25 item 3: run(x) reuses one pair of zeros per batch size (fresh ones cost ORT a call's ~3%); what run
+    returns is never that pair, so a caller writing into its h or c cannot change the next run's start."""
+    r = lstm_edge.load(shipped_bundle, threads=1)
+    x = np.random.default_rng(3).random((2, 9, 2), dtype=np.float32)
+    y1, (h1, c1) = r.run(x)
+    h1[...], c1[...] = 7.0, 7.0
+    y2, (h2, c2) = r.run(x)
+    want_y, (want_h, _) = r.run(x, (np.zeros_like(h2), np.zeros_like(c2)))
+    assert np.array_equal(y2, want_y) and np.array_equal(h2, want_h) and h2 is not h1
+    with pytest.raises(LstmEdgeError, match="rank"):
+        r.run(x[0])  # the zero-state path checks x as before
