@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -17,6 +14,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from lstm_edge.digest import sha256_file as sha256_file  # re-exported: its callers import it from here
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.formats import FORMAT, MANIFEST, SCORE_FORMAT, SCORE_INFO, TRITON_FORMAT, TRITON_INFO
 
@@ -117,6 +115,9 @@ _MANIFEST_CAP = 16 << 20
 
 def _renameat2(a: Path, b: Path, flags: int) -> int | None:
     """Linux renameat2(2): 0 on success, the errno on failure, None where the call does not exist."""
+    import ctypes  # deferred: ctypes (+ ctypes.util) is for this call alone; a run that only hashes skips ~10 ms
+    import ctypes.util  # deferred: as above
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         fn = libc.renameat2
@@ -302,15 +303,6 @@ def _swap_in(stage: Path, target: Path, replace: bool) -> None:
             os.replace(stage, target)
         finally:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def sha256_file(path: str | Path) -> str:
-    """The file's sha256 as hex, read in 1 MiB chunks (memory stays flat for any size). Raises OSError unreadable."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @contextlib.contextmanager

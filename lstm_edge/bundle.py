@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from lstm_edge import limits
-from lstm_edge.atomic import sha256_file
 from lstm_edge.config import H0, ModelConfig
+from lstm_edge.digest import sha256_file
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.formats import FORMAT, FORMAT_VERSION, MANIFEST
 
@@ -268,6 +267,8 @@ class Bundle:
         """Golden cases: {case: {x, h0, c0, y, hn, cn}} from golden.npz.
 
         Raises LstmEdgeError where golden.npz is missing, fails its checks, or cannot be read as the cases."""
+        import zipfile  # deferred: ~2 ms (with lzma, bz2, shutil) that opening a runner does not need
+
         path = self.artifact("golden", verify_hash)
         cases: dict[str, dict[str, np.ndarray]] = {}
         fix = "re-export the bundle"

@@ -74,6 +74,8 @@ class Runner(ABC):
         self.source = source
         self.options = options
         self._lock = threading.Lock()  # runtimes are thread-safe for run; our buffers (streaming) are not
+        self._planned: set[tuple[int, ...]] = set()  # x shapes whose memory plan passed (_zero_state)
+        self._zeros: dict[int, np.ndarray] = {}  # batch size → [L, B, H] zeros, read by runners, never written
         self._check_limits()
 
     def _check_limits(self) -> None:
@@ -133,9 +135,15 @@ class Runner(ABC):
             return RunResult(outs[0], tuple(outs[1:]))
         if lengths is not None:
             raise LstmEdgeError("this model takes no lengths", "drop lengths, or export the model with lengths")
-        x, h0, c0 = self.check_inputs(x, state)
+        if state is None:  # zero state: one pair of zeros per batch size, reused (fresh ones cost ORT ~10 µs a call)
+            x = check_x(x, self.source.input_size, not self.options.allow_nonfinite)
+            h0 = c0 = self._zero_state(x.shape)
+        else:
+            x, h0, c0 = self.check_inputs(x, state)
         y, h, c = self._run(x, h0, c0)
         check_steps("y", y, 1, x.shape[1])
+        if h is h0 or c is c0:  # a stateless graph hands back the state it was given: never the shared zeros
+            h, c = h.copy(), c.copy()
         clipped = self.input_range.clipped(x) if self.input_range is not None else 0
         self.clipped += clipped
         return RunResult(y, (h, c), clipped)
@@ -309,6 +317,24 @@ class Runner(ABC):
         missing lengths). Raises LstmEdgeError, one line each: x's dtype/rank/features/NaN, a token id outside the
         embedding table, lengths outside 1..T, a state of the wrong count or shape."""
         return check_feeds(self.source.config, x, state, lengths, not self.options.allow_nonfinite, self.state_dtype)
+
+    def _zero_state(self, shape: tuple[int, ...]) -> np.ndarray:
+        """[L, B, H] float32 zeros for x of `shape`, after the memory plan for it (checks.check_run_memory), both
+        decided once per batch size and shape; runners only read their inputs, so one array serves h0 and c0."""
+        B, L, H = shape[0], self.source.num_layers, self.source.hidden_size
+        if shape not in self._planned:
+            check_run_memory(shape, L, H)
+            if len(self._planned) > 64:  # a bounded memo: a stream of ever-new shapes re-plans, never grows
+                self._planned.clear()
+            self._planned.add(shape)
+        zeros = self._zeros.get(B)
+        if zeros is None:
+            if L is None or H is None:
+                raise LstmEdgeError("the model's state size is not declared", "pass state=(h0, c0) explicitly")
+            zeros = self._zeros[B] = np.zeros((L, B, H), np.float32)
+            if len(self._zeros) > 8:
+                self._zeros = {B: zeros}
+        return zeros
 
     def check_inputs(self, x, state) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x, h0, c0) as checked float32 arrays (zeros for a missing state): what `run` hands to `_run`.

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_edge.c_support import bundle_sha256, check_supported, generator_digest
 from lstm_edge.environment import cpu_model
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.extras import missing_extra
 from lstm_edge.runtimes.base import Runner, RunnerOptions
 from lstm_edge.runtimes.checks import InputRange
 from lstm_edge.runtimes.registry import RUNTIMES
@@ -67,36 +69,42 @@ def compiler() -> str:
     raise LstmEdgeError("no C compiler found (cc, gcc or clang)", "install one (Debian: apt-get install gcc) or set CC")
 
 
-def _codegen_digest() -> str:
-    """Changes whenever the generator changes, so a cached library never outlives the code that wrote it."""
-    from lstm_edge.codegen import generator_digest  # deferred: lstm_edge.codegen imports torch
-
-    return generator_digest()
-
-
-def library_path(bundle, precision: str, cflags: tuple[str, ...] = DEFAULT_CFLAGS) -> Path:
-    """Where the library for this bundle, precision and flags is cached (it may not exist yet)."""
-    from lstm_edge.codegen.weights import bundle_sha256  # deferred: lstm_edge.codegen imports torch
-
-    cc = compiler()
-    key = "\0".join([bundle_sha256(bundle), precision, cc, *cflags, _codegen_digest(), cpu_model()])
+def library_path(bundle, precision: str, cflags: tuple[str, ...] = DEFAULT_CFLAGS, sha256: str | None = None) -> Path:
+    """Where the library for this bundle, precision and flags is cached (it may not exist yet): keyed by the
+    bundle's identity (`sha256`, c_support.bundle_sha256 — computed here when not given), the generator's digest,
+    the compiler, the flags and the CPU model. Raises LstmEdgeError where no C compiler is found."""
+    sha256 = sha256 or bundle_sha256(bundle)
+    key = "\0".join([sha256, precision, compiler(), *cflags, generator_digest(), cpu_model()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    return cache_root() / f"{bundle_sha256(bundle)[:16]}-{precision}-{digest}" / f"lib{PREFIX}.so"
+    return cache_root() / f"{sha256[:16]}-{precision}-{digest}" / f"lib{PREFIX}.so"
 
 
 def build_library(
-    bundle, precision: str, cflags: tuple[str, ...] = DEFAULT_CFLAGS, verify_hash: bool = True
+    bundle,
+    precision: str,
+    cflags: tuple[str, ...] = DEFAULT_CFLAGS,
+    verify_hash: bool = True,
+    sha256: str | None = None,
 ) -> tuple[Path, bool]:
     """The cached shared library for the bundle (generated and compiled when missing). Returns (path, built now).
+    A cached library is opened without the generator: torch and onnx are imported only to build one.
 
     Raises:
         LstmEdgeError: no C compiler, a compile over 30 minutes, or a compiler error on the generated code.
     """
-    from lstm_edge.codegen import CodegenConfig, prepare, render  # deferred: lstm_edge.codegen imports torch
-
-    path = library_path(bundle, precision, cflags)
+    path = library_path(bundle, precision, cflags, sha256)
     if path.is_file():
         return path, False
+    try:
+        from lstm_edge.codegen import CodegenConfig, prepare, render  # deferred: lstm_edge.codegen imports torch
+    except ImportError as e:  # the generator needs the [torch] extra; a cached build did not
+        err = missing_extra(e)
+        if err is None:
+            raise
+        raise LstmEdgeError(
+            f"building the C library for this bundle needs the generator: {err.problem}", err.fix
+        ) from e
+
     prep = prepare(bundle.root, CodegenConfig(precision=precision, prefix=PREFIX, verify_hash=verify_hash))
     files = render(prep, precision)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,17 +160,16 @@ class CRunner(Runner):
                 RUNTIMES["c"].refusals["bare .onnx"],
                 "pass the bundle folder, not a bare .onnx",
             )
-        from lstm_edge.codegen.weights import bundle_sha256, check_supported  # deferred: codegen imports torch
-
         check_supported(source.bundle.config)  # bidirectional, lengths, GRU, …: one line, before any compiling
         super().__init__(dataclasses.replace(source, variant=variant, precision=variant), options)
         bundle = source.bundle
         self.cflags = tuple(options.cflags) if options.cflags is not None else DEFAULT_CFLAGS
-        self.library, self.built = build_library(bundle, variant, self.cflags, options.verify_hash)
+        want = bundle_sha256(bundle)  # once: the cache key and the check of the library's embedded identity
+        self.library, self.built = build_library(bundle, variant, self.cflags, options.verify_hash, want)
         self.lib = ctypes.CDLL(str(self.library))
         fn = lambda name: getattr(self.lib, f"{PREFIX}_{name}")  # noqa: E731
         fn("bundle_sha256").restype = ctypes.c_char_p
-        built_for, want = fn("bundle_sha256")().decode(), bundle_sha256(bundle)
+        built_for = fn("bundle_sha256")().decode()
         if built_for != want:
             raise LstmEdgeError(
                 f"{self.library} was built for bundle sha256 {built_for[:12]}…, not this bundle ({want[:12]}…)",

@@ -20,6 +20,7 @@ import click
 
 from lstm_edge.atomic import disk_full
 from lstm_edge.errors import LstmEdgeError, ParityError, first_line
+from lstm_edge.extras import missing_extra
 
 
 def last_resort(e: BaseException) -> LstmEdgeError:
@@ -39,7 +40,8 @@ def last_resort(e: BaseException) -> LstmEdgeError:
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """One line and exit 2 for user errors, exit 1 for parity failures; --debug adds the traceback and keeps the
-    exit code. MemoryError, RecursionError and OSError that reach here are mapped to one line, exit 2, too.
+    exit code. MemoryError, RecursionError and OSError that reach here are mapped to one line, exit 2, too, and so
+    is a missing optional package (the extra that installs it: lstm_edge.extras).
 
     The wrapped command raises nothing: every error above ends in sys.exit (SystemExit) with its code; Ctrl-C
     exits 130."""
@@ -61,6 +63,14 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             if debug:
                 traceback.print_exc()
             err = e if isinstance(e, LstmEdgeError) else last_resort(e)
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+        except ImportError as e:  # an optional package this command needs: name its extra (lstm_edge.extras)
+            err = missing_extra(e)
+            if err is None:
+                raise
+            if debug:
+                traceback.print_exc()
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
         except KeyboardInterrupt as e:

@@ -24,6 +24,7 @@ import numpy as np
 from lstm_edge.atomic import is_ours
 from lstm_edge.bundle import Bundle
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.extras import require
 from lstm_edge.formats import SCORE_INFO
 from lstm_edge.score.batches import score_batch
 from lstm_edge.score.config import ENGINES, OUTPUTS, ScoreConfig, ScoreResult
@@ -42,10 +43,11 @@ def score(
     folder of Parquet files, staged the same way.
 
     Raises:
-        LstmEdgeError: bad input, config or output path, or a missing Ray (the CLI: exit 2).
+        LstmEdgeError: bad input, config or output path, a missing pyarrow ([score]) or Ray (the CLI: exit 2).
     """
     cfg = cfg or ScoreConfig()
     cfg.check()
+    require("score")  # Parquet out: before any row is read
     spec = inspect_input(input_path)
     out = Path(output)
     if out.resolve() == spec.path.resolve():
