@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 CLI     := .venv/bin/lstm-edge
 STAMP   := .venv/.installed
-EXTRAS  := cpu,openvino,tract,datasets,ray,test,docs
+EXTRAS  := cpu,torch,plots,score,openvino,tract,datasets,ray,test,docs
 BUNDLE  := models/adding
 ART     := artifacts
 

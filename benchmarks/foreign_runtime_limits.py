@@ -25,14 +25,34 @@ from lstm_edge.tolerances import scaled_error
 T, B, F = 5, 3, 2
 
 
-def node_model(op="LSTM", direction="forward", layout=0, peephole=False, seq_lens=False, state=True, seed=0):
+def node_model(
+    op="LSTM",
+    direction="forward",
+    layout=0,
+    peephole=False,
+    seq_lens=False,
+    state=True,
+    no_c=False,
+    repeat=False,
+    seed=0,
+):
+    """One recurrent node; no_c: initial_h without initial_c; repeat: X is z [1, B, F] tiled over T (an
+    autoencoder's decoder input), T taken from a second input s [T]."""
     rng = np.random.default_rng(seed)
     H, G = (3, 4) if op == "LSTM" else (4, 3)
     D = 2 if direction == "bidirectional" else 1
     inits = {"W": (D, G * H, F), "R": (D, G * H, H), "B": (D, 2 * G * H)} | ({"P": (D, 3 * H)} if peephole else {})
     x_dims, s_dims = ([B, "T", F], [B, D, H]) if layout else (["T", "B", F], [D, "B", H])
-    states = ("h0", "c0") if op == "LSTM" else ("h0",)
+    states = ("h0", "c0") if op == "LSTM" and not no_c else ("h0",)
     ins = [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_dims)]
+    pre = []
+    if repeat:  # X = Tile(z, [T, 1, 1]) with T = Shape(s)
+        ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, d) for n, d in (("z", [1, "B", F]), ("s", ["T"]))]
+        pre = [
+            helper.make_node("Shape", ["s"], ["Tn"]),
+            helper.make_node("Concat", ["Tn", "one", "one"], ["reps"], axis=0),
+            helper.make_node("Tile", ["z", "reps"], ["X"]),
+        ]
     ins += [helper.make_tensor_value_info("seq_lens", TensorProto.INT32, [B])] if seq_lens else []
     ins += [helper.make_tensor_value_info(n, TensorProto.FLOAT, s_dims) for n in states] if state else []
     node_in = ["X", "W", "R", "B", "seq_lens" if seq_lens else ""] + [n if state else "" for n in states]
@@ -40,15 +60,18 @@ def node_model(op="LSTM", direction="forward", layout=0, peephole=False, seq_len
     outs = ["Y", "Y_h", "Y_c"][: 1 + len(states)]
     node = helper.make_node(op, node_in, outs, hidden_size=H, direction=direction, layout=layout, name="rnn")
     g = helper.make_graph(
-        [node],
+        [*pre, node],
         "g",
         ins,
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outs],
-        [numpy_helper.from_array(rng.normal(0, 0.5, s).astype(np.float32), k) for k, s in inits.items()],
+        [numpy_helper.from_array(rng.normal(0, 0.5, s).astype(np.float32), k) for k, s in inits.items()]
+        + ([numpy_helper.from_array(np.ones(1, np.int64), "one")] if repeat else []),
     )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     feeds = {"X": rng.normal(size=(B, T, F) if layout else (T, B, F)).astype(np.float32)}
+    if repeat:
+        feeds = {"z": rng.normal(size=(1, B, F)).astype(np.float32), "s": np.zeros(T, np.float32)}
     feeds |= {"seq_lens": np.array([5, 2, 4], np.int32)} if seq_lens else {}
     if state:
         feeds |= {n: rng.normal(size=(B, D, H) if layout else (D, B, H)).astype(np.float32) for n in states}
@@ -64,6 +87,8 @@ CASES = {
     "reverse (GRU)": {"op": "GRU", "direction": "reverse"},
     "bidirectional": {"direction": "bidirectional"},
     "no initial_h, symbolic batch": {"state": False},
+    "no initial_c, symbolic batch": {"no_c": True},
+    "X tiled over T (autoencoder)": {"repeat": True},
 }
 
 CHILD = """

@@ -159,6 +159,8 @@ def export_bundle(
         name = cfg.name if cfg.name is not None else type(source).__name__.lower()
     else:
         mf = read_model(source, trust_pickle=cfg.trust_pickle, code=cfg.code)
+        if mf.checkpoint is None:  # NaN/Inf weights are the file's problem, named here, not a parity failure later
+            check_finite_weights(mf.state_dict, str(source))
         if mf.checkpoint is not None:  # lstm-edge's own checkpoint: exactly as before the intake
             model, config = load_checkpoint(source)
             plan = plan_own_model(model, cfg, sha256_file(source))

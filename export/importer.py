@@ -139,12 +139,13 @@ def import_onnx(path: str | Path, out: str | Path, cfg: ImportConfig | None = No
     path, target = Path(path), Path(out)
     if target.exists() and not cfg.force:
         raise LstmEdgeError(f"{target} already exists", "pass --force to overwrite it, or --out another folder")
-    model = load_onnx_checked(path)
+    model = load_onnx_checked(path, load_external=True)
     notes: list[str] = []
     if cfg.weights is not None:
         arrays = _read_weights(cfg.weights)
         model = freeze_inputs(model, arrays)
         notes.append(f"graph inputs {', '.join(arrays)} frozen into initializers from --weights")
+    check_finite_initializers(model, path)
     findings = lint(model)
     name = cfg.name or path.stem
     if cfg.rebuild:
@@ -179,6 +180,24 @@ def import_onnx(path: str | Path, out: str | Path, cfg: ImportConfig | None = No
     worst = _validate_ort(wrapped, golden, contract.stateful, contract.family)
     _write_wrapped(target, path, name, wrapped, config, golden, contract, findings, notes, worst)
     return ImportResult(target, time.perf_counter() - start, False, contract.stateful, findings, notes, worst)
+
+
+def check_finite_initializers(model: onnx.ModelProto, path: str | Path) -> None:
+    """Refuse a float initializer holding NaN or ±Inf, named with its counts: the model's own problem, which the
+    float64 reference would otherwise copy into every golden case.
+
+    Raises:
+        LstmEdgeError: the first non-finite float initializer.
+    """
+    for t in model.graph.initializer:
+        a = numpy_helper.to_array(t)
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            nan, inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+            raise LstmEdgeError(
+                f"{Path(path).name}: weight {t.name!r} {tuple(a.shape)} holds {nan} NaN and {inf} ±Inf of its "
+                f"{a.size} values (the model itself, not the import)",
+                "the training diverged or the file is damaged; export the model again from a good checkpoint",
+            )
 
 
 def _read_weights(path: str | Path) -> dict[str, np.ndarray]:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import fcntl
-import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from lstm_edge.digest import sha256_file as sha256_file  # re-exported: its callers import it from here
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.formats import FORMAT, MANIFEST, SCORE_FORMAT, SCORE_INFO, TRITON_FORMAT, TRITON_INFO
 
@@ -40,8 +40,32 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(path, e.strerror) from e
         raise LstmEdgeError(f"could not write {path} ({e.strerror})", "free disk space or choose another place") from e
     return path
+
+
+_STAGE_NAME = re.compile(r"^\.(.+)\.tmp-\d+-[^/]*$")
+
+
+def disk_full(dest: str | os.PathLike | None, what: str = "No space left on device") -> LstmEdgeError:
+    """The one line for a full disk (ENOSPC) or quota (EDQUOT): the destination that was being written, and the
+    space left on its filesystem (read from the nearest existing folder above it)."""
+    if dest is None:
+        return LstmEdgeError(what, "free disk space or write elsewhere; nothing half-written was left")
+    # a path inside a staging sibling (.NAME.tmp-PID-XXXX) is shown as the destination it was to become: NAME
+    where = Path(*(_STAGE_NAME.sub(r"\1", part) for part in Path(os.fsdecode(dest)).parts))
+    probe = where
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        free = f"{shutil.disk_usage(probe).free / 2**20:.1f} MiB free on its filesystem"
+    except OSError:
+        free = "free space unknown"
+    return LstmEdgeError(
+        f"{what} writing {where} ({free})", "free disk space or write elsewhere; nothing half-written was left"
+    )
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
@@ -52,17 +76,25 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 
 def _remove_stale_stages(parent: Path, name: str) -> None:
-    """Staging folders of writers that died (SIGKILL, power loss) are removed by the next writer.
+    """Staging folders and files of writers that died (SIGKILL, power loss) are removed by the next writer of the
+    same destination.
 
-    Their names carry the writer's pid; a folder whose pid is no longer alive is garbage.
+    Their names carry the writer's pid; one whose pid is no longer alive, owned by this user, is garbage (a
+    symlink of that name is never followed, only unlinked).
     """
     for stale in parent.glob(f".{name}.tmp-*-*"):
         try:
             pid = int(stale.name[len(f".{name}.tmp-") :].split("-", 1)[0])
-        except ValueError:
+            st = stale.lstat()
+        except (ValueError, OSError):
             continue
-        if pid != os.getpid() and not _alive(pid):
+        if pid == os.getpid() or _alive(pid) or st.st_uid != os.geteuid():
+            continue
+        if stat.S_ISDIR(st.st_mode):
             shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 def _alive(pid: int) -> bool:
@@ -83,6 +115,9 @@ _MANIFEST_CAP = 16 << 20
 
 def _renameat2(a: Path, b: Path, flags: int) -> int | None:
     """Linux renameat2(2): 0 on success, the errno on failure, None where the call does not exist."""
+    import ctypes  # deferred: ctypes (+ ctypes.util) is for this call alone; a run that only hashes skips ~10 ms
+    import ctypes.util  # deferred: as above
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         fn = libc.renameat2
@@ -270,25 +305,18 @@ def _swap_in(stage: Path, target: Path, replace: bool) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def sha256_file(path: str | Path) -> str:
-    """The file's sha256 as hex, read in 1 MiB chunks (memory stays flat for any size). Raises OSError unreadable."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @contextlib.contextmanager
 def staged_file(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling path to write in pieces (e.g. a streamed Parquet file); on success it replaces
-    `path` in one os.replace, on any failure it vanishes — so a reader never sees half a file.
+    `path` in one os.replace, on any failure it vanishes — so a reader never sees half a file. Its name,
+    .NAME.tmp-PID-XXXX, lets the next writer of `path` remove it where this process was killed (SIGKILL).
 
     Raises LstmEdgeError where the folder cannot be written; the block's own exceptions pass through."""
     path = Path(path)
     parent = _writable_parent(path)
+    _remove_stale_stages(parent, path.name)  # what a killed writer of this path left
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=parent)
     except OSError as e:
         raise LstmEdgeError(f"the folder {parent} is not writable ({e.strerror})", "choose a writable location") from e
     os.close(fd)

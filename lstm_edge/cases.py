@@ -15,7 +15,7 @@ import numpy as np
 from lstm_edge.bundle import Bundle
 from lstm_edge.config import LENGTHS, is_seed_form
 from lstm_edge.data import model_inputs, probe_inputs
-from lstm_edge.runtimes import Runner, RunnerOptions, open_runner
+from lstm_edge.runtimes import RUNTIMES, Runner, RunnerOptions, open_runner
 
 # `--quick`: a smaller matrix for a fast check (verify's flag, bench --auto's parity check).
 QUICK = {"batches": (1, 4), "seqs": (1, 7, 100), "drift_seq": 200}
@@ -69,6 +69,16 @@ def reference_kind(bundle: Bundle) -> str:
     return (bundle.manifest.get("reference") or {}).get("kind", "lstm-edge-checkpoint")
 
 
+def reference_artifact(bundle: Bundle) -> str:
+    """What verify judges a bundle against here: "checkpoint" (its PyTorch checkpoint, in float64) or "fp32" (its fp32
+    ONNX cast to double, run by onnx.reference) — the latter for an imported model, a bundle without a checkpoint,
+    and where PyTorch is not installed (the lean install, lstm-edge[cpu]: export proved that fp32 ONNX against the
+    checkpoint when it wrote the bundle). Raises nothing."""
+    if reference_kind(bundle) == "onnx-float64" or "checkpoint" not in bundle.manifest["artifacts"]:
+        return "fp32"
+    return "checkpoint" if RUNTIMES["torch"].unavailable_reason() is None else "fp32"
+
+
 def reference_runner(bundle: Bundle) -> Runner:
     """The one place verify chooses what a bundle is judged against, in float64: the checkpoint (torch), or for an
     imported model ("reference": {"kind": "onnx-float64"}) or any bundle without a checkpoint (the intake's fallback
@@ -79,8 +89,9 @@ def reference_runner(bundle: Bundle) -> Runner:
     and oneDNN 4.8e-6 from exact, 1.02e-5 apart). Raises LstmEdgeError when the reference cannot be opened.
     """
     # A bundle without a checkpoint (an import, or the intake's fallback export of a user's own forward, which was
-    # validated against that forward at export) is judged against its fp32 ONNX in float64.
-    if reference_kind(bundle) == "onnx-float64" or "checkpoint" not in bundle.manifest["artifacts"]:
+    # validated against that forward at export), or one verified without torch, is judged against its fp32 ONNX in
+    # float64 (reference_artifact).
+    if reference_artifact(bundle) == "fp32":
         return open_runner(bundle.root, "reference", options=RunnerOptions(verify_hash=False))
     return open_runner(bundle.root, "torch", options=RunnerOptions(verify_hash=False, float64=True))
 

@@ -135,9 +135,10 @@ def check_finite_weights(state_dict: dict[str, torch.Tensor], origin: str) -> No
     Raises LstmEdgeError for the first non-finite tensor (`origin` names the file)."""
     for name, t in state_dict.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            bad = int((~torch.isfinite(t)).sum())
+            nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
             raise LstmEdgeError(
-                f"{origin}: tensor {name} holds {bad} NaN/Inf value{'s' if bad > 1 else ''}",
+                f"{origin}: weight {name} {tuple(t.shape)} holds {nan} NaN and {inf} ±Inf of its {t.numel()} values "
+                "(the model itself, not the export)",
                 "the training diverged or the file is damaged; retrain or restore an earlier checkpoint",
             )
 

@@ -3,7 +3,6 @@ cores. verify and bench record it beside their figures; doctor judges it."""
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
 import platform
 from pathlib import Path
@@ -19,6 +18,8 @@ DISTRIBUTIONS = tuple(dict.fromkeys(CORE_DISTRIBUTIONS + tuple(d for i in RUNTIM
 
 def version(dist: str) -> str | None:
     """The installed version of distribution `dist` (a PyPI name), or None when it is not installed."""
+    import importlib.metadata as md  # deferred: ~10 ms; the c runner's cache key reads cpu_model() alone
+
     try:
         return md.version(dist)
     except md.PackageNotFoundError:

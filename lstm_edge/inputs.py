@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import io
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from lstm_edge import limits
-from lstm_edge.atomic import atomic_write_bytes
 from lstm_edge.config import C0, H0, INPUT_NAMES, LENGTHS, X
 from lstm_edge.errors import LstmEdgeError, first_line
 
@@ -77,6 +75,14 @@ def _load_npy(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
+def zip_errors() -> tuple[type[Exception], ...]:
+    """(zipfile.BadZipFile, NotImplementedError) once an .npz has been opened (np.load imports zipfile), else (): a
+    .npy run skips importing zipfile (~2 ms with lzma, bz2, shutil) just to name an error it cannot raise. zipfile
+    raises NotImplementedError for a member whose header asks a newer zip version (6.4). Raises nothing."""
+    zipfile = sys.modules.get("zipfile")
+    return (zipfile.BadZipFile, NotImplementedError) if zipfile is not None else ()
+
+
 def read_input(spec: str, input_names: list[str] | None = None) -> tuple[np.ndarray, State]:
     """x (a single sequence [T, F] becomes [1, T, F]) and an optional (h0, c0): the seed's LSTM form."""
     arrays = read_inputs(spec, input_names)
@@ -135,7 +141,7 @@ def read_inputs(
                 arrays = _from_json(path.read_bytes(), str(path), tokens)
             else:
                 raise LstmEdgeError(f"unknown input format {suffix!r}", "use .npy, .npz, .csv or .json")
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        except (ValueError, OSError, EOFError, *zip_errors()) as e:
             raise LstmEdgeError(f"{path} could not be read ({first_line(e, 120)})", "check the file") from e
     if arrays[X].ndim == (1 if tokens else 2):  # one sequence: a batch of 1, on the model's batch axis
         arrays[X] = arrays[X][None] if batch_first else np.expand_dims(arrays[X], 1)
@@ -171,6 +177,8 @@ def write_output(path: str, y: np.ndarray, h: np.ndarray, c: np.ndarray | None =
         np.savez(buf, y=y, hn=h, **({"cn": c} if c is not None else {}))
     else:
         raise LstmEdgeError(f"unknown output format {p.suffix!r}", "use .npy (y) or .npz (y, hn, cn)")
+    from lstm_edge.atomic import atomic_write_bytes  # deferred: tempfile/shutil (~3 ms), for --output alone
+
     return atomic_write_bytes(p, buf.getvalue())
 
 
@@ -244,4 +252,6 @@ def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> Path:
         raise LstmEdgeError(
             f"unknown output format {p.suffix!r}", "use .npz (every output by name) or .npy (the first)"
         )
+    from lstm_edge.atomic import atomic_write_bytes  # deferred: tempfile/shutil (~3 ms), for --output alone
+
     return atomic_write_bytes(p, buf.getvalue())

@@ -22,10 +22,9 @@ from lstm_edge.cases import (
     VerifyConfig,
     case_inputs,
     compute_reference_cases,
-    reference_kind,
+    reference_artifact,
     reference_runner,
 )
-from lstm_edge.codegen import c_int8_verdict
 from lstm_edge.config import OUTPUT_NAMES as OUTPUTS
 from lstm_edge.environment import available_providers, environment
 from lstm_edge.errors import LstmEdgeError
@@ -191,7 +190,7 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
     integrity = _check_integrity(bundle) if cfg.verify_hash else []
     broken = {r["artifact"] for r in integrity if not r["ok"]}
     report = _new_report(bundle, cfg, integrity, passed=not broken)
-    ref_artifact = "fp32" if reference_kind(bundle) == "onnx-float64" else "checkpoint"
+    ref_artifact = reference_artifact(bundle)
     if ref_artifact in broken:
         report["results"].append(
             {
@@ -218,6 +217,8 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
         c_int8 = None  # the int8 C's own verdict, judged once (codegen.c_int8_verdict)
         for provider, variant in pairs:  # 2. per-target checks
             if provider == "c" and variant == "int8":
+                from lstm_edge.codegen import c_int8_verdict  # deferred: codegen imports torch (the [torch] extra)
+
                 c_int8 = c_int8 or c_int8_verdict(bundle)
             result = _check_pair(matrix, provider, variant, c_int8, bar, report)
             if result is not None and _judge(result, cfg.strict):  # 3. a failing deployable target fails the report

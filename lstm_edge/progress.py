@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-
-from tqdm.auto import tqdm
+from typing import Any
 
 
 def disabled_by_env() -> bool:
@@ -18,10 +17,12 @@ def disabled_by_env() -> bool:
     return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
 
 
-def progress_bar(*args, enabled: bool = True, **kwargs) -> tqdm:
-    """A tqdm bar (same arguments), off when `enabled` is False or TQDM_DISABLE is set.
+def progress_bar(*args, enabled: bool = True, **kwargs) -> Any:
+    """A tqdm.auto bar (same arguments; returns the tqdm), off when `enabled` is False or TQDM_DISABLE is set.
 
     tqdm reads TQDM_DISABLE only for arguments the call does not pass, so `disable` is passed only to turn it off."""
+    from tqdm.auto import tqdm  # deferred: a command that shows no bar (run, a refusal) never imports it
+
     if not enabled or disabled_by_env():
         kwargs["disable"] = True
     return tqdm(*args, **kwargs)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.runtimes.base import Runner, RunnerOptions
+from lstm_edge.runtimes.base import Runner, RunnerOptions, RunResult
 from lstm_edge.runtimes.registry import RUNTIMES, RuntimeInfo
 from lstm_edge.runtimes.source import Source, resolve
 from lstm_edge.runtimes.stream import Stream
@@ -62,4 +62,14 @@ def open_runner(
     return RUNTIMES[provider].runner_class()(source, opts)
 
 
-__all__ = ["RUNTIMES", "Runner", "RunnerOptions", "RuntimeInfo", "Source", "Stream", "open_runner", "resolve"]
+__all__ = [
+    "RUNTIMES",
+    "RunResult",
+    "Runner",
+    "RunnerOptions",
+    "RuntimeInfo",
+    "Source",
+    "Stream",
+    "open_runner",
+    "resolve",
+]

@@ -15,12 +15,25 @@ import numpy as np
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.forms import FORMS, stream_refusal
 from lstm_edge.limits import check_run_memory
-from lstm_edge.runtimes.checks import check_feeds, check_state, check_x
-from lstm_edge.runtimes.registry import RUNS_CORRECTLY, RUNTIME_LIMITS
+from lstm_edge.runtimes.checks import InputRange, check_feeds, check_state, check_steps, check_x
+from lstm_edge.runtimes.registry import NOT_FIXED_BY_REBUILD, RUNS_CORRECTLY, RUNTIME_LIMITS
 from lstm_edge.runtimes.source import Source
 from lstm_edge.runtimes.stream import Binding, SpecStream, Stream
 
 Arrays = tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]
+
+
+class RunResult(tuple):
+    """What `Runner.run` returns: the pair (y, (h, c)) — unpack it as before — plus `clipped`, how many values of x
+    the variant clipped to its recorded input range (Runner.input_range; 0 where the variant clips nothing)."""
+
+    clipped: int
+
+    def __new__(cls, y, state, clipped: int = 0) -> RunResult:
+        """(y, state) as a tuple carrying `clipped`."""
+        result = super().__new__(cls, (y, state))
+        result.clipped = clipped
+        return result
 
 
 @dataclass
@@ -52,11 +65,17 @@ class Runner(ABC):
 
     runtime: str = "?"
     state_dtype = np.float32  # what a stream keeps h and c in between steps
+    # A variant whose arithmetic clips x to a range recorded when it was built (the int8 C) sets this; run counts
+    # the clipped values into RunResult.clipped and `clipped`, the total over this runner's calls.
+    input_range: InputRange | None = None
+    clipped: int = 0
 
     def __init__(self, source: Source, options: RunnerOptions) -> None:
         self.source = source
         self.options = options
         self._lock = threading.Lock()  # runtimes are thread-safe for run; our buffers (streaming) are not
+        self._planned: set[tuple[int, ...]] = set()  # x shapes whose memory plan passed (_zero_state)
+        self._zeros: dict[int, np.ndarray] = {}  # batch size → [L, B, H] zeros, read by runners, never written
         self._check_limits()
 
     def _check_limits(self) -> None:
@@ -69,7 +88,11 @@ class Runner(ABC):
                 raise LstmEdgeError(
                     f"{self.source.path.name}: node {nodes[0]!r}: {limit}",
                     (f"run it on {right}" if right else "use --provider cpu")
-                    + ", or re-export it clean with lstm-edge import MODEL --out BUNDLE --rebuild",
+                    + (
+                        ""
+                        if trait in NOT_FIXED_BY_REBUILD
+                        else ", or re-export it clean with lstm-edge import MODEL --out BUNDLE --rebuild"
+                    ),
                 )
 
     # ---- the public contract -------------------------------------------------------------------------
@@ -91,8 +114,9 @@ class Runner(ABC):
             takes int64 ids [B, T] (or [T, B]) in 0..vocab_size-1.
 
         Returns:
-            (y, (h, c)): y is the head's output, [B, O] for a last-step head or [B, T, O] for a sequence head;
-            h and c are the final states, [L, B, H] float32 (float64 for the torch runner with float64=True).
+            (y, (h, c)), a RunResult: y is the head's output, [B, O] for a last-step head or [B, T, O] for a
+            sequence head; h and c are the final states, [L, B, H] float32 (float64 for the torch runner with
+            float64=True). Its `clipped` counts the values of x outside the variant's recorded input range.
 
         A bare .onnx (no manifest) is fed by role instead: x and the state go to the inputs playing those roles in
         the model's own layout (runtimes.signature); its state tuple is (hn, cn), or (hn,) for a GRU.
@@ -102,15 +126,27 @@ class Runner(ABC):
                 NaN/Inf (unless `allow_nonfinite`); or the runtime itself fails (tract names its error).
         """
         if self.source.signature is not None:  # a bare .onnx: fed by name, whatever its names and layout
-            return self._run_by_roles(x, state)
+            return RunResult(*self._run_by_roles(x, state))
         if self.source.spec_form:
-            outs = self.infer(self.check_feeds(x, state, lengths))
-            return outs[0], tuple(outs[1:])
+            feeds = self.check_feeds(x, state, lengths)
+            outs = self.infer(feeds)
+            t = 1 if self.source.config.batch_first else 0
+            check_steps("y", outs[0], t, feeds["x"].shape[t])
+            return RunResult(outs[0], tuple(outs[1:]))
         if lengths is not None:
             raise LstmEdgeError("this model takes no lengths", "drop lengths, or export the model with lengths")
-        x, h0, c0 = self.check_inputs(x, state)
+        if state is None:  # zero state: one pair of zeros per batch size, reused (fresh ones cost ORT ~10 µs a call)
+            x = check_x(x, self.source.input_size, not self.options.allow_nonfinite)
+            h0 = c0 = self._zero_state(x.shape)
+        else:
+            x, h0, c0 = self.check_inputs(x, state)
         y, h, c = self._run(x, h0, c0)
-        return y, (h, c)
+        check_steps("y", y, 1, x.shape[1])
+        if h is h0 or c is c0:  # a stateless graph hands back the state it was given: never the shared zeros
+            h, c = h.copy(), c.copy()
+        clipped = self.input_range.clipped(x) if self.input_range is not None else 0
+        self.clipped += clipped
+        return RunResult(y, (h, c), clipped)
 
     def run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run a bare .onnx by its own names: {input name: array} → {output name: array}.
@@ -177,6 +213,20 @@ class Runner(ABC):
             raise LstmEdgeError(
                 f"{self.source.path.name} takes x time-major ([T, B, F]); streaming steps batch-first x",
                 "import it into a bundle first (lstm-edge import MODEL.onnx --out BUNDLE), which wraps it batch-first",
+            )
+        fixed = sig.fixed_steps() if sig is not None else None
+        if fixed is not None:
+            raise LstmEdgeError(
+                f"{fixed[0]} has its time axis fixed at {fixed[1]} steps (the model was traced, or unrolled, at that "
+                "length), so it cannot stream one step at a time",
+                f"run whole sequences of {fixed[1]} steps without --stream, or re-export it with a dynamic time axis",
+            )
+        if sig is not None and (self.source.num_layers is None or self.source.hidden_size is None):
+            h0 = sig.port("h0")
+            raise LstmEdgeError(
+                f"streaming carries the state as [layers, batch, hidden]; {self.source.path.name} declares "
+                f"{h0.describe() if h0 else 'no state input'}",
+                "import it into a bundle first: lstm-edge import MODEL.onnx --out BUNDLE",
             )
         if sig is not None and len(self.source.input_names) != 3:
             raise LstmEdgeError(
@@ -267,6 +317,24 @@ class Runner(ABC):
         missing lengths). Raises LstmEdgeError, one line each: x's dtype/rank/features/NaN, a token id outside the
         embedding table, lengths outside 1..T, a state of the wrong count or shape."""
         return check_feeds(self.source.config, x, state, lengths, not self.options.allow_nonfinite, self.state_dtype)
+
+    def _zero_state(self, shape: tuple[int, ...]) -> np.ndarray:
+        """[L, B, H] float32 zeros for x of `shape`, after the memory plan for it (checks.check_run_memory), both
+        decided once per batch size and shape; runners only read their inputs, so one array serves h0 and c0."""
+        B, L, H = shape[0], self.source.num_layers, self.source.hidden_size
+        if shape not in self._planned:
+            check_run_memory(shape, L, H)
+            if len(self._planned) > 64:  # a bounded memo: a stream of ever-new shapes re-plans, never grows
+                self._planned.clear()
+            self._planned.add(shape)
+        zeros = self._zeros.get(B)
+        if zeros is None:
+            if L is None or H is None:
+                raise LstmEdgeError("the model's state size is not declared", "pass state=(h0, c0) explicitly")
+            zeros = self._zeros[B] = np.zeros((L, B, H), np.float32)
+            if len(self._zeros) > 8:
+                self._zeros = {B: zeros}
+        return zeros
 
     def check_inputs(self, x, state) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x, h0, c0) as checked float32 arrays (zeros for a missing state): what `run` hands to `_run`.

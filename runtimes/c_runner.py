@@ -18,9 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_edge.c_support import bundle_sha256, check_supported, generator_digest
 from lstm_edge.environment import cpu_model
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.extras import missing_extra
 from lstm_edge.runtimes.base import Runner, RunnerOptions
+from lstm_edge.runtimes.checks import InputRange
 from lstm_edge.runtimes.registry import RUNTIMES
 from lstm_edge.runtimes.source import Source
 from lstm_edge.runtimes.stream import Stream
@@ -66,36 +69,42 @@ def compiler() -> str:
     raise LstmEdgeError("no C compiler found (cc, gcc or clang)", "install one (Debian: apt-get install gcc) or set CC")
 
 
-def _codegen_digest() -> str:
-    """Changes whenever the generator changes, so a cached library never outlives the code that wrote it."""
-    from lstm_edge.codegen import generator_digest  # deferred: lstm_edge.codegen imports torch
-
-    return generator_digest()
-
-
-def library_path(bundle, precision: str, cflags: tuple[str, ...] = DEFAULT_CFLAGS) -> Path:
-    """Where the library for this bundle, precision and flags is cached (it may not exist yet)."""
-    from lstm_edge.codegen.weights import bundle_sha256  # deferred: lstm_edge.codegen imports torch
-
-    cc = compiler()
-    key = "\0".join([bundle_sha256(bundle), precision, cc, *cflags, _codegen_digest(), cpu_model()])
+def library_path(bundle, precision: str, cflags: tuple[str, ...] = DEFAULT_CFLAGS, sha256: str | None = None) -> Path:
+    """Where the library for this bundle, precision and flags is cached (it may not exist yet): keyed by the
+    bundle's identity (`sha256`, c_support.bundle_sha256 — computed here when not given), the generator's digest,
+    the compiler, the flags and the CPU model. Raises LstmEdgeError where no C compiler is found."""
+    sha256 = sha256 or bundle_sha256(bundle)
+    key = "\0".join([sha256, precision, compiler(), *cflags, generator_digest(), cpu_model()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    return cache_root() / f"{bundle_sha256(bundle)[:16]}-{precision}-{digest}" / f"lib{PREFIX}.so"
+    return cache_root() / f"{sha256[:16]}-{precision}-{digest}" / f"lib{PREFIX}.so"
 
 
 def build_library(
-    bundle, precision: str, cflags: tuple[str, ...] = DEFAULT_CFLAGS, verify_hash: bool = True
+    bundle,
+    precision: str,
+    cflags: tuple[str, ...] = DEFAULT_CFLAGS,
+    verify_hash: bool = True,
+    sha256: str | None = None,
 ) -> tuple[Path, bool]:
     """The cached shared library for the bundle (generated and compiled when missing). Returns (path, built now).
+    A cached library is opened without the generator: torch and onnx are imported only to build one.
 
     Raises:
         LstmEdgeError: no C compiler, a compile over 30 minutes, or a compiler error on the generated code.
     """
-    from lstm_edge.codegen import CodegenConfig, prepare, render  # deferred: lstm_edge.codegen imports torch
-
-    path = library_path(bundle, precision, cflags)
+    path = library_path(bundle, precision, cflags, sha256)
     if path.is_file():
         return path, False
+    try:
+        from lstm_edge.codegen import CodegenConfig, prepare, render  # deferred: lstm_edge.codegen imports torch
+    except ImportError as e:  # the generator needs the [torch] extra; a cached build did not
+        err = missing_extra(e)
+        if err is None:
+            raise
+        raise LstmEdgeError(
+            f"building the C library for this bundle needs the generator: {err.problem}", err.fix
+        ) from e
+
     prep = prepare(bundle.root, CodegenConfig(precision=precision, prefix=PREFIX, verify_hash=verify_hash))
     files = render(prep, precision)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +123,19 @@ def build_library(
             raise LstmEdgeError(f"the C compiler failed on the generated code: {first}", f"report it; command: {cmd}")
         os.replace(out, path)  # atomic: a concurrent builder's identical library may win, either is correct
     return path, True
+
+
+def int8_input_range(bundle) -> InputRange:
+    """The int8 C's input clipping: the bundle's normalization and the input scale lstm_edge.codegen builds the C
+    with, from the same recorded range (codegen.input_range), so InputRange.clipped counts what the C clamps."""
+    from lstm_edge import c_int8_sim  # deferred: c_int8_sim imports torch
+    from lstm_edge.codegen import input_range  # torch, as above
+
+    c = bundle.config
+    lo, hi, note = input_range(bundle)
+    amax = c_int8_sim.input_amax(c.x_mean, c.x_std, lo, hi)
+    inv = np.float32(1.0 / ((amax if amax > 0 else 1.0) / c_int8_sim.Q16))  # c_int8_sim.quantize's x_inv_scale
+    return InputRange(np.asarray(c.x_mean, np.float32), np.asarray(c.x_std, np.float32), inv, c_int8_sim.Q16, note)
 
 
 class CRunner(Runner):
@@ -138,17 +160,16 @@ class CRunner(Runner):
                 RUNTIMES["c"].refusals["bare .onnx"],
                 "pass the bundle folder, not a bare .onnx",
             )
-        from lstm_edge.codegen.weights import bundle_sha256, check_supported  # deferred: codegen imports torch
-
         check_supported(source.bundle.config)  # bidirectional, lengths, GRU, …: one line, before any compiling
         super().__init__(dataclasses.replace(source, variant=variant, precision=variant), options)
         bundle = source.bundle
         self.cflags = tuple(options.cflags) if options.cflags is not None else DEFAULT_CFLAGS
-        self.library, self.built = build_library(bundle, variant, self.cflags, options.verify_hash)
+        want = bundle_sha256(bundle)  # once: the cache key and the check of the library's embedded identity
+        self.library, self.built = build_library(bundle, variant, self.cflags, options.verify_hash, want)
         self.lib = ctypes.CDLL(str(self.library))
         fn = lambda name: getattr(self.lib, f"{PREFIX}_{name}")  # noqa: E731
         fn("bundle_sha256").restype = ctypes.c_char_p
-        built_for, want = fn("bundle_sha256")().decode(), bundle_sha256(bundle)
+        built_for = fn("bundle_sha256")().decode()
         if built_for != want:
             raise LstmEdgeError(
                 f"{self.library} was built for bundle sha256 {built_for[:12]}…, not this bundle ({want[:12]}…)",
@@ -166,6 +187,7 @@ class CRunner(Runner):
             f.argtypes, f.restype = args, None
         self._reset, self._step_fn, self._run_fn = fn("reset"), fn("step"), fn("run")
         self._set, self._get = fn("set_state"), fn("get_state")
+        self.input_range = int8_input_range(bundle) if variant == "int8" else None
         c = bundle.config
         self.L, self.H, self.F, self.O = c.num_layers, c.hidden_size, c.input_size, c.output_size
         self.sequence = c.head == "sequence"
@@ -232,8 +254,11 @@ class CStream(Stream):
         for b in range(self.batch):
             self.runner._reset(self._base + b * self._size)
 
+    clipped = 0  # values of x the int8 C clipped over this stream's steps (added to its runner's count too)
+
     def step(self, x_t: np.ndarray) -> np.ndarray:
-        """x_t: [F] or [B, F] (one step) or [B, K, F] (a chunk); returns y as the other runners do.
+        """x_t: [F] or [B, F] (one step) or [B, K, F] (a chunk); returns y as the other runners do. The int8 C
+        counts the values it clips into `clipped`.
 
         Raises:
             LstmEdgeError: a feature count other than the model's, or a shape or batch other than the stream's.
@@ -242,6 +267,10 @@ class CStream(Stream):
         x_t = np.asarray(x_t, dtype=np.float32)
         if x_t.shape[-1] != r.F:
             raise LstmEdgeError(f"step got {x_t.shape[-1]} features, the model takes {r.F}", "check x_t's last axis")
+        if r.input_range is not None:
+            n = r.input_range.clipped(x_t)
+            self.clipped += n
+            r.clipped += n
         if self.batch == 1 and x_t.ndim <= 2 and x_t.size == r.F:  # the device's case: one sample, [F] or [1, F]
             self._x[0] = x_t
             r._step_fn(self._base, self._xp, self._yp)

@@ -47,7 +47,7 @@ class OrtRunner(Runner):
             "all": "ORT_ENABLE_ALL",
         }[o.graph_optimization]
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
-        so.log_severity_level = 3
+        so.log_severity_level = 4  # fatal only: every error ORT raises reaches the user as our one line (run_failure)
         if not o.spin:
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return so
@@ -67,10 +67,23 @@ class OrtRunner(Runner):
         return {names[0]: x, names[1]: h0, names[2]: c0} if len(names) == 3 else {names[0]: x}
 
     def _run(self, x, h0, c0):
-        outs = self.session.run(self.source.output_names[:3], self._feeds(x, h0, c0))
+        try:
+            outs = self.session.run(self.source.output_names[:3], self._feeds(x, h0, c0))
+        except Exception as e:  # ORT's own InvalidArgument/Fail types: the checked inputs were fine, the graph is not
+            raise self.run_failure(e) from e
         if len(outs) < 3:
             return outs[0], h0, c0
         return outs[0], outs[1], outs[2]
+
+    def run_failure(self, e: Exception) -> LstmEdgeError:
+        """The one line for ONNX Runtime failing inside a graph it loaded (lstm-edge checked the inputs before):
+        a node's own check on its weights, e.g. a DynamicQuantizeLSTM whose R_zero_point has the wrong shape."""
+        msg = first_line(e).split("Status Message: ")[-1]
+        return LstmEdgeError(
+            f"ONNX Runtime {self.version()} cannot run {self.source.path.name} (variant {self.source.variant}): {msg}",
+            "the file is malformed: re-export or re-quantize the bundle (`lstm-edge verify` names the failing check), "
+            "or use another variant",
+        )
 
     def _run_feeds(self, feeds):
         try:
@@ -97,11 +110,17 @@ class OrtRunner(Runner):
 
         ORT's CPU OrtValues share memory with the numpy arrays, so a step is one copy of x_t in and one of y out
         (~32 µs a step on the adding model, 1 thread, against ~80 µs through run() with a feed dict and checks).
+
+        Raises:
+            LstmEdgeError: ONNX Runtime fails running the graph (run_failure).
         """
         ort, session = self.ort, self.session
         names, outs = self._names, self.source.output_names
         h, c = states[0]
-        y = np.zeros(session.run(outs[:1], self._feeds(x, h, c))[0].shape, np.float32)  # the head's shape
+        try:
+            y = np.zeros(session.run(outs[:1], self._feeds(x, h, c))[0].shape, np.float32)  # the head's shape
+        except Exception as e:  # ORT's own types, as in _run
+            raise self.run_failure(e) from e
         value = ort.OrtValue.ortvalue_from_numpy
         bindings = []
         for src, dst in ((0, 1), (1, 0)):

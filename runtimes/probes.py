@@ -4,9 +4,9 @@ the answers through the registry."""
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import importlib.util
-import shutil
+import re
+from pathlib import Path
 
 from lstm_edge.errors import LstmEdgeError, first_line
 
@@ -19,8 +19,9 @@ def import_ort(extra: str = "cpu"):
     """The onnxruntime module.
 
     Raises:
-        LstmEdgeError: naming `pip install 'lstm-edge[extra]'` when it is missing, or a reinstall when it is
-            installed but a shared library it needs fails to load (OSError on import).
+        LstmEdgeError: naming `pip install 'lstm-edge[extra]'` when it is missing, a reinstall when it is
+            installed but a shared library it needs fails to load (OSError on import), or the uninstall when two
+            ONNX Runtime distributions are installed beside each other (the [cpu] and [cuda] extras together).
     """
     try:
         import onnxruntime as ort  # deferred: onnxruntime is heavy and optional
@@ -31,11 +32,32 @@ def import_ort(extra: str = "cpu"):
             f"ONNX Runtime is installed but cannot be imported (OSError: {first_line(e, 160)})",
             f"reinstall it: pip install --force-reinstall 'lstm-edge[{extra}]'",
         ) from e
+    found = ort_distributions_beside(ort)
+    if len(found) > 1:  # pip cannot keep [cpu] and [cuda] apart: whichever installed last owns the module's files
+        raise LstmEdgeError(
+            f"both {' and '.join(found)} are installed; they install the same onnxruntime module and overwrite "
+            "each other's files",
+            f"pip uninstall -y {' '.join(found)} && pip install 'lstm-edge[{extra}]' (never [cpu] and [cuda] together)",
+        )
     return ort
+
+
+def ort_distributions_beside(ort) -> list[str]:
+    """The ONNX Runtime distributions (ORT_DISTRIBUTIONS) whose metadata sits in the folder the imported `ort`
+    module was loaded from: one folder listing (~0.3 ms), where importlib.metadata costs ~10 ms of a cold start.
+    Raises nothing."""
+    site = Path(ort.__file__).parent.parent
+    try:
+        names = {re.sub(r"[-_.]+", "-", d.name.split("-")[0]).lower() for d in site.glob("onnxruntime*.dist-info")}
+    except OSError:
+        return []
+    return [d for d in ORT_DISTRIBUTIONS if d in names]
 
 
 def ort_packages() -> list[str]:
     """Which ONNX Runtime distributions are installed (two at once overwrite each other's files)."""
+    import importlib.metadata as md  # deferred: ~10 ms (email, csv); opening a runner never asks this
+
     found = []
     for dist in ORT_DISTRIBUTIONS:
         try:
@@ -79,4 +101,6 @@ def module_missing(module: str, extra: str) -> str | None:
 
 def c_compiler_missing() -> str | None:
     """Why the c runtime cannot build here (no cc, gcc or clang on PATH), or None when one is found."""
+    import shutil  # deferred: shutil pulls bz2, lzma, zlib (~2 ms); only doctor and the c runtime ask this
+
     return None if any(shutil.which(cc) for cc in C_COMPILERS) else "no C compiler (cc, gcc, clang)"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lstm_edge.errors import LstmEdgeError, first_line
+from lstm_edge.extras import missing_extra
 from lstm_edge.forms import FORMS
 from lstm_edge.onnx_io import RECURRENT_TRAITS
 from lstm_edge.runtimes.probes import c_compiler_missing, cuda_unavailable_reason, module_missing
@@ -72,11 +73,17 @@ class RuntimeInfo:
         """The Runner subclass, imported now.
 
         Raises:
-            LstmEdgeError: its module fails to load a shared library (OSError on import), with the reinstall fix.
+            LstmEdgeError: its package is not installed (the extra that installs it), or its module fails to load a
+                shared library (OSError on import), with the reinstall fix.
         """
         module, _, cls = self.runner.partition(":")
         try:
             return getattr(importlib.import_module(module), cls)
+        except ImportError as e:  # its package is an extra that is not installed (torch: [torch])
+            err = missing_extra(e)
+            if err is None:
+                raise
+            raise err from e
         except OSError as e:  # a runtime whose shared libraries fail to load raises OSError on import, not ImportError
             raise LstmEdgeError(
                 f"the {self.provider} runtime cannot be imported ({type(e).__name__}: {first_line(e, 160)})",
@@ -99,7 +106,7 @@ RUNTIMES: dict[str, RuntimeInfo] = {
             runtime="torch",
             runner="lstm_edge.runtimes.torch_runner:TorchRunner",
             summary="the bundle's PyTorch checkpoint: the reference every runtime is judged against",
-            extra=None,
+            extra="torch",
             distributions=("torch",),
             fp32_drift_per_step=0.0,
             fp32_drift_reason=f"PyTorch float32 (oneDNN's fused nn.LSTM, itself up to ~2e-6 from exact): {SHIPPED_DRIFT}",
@@ -107,6 +114,7 @@ RUNTIMES: dict[str, RuntimeInfo] = {
                 "bare .onnx": "the torch runtime runs the bundle's checkpoint; a bare .onnx has none",
                 "variants other than fp32": "the torch reference is fp32 only",
             },
+            module="torch",
         ),
         RuntimeInfo(
             provider="cpu",
@@ -178,7 +186,13 @@ RUNTIMES: dict[str, RuntimeInfo] = {
                 "int8": "tract has no DynamicQuantizeLSTM (com.microsoft), so it cannot run the int8 variant",
                 "sequence-lens": FORMS["lengths"].refused_by["tract"],  # the lengths form's words
                 "zero-state-free-batch": "tract 0.23.9 panics, aborting the whole process, on a recurrent node with "
-                "no initial_h while the batch is symbolic (UndeterminedSymbol)",
+                "no initial_h (or an LSTM with no initial_c) while the batch is symbolic (UndeterminedSymbol)",
+                # Measured (benchmarks/foreign_runtime_limits.py; the graph dumped through tract's NNEF writer):
+                # tract's declutter hoists the input projection X·Wᵀ out of the LSTM's Scan and moves it before the
+                # Tile, dropping the repetition, so the Scan iterates over the un-repeated [1, B, 4H] tensor: one
+                # step (a bare LSTM's Y has 1 step where X has 5; an autoencoder broadcasts that step back to T).
+                "repeated-input": "tract 0.23.9 computes a recurrent node whose input is one tensor repeated over "
+                "time (Tile/Expand, an autoencoder's decoder) as a single step: every output step is the first",
                 "reverse": "tract computes direction=reverse wrongly (measured 0.47 LSTM, 1.3 GRU scaled error; "
                 "bidirectional is right)",
             },
@@ -233,4 +247,7 @@ RUNS_CORRECTLY = {
     "sequence-lens": "ONNX Runtime",
     "peephole": "ONNX Runtime and tract",
     "zero-state-free-batch": "ONNX Runtime or OpenVINO",
+    "repeated-input": "ONNX Runtime or OpenVINO",
 }
+# Traits that `import --rebuild` (a plain LSTM stack re-exported clean) cannot take away: the fix names no rebuild.
+NOT_FIXED_BY_REBUILD = {"repeated-input"}

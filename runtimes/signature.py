@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.onnx_io import RECURRENT_OPS, x_time_axis
+from lstm_edge.onnx_io import RECURRENT_OPS, state_outputs, x_time_axis
+from lstm_edge.runtimes.checks import check_steps
 
 # Recognised names per role, compared case-insensitively (lstm-edge's own first; then ONNX operator input names,
 # PyTorch argument names, and what torch.onnx / tf2onnx / keras2onnx users commonly write).
@@ -54,13 +55,15 @@ class Port:
 class Signature:
     """The graph's inputs and outputs in declaration order, and where each role's name is (if anywhere).
 
-    x_time: which axis of x is time (0 time-major, 1 batch-first); state_batch: which axis of h0/c0 is batch."""
+    x_time: which axis of x is time (0 time-major, 1 batch-first); state_batch: which axis of h0/c0 is batch;
+    seq_outputs: the outputs that may carry a time axis (every output but a final state), checked against x's T."""
 
     inputs: list[Port]
     outputs: list[Port]
     x_time: int = 1
     state_batch: int = 1
     notes: list[str] = field(default_factory=list)
+    seq_outputs: tuple[str, ...] = ()
 
     @classmethod
     def from_model(cls, model) -> Signature:
@@ -100,7 +103,27 @@ class Signature:
             sig.x_time = x_time_axis(g, x.name)
         layout = next((a.i for n in recurrent for a in n.attribute if a.name == "layout"), 0)
         sig.state_batch = 0 if layout else 1
+        carried = state_outputs(g, recurrent)  # [L·D, B, H]: their first axis is layers, not time
+        batch = x.dims[1 - sig.x_time] if x is not None and x.dims and len(x.dims) == 3 else None
+        sig.seq_outputs = tuple(
+            p.name
+            for p in outputs
+            if p.name not in carried
+            and p.role not in ("hn", "cn")
+            and not (isinstance(batch, str) and p.dims and len(p.dims) > sig.x_time and p.dims[sig.x_time] == batch)
+        )
         return sig
+
+    def fixed_steps(self) -> tuple[str, int] | None:
+        """(output, T) for the first output whose time axis is declared fixed while x's is free (a model traced or
+        unrolled at that T), else None. Raises nothing."""
+        x = self.port("x")
+        if x is None or not x.dims or len(x.dims) <= self.x_time or isinstance(x.dims[self.x_time], int):
+            return None
+        for p in self.outputs:
+            if p.name in self.seq_outputs and p.dims and len(p.dims) >= 3 and isinstance(p.dims[self.x_time], int):
+                return p.name, p.dims[self.x_time]
+        return None
 
     def port(self, role: str) -> Port | None:
         """The input or output playing `role` (x, h0, c0, lengths, y, hn, cn), or None when none does."""
@@ -234,6 +257,11 @@ class Signature:
                     f"{o.name} has {d}={a.shape[k]} on axis {k} where {src} has {d}={want}: the declared shapes lie",
                     "re-export the model; lstm-edge lint names the frozen axis",
                 )
+        xa = feeds.get(x.name) if x is not None else None
+        if xa is not None and xa.ndim == 3:  # the time axis of every output but a state, declared or not
+            for name in self.seq_outputs:
+                if name in outs:
+                    check_steps(name, outs[name], self.x_time, xa.shape[self.x_time], x.name)
 
 
 def _roles_by_name(ports: list[Port], table: dict[str, tuple[str, ...]]) -> None:

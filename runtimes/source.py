@@ -4,13 +4,18 @@ and the recurrent-node traits some runtimes refuse."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lstm_edge.bundle import MANIFEST, Bundle
 from lstm_edge.config import INPUT_NAMES, OUTPUT_NAMES, ModelConfig, is_seed_form
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.onnx_io import load_onnx_checked, read_onnx_io, recurrent_traits
-from lstm_edge.runtimes.signature import Signature
+from lstm_edge.runtimes.graph_facts import graph_facts
+
+if TYPE_CHECKING:  # typing only: a bundle never needs the bare-.onnx signature reader
+    from lstm_edge.runtimes.signature import Signature
 
 
 @dataclass
@@ -31,9 +36,10 @@ class Source:
     # Recurrent-node features some runtimes reject or miscompute (onnx_io.recurrent_traits): {trait: [nodes]}.
     traits: dict[str, list[str]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def config(self) -> ModelConfig | None:
-        """The bundle's ModelConfig, or None for a bare .onnx."""
+        """The bundle's ModelConfig, or None for a bare .onnx. Built once: Bundle.config builds it anew from the
+        manifest on each read (~15 µs), and run/step read it on every call."""
         return self.bundle.config if self.bundle else None
 
     @property
@@ -43,7 +49,7 @@ class Source:
             return True
         return len(self.input_names) >= 3 and len(self.output_names) >= 3
 
-    @property
+    @cached_property
     def spec_form(self) -> bool:
         """A bundle in any form but the seed's (GRU, bidirectional, time-major, tokens, lengths, projection): run
         and stream go through named feeds (`Runner.infer`) instead of the seed's (x, h0, c0) fast path."""
@@ -73,10 +79,10 @@ def resolve(path: str | Path, variant: str = "fp32", verify_hash: bool = True) -
         onnx_path = bundle.artifact(variant, verify_hash) if variant != "checkpoint" else bundle.checkpoint(verify_hash)
         c = bundle.config
         traits = {}
-        if onnx_path.suffix == ".onnx":
-            proto = load_onnx_checked(onnx_path)  # refuses external data that points outside the bundle
-            _check_declared(onnx_path, dict(read_onnx_io(onnx_path, proto)[0]), c)
-            traits = recurrent_traits(proto)
+        if onnx_path.suffix == ".onnx":  # read once per content: the sha256 just verified keys the cache
+            facts = graph_facts(onnx_path, bundle.entry(variant)["sha256"] if verify_hash else None)
+            _check_declared(onnx_path, facts.inputs, c)
+            traits = facts.traits
         precision = bundle.entry(variant).get("precision", variant)
         io = bundle.manifest.get("io")  # an imported or fallback-exported stateless model takes x alone
         return Source(
@@ -127,6 +133,8 @@ def _check_declared(path: Path, inputs: dict[str, list], c: ModelConfig) -> None
 def _bare_onnx(path: Path) -> Source:
     """A .onnx without a manifest: every declared input and output by name, with the roles runtimes.signature
     recognises; input_names in role order (x, h0, c0) where the model follows that contract."""
+    from lstm_edge.runtimes.signature import Signature  # deferred: ~2 ms a bundle's open does not need
+
     model = load_onnx_checked(path)
     read_onnx_io(path, model)  # refuses a fixed dim over limits.MAX_MODEL_DIM before anything is allocated
     sig = Signature.from_model(model)

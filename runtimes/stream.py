@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.runtimes.checks import SMALL_SAMPLE, check_feeds, check_state, check_x
+from lstm_edge.runtimes.checks import SMALL_SAMPLE, check_feeds, check_state, check_steps, check_x
 
 if TYPE_CHECKING:  # typing only: base imports this module to build streams
     from lstm_edge.runtimes.base import Runner
@@ -163,6 +163,7 @@ class Stream:
             b.pull(cur)
         h, c = self._pairs[cur]
         y, h_new, c_new = self.runner.run_chunk(x, h, c)
+        check_steps("y", y, 1, x.shape[1], "x_t")  # before the state moves on
         np.copyto(h, h_new)
         np.copyto(c, c_new)
         if b is not None and b.push:
@@ -201,6 +202,8 @@ class SpecStream:
         feeds = check_feeds(self.config, self._chunk(x_t), self._state, None, self._finite, self.runner.state_dtype,
                             self.batch)  # fmt: skip
         outs = self.runner.infer(feeds)
+        t = 1 if self.config.batch_first else 0
+        check_steps("y", outs[0], t, feeds["x"].shape[t], "x_t")  # before the state moves on
         self._state = tuple(np.ascontiguousarray(a, dtype=self.runner.state_dtype) for a in outs[1:])
         return outs[0]
 

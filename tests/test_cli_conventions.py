@@ -21,7 +21,9 @@ from lstm_edge.runtimes import RUNTIMES
 def commands(group: click.Group = main, prefix: str = "") -> dict[str, click.Command]:
     """Every command under `group`, by its full name ("verify", "group sub" for nested groups)."""
     found = {}
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group, info_name=group.name)
+    for name in group.list_commands(ctx):  # the lazy group imports each command here
+        cmd = group.get_command(ctx, name)
         found[prefix + name] = cmd
         if isinstance(cmd, click.Group):
             found |= commands(cmd, f"{prefix}{name} ")
@@ -57,7 +59,7 @@ def test_every_command_takes_quiet_and_a_json_path():
 
 def test_provider_help_is_the_runtimes_table():
     for name in ("verify", "bench", "run", "score"):
-        opt = next(o for o in options(main.commands[name]) if o.name in ("providers", "provider"))
+        opt = next(o for o in options(commands()[name]) if o.name in ("providers", "provider"))
         words = opt.help.replace(",", " ").replace(".", " ").split()
         assert all(p in words for p in RUNTIMES), (name, opt.help)
 

@@ -303,3 +303,13 @@ def test_int8_c_is_judged_on_held_out_data_and_the_shipped_model_passes(shipped_
     from lstm_edge.codegen import c_int8_verdict
 
     assert c_int8_verdict(Bundle.open(small_bundle)) == "unverified"
+
+
+def test_c_runner_with_a_cached_build_imports_neither_torch_nor_the_generator(shipped_bundle, tmp_path):
+    """Issue 25 item 4: `run --provider c` with a library cached for this bundle × machine opens it without torch,
+    onnx or lstm_edge.codegen (and so without compiling)."""
+    from tests.test_runtimes import fresh_run
+
+    assert lstm_edge.load(shipped_bundle, provider="c").describe()["library"]  # built (or found) in this session
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((1, 20, 2), dtype=np.float32))
+    assert fresh_run("run", shipped_bundle, "--input", tmp_path / "x.npy", "--provider", "c") == []

@@ -13,6 +13,7 @@ from lstm_edge.export import lint
 from lstm_edge.export.lint_rules import GRAPH, RULES, LintContext
 from tests.test_export import _tiny, _unrolled
 from tests.test_foreign_onnx import lstm_node_model, weights_as_inputs
+from tests.test_runtime_guards import repeated_input_model
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "adding" / "model.onnx"
 F32 = onnx.TensorProto.FLOAT
@@ -55,6 +56,7 @@ BREAKS = {
     "sequence-lens": lambda: lstm_node_model(seq_lens=True)[0],
     "peephole": lambda: lstm_node_model(peephole=True)[0],
     "reverse-direction": lambda: lstm_node_model(direction="reverse")[0],
+    "repeated-input": repeated_input_model,
     "weights-as-inputs": weights_as_inputs,
     "weight-shuffle": lambda: _tiny(weights_from="Slice"),
     "weight-not-constant": computed_weights,

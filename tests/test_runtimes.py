@@ -245,3 +245,46 @@ def test_cli_stream_bad_input_exits_2_one_line(shipped_bundle, tmp_path):
         )
         assert r.returncode == 2 and needle in r.stderr, (name, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+# A new process runs the CLI as a user does, then says which heavy modules its first result cost.
+FRESH_RUN = """
+import sys
+from lstm_edge.cli import main
+sys.argv = ["lstm-edge", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as e:
+    assert not e.code, e.code
+print(sorted(m for m in sys.modules if m in ("torch", "onnx", "lstm_edge.codegen", "lstm_edge.doctor",
+                                             "lstm_edge.cli.bench_cmd", "lstm_edge.cli.verify_cmd")))
+"""
+
+
+def fresh_run(*args) -> list[str]:
+    """The heavy modules a new `lstm-edge ARGS` process imported (it must succeed)."""
+    done = subprocess.run([sys.executable, "-c", FRESH_RUN, *map(str, args)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+def test_cold_run_imports_only_what_it_runs(shipped_bundle, tmp_path):
+    """Issue 25 item 4: `lstm-edge run` on ORT loads neither onnx (the graph's facts come from the cache its verified
+    sha256 keys) nor torch, nor any other command's module."""
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((1, 20, 2), dtype=np.float32))
+    fresh_run("run", shipped_bundle, "--input", tmp_path / "x.npy")  # the first open of this content fills the cache
+    assert fresh_run("run", shipped_bundle, "--input", tmp_path / "x.npy") == []
+
+
+def test_zero_state_reused_never_leaks(shipped_bundle):
+    """Issue 25 item 3: run(x) reuses one pair of zeros per batch size (fresh ones cost ORT a call's ~3%); what run
+    returns is never that pair, so a caller writing into its h or c cannot change the next run's start."""
+    r = lstm_edge.load(shipped_bundle, threads=1)
+    x = np.random.default_rng(3).random((2, 9, 2), dtype=np.float32)
+    y1, (h1, c1) = r.run(x)
+    h1[...], c1[...] = 7.0, 7.0
+    y2, (h2, c2) = r.run(x)
+    want_y, (want_h, _) = r.run(x, (np.zeros_like(h2), np.zeros_like(c2)))
+    assert np.array_equal(y2, want_y) and np.array_equal(h2, want_h) and h2 is not h1
+    with pytest.raises(LstmEdgeError, match="rank"):
+        r.run(x[0])  # the zero-state path checks x as before

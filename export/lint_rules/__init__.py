@@ -35,6 +35,7 @@ RULES: tuple[LintRule, ...] = (
     runtime_limits.SEQUENCE_LENS,
     runtime_limits.PEEPHOLE,
     runtime_limits.REVERSE_DIRECTION,
+    runtime_limits.REPEATED_INPUT,
     weights.WEIGHTS_AS_INPUTS,
     weights.WEIGHT_SHUFFLE,
     weights.WEIGHT_NOT_CONSTANT,

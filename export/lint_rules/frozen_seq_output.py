@@ -4,35 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import onnx
-
 from lstm_edge.export.lint_rules.context import LintContext, dims
 from lstm_edge.export.lint_rules.rule import Hit, LintRule, Site
-
-# Shape-only ops a final state may pass through on its way to a graph output.
-STATE_PLUMBING = {"Identity", "Concat", "Squeeze", "Unsqueeze", "Transpose", "Reshape", "Cast", "Slice"}
-
-
-def state_outputs(g: onnx.GraphProto, recurrent: list[onnx.NodeProto]) -> set[str]:
-    """Graph outputs that carry a recurrent node's final state (Y_h, Y_c), directly or through shape-only ops
-    (Concat of layers, Squeeze, Transpose, Identity, Cast): their axes are [L·D, B, H], never time."""
-    producer = {o: n for n in g.node for o in n.output}
-    state = {o for n in recurrent for o in n.output[1:] if o}
-    found = set()
-    for out in g.output:
-        todo, seen = [out.name], set()
-        while todo:
-            name = todo.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            if name in state:
-                found.add(out.name)
-                break
-            node = producer.get(name)
-            if node is not None and node.op_type in STATE_PLUMBING:
-                todo.extend(i for i in node.input if i)
-    return found
+from lstm_edge.onnx_io import state_outputs
 
 
 def check(ctx: LintContext, site: Site) -> Iterator[Hit]:

@@ -1,4 +1,4 @@
-"""layout-1, sequence-lens, peephole, reverse-direction: node features that some runtimes reject or miscompute
+"""layout-1, sequence-lens, peephole, reverse-direction, repeated-input: node features that some runtimes reject or miscompute
 (measured, lstm_edge.runtimes.registry.RUNTIME_LIMITS). Twins: one attribute or input each, one message each."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from lstm_edge.export.lint_rules.context import LintContext
 from lstm_edge.export.lint_rules.rule import Hit, LintRule, Site
+from lstm_edge.onnx_io import repeated_input
 from lstm_edge.runtimes.registry import RUNTIME_LIMITS
 
 
@@ -48,6 +49,14 @@ def check_reverse(ctx: LintContext, site: Site) -> Iterator[Hit]:
         yield Hit(f"{site.label} runs direction=reverse: {RUNTIME_LIMITS['reverse']['tract']}")
 
 
+def check_repeated(ctx: LintContext, site: Site) -> Iterator[Hit]:
+    """The node's X is one tensor repeated over time by a Tile or Expand (an autoencoder's decoder)."""
+    if repeated_input(ctx.graph, site.node, ctx.inits):
+        yield Hit(
+            f"{site.label} reads one tensor repeated over time (Tile/Expand): {RUNTIME_LIMITS['repeated-input']['tract']}"
+        )
+
+
 LAYOUT_1 = LintRule(
     id="layout-1",
     severity="error",
@@ -80,4 +89,12 @@ REVERSE_DIRECTION = LintRule(
     doc="a recurrent node runs direction=reverse: tract computes it wrongly",
     fix="run it on ONNX Runtime or OpenVINO",
     check=check_reverse,
+)
+REPEATED_INPUT = LintRule(
+    id="repeated-input",
+    severity="warning",
+    scope="node",
+    doc="a recurrent node reads one tensor repeated over time (Tile/Expand): tract computes a single step",
+    fix="run it on ONNX Runtime or OpenVINO",
+    check=check_repeated,
 )

@@ -2,7 +2,7 @@
 definition each), comma lists, the provider/variant check.
 
 Exit codes: 0 success, 1 a parity or budget failure (ParityError), 2 bad input (LstmEdgeError and the OS-level
-errors no boundary check caught), 130 interrupted.
+errors no boundary check caught), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 
 Quiet: `-q`, or `--json -` (the JSON alone on stdout), runs the command with stdout and stderr sent to os.devnull
 and TQDM_DISABLE=1 (for child processes too); errors are printed after, one line as always. The JSON goes to the
@@ -16,7 +16,9 @@ import errno
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +26,9 @@ from typing import Any, TextIO
 
 import click
 
-from lstm_edge.atomic import atomic_write_text
+from lstm_edge.atomic import atomic_write_text, disk_full
 from lstm_edge.errors import LstmEdgeError, ParityError, first_line
+from lstm_edge.extras import missing_extra
 from lstm_edge.progress import disabled_by_env
 
 QUIET = "lstm_edge.quiet"  # ctx.meta key: -q given
@@ -118,19 +121,19 @@ def last_resort(e: BaseException) -> LstmEdgeError:
         return LstmEdgeError("out of memory", "use smaller inputs (fewer sequences or steps) or free memory")
     if isinstance(e, RecursionError):
         return LstmEdgeError("an input is nested too deeply to process", "flatten the input")
-    where = next((str(f) for f in (e.filename, e.filename2) if f), "")
     what = e.strerror or first_line(e, 160) or type(e).__name__
-    full = e.errno in (errno.ENOSPC, errno.EDQUOT)
-    return LstmEdgeError(
-        f"{what}{f': {where}' if where else ''}",
-        "free disk space or write elsewhere; nothing half-written was left" if full else "check the path and try again",
-    )
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        # shutil's copies set filename to the source and filename2 to the destination: the full disk is the latter's
+        return disk_full(e.filename2 or e.filename, what)
+    where = next((str(f) for f in (e.filename, e.filename2) if f), "")
+    return LstmEdgeError(f"{what}{f': {where}' if where else ''}", "check the path and try again")
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """One line and exit 2 for user errors, exit 1 for parity failures; --debug adds the traceback and keeps the
-    exit code. MemoryError, RecursionError and OSError that reach here are mapped to one line, exit 2, too.
-    Under -q or `--json -` the command runs `quieted`; its errors are printed after, as always.
+    exit code. MemoryError, RecursionError and OSError that reach here are mapped to one line, exit 2, too, and so
+    is a missing optional package (the extra that installs it: lstm_edge.extras). Under -q or `--json -` the
+    command runs `quieted`; its errors are printed after, as always.
 
     The wrapped command raises nothing: every error above ends in sys.exit (SystemExit) with its code; Ctrl-C
     exits 130."""
@@ -140,7 +143,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         ctx = click.get_current_context()
         debug = ctx.find_root().params.get("debug", False)
         try:
-            with quieted(is_quiet(ctx)):
+            with terminate_as_interrupt(), quieted(is_quiet(ctx)):
                 return fn(*args, **kwargs)
         except ParityError as e:
             if debug:
@@ -155,11 +158,41 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             err = e if isinstance(e, LstmEdgeError) else last_resort(e)
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
+        except ImportError as e:  # an optional package this command needs: name its extra (lstm_edge.extras)
+            err = missing_extra(e)
+            if err is None:
+                raise
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt as e:
             click.echo("interrupted; nothing half-written was left behind", err=True)
-            sys.exit(130)
+            sys.exit(128 + signal.SIGTERM if isinstance(e, Terminated) else 130)
 
     return wrapper
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a `kill`, a job scheduler's timeout) raised as an interrupt, so staged writes clean up as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises Terminated instead of ending the process at once (which would leave
+    staged temp files behind); the previous handler is restored after. A no-op off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_provider_variant(provider: str, variant: str) -> None:

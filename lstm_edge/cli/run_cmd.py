@@ -8,7 +8,7 @@ import click
 
 from lstm_edge.bundle import VARIANTS
 from lstm_edge.cli.common import check_provider_variant, choices, handle_errors, json_option, quiet_option, write_json
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.runtimes import RUNTIMES
 
 
@@ -31,6 +31,9 @@ from lstm_edge.runtimes import RUNTIMES
 @click.option("--graph-optimization", default="all", show_default=True, help="ORT: disable | basic | extended | all.")
 @click.option("--allow-nonfinite", is_flag=True, help="Pass NaN/Inf inputs through instead of rejecting them.")
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@click.option(
+    "--strict-range", is_flag=True, help="Exit 1 when a variant clips x to its recorded input range (int8 C)."
+)
 @json_option
 @quiet_option
 @handle_errors
@@ -49,6 +52,7 @@ def run(
     graph_optimization,
     allow_nonfinite,
     no_verify_hash,
+    strict_range,
     json_path,
 ) -> None:
     """Run a bundle or a bare .onnx on one runtime; --stream feeds it chunk by chunk.\f
@@ -89,7 +93,22 @@ def run(
         else:
             x, y, h, c = run_seed_form(runner, input_, stream, chunk)
         info = runner.describe()
+        if runner.clipped:  # before any result: a warning, or with --strict-range exit 1
+            report_clipped(runner.input_range.problem(runner.clipped, x.size, variant), strict_range)
     print_run(info, x, y, h, c, output=output, json_path=json_path, chunk=chunk if stream else None)
+
+
+def report_clipped(problem: str, strict: bool) -> None:
+    """One line on stderr for inputs a variant clipped (run, score).
+
+    Raises:
+        ParityError: with --strict-range (`strict`), so the CLI exits 1 before printing any result.
+    """
+    from lstm_edge.runtimes.checks import CLIPPED_FIX  # deferred: numpy, as the runtimes above
+
+    if strict:
+        raise ParityError(problem, CLIPPED_FIX)
+    click.echo(f"warning: {problem} — {CLIPPED_FIX}; --strict-range makes this an error", err=True)
 
 
 def run_bare_onnx(

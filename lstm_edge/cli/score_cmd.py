@@ -41,6 +41,9 @@ from lstm_edge.runtimes import RUNTIMES
 @click.option("--outputs", default="y", show_default=True, help="Comma-separated: y,hn,cn.")
 @click.option("--threads", type=int, help="Runner threads (default: local all cores, 1 per Ray actor).")
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@click.option(
+    "--strict-range", is_flag=True, help="Exit 1, writing nothing, when a variant clips x to its recorded range."
+)
 @json_option
 @quiet_option
 @handle_errors
@@ -57,6 +60,7 @@ def score(
     outputs,
     threads,
     no_verify_hash,
+    strict_range,
     json_path,
 ) -> None:
     """Bulk inference: every sequence in DATA through the bundle into Parquet, locally or on Ray Data."""
@@ -76,7 +80,12 @@ def score(
         threads=threads,
         verify_hash=not no_verify_hash,
         progress=progress_on(),
+        strict_range=strict_range,
     )
     r = run_score(bundle_dir, input_, output, cfg)
+    if r.clipped:
+        from lstm_edge.runtimes.checks import CLIPPED_FIX  # deferred: numpy, as score above
+
+        click.echo(f"warning: {r.clip_problem} — {CLIPPED_FIX}; --strict-range makes this an error", err=True)
     write_json(json_path, {"output": str(r.output), "rows": r.rows, "seconds": r.seconds, "engine": r.engine})
     click.echo(f"scored {r.rows} sequences in {r.seconds:.2f}s ({r.rows_per_s:.0f}/s, {r.engine}); wrote {r.output}")

@@ -19,6 +19,7 @@ from lstm_edge.cli.common import (
     quiet_option,
     write_json,
 )
+from lstm_edge.extras import require
 from lstm_edge.runtimes import RUNTIMES
 
 
@@ -40,6 +41,8 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
     """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch."""
     bundle_root(bundle)  # a wrong path or name is refused before torch is imported
     check_lists(bundle, csv_option(providers), csv_option(variants))
+    if plots_dir:
+        require("plots")  # before the matrix runs, not after
     # numpy and the runtimes, which parity imports, deferred: `lstm-edge --help` stays fast
     from lstm_edge.parity import VerifyConfig, plot_drift, summary_rows, to_markdown
     from lstm_edge.parity import verify as run_verify  # as above
@@ -54,6 +57,7 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
     if quick:
         cfg = cfg.quick()
     report = run_verify(bundle, cfg)
+    note_reference(bundle)
     write_json(json_path, report)
     if md_path:
         atomic_write_text(Path(md_path), to_markdown(report))
@@ -68,3 +72,23 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
             click.echo(f"integrity: {i['path']}: {i['detail']}")
     click.echo("PASSED" if report["passed"] else f"FAILED{': ' + report['reason'] if report['reason'] else ''}")
     sys.exit(0 if report["passed"] else 1)
+
+
+def note_reference(bundle: str) -> None:
+    """One line on stderr where verify judged a bundle that has a checkpoint against its fp32 ONNX instead (torch not
+    installed: the lean install), so that no one reads the table as a proof against PyTorch. Raises nothing (the
+    bundle opened already)."""
+    from lstm_edge.bundle import Bundle  # deferred: numpy, as verify's imports above
+    from lstm_edge.cases import reference_artifact, reference_kind  # as above
+
+    b = Bundle.open(bundle)
+    if (
+        reference_artifact(b) == "fp32"
+        and "checkpoint" in b.manifest["artifacts"]
+        and reference_kind(b) != "onnx-float64"
+    ):
+        click.echo(
+            "note: judged against the fp32 ONNX in float64 (onnx.reference), which export proved against the checkpoint;"
+            " torch is not installed — pip install 'lstm-edge[torch]' to judge against the checkpoint itself",
+            err=True,
+        )

@@ -7,7 +7,6 @@ Python simulation (lstm_edge.c_int8_sim) that computes the constants and the che
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,17 +14,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lstm_edge import __version__, c_int8_sim
+from lstm_edge import __version__
 from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import Bundle
 from lstm_edge.c_int8_sim import forward, input_amax, quantize
+from lstm_edge.c_support import bundle_sha256, generator_digest
 from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
 from lstm_edge.codegen import board
 from lstm_edge.codegen.check_program import check_program
 from lstm_edge.codegen.emit_fp32 import FP32
 from lstm_edge.codegen.emit_int8 import INT8
 from lstm_edge.codegen.scaffold import Precision, header
-from lstm_edge.codegen.weights import ModelWeights, bundle_sha256, read_weights
+from lstm_edge.codegen.weights import ModelWeights, read_weights
 from lstm_edge.data import TaskSpec, held_out, metric
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.progress import stage as progress_line
@@ -65,16 +65,6 @@ def c_prefix(name: str) -> str:
     """A C identifier from a bundle name: other characters become '_', a leading digit gets 'm_'."""
     p = re.sub(r"[^A-Za-z0-9_]", "_", name) or "model"
     return f"m_{p}" if p[0].isdigit() else p
-
-
-def generator_digest() -> str:
-    """sha256 over the source of every module that shapes the generated C (this package's modules and
-    lstm_edge.c_int8_sim): it changes whenever the generator does, so a cached build never outlives the code that
-    wrote it (the c runtime keys its library cache by it)."""
-    h = hashlib.sha256()
-    for path in [*sorted(Path(__file__).parent.glob("*.py")), Path(c_int8_sim.__file__)]:
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
 
 
 def _check_prefix(prefix: str) -> str:

@@ -5,16 +5,16 @@ Only bundle reading and onnx: no torch, no exporter. Anything the C cannot expre
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lstm_edge.bundle import MANIFEST, Bundle
-from lstm_edge.config import ModelConfig
-from lstm_edge.errors import LstmEdgeError
-from lstm_edge.forms import refusals
+from lstm_edge.bundle import Bundle
+from lstm_edge.c_support import SUPPORTED as SUPPORTED  # re-exported: codegen's callers read the form check here
+from lstm_edge.c_support import bundle_sha256 as bundle_sha256
+from lstm_edge.c_support import check_supported, refuse
+from lstm_edge.c_support import unsupported as unsupported
 from lstm_edge.onnx_io import load_onnx_checked
 
 # ONNX stacks gate blocks i, o, f, c; the C (like GateLSTM and the seed's equations) uses i, f, c, o.
@@ -60,41 +60,9 @@ class ModelWeights:
         return self.head_w.shape[0]
 
 
-def bundle_sha256(bundle: Bundle) -> str:
-    """The bundle's identity: sha256 of manifest.json, which itself records every artifact's sha256."""
-    return hashlib.sha256((bundle.root / MANIFEST).read_bytes()).hexdigest()
-
-
 def _ifco(a: np.ndarray, H: int) -> np.ndarray:
     blocks = [a[k * H : (k + 1) * H] for k in range(4)]
     return np.concatenate([blocks[k] for k in ONNX_TO_IFCO], axis=0)
-
-
-SUPPORTED = (
-    "the C takes unidirectional, batch-first LSTMs with biases and a Linear head, on float inputs of full length"
-)
-
-
-def _refuse(problem: str) -> LstmEdgeError:
-    return LstmEdgeError(
-        f"codegen (and the c runtime) cannot write this model as C: {problem}",
-        f"run it on another runtime (--provider cpu) instead; {SUPPORTED}",
-    )
-
-
-def unsupported(config: ModelConfig) -> list[str]:
-    """What in a model's form (its ModelSpec) the C cannot express, in the words a user knows; empty when codegen
-    can write it. The C steps one unidirectional LSTM cell stack forward, one batch row and one float sample at a
-    time, into a Linear head."""
-    return refusals(config, "c")  # one reason per form, in lstm_edge.forms' words and order
-
-
-def check_supported(config: ModelConfig) -> None:
-    """Raise LstmEdgeError, one line naming every unsupported trait (unsupported()) and the fix, when the C cannot
-    express this model; return None when it can."""
-    why = unsupported(config)
-    if why:
-        raise _refuse("; ".join(why))
 
 
 def read_weights(bundle: Bundle, verify_hash: bool = True) -> ModelWeights:
@@ -123,11 +91,11 @@ def read_weights(bundle: Bundle, verify_hash: bool = True) -> ModelWeights:
         "Identity",
     }
     if others:
-        raise _refuse(
+        raise refuse(
             f"its graph holds {', '.join(sorted(others))} nodes (not the builder's graph of a unidirectional LSTM)"
         )
     if len(lstms) != c.num_layers:
-        raise _refuse(f"{len(lstms)} fused LSTM nodes for {c.num_layers} layers (not the builder's graph)")
+        raise refuse(f"{len(lstms)} fused LSTM nodes for {c.num_layers} layers (not the builder's graph)")
     H = c.hidden_size
     layers = []
     for k, node in enumerate(lstms):
@@ -135,26 +103,26 @@ def read_weights(bundle: Bundle, verify_hash: bool = True) -> ModelWeights:
         direction = attrs.get("direction", b"forward")
         direction = direction.decode() if isinstance(direction, bytes) else direction
         if direction != "forward":
-            raise _refuse(f"layer {k} is {direction} (bidirectional and reverse LSTMs are not supported)")
+            raise refuse(f"layer {k} is {direction} (bidirectional and reverse LSTMs are not supported)")
         if attrs.get("layout", 0) != 0:
-            raise _refuse(f"layer {k} has layout={attrs['layout']}")
+            raise refuse(f"layer {k} has layout={attrs['layout']}")
         if attrs.get("input_forget", 0) or "clip" in attrs or "activations" in attrs:
-            raise _refuse(f"layer {k} uses input_forget, clip or custom activations")
+            raise refuse(f"layer {k} uses input_forget, clip or custom activations")
         ins = list(node.input) + [""] * (8 - len(node.input))
         if ins[4]:
-            raise _refuse("it takes per-sequence lengths (variable-length batches)")
+            raise refuse("it takes per-sequence lengths (variable-length batches)")
         if ins[7]:
-            raise _refuse(f"layer {k} has peephole weights")
+            raise refuse(f"layer {k} has peephole weights")
         try:
             W, R, B = inits[ins[1]][0], inits[ins[2]][0], inits[ins[3]][0]  # (4H, F), (4H, H), (8H,)
         except KeyError as e:
-            raise _refuse(f"layer {k}'s weights are computed in the graph, not stored as initializers") from e
+            raise refuse(f"layer {k}'s weights are computed in the graph, not stored as initializers") from e
         if R.shape != (4 * H, H) or W.shape[0] != 4 * H or B.shape != (8 * H,):
-            raise _refuse(f"layer {k} has weight shapes {W.shape}, {R.shape}, {B.shape} for hidden {H}")
+            raise refuse(f"layer {k} has weight shapes {W.shape}, {R.shape}, {B.shape} for hidden {H}")
         b = (B[: 4 * H].astype(np.float64) + B[4 * H :]).astype(np.float32)
         layers.append(CellWeights(_ifco(W, H).astype(np.float32), _ifco(R, H).astype(np.float32), _ifco(b, H)))
     if "head_W" not in inits or "head_b" not in inits:
-        raise _refuse("no Linear head (head_W, head_b) in the graph")
+        raise refuse("no Linear head (head_W, head_b) in the graph")
     regression = c.kind == "regression"
     return ModelWeights(
         layers=layers,

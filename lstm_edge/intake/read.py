@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lstm_edge import limits
 from lstm_edge.errors import LstmEdgeError, first_line
 from lstm_edge.limits import check_model_path
 
@@ -109,11 +110,26 @@ def _is_safetensors(path: Path, head: bytes, size: int) -> bool:
 
 
 def _zip_members(path: Path) -> list[str] | None:
+    """The member names of a zip, None for a file that is not one. Raises LstmEdgeError for a zip this reader
+    cannot open (a newer zip version or method: zipfile's NotImplementedError) or one that would inflate past
+    limits.MAX_MODEL_FILE_BYTES or like a zip bomb (checked from its directory, before torch inflates anything)."""
     try:
         with zipfile.ZipFile(path) as z:
-            return z.namelist()
+            infos = z.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):  # corrupt end records raise several kinds
         return None
+    except NotImplementedError as e:  # "zip file version 6.4": a header zipfile (and torch) cannot read
+        raise LstmEdgeError(
+            f"{path} is a zip archive this reader cannot open ({first_line(e, 80)})",
+            "save the model again with torch.save (it writes plain zip archives)",
+        ) from e
+    limits.check_zip_sizes(
+        infos,
+        str(path),
+        limits.MAX_MODEL_FILE_BYTES,
+        "check the file; save it again with torch.save(model.state_dict())",
+    )
+    return [i.filename for i in infos]
 
 
 def _refuse_unknown(path: Path, head: bytes) -> None:

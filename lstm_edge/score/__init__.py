@@ -19,9 +19,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from lstm_edge.atomic import is_ours
 from lstm_edge.bundle import Bundle
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.extras import require
 from lstm_edge.formats import SCORE_INFO
 from lstm_edge.score.batches import score_batch
 from lstm_edge.score.config import ENGINES, OUTPUTS, ScoreConfig, ScoreResult
@@ -40,10 +43,11 @@ def score(
     folder of Parquet files, staged the same way.
 
     Raises:
-        LstmEdgeError: bad input, config or output path, or a missing Ray (the CLI: exit 2).
+        LstmEdgeError: bad input, config or output path, a missing pyarrow ([score]) or Ray (the CLI: exit 2).
     """
     cfg = cfg or ScoreConfig()
     cfg.check()
+    require("score")  # Parquet out: before any row is read
     spec = inspect_input(input_path)
     out = Path(output)
     if out.resolve() == spec.path.resolve():
@@ -93,9 +97,16 @@ def check_features(bundle: str | Path, spec: InputSpec) -> None:
     Raises:
         LstmEdgeError: x's last axis is not the model's input size.
     """
-    if spec.x is None or len(spec.x.shape) != 3:
+    if spec.x is None:
         return
     config = Bundle.open(bundle).config
+    tokens = len(spec.x.shape) == 2  # readers.check_x_shape let only integer ids through at 2-D
+    if tokens != bool(config.vocab_size):
+        raise LstmEdgeError(
+            f"{spec.path}: x has shape {spec.x.shape} ({np.dtype(spec.x.dtype)}), but the model takes "
+            + ("token ids [sequences, steps]" if config.vocab_size else "[sequences, steps, features] of floats"),
+            "give x as " + ("integer ids [N, T]" if config.vocab_size else f"float [N, T, {config.input_size}]"),
+        )
     want = config.input_size if not config.vocab_size else None
     if want is not None and spec.x.shape[-1] != want:
         raise LstmEdgeError(

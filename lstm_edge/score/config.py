@@ -33,6 +33,7 @@ class ScoreConfig:
     threads: int | None = None  # runner threads (None: local uses all cores, each Ray actor uses 1)
     verify_hash: bool = True
     progress: bool = True
+    strict_range: bool = False  # a variant that clips x to its recorded input range (int8 C): refuse, exit 1
 
     def check(self) -> None:
         """Refuse a config no engine can run.
@@ -65,6 +66,8 @@ class ScoreResult:
     seconds: float
     engine: str
     runner: dict = field(default_factory=dict)
+    clipped: int = 0  # input values the variant clipped to its recorded range (local engine; the int8 C)
+    clip_problem: str = ""  # the one line naming them, the range and its source ("" when none)
 
     @property
     def rows_per_s(self) -> float:

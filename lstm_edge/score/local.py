@@ -6,9 +6,10 @@ import time
 from pathlib import Path
 
 from lstm_edge.atomic import staged_file
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.progress import progress_bar
 from lstm_edge.runtimes import RunnerOptions, open_runner
+from lstm_edge.runtimes.checks import CLIPPED_FIX
 from lstm_edge.score.batches import score_batch
 from lstm_edge.score.config import ROW_GROUP_BYTES, ROW_GROUP_ROWS, ScoreConfig, ScoreResult
 from lstm_edge.score.readers import InputSpec, iter_unit, plan_units
@@ -30,7 +31,9 @@ def score_local(bundle: str | Path, spec: InputSpec, out: Path, cfg: ScoreConfig
     ):
         rows = write_batches(runner, spec, tmp, cfg, bar)
         info = runner.describe()
-    return ScoreResult(out, rows, time.perf_counter() - t0, "local", info)
+        rng, clipped = runner.input_range, runner.clipped
+    problem = rng.problem(clipped, None, cfg.variant) if clipped else ""
+    return ScoreResult(out, rows, time.perf_counter() - t0, "local", info, clipped, problem)
 
 
 def write_batches(runner, spec: InputSpec, tmp: Path, cfg: ScoreConfig, bar) -> int:
@@ -48,6 +51,8 @@ def write_batches(runner, spec: InputSpec, tmp: Path, cfg: ScoreConfig, bar) -> 
         for unit in plan_units(spec, cfg.batch_size):
             for ids, x in iter_unit(spec, unit, cfg.batch_size):
                 table = score_batch(runner, ids, x, cfg.outputs)
+                if cfg.strict_range and runner.clipped:  # before the batch is written; nothing is left behind
+                    raise ParityError(runner.input_range.problem(runner.clipped, None, cfg.variant), CLIPPED_FIX)
                 writer = writer or pq.ParquetWriter(str(tmp), table.schema)
                 pending.append(table)
                 pending_rows, pending_bytes = pending_rows + table.num_rows, pending_bytes + table.nbytes

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import MANIFEST, Bundle
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.formats import SCORE_FORMAT, SCORE_INFO
 from lstm_edge.runtimes import RunnerOptions, open_runner
+from lstm_edge.runtimes.checks import CLIPPED_FIX
 from lstm_edge.score.batches import score_batch
 from lstm_edge.score.config import RAY_INSTALL, TASK_ROWS, ScoreConfig, ScoreResult
 from lstm_edge.score.readers import InputSpec, iter_unit, plan_units
@@ -87,6 +88,32 @@ class ScoreActor:
                 yield score_batch(self.runner, ids, x, self.cfg.outputs)
 
 
+def count_clipped(bundle, spec: InputSpec, cfg: ScoreConfig, units: list) -> tuple[int, str]:
+    """(values clipped, the one line naming them) for a variant that clips x to its recorded range (the int8 C),
+    counted here on the driver before any actor starts, so both --strict-range and the warning cover every row;
+    (0, "") for every other variant. Reads the input once more only then.
+
+    Raises:
+        ParityError: with cfg.strict_range, where any value would be clipped (nothing is started or written).
+    """
+    if (cfg.provider, cfg.variant) != ("c", "int8"):
+        return 0, ""
+    import numpy as np  # deferred: numpy, only for this count
+
+    from lstm_edge.runtimes.c_runner import int8_input_range  # deferred: the C runner imports the code generator
+
+    rng = int8_input_range(Bundle.open(bundle))
+    clipped = 0
+    for unit in units:
+        for _, x in iter_unit(spec, tuple(unit), cfg.batch_size):
+            rows = [x] if isinstance(x, np.ndarray) else x
+            clipped += sum(rng.clipped(np.asarray(r, np.float32)) for r in rows)
+    problem = rng.problem(clipped, None, cfg.variant) if clipped else ""
+    if clipped and cfg.strict_range:
+        raise ParityError(problem, CLIPPED_FIX)
+    return clipped, problem
+
+
 def user_error(e: BaseException | None) -> LstmEdgeError | None:
     """The LstmEdgeError an actor raised, found through Ray's wrappers (RayTaskError, UserCodeException)."""
     seen = set()
@@ -115,6 +142,7 @@ def score_ray(bundle, spec: InputSpec, out: Path, cfg: ScoreConfig) -> ScoreResu
             "save it with np.savez (uncompressed), as .npy, or as Parquet",
         )
     payload = BundlePayload.from_bundle(bundle, cfg.variant, cfg.verify_hash)
+    clipped, problem = count_clipped(bundle, spec, cfg, plan_units(spec, cfg.batch_size))  # before Ray starts
     started = False
     workers = cfg.workers
     if not ray.is_initialized():
@@ -171,6 +199,5 @@ def score_ray(bundle, spec: InputSpec, out: Path, cfg: ScoreConfig) -> ScoreResu
         ctx.enable_progress_bars, ctx.execution_options.preserve_order = saved
         if started:
             ray.shutdown()
-    return ScoreResult(
-        out, rows, seconds, "ray", {"workers": workers, "variant": cfg.variant, "provider": cfg.provider}
-    )
+    info = {"workers": workers, "variant": cfg.variant, "provider": cfg.provider}
+    return ScoreResult(out, rows, seconds, "ray", info, clipped, problem)

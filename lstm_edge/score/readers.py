@@ -3,6 +3,7 @@ into (the same for both engines), and the batches of each unit."""
 
 from __future__ import annotations
 
+import stat
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,11 +59,27 @@ def npy_header(f, where: str) -> tuple[np.dtype, tuple[int, ...]]:
 
 
 def check_x_shape(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
-    """Raises LstmEdgeError unless x is 3-D [sequences, steps, features] of floats."""
+    """Raises LstmEdgeError unless x is 3-D [sequences, steps, features] of floats or 2-D [sequences, steps] of
+    integer token ids (an Embedding bundle's input; check_features matches either against the bundle)."""
+    if len(shape) == 2 and dtype.kind in "iu":
+        return
     if len(shape) != 3:
-        raise LstmEdgeError(f"{where} has shape {shape}", "give x as [sequences, steps, features]")
+        raise LstmEdgeError(
+            f"{where} has shape {shape}", "give x as [sequences, steps, features] (token ids: [sequences, steps])"
+        )
     if dtype.kind != "f":
         raise LstmEdgeError(f"{where} has dtype {dtype}", "give float32 values (float64 is converted)")
+
+
+def check_regular(p: Path) -> None:
+    """Raises LstmEdgeError unless `p` (symlinks followed) is a regular file: a FIFO blocks a reader forever."""
+    try:
+        mode = p.stat().st_mode
+    except OSError as e:
+        raise LstmEdgeError(f"{p} cannot be read ({e.strerror})", "check the path") from e
+    if not stat.S_ISREG(mode):
+        kind = "FIFO (named pipe)" if stat.S_ISFIFO(mode) else "device or socket"
+        raise LstmEdgeError(f"{p} is a {kind}, not a regular file (not read)", "save the data to a file first")
 
 
 def inspect_input(path: str | Path) -> InputSpec:
@@ -73,6 +90,7 @@ def inspect_input(path: str | Path) -> InputSpec:
     suffix = p.suffix.lower()
     if p.is_dir() or suffix in (".parquet", ".pq"):
         return inspect_parquet(p)
+    check_regular(p)
     if suffix == ".npy":
         with open(p, "rb") as f:
             dtype, shape = npy_header(f, str(p))
@@ -92,7 +110,7 @@ def inspect_npz(p: Path) -> InputSpec:
     Raises LstmEdgeError for a file that is not a zip, has no x, a bad x, or ids that do not match x's rows."""
     try:
         zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, NotImplementedError) as e:  # NotImplementedError: zip version 6.4
         raise LstmEdgeError(f"{p} is not a readable .npz ({e})", "save it with np.savez(path, x=x)") from e
     with zf:
         names = {n.removesuffix(".npy"): n for n in zf.namelist()}
@@ -130,10 +148,49 @@ def parquet_dataset(p: Path):
     Raises LstmEdgeError where pyarrow cannot read it."""
     import pyarrow.dataset as pads  # deferred: pyarrow is heavy, and only Parquet input needs it
 
+    files = parquet_files(p)
     try:
-        return pads.dataset(str(p), format="parquet")
+        return pads.dataset(files if p.is_dir() else str(p), format="parquet")
     except Exception as e:  # pyarrow raises ArrowInvalid / OSError for unreadable files
         raise LstmEdgeError(f"{p} is not readable Parquet ({str(e).splitlines()[0][:160]})", "check the file") from e
+
+
+PARQUET_MAGIC = b"PAR1"  # a Parquet file begins and ends with it
+
+
+def parquet_files(p: Path) -> list[str]:
+    """The Parquet files at `p` (a file, or a folder read recursively, skipping names starting with "." or "_" as
+    pyarrow's discovery does: _SUCCESS, _lstm-edge.json), each checked from its first and last 4 bytes.
+
+    Raises:
+        LstmEdgeError: a FIFO or device, a symlink leading out of the folder, or a file that is not Parquet.
+    """
+    if not p.is_dir():
+        found = [p]
+    else:
+        root = p.resolve()
+        found = []
+        for f in sorted(p.rglob("*")):
+            rel = f.relative_to(p)
+            if any(part.startswith((".", "_")) for part in rel.parts) or f.is_dir():
+                continue
+            if root not in f.resolve().parents:
+                raise LstmEdgeError(
+                    f"{f} is a symlink leading out of {p} (not read)", "copy the file into the folder instead"
+                )
+            found.append(f)
+    for f in found:
+        check_regular(f)
+        with open(f, "rb") as fh:
+            head = fh.read(4)
+            fh.seek(max(f.stat().st_size - 4, 0))
+            tail = fh.read(4)
+        if f.stat().st_size < 12 or head != PARQUET_MAGIC or tail != PARQUET_MAGIC:
+            raise LstmEdgeError(
+                f"{f} is not a Parquet file (no PAR1 magic at its start and end)",
+                f"remove it from {p}, or point --input at the Parquet files" if p.is_dir() else "check the file",
+            )
+    return [str(f) for f in found]
 
 
 def inspect_parquet(p: Path) -> InputSpec:
@@ -220,7 +277,8 @@ def iter_compressed_npz(spec: InputSpec, batch_size: int):
 
 
 def decode_x(col, where: str = "input") -> list[np.ndarray]:
-    """A Parquet/Arrow `x` column (list of steps, each a list of F numbers) → one [T_i, F] float array per row.
+    """A Parquet/Arrow `x` column (list of steps, each a list of F numbers) → one [T_i, F] float array per row;
+    a column of integer lists (token ids) → one [T_i] int64 array per row.
 
     Raises LstmEdgeError for a column that is not lists of float lists, nulls, or steps of unequal width."""
     import pyarrow as pa  # deferred: pyarrow is heavy, and only Parquet input needs it
@@ -233,6 +291,12 @@ def decode_x(col, where: str = "input") -> list[np.ndarray]:
             f"{where}: x has type {col.type}", "store each sequence as a list of steps (list<list<float>>)"
         )
     inner = col.type.value_type
+    if pa.types.is_integer(inner):  # token ids: each row a list of T ids (an Embedding bundle's input)
+        if col.null_count or col.flatten().null_count:
+            raise LstmEdgeError(f"{where}: x holds null token ids", "drop or fill them before scoring")
+        ids = col.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+        bounds = np.concatenate([[0], np.cumsum(pc.list_value_length(col).to_numpy(zero_copy_only=False))])
+        return [ids[bounds[i] : bounds[i + 1]] for i in range(len(col))]
     if not (pa.types.is_list(inner) or pa.types.is_large_list(inner) or pa.types.is_fixed_size_list(inner)):
         raise LstmEdgeError(f"{where}: x steps have type {inner}", "store each step as a list of feature values")
     if not pa.types.is_floating(inner.value_type):
