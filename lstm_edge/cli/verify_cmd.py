@@ -32,7 +32,10 @@ from lstm_edge.errors import LstmEdgeError
 @click.option("--no-verify-hash", is_flag=True, help="Skip the sha256 integrity check.")
 @handle_errors
 def verify(bundle, providers, variants, quick, demo, strict, json_path, md_path, plots_dir, no_verify_hash) -> None:
-    """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch."""
+    """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch.
+
+    \f
+    Raises LstmEdgeError (exit 2) for --quick with --demo, or a bundle verify cannot open."""
     # numpy and the runtimes, which parity imports, deferred: `lstm-edge --help` stays fast
     from lstm_edge.parity import VerifyConfig, plot_drift, summary_rows, to_markdown
     from lstm_edge.parity import verify as run_verify  # as above
