@@ -7,11 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
+
 from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import Bundle
 from lstm_edge.bundle import variant as bundle_variant
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.manifest import artifact_entry, write_manifest
+from lstm_edge.export.onnx_stamp import stamp
 from lstm_edge.export.quant_report import NOT_DEPLOYABLE, QuantizeReport, format_report, plot_error_growth
 
 
@@ -78,7 +81,8 @@ def write_variants(
         manifest = manifest_now(stage, bundle)
         for variant, src in made.items():
             v = bundle_variant(variant)
-            (stage / v.file).write_bytes(src.read_bytes())
+            made_model = stamp(onnx.load(str(src)), manifest.get("name", bundle.root.name), variant)
+            (stage / v.file).write_bytes(made_model.SerializeToString())
             manifest["artifacts"][variant] = artifact_entry(
                 stage,
                 v.file,
