@@ -44,6 +44,15 @@ def no_h0() -> onnx.ModelProto:
     return m
 
 
+def reversed_nodes() -> onnx.ModelProto:
+    """The tiny model with its nodes in reverse order: each reads what a later node makes."""
+    m = _tiny()
+    nodes = list(m.graph.node)[::-1]
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    return m
+
+
 # One graph per rule, built to break it (most are the lint tests' own fixtures).
 BREAKS = {
     "loop-recurrence": loop_graph,
@@ -63,6 +72,7 @@ BREAKS = {
     "missing-state-output": lambda: _tiny(outputs=1),
     "external-data": lambda: _tiny(ext=True),
     "stale-value-info": lambda: _tiny(value_info=True),
+    "topological-order": reversed_nodes,
 }
 
 
