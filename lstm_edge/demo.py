@@ -34,11 +34,16 @@ def sh(*args: str) -> None:
 
 def deployable_lines(verify: dict) -> list[str]:
     """One line per variant that passed verify on at least one runtime (status "pass": inside its bound and not
-    marked not deployable by quantize), naming those runtimes and the worst max scaled error beside its bound."""
+    marked not deployable by quantize), naming those runtimes and the worst max scaled error beside its bound, and
+    the runtimes where the same variant is not deployable (the c runtime's int8 is its own int8 C, judged by its own
+    budget, while ORT's int8 graph may be over quantize's)."""
     passed: dict[str, list[dict]] = {}
+    refused: dict[str, list[str]] = {}
     for r in verify["results"]:
         if r["status"] == "pass":
             passed.setdefault(r["variant"], []).append(r)
+        elif r["status"] == "not-deployable":
+            refused.setdefault(r["variant"], []).append(r["runtime"])
     lines = []
     for variant, results in passed.items():
         worst = max(  # the case closest to its bound, as verify's table names it
@@ -49,7 +54,8 @@ def deployable_lines(verify: dict) -> list[str]:
         )  # fmt: skip
         where = ", ".join(r["runtime"] for r in results)
         figure = f"; worst max scaled error {worst[0]:.2e} ({worst[2]}, {as_bound(worst[1])})" if worst else ""
-        lines.append(f"  {variant:<12} deployable on {where}{figure}")
+        others = f"; not deployable on {', '.join(refused[variant])}" if variant in refused else ""
+        lines.append(f"  {variant:<12} deployable on {where}{figure}{others}")
     return lines
 
 
