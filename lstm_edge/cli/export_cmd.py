@@ -170,14 +170,31 @@ def import_cmd(model, out, rebuild, weights, name, force, as_json) -> None:
 )
 @click.option("--data", type=click.Path(), help="Task data (.npz/.csv) when the model's task is not built in.")
 @click.option("--quantize-state", is_flag=True, help="static: let hn/cn pass through Q/DQ too (not recommended).")
+@click.option(
+    "--strict", is_flag=True, help="Exit 1 when a variant is over its budget (default: a finding, kept, exit 0)."
+)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def quantize(
-    bundle, mode, calibration_samples, method, per_channel, reduce_range, max_metric_drop, data, quantize_state, as_json
+    bundle,
+    mode,
+    calibration_samples,
+    method,
+    per_channel,
+    reduce_range,
+    max_metric_drop,
+    data,
+    quantize_state,
+    strict,
+    as_json,
 ) -> None:
-    """Add int8 (dynamic, static QDQ) and fp16 variants with an accuracy report; exit 1 if one is over budget."""
+    """Add int8 (dynamic, static QDQ) and fp16 variants with an accuracy report.
+
+    A variant over its metric budget (fp16: its parity bound) is a finding: it is kept in the bundle, marked not
+    deployable, and named on a `finding:` line. Exit 0 when every variant was made and measured (1 with --strict
+    when one is over budget), 2 on bad input."""
     # torch, onnx and onnxruntime.quantization deferred: `lstm-edge --help` stays fast
-    from lstm_edge.export.quantize import QuantizeConfig, format_report, quantize_bundle
+    from lstm_edge.export.quantize import QuantizeConfig, format_report, over_budget_finding, quantize_bundle
 
     cfg = QuantizeConfig(
         mode=mode,
@@ -193,8 +210,14 @@ def quantize(
     result = quantize_bundle(bundle, cfg)
     for variant, why in result.skipped.items():
         click.echo(f"skipped {variant}: {why}", err=as_json)
+    finding = over_budget_finding(result)
     if as_json:
         click.echo(json.dumps(result.to_dict()))
-        return
-    click.echo(format_report(result.reports))
-    click.echo(f"wrote {', '.join(result.reports)} into {result.bundle} (report: quantization.md, quantization.png)")
+    else:
+        click.echo(format_report(result.reports))
+        click.echo(
+            f"wrote {', '.join(result.reports)} into {result.bundle} (report: quantization.md, quantization.png)"
+        )
+    if finding:
+        click.echo(finding, err=as_json)
+    sys.exit(1 if strict and finding else 0)

@@ -10,6 +10,7 @@ import click
 
 from lstm_edge.atomic import atomic_write_text
 from lstm_edge.cli.common import csv_option, handle_errors
+from lstm_edge.errors import LstmEdgeError
 from lstm_edge.extras import require
 
 
@@ -20,14 +21,22 @@ from lstm_edge.extras import require
 @click.option(
     "--quick", is_flag=True, help="A smaller matrix (B 1,4; T 1,7,100; drift over 200 steps) for a fast check."
 )
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="The demo's matrix (B 1,4; T 7,100; one step or the whole sequence per call; drift over 200 steps).",
+)
 @click.option("--strict", is_flag=True, help="Fail on variants that quantize marked not deployable, too.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the full report (schemas/verify.schema.json).")
 @click.option("--markdown", "md_path", type=click.Path(), help="Write the summary table as Markdown.")
 @click.option("--plots", "plots_dir", type=click.Path(), help="Write error-against-timestep PNGs into this folder.")
 @click.option("--no-verify-hash", is_flag=True, help="Skip the sha256 integrity check.")
 @handle_errors
-def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots_dir, no_verify_hash) -> None:
-    """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch."""
+def verify(bundle, providers, variants, quick, demo, strict, json_path, md_path, plots_dir, no_verify_hash) -> None:
+    """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch.
+
+    \f
+    Raises LstmEdgeError (exit 2) for --quick with --demo, or a bundle verify cannot open."""
     if plots_dir:
         require("plots")  # before the matrix runs, not after
     # numpy and the runtimes, which parity imports, deferred: `lstm-edge --help` stays fast
@@ -37,8 +46,12 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
     cfg = VerifyConfig(
         providers=csv_option(providers), variants=csv_option(variants), strict=strict, verify_hash=not no_verify_hash
     )
+    if quick and demo:
+        raise LstmEdgeError("--quick and --demo are two matrices; pass one", "drop --quick or --demo")
     if quick:
         cfg = cfg.quick()
+    if demo:
+        cfg = cfg.demo()
     report = run_verify(bundle, cfg)
     note_reference(bundle)
     if json_path:
@@ -48,7 +61,7 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
     if plots_dir:
         plot_drift(report, Path(plots_dir))
     rows = summary_rows(report)
-    click.echo(f"{'runtime':<9} {'variant':<12} {'status':<15} {'cases':<9} worst max scaled error (tolerance)")
+    click.echo(f"{'runtime':<9} {'variant':<12} {'status':<15} {'cases':<9} worst max scaled error, bound (case)")
     for r in rows:
         click.echo(f"{r['runtime']:<9} {r['variant']:<12} {r['status']:<15} {r['cases']:<9} {r['worst']}")
     for i in report["integrity"]:
