@@ -21,6 +21,7 @@ from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.graph import build_onnx
 from lstm_edge.export.lint import Finding, lint
 from lstm_edge.export.manifest import artifact_entry, new_manifest, write_manifest
+from lstm_edge.export.onnx_stamp import stamp
 from lstm_edge.export.plan import (
     HEAD_CHOICES,
     ExportConfig,
@@ -194,7 +195,7 @@ def export_bundle(
 
 def _write(plan: Plan, target: Path, name: str, cfg: ExportConfig) -> None:
     with staged_dir(target, replace=cfg.force) as stage:
-        (stage / "model.onnx").write_bytes(plan.proto.SerializeToString())
+        (stage / "model.onnx").write_bytes(stamp(plan.proto, name, "fp32").SerializeToString())
         source_sha = ""
         if plan.ckpt_bytes is not None:
             (stage / "model.pt").write_bytes(plan.ckpt_bytes)

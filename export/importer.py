@@ -41,6 +41,7 @@ from lstm_edge.export.foreign import (
 from lstm_edge.export.golden import GOLDEN_CASES
 from lstm_edge.export.lint import Finding, lint
 from lstm_edge.export.manifest import artifact_entry, new_manifest, write_manifest
+from lstm_edge.export.onnx_stamp import stamp
 from lstm_edge.export.rebuild import rebuild_bundle
 from lstm_edge.export.validate import ort_cpu_session
 from lstm_edge.model import ModelConfig
@@ -224,7 +225,7 @@ def _write_wrapped(
     """The wrapped bundle on disk, atomically: model.onnx, golden.npz and a manifest naming its source."""
     src_sha = sha256_file(path)
     with staged_dir(target) as stage:
-        (stage / "model.onnx").write_bytes(wrapped.SerializeToString())
+        (stage / "model.onnx").write_bytes(stamp(wrapped, name, "fp32").SerializeToString())
         buf = io.BytesIO()
         np.savez(buf, **golden)
         (stage / "golden.npz").write_bytes(buf.getvalue())

@@ -7,11 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
+
 from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import Bundle
 from lstm_edge.bundle import variant as bundle_variant
-from lstm_edge.errors import LstmEdgeError, ParityError
+from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.manifest import artifact_entry, write_manifest
+from lstm_edge.export.onnx_stamp import stamp
 from lstm_edge.export.quant_report import NOT_DEPLOYABLE, QuantizeReport, format_report, plot_error_growth
 
 
@@ -36,16 +39,22 @@ class QuantizeResult:
 
 
 def quantize_result(bundle: Bundle, reports: dict[str, QuantizeReport], skipped: dict[str, str]) -> QuantizeResult:
-    """The QuantizeResult. Raises ParityError (exit 1) when a made variant is over its budget or bound."""
-    result = QuantizeResult(bundle.root, reports, {v: r.seconds for v, r in reports.items()}, skipped)
-    if result.over_budget:
-        raise ParityError(
-            f"{', '.join(result.over_budget)} {'exceeds' if len(result.over_budget) == 1 else 'exceed'} the metric budget (or, for fp16, its parity bound); kept in the "
-            "bundle but marked not deployable",
-            "see quantization.md in the bundle; deploy fp32 or a deployable variant, or accept the loss with a larger --max-metric-drop",
-            report=format_report(reports, skipped),
-        )
-    return result
+    """The QuantizeResult. A variant over its budget or bound is a finding, not a failure: it is kept in the bundle,
+    marked not deployable, and listed in result.over_budget (the CLI prints it as a finding line; `quantize --strict`
+    exits 1 on it)."""
+    return QuantizeResult(bundle.root, reports, {v: r.seconds for v, r in reports.items()}, skipped)
+
+
+def over_budget_finding(result: QuantizeResult) -> str:
+    """One line naming the variants quantize measured over their budget, or "" when there are none."""
+    over = result.over_budget
+    if not over:
+        return ""
+    verb = "is" if len(over) == 1 else "are"
+    return (
+        f"finding: {', '.join(over)} {verb} over the metric budget (fp16: its parity bound); kept in the bundle, "
+        "marked not deployable (quantization.md says by how much; deploy fp32 or a deployable variant)"
+    )
 
 
 def manifest_now(stage: Path, bundle: Bundle) -> dict:
@@ -72,7 +81,8 @@ def write_variants(
         manifest = manifest_now(stage, bundle)
         for variant, src in made.items():
             v = bundle_variant(variant)
-            (stage / v.file).write_bytes(src.read_bytes())
+            made_model = stamp(onnx.load(str(src)), manifest.get("name", bundle.root.name), variant)
+            (stage / v.file).write_bytes(made_model.SerializeToString())
             manifest["artifacts"][variant] = artifact_entry(
                 stage,
                 v.file,

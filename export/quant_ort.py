@@ -13,6 +13,7 @@ import onnx
 from lstm_edge.config import ModelConfig
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.calibration import CalibrationReader
+from lstm_edge.export.onnx_order import sort_topologically
 from lstm_edge.export.quant_config import QuantizeConfig
 from lstm_edge.export.quant_measure import op_counts
 
@@ -90,4 +91,6 @@ def to_fp16_file(src: Path, dst: Path) -> None:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    # The converter appends its input Casts after the nodes that read them: sort, or onnx.checker refuses the file.
+    sort_topologically(model.graph)
     onnx.save(model, str(dst))

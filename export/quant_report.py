@@ -149,6 +149,25 @@ def _metric_cells(m: MetricReport) -> tuple[str, str]:
     return f"{m.name} {m.torch:.4g} / {m.fp32:.4g} / {m.variant:.4g}", f"{drop} ({budget})"
 
 
+def _growth_lines(r: QuantizeReport, state: str) -> list[str]:
+    """The state's error against T: max |Δ| against fp32 and, where measured, the max scaled error against PyTorch
+    (what verify judges), with why the two differ for the cell state."""
+    growth = ", ".join(f"T={T}: {d[state]:.2e}" for T, d in r.error_vs_seq_len.items())
+    lines = [f"  max |Δ{state}| against T — {growth}"]
+    if r.error_profile and all(state in d for d in r.error_profile.values()):
+        scaled = ", ".join(f"T={T}: {d[state]:.2e}" for T, d in r.error_profile.items())
+        lines.append(f"  max scaled |Δ{state}| / max(1, |{state}|) against PyTorch — {scaled}")
+    return lines
+
+
+# Said once under the per-variant notes when a report has a cell state (an LSTM's).
+CELL_STATE_NOTE = (
+    "Why |Δcn| is large: the cell state c is not squashed by a tanh as h is, so on a long sequence |c| grows to "
+    "tens and an absolute error grows with it; the scaled error |Δ| / max(1, |c|), which verify judges, is the "
+    "figure to read."
+)
+
+
 def format_report(reports: Mapping[str, QuantizeReport], skipped: Mapping[str, str] | None = None) -> str:
     """quantization.md: one table row per variant, then per-variant notes (nodes, error against T, fp16's bound,
     unverified and skipped variants). Returns Markdown text without a trailing newline; raises nothing."""
@@ -191,8 +210,7 @@ def format_report(reports: Mapping[str, QuantizeReport], skipped: Mapping[str, s
             f"float nodes: {', '.join(r.nodes['float']) or 'none'}."
         )
         state = "cn" if "cn" in r.error_vs_fp32 else "hn"  # a GRU's state is h alone
-        growth = ", ".join(f"T={T}: {d[state]:.2e}" for T, d in r.error_vs_seq_len.items())
-        lines.append(f"  max |Δ{state}| against T — {growth}")
+        lines += _growth_lines(r, state)
         if r.parity_bound is not None:
             pb = r.parity_bound
             verdict = "within" if pb.max_scaled <= pb.tolerance else "OVER"
@@ -200,6 +218,8 @@ def format_report(reports: Mapping[str, QuantizeReport], skipped: Mapping[str, s
                 f"  parity vs PyTorch up to T=1000, streamed and full: max scaled error {pb.max_scaled:.2e} "
                 f"({verdict} the fp16 bound {pb.tolerance:.0e})"
             )
+    if any("cn" in r.error_vs_fp32 for r in reports.values()):
+        lines += ["", CELL_STATE_NOTE]
     for v, why in (skipped or {}).items():
         lines.append(f"**{v}**: not made — {why}.")
     return "\n".join(lines)

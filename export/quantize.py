@@ -38,7 +38,7 @@ from lstm_edge.export.calibration import (
     input_ranges,
 )
 from lstm_edge.export.graph import build_onnx
-from lstm_edge.export.quant_bundle import QuantizeResult, quantize_result, write_variants
+from lstm_edge.export.quant_bundle import QuantizeResult, over_budget_finding, quantize_result, write_variants
 from lstm_edge.export.quant_config import QuantizeConfig, check_options
 from lstm_edge.export.quant_forms import quantize_form
 from lstm_edge.export.quant_measure import error_growth, node_roles, op_counts, output_errors, run_outputs
@@ -70,7 +70,14 @@ from lstm_edge.tolerances import (
 
 STATIC_NEEDS_DATA = "static int8 needs calibration data and the model's task is not built in: pass --data FILE"
 
-__all__ = ["QuantizeConfig", "QuantizeReport", "QuantizeResult", "format_report", "quantize_bundle"]
+__all__ = [
+    "QuantizeConfig",
+    "QuantizeReport",
+    "QuantizeResult",
+    "format_report",
+    "over_budget_finding",
+    "quantize_bundle",
+]
 
 
 @dataclass
@@ -290,12 +297,13 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
     Returns:
         QuantizeResult with one QuantizeReport per made variant. Without task data, dynamic int8 and fp16 are made
         with verdict "unverified" and, under --mode all, static int8 is skipped (QuantizeResult.skipped says why).
+        A variant over its metric budget or (fp16) its parity bound is not an error: it is written, marked not
+        deployable and listed in QuantizeResult.over_budget (`quantize` prints it as a finding; exit 1 only with
+        --strict).
 
     Raises:
         LstmEdgeError: bad options, an unreadable bundle or data file, or --mode static without task data (exit 2;
             nothing written).
-        ParityError: a made variant is over its metric budget or (fp16) its parity bound; the variants are still
-            written, marked not deployable (exit 1).
     """
     cfg = cfg or QuantizeConfig()
     check_options(cfg)

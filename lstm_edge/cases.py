@@ -19,6 +19,9 @@ from lstm_edge.runtimes import RUNTIMES, Runner, RunnerOptions, open_runner
 
 # `--quick`: a smaller matrix for a fast check (verify's flag, bench --auto's parity check).
 QUICK = {"batches": (1, 4), "seqs": (1, 7, 100), "drift_seq": 200}
+# `--demo`: the smallest matrix that still tells the story (a batch, the trained length, streaming one step and the
+# whole sequence, drift over 200 steps), sized so `make demo` stays within ~2 min on a quiet 2-core machine.
+DEMO = {"batches": (1, 4), "seqs": (7, 100), "chunks": (1, "T"), "drift_seq": 200}
 
 
 @dataclass
@@ -42,6 +45,11 @@ class VerifyConfig:
     def quick(self) -> VerifyConfig:
         """This config with the QUICK matrix (B 1,4; T 1,7,100; drift over 200 steps)."""
         return replace(self, **QUICK)
+
+    def demo(self) -> VerifyConfig:
+        """This config with the DEMO matrix (B 1,4; T 7,100; one step and the whole sequence per call; drift over
+        200 steps): 24 runs per runtime × variant instead of 96."""
+        return replace(self, **DEMO)
 
 
 @dataclass(frozen=True)

@@ -90,9 +90,14 @@ class VerifyReport(TypedDict):
     drift: list[Drift]
 
 
+def as_bound(x: float) -> str:
+    """A tolerance as a bound beside a value ("bound 4e-02", "bound 1.72e-01"), never a "≤" that may be false."""
+    return "bound " + f"{x:.2e}".replace(".00e", "e")
+
+
 def summary_rows(report: VerifyReport) -> list[dict]:
     """One row per target for a table: runtime, variant, status, cases passed ("12/12"), and the worst max scaled
-    error with its tolerance and case (or the reason, for a target not checked)."""
+    error beside its bound, with its case (or the reason, for a target not checked)."""
     rows = []
     for r in report["results"]:
         cases = r["cases"]
@@ -107,8 +112,8 @@ def summary_rows(report: VerifyReport) -> list[dict]:
                 "variant": r["variant"],
                 "status": r["status"],
                 "cases": f"{sum(c['passed'] for c in cases)}/{len(cases)}" if cases else "—",
-                "worst": f"{worst[2]['max_scaled']:.2e} ≤ {worst[2]['tolerance']:.0e} ({worst[1]}, B={worst[3]['batch']}, "
-                f"T={worst[3]['seq']}, {worst[3]['mode']})"
+                "worst": f"{worst[2]['max_scaled']:.2e}, {as_bound(worst[2]['tolerance'])} ({worst[1]}, "
+                f"B={worst[3]['batch']}, T={worst[3]['seq']}, {worst[3]['mode']})"
                 if worst
                 else r["reason"].split(" — ")[0],
             }
@@ -121,7 +126,7 @@ def to_markdown(report: VerifyReport) -> str:
     lines = [
         f"# Parity report: {report['bundle']['name']} — {'PASSED' if report['passed'] else 'FAILED'}",
         "",
-        "| runtime | variant | status | cases passed | worst max scaled error (tolerance) |",
+        "| runtime | variant | status | cases passed | worst max scaled error, bound (case) |",
         "|---|---|---|---|---|",
     ]
     for r in summary_rows(report):

@@ -19,6 +19,7 @@ from lstm_edge.export.lint_rules import (
     runtime_limits,
     stale_value_info,
     state_batch_frozen,
+    topological_order,
     unrolled,
     weights,
 )
@@ -44,6 +45,7 @@ RULES: tuple[LintRule, ...] = (
     missing_state_output.RULE,
     external_data.RULE,
     stale_value_info.RULE,
+    topological_order.RULE,
 )
 
 __all__ = ["GRAPH", "RULES", "Finding", "Hit", "LintContext", "LintRule", "Site"]

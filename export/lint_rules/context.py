@@ -10,8 +10,9 @@ import onnx
 from lstm_edge.export.lint_rules.rule import Site
 from lstm_edge.onnx_io import RECURRENT_OPS, x_time_axis
 
-# Ops that only pick rows of a state input on its way to a recurrent node (our builder slices h0 per layer).
-STATE_SELECT_OPS = {"Slice", "Gather", "Split", "Squeeze", "Unsqueeze", "Identity", "Reshape", "Transpose"}
+# Ops that only pick rows of a state input, or change its precision, on its way to a recurrent node (our builder
+# slices h0 per layer; the fp16 variant casts the float32 h0 and c0 inputs to float16 first).
+STATE_SELECT_OPS = {"Slice", "Gather", "Split", "Squeeze", "Unsqueeze", "Identity", "Reshape", "Transpose", "Cast"}
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
 GRAPH = Site()
 

@@ -1,8 +1,9 @@
 """What every command shares: errors mapped to one line and an exit code, `-q/--quiet` and `--json PATH` (one
 definition each), comma lists, the provider/variant check.
 
-Exit codes: 0 success, 1 a parity or budget failure (ParityError), 2 bad input (LstmEdgeError and the OS-level
-errors no boundary check caught), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+Exit codes: 0 success (a quantized variant over its budget is a finding, not a failure), 1 a parity failure
+(ParityError; quantize --strict: a variant over budget), 2 bad input (LstmEdgeError and the OS-level errors no boundary
+check caught), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 
 Quiet: `-q`, or `--json -` (the JSON alone on stdout), runs the command with stdout and stderr sent to os.devnull
 and TQDM_DISABLE=1 (for child processes too); errors are printed after, one line as always. The JSON goes to the

@@ -173,6 +173,9 @@ def import_cmd(model, out, rebuild, weights, name, force, json_path) -> None:
 )
 @click.option("--data", type=click.Path(), help="Task data (.npz/.csv) when the model's task is not built in.")
 @click.option("--quantize-state", is_flag=True, help="static: let hn/cn pass through Q/DQ too (not recommended).")
+@click.option(
+    "--strict", is_flag=True, help="Exit 1 when a variant is over its budget (default: a finding, kept, exit 0)."
+)
 @json_option
 @quiet_option
 @handle_errors
@@ -186,14 +189,19 @@ def quantize(
     max_metric_drop,
     data,
     quantize_state,
+    strict,
     json_path,
 ) -> None:
-    """Add int8 (dynamic, static QDQ) and fp16 variants with an accuracy report; exit 1 if one is over budget."""
+    """Add int8 (dynamic, static QDQ) and fp16 variants with an accuracy report.
+
+    A variant over its metric budget (fp16: its parity bound) is a finding: it is kept in the bundle, marked not
+    deployable, and named on a `finding:` line. Exit 0 when every variant was made and measured (1 with --strict
+    when one is over budget), 2 on bad input."""
     bundle_root(bundle)  # a wrong path or --mode is refused before torch is imported
     if mode != "all":
         variant_for_mode(mode)
     # torch, onnx and onnxruntime.quantization deferred: `lstm-edge --help` stays fast
-    from lstm_edge.export.quantize import QuantizeConfig, format_report, quantize_bundle
+    from lstm_edge.export.quantize import QuantizeConfig, format_report, over_budget_finding, quantize_bundle
 
     cfg = QuantizeConfig(
         mode=mode,
@@ -209,6 +217,10 @@ def quantize(
     result = quantize_bundle(bundle, cfg)
     for variant, why in result.skipped.items():
         click.echo(f"skipped {variant}: {why}")
+    finding = over_budget_finding(result)
     write_json(json_path, result.to_dict())
     click.echo(format_report(result.reports))
     click.echo(f"wrote {', '.join(result.reports)} into {result.bundle} (report: quantization.md, quantization.png)")
+    if finding:
+        click.echo(finding)
+    sys.exit(1 if strict and finding else 0)

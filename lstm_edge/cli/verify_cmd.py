@@ -19,6 +19,7 @@ from lstm_edge.cli.common import (
     quiet_option,
     write_json,
 )
+from lstm_edge.errors import LstmEdgeError
 from lstm_edge.extras import require
 from lstm_edge.runtimes import RUNTIMES
 
@@ -30,6 +31,11 @@ from lstm_edge.runtimes import RUNTIMES
 @click.option(
     "--quick", is_flag=True, help="A smaller matrix (B 1,4; T 1,7,100; drift over 200 steps) for a fast check."
 )
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="The demo's matrix (B 1,4; T 7,100; one step or the whole sequence per call; drift over 200 steps).",
+)
 @click.option("--strict", is_flag=True, help="Fail on variants that quantize marked not deployable, too.")
 @json_option  # the full report (schemas/verify.schema.json)
 @quiet_option
@@ -37,8 +43,11 @@ from lstm_edge.runtimes import RUNTIMES
 @click.option("--plots", "plots_dir", type=click.Path(), help="Write error-against-timestep PNGs into this folder.")
 @click.option("--no-verify-hash", is_flag=True, help="Skip the sha256 integrity check.")
 @handle_errors
-def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots_dir, no_verify_hash) -> None:
-    """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch."""
+def verify(bundle, providers, variants, quick, demo, strict, json_path, md_path, plots_dir, no_verify_hash) -> None:
+    """Prove parity: every runtime × variant × shape × initial state × streaming mode against PyTorch.
+
+    \f
+    Raises LstmEdgeError (exit 2) for --quick with --demo, or a bundle verify cannot open."""
     bundle_root(bundle)  # a wrong path or name is refused before torch is imported
     check_lists(bundle, csv_option(providers), csv_option(variants))
     if plots_dir:
@@ -54,8 +63,12 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
         verify_hash=not no_verify_hash,
         progress=progress_on(),
     )
+    if quick and demo:
+        raise LstmEdgeError("--quick and --demo are two matrices; pass one", "drop --quick or --demo")
     if quick:
         cfg = cfg.quick()
+    if demo:
+        cfg = cfg.demo()
     report = run_verify(bundle, cfg)
     note_reference(bundle)
     write_json(json_path, report)
@@ -64,7 +77,7 @@ def verify(bundle, providers, variants, quick, strict, json_path, md_path, plots
     if plots_dir:
         plot_drift(report, Path(plots_dir))
     rows = summary_rows(report)
-    click.echo(f"{'runtime':<9} {'variant':<12} {'status':<15} {'cases':<9} worst max scaled error (tolerance)")
+    click.echo(f"{'runtime':<9} {'variant':<12} {'status':<15} {'cases':<9} worst max scaled error, bound (case)")
     for r in rows:
         click.echo(f"{r['runtime']:<9} {r['variant']:<12} {r['status']:<15} {r['cases']:<9} {r['worst']}")
     for i in report["integrity"]:

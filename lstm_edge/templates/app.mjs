@@ -20,6 +20,18 @@ async function main() {
     body.appendChild(tr);
   }
   document.getElementById('max-error').textContent = result.maxError.toExponential(3);
+  const w = result.worst;
+  const where = (c) => `${c.output} in ${c.case}, ${c.mode}: ${c.error.toExponential(3)}`;
+  const at = (c) => `${where(c)}, bound ${c.bound.toExponential(2)}`;
+  document.getElementById('bound').textContent = w ? w.bound.toExponential(2) : '—';
+  document.getElementById('worst').textContent = w ? where(w) : '—';
+  document.getElementById('failing').textContent = result.failing.length ? result.failing.map(at).join('; ') : 'none';
+  document.getElementById('bound-why').textContent = index.bound ? index.bound.reason : '';
+  const verdict = manifest.embed.verdict || 'deployable';
+  document.getElementById('quantize-verdict').textContent = verdict === 'deployable' ? 'deployable'
+    : `${verdict} — quantize measured this variant over its budget (or could not measure it): the page checks its `
+      + 'parity only; see quantization.md in the bundle';
+  document.body.dataset.verdict = verdict;
   document.getElementById('verdict').textContent = result.pass ? 'PASS' : 'FAIL';
   document.body.dataset.parity = result.pass ? 'pass' : 'fail';
 }

@@ -67,14 +67,18 @@ export async function checkAll(ort, session, index, readBin) {
     for (const name of index.outputs) if (STATE_OF[name]) stream[name] = scaledMax(state[STATE_OF[name]], a[name]);
     rows.push({ case: c.name, mode: 'stream (1 step per call)', errors: stream, tolerance: c.tolerance, y: Array.from(yStream.slice(0, 4)) });
   }
-  let maxError = 0, pass = true;
+  // worst: the output closest to (or furthest over) its bound; failing: every output over its bound.
+  let maxError = 0, pass = true, worst = null;
+  const failing = [];
   for (const r of rows) {
     for (const [k, e] of Object.entries(r.errors)) {
       maxError = Math.max(maxError, e);
-      if (!(e <= r.tolerance[k])) pass = false;
+      const at = { case: r.case, mode: r.mode, output: k, error: e, bound: r.tolerance[k] };
+      if (!worst || !(e / r.tolerance[k] <= worst.error / worst.bound)) worst = at;
+      if (!(e <= r.tolerance[k])) { pass = false; failing.push(at); }
     }
   }
-  return { rows, maxError, pass };
+  return { rows, maxError, pass, worst, failing };
 }
 
 // A golden .bin as the typed array its dtype names (little-endian, as every platform ORT runs on).
