@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from lstm_edge.config import C0, H0, ModelConfig, X
 from lstm_edge.data import FRESH_SEED_OFFSET, TaskSpec, held_out, probe_inputs
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.progress import progress_bar
 
 NO_DATA = "not measured (no data)"
 
@@ -107,7 +107,7 @@ class CalibrationReader:
 
     def __init__(self, X_cal: np.ndarray, layers: int, hidden: int, progress: bool, batch: int = 16) -> None:
         self._batches = [X_cal[i : i + batch] for i in range(0, len(X_cal), batch)]
-        self._bar = tqdm(total=len(X_cal), desc="calibrate", unit="seq", disable=not progress)
+        self._bar = progress_bar(total=len(X_cal), desc="calibrate", unit="seq", enabled=progress)
         self._it = iter(self._batches)
         self._shape = (layers, hidden)
         self.inputs = {X, H0, C0}  # what the model takes (an imported model without state I/O: x alone)

@@ -37,6 +37,7 @@ from lstm_edge.export.quant_report import Settings as QSettings
 from lstm_edge.export.validate import ort_cpu_session
 from lstm_edge.forms import quantize_refusals
 from lstm_edge.model import LSTMModel, forward_numpy
+from lstm_edge.progress import stage
 from lstm_edge.tolerances import ACCURACY_POINTS_DROP, FP16_ABS, MSE_RELATIVE_DROP, error_stats, scaled_error
 
 ERROR_VS_T = (1, 10, 100, 1000)  # as quant_measure: verify's int8 buckets
@@ -147,9 +148,14 @@ def quantize_form(bundle, cfg):
             v = variant_for_mode(mode)
             dst = made[v.name] = Path(tmp) / v.file
             start = time.perf_counter()
+            stage(f"quantize {v.name}: making it", cfg.progress)
             with quiet_ort_advice():
                 quantize_dynamic_file(fp32_path, dst, cfg) if mode == "dynamic" else to_fp16_file(fp32_path, dst)
             seconds = time.perf_counter() - start
+            stage(
+                f"quantize {v.name}: error against fp32 and float64 at T = {', '.join(map(str, ERROR_VS_T))}",
+                cfg.progress,
+            )
             session = ort_cpu_session(dst.read_bytes())
             out = session.run(names, feeds)
             growth, profile = error_growth(session, fp32_session, model, config)

@@ -57,6 +57,7 @@ from lstm_edge.export.quant_report import (
 from lstm_edge.export.validate import ort_cpu_session, probe_ort_cpu
 from lstm_edge.model import LSTMModel, run_numpy
 from lstm_edge.onnx_io import load_onnx_checked
+from lstm_edge.progress import stage
 from lstm_edge.runtimes.onnx_reference import evaluator
 from lstm_edge.tolerances import (
     ACCURACY_POINTS_DROP,
@@ -313,6 +314,7 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
     spec = _task_spec(bundle, payload, cfg)
     modes, skipped = _plan(cfg, spec)
     X_cal = calibration_inputs(spec, cfg.calibration_samples) if "static" in modes else None
+    stage("quantize: the fp32 references on the held-out data", cfg.progress)
     base = _baseline(bundle, payload, evaluation_data(spec, bundle.config, cfg.eval_samples), cfg)
     equalize = "dynamic" in modes and not _imported(bundle)  # equalization rebuilds layer 0 from the checkpoint
     ranges = input_ranges(bundle.config, spec, cfg.calibration_samples) if equalize else None
@@ -323,8 +325,10 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
             v = variant_for_mode(mode)
             made[v.name] = Path(tmp) / v.file
             start = time.perf_counter()
+            stage(f"quantize {v.name}: making it", cfg.progress)
             _make(mode, made[v.name], base, cfg, ranges, X_cal)
             seconds = time.perf_counter() - start
+            stage(f"quantize {v.name}: its task metric and error against T", cfg.progress)
             reports[v.name] = _measure(v.name, made[v.name], base, _settings(mode, cfg, ranges), seconds)
         write_variants(bundle, made, reports, skipped)
     return quantize_result(bundle, reports, skipped)

@@ -58,6 +58,27 @@ VARIANTS = tuple(v.name for v in VARIANT_TABLE)
 QUANTIZE_MODES = tuple(v.mode for v in VARIANT_TABLE if v.mode)
 
 
+def bundle_root(path: str | Path) -> Path:
+    """The folder of the bundle at `path` (its folder, or its manifest.json), checked to hold a manifest.json;
+    nothing is read. Bundle.open starts here, and the CLI calls it before importing torch, so that a wrong path is
+    refused at once.
+
+    Raises:
+        LstmEdgeError: the path does not exist, or is not a folder holding a manifest.json.
+    """
+    root = Path(path)
+    if root.is_file() and root.name == MANIFEST:
+        root = root.parent
+    if not root.exists():
+        raise LstmEdgeError(f"bundle not found: {root}", "export one with `lstm-edge export MODEL.pt`")
+    if not root.is_dir() or not (root / MANIFEST).is_file():
+        raise LstmEdgeError(
+            f"{root} is not an lstm-edge bundle (no {MANIFEST})",
+            "pass the folder `lstm-edge export` wrote",
+        )
+    return root
+
+
 def variant(name: str) -> Variant:
     """The Variant called `name`; raises LstmEdgeError naming the choices for any other name."""
     for v in VARIANT_TABLE:
@@ -109,16 +130,7 @@ class Bundle:
                 limits.MAX_MANIFEST_BYTES, unreadable, not JSON, not lstm-edge's format (or a newer version), or
                 malformed (paths, sizes, hashes); or its model config is invalid or too large.
         """
-        root = Path(path)
-        if root.is_file() and root.name == MANIFEST:
-            root = root.parent
-        if not root.exists():
-            raise LstmEdgeError(f"bundle not found: {root}", "export one with `lstm-edge export MODEL.pt`")
-        if not root.is_dir() or not (root / MANIFEST).is_file():
-            raise LstmEdgeError(
-                f"{root} is not an lstm-edge bundle (no {MANIFEST})",
-                "pass the folder `lstm-edge export` wrote",
-            )
+        root = bundle_root(path)
         where = root / MANIFEST
         limits.check_file_size(where, limits.MAX_MANIFEST_BYTES, "the manifest", "re-export the bundle")
         try:

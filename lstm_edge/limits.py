@@ -76,6 +76,21 @@ def check_memory(need: int, what: str, fix: str) -> None:
         raise LstmEdgeError(f"{what} needs ~{_size(need)} of memory, more than the {_size(budget)} available", fix)
 
 
+def check_model_path(path: Path) -> None:
+    """A model file the user named: it exists, is a file and is not empty. Nothing is read; read_model starts here,
+    and `lstm-edge export` calls it before importing torch, so that a wrong path is refused at once.
+
+    Raises:
+        LstmEdgeError: the path is missing, a directory, or an empty file.
+    """
+    if not path.exists():
+        raise LstmEdgeError(f"model file not found: {path}", "check the path")
+    if not path.is_file():
+        raise LstmEdgeError(f"{path} is a directory, not a model file", "pass the .pt/.pt2/.safetensors file inside it")
+    if path.stat().st_size == 0:
+        raise LstmEdgeError(f"{path} is empty", "save the model again")
+
+
 def check_file_size(path: Path, cap: int, what: str, fix: str) -> int:
     """The size of `path` in bytes (following symlinks).
 

@@ -14,20 +14,13 @@ from lstm_edge.errors import LstmEdgeError, first_line
 MAX_ONNX_BYTES = limits.MAX_ARTIFACT_BYTES
 
 
-def load_onnx_checked(path: str | Path, load_external: bool = False):
-    """Parse an .onnx, refusing empty, oversized, malformed files and unusable external data, before any of it is read.
-
-    load_external: read the external data (checked first, see check_external_data) into the proto, so the model is
-    self-contained for what runs it from memory (import's float64 reference, its rewritten graph); otherwise it stays
-    where it is, for ONNX Runtime to read from the model's folder.
+def check_onnx_path(path: Path) -> None:
+    """An .onnx the user named, before a byte is read: it exists, is a regular file, is not empty nor over the cap.
+    load_onnx_checked starts here; `lstm-edge lint` and `import` call it before importing onnx and torch.
 
     Raises:
-        LstmEdgeError: no file (or a directory, or a symlink loop) at path, an empty or over-cap file, one onnx cannot
-            parse, no graph, or external data that check_external_data refuses.
+        LstmEdgeError: no file (or a directory, a FIFO, a symlink loop) at path, or an empty or over-cap file.
     """
-    import onnx  # deferred: onnx (~70 ms to import) loads only when a model is read
-
-    path = Path(path)
     try:
         st = path.stat()
     except FileNotFoundError as e:
@@ -46,6 +39,23 @@ def load_onnx_checked(path: str | Path, load_external: bool = False):
             f"{path} is {size} bytes, over the {MAX_ONNX_BYTES}-byte cap (not read)",
             "lstm-edge models are far smaller; check the file, or re-export the model",
         )
+
+
+def load_onnx_checked(path: str | Path, load_external: bool = False):
+    """Parse an .onnx, refusing empty, oversized, malformed files and unusable external data, before any of it is read.
+
+    load_external: read the external data (checked first, see check_external_data) into the proto, so the model is
+    self-contained for what runs it from memory (import's float64 reference, its rewritten graph); otherwise it stays
+    where it is, for ONNX Runtime to read from the model's folder.
+
+    Raises:
+        LstmEdgeError: no file (or a directory, or a symlink loop) at path, an empty or over-cap file, one onnx cannot
+            parse, no graph, or external data that check_external_data refuses.
+    """
+    import onnx  # deferred: onnx (~70 ms to import) loads only when a model is read
+
+    path = Path(path)
+    check_onnx_path(path)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf's DecodeError and friends

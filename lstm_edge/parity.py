@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from lstm_edge.atomic import sha256_file
 from lstm_edge.bundle import Bundle, entry_verdict
@@ -29,6 +28,7 @@ from lstm_edge.cases import (
 from lstm_edge.config import OUTPUT_NAMES as OUTPUTS
 from lstm_edge.environment import available_providers, environment
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.progress import progress_bar
 from lstm_edge.runtimes import RUNTIMES, Runner, RunnerOptions, open_runner
 from lstm_edge.tolerances import error_stats, tolerance
 from lstm_edge.verify_report import (
@@ -213,7 +213,7 @@ def verify(bundle_path: str | Path, cfg: VerifyConfig | None = None) -> VerifyRe
     with reference_runner(bundle) as reference:
         matrix = _Matrix.compute(reference, bundle, cfg, broken, avail)  # 1. reference cases, once for every target
         pairs = [(p, v) for p in providers for v in variants]
-        bar = tqdm(total=len(pairs) * matrix.runs, desc="verify", unit="run", disable=not cfg.progress)
+        bar = progress_bar(total=len(pairs) * matrix.runs, desc="verify", unit="run", enabled=cfg.progress)
         c_int8 = None  # the int8 C's own verdict, judged once (codegen.c_int8_verdict)
         for provider, variant in pairs:  # 2. per-target checks
             if provider == "c" and variant == "int8":

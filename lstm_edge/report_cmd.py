@@ -5,12 +5,10 @@ Exit 0 with the page written; exit 2 with one line naming the problem and the fi
 
 from __future__ import annotations
 
-import sys
-import traceback
-
 import click
 
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.bundle import bundle_root
+from lstm_edge.cli.common import handle_errors, json_option, quiet_option, write_json
 
 
 @click.command("report")
@@ -20,17 +18,14 @@ from lstm_edge.errors import LstmEdgeError
               "default: BUNDLE/verify.json where it exists.")  # fmt: skip
 @click.option("--bench", "bench_json", type=click.Path(), help="bench's JSON (`lstm-edge bench --json PATH`); "
               "default: BUNDLE/bench.json where it exists.")  # fmt: skip
-def report(bundle: str, out: str, verify_json: str | None, bench_json: str | None) -> None:
+@json_option
+@quiet_option
+@handle_errors
+def report(bundle: str, out: str, verify_json: str | None, bench_json: str | None, json_path: str | None) -> None:
     """One HTML page of what was proven about a bundle: model card, verdicts, parity, speed, how to embed."""
+    bundle_root(bundle)  # a wrong path is refused before matplotlib is imported
     from lstm_edge.report import write_report  # matplotlib and the page builders: not needed to refuse bad input
 
-    ctx = click.get_current_context()
-    debug = ctx.find_root().params.get("debug", False)
-    try:
-        path = write_report(bundle, out, verify_json=verify_json, bench_json=bench_json)
-    except (LstmEdgeError, OSError) as e:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+    path = write_report(bundle, out, verify_json=verify_json, bench_json=bench_json)
+    write_json(json_path, {"out": str(path)})
     click.echo(f"wrote {path}")

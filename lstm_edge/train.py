@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from lstm_edge.atomic import atomic_write_bytes, sha256_file
 from lstm_edge.c_int8_sim import CInt16x8
@@ -21,6 +20,7 @@ from lstm_edge.errors import LstmEdgeError
 from lstm_edge.int8_sim import OrtDynamicInt8
 from lstm_edge.model import LSTMModel, ModelConfig
 from lstm_edge.plots import png_bytes, pyplot
+from lstm_edge.progress import progress_bar
 
 
 @dataclass
@@ -159,7 +159,7 @@ def int8_aware(model: LSTMModel, data: TaskData, cfg: TrainConfig) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr / 20)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.int8_aware_epochs * batches))
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    bar = tqdm(range(cfg.int8_aware_epochs), desc="int8-aware", disable=not cfg.progress, unit="epoch")
+    bar = progress_bar(range(cfg.int8_aware_epochs), desc="int8-aware", enabled=cfg.progress, unit="epoch")
     for epoch in bar:
         _epoch(lambda xb: sim.forward(model, xb)[0], model, X_tr, y_tr, y_scale, opt, gen, cfg.batch_size, sched.step)
         fp32, int8 = scores()
@@ -306,7 +306,7 @@ def _fit_epochs(model: LSTMModel, config: ModelConfig, data: TaskData, cfg: Trai
     if cfg.init:  # going on from a trained model: more epochs must beat where it starts, or it is kept as it was
         _, val = metric(data.kind, _predict(model, X_va), y_va)
         best, best_state = (-val if classify else val), copy.deepcopy(model.state_dict())
-    bar = tqdm(range(cfg.epochs), desc="train", disable=not cfg.progress or not cfg.epochs, unit="epoch")
+    bar = progress_bar(range(cfg.epochs), desc="train", enabled=cfg.progress and bool(cfg.epochs), unit="epoch")
     gen = torch.Generator().manual_seed(cfg.seed)
     for epoch in bar:
         running = _epoch(lambda xb: model(xb)[0], model, X_tr, y_tr, y_scale, opt, gen, cfg.batch_size)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from lstm_edge.bench.baseline import baseline_samples, cold_ratios, faster_cold, roofline_point, speedups
 from lstm_edge.bench.report import plot, table_rows, to_markdown
 from lstm_edge.bench.targets import TORCH_PATHS, BenchConfig, Target, mkldnn_enabled, open_targets, thread_count
@@ -28,6 +26,7 @@ from lstm_edge.bundle import Bundle, entry_verdict
 from lstm_edge.environment import environment
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.parity import VerifyConfig, verify
+from lstm_edge.progress import progress_bar
 
 BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
 
@@ -111,14 +110,16 @@ def bench_setting(bundle: Bundle, cfg: BenchConfig, setting: str) -> list[dict]:
             raise LstmEdgeError(f"the baseline ({t.provider}) could not be opened: {t.reason}", "check the bundle")
     total = max(1, cfg.stream_steps // 50) + len(cfg.batches) * len(cfg.seqs)
     peak_before = measure_peak_gflops(threads)
-    with tqdm(total=total, desc=f"bench threads={setting}", disable=not cfg.progress) as bar:
+    with progress_bar(total=total, desc=f"bench threads={setting}", enabled=cfg.progress) as bar:
         time_streaming(live, bundle.config.input_size, cfg.stream_steps, bar)
         time_grid(live, bundle.config.input_size, cfg, bar)
     peak = max(peak_before, measure_peak_gflops(threads))  # the machine's best, before or after the phase
     ref, taken = baseline_samples(base)
     # One run for the baseline (PyTorch eager, the faster path per shape; its two paths inside it), then the rest.
     runs = []
-    for t in [base[0], *(t for t in targets if not t.baseline)]:
+    what = "cold start (a fresh process each)" if cfg.cold_start else "figures"
+    ordered = [base[0], *(t for t in targets if not t.baseline)]
+    for t in progress_bar(ordered, desc=f"bench {what} threads={setting}", unit="target", enabled=cfg.progress):
         entry = {"runtime": t.provider, "variant": t.variant, "threads": threads, "threads_setting": setting}
         if t.runner is None:
             runs.append(entry | {"status": "unsupported", "reason": t.reason})

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import click
 
 from lstm_edge.atomic import atomic_write_text
-from lstm_edge.cli.common import csv_option, handle_errors
+from lstm_edge.bundle import bundle_root
+from lstm_edge.cli.common import (
+    check_lists,
+    choices,
+    csv_option,
+    handle_errors,
+    json_option,
+    progress_on,
+    quiet_option,
+    write_json,
+)
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes import RUNTIMES
 
 
 @click.command()
 @click.argument("bundle", type=click.Path())
 @click.option(
     "--providers",
-    help="Comma-separated (default: every runtime installed). PyTorch eager always runs, with "
-    "torch.backends.mkldnn on and off; the faster per shape is the baseline.",
+    help=f"Comma-separated (default: every runtime installed) of {choices(RUNTIMES)}. PyTorch eager always "
+    "runs, with torch.backends.mkldnn on and off; the faster per shape is the baseline.",
 )
 @click.option("--variants", help="Comma-separated (default: every variant in the bundle).")
 @click.option("--threads", "threads_", default="1,all", show_default=True, help="Thread settings to measure.")
@@ -29,9 +39,10 @@ from lstm_edge.errors import LstmEdgeError
     "--auto", "auto", type=click.Choice(["streaming", "batch"]), help="Name the fastest parity-passing choice."
 )
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
-@click.option("--json", "json_path", type=click.Path())
-@click.option("--markdown", "md_path", type=click.Path())
-@click.option("--plot", "plot_path", type=click.Path())
+@json_option  # the full report
+@quiet_option
+@click.option("--markdown", "md_path", type=click.Path(), help="Write the tables as Markdown.")
+@click.option("--plot", "plot_path", type=click.Path(), help="Write the latency and throughput chart (PNG).")
 @handle_errors
 def bench(
     bundle,
@@ -52,12 +63,14 @@ def bench(
     Raises:
         LstmEdgeError: a --rate that is not a positive, finite number (handle_errors: one line, exit 2).
     """
-    # numpy and the runtimes, which bench imports, deferred: `lstm-edge --help` stays fast
+    if not (math.isfinite(rate) and rate > 0):
+        raise LstmEdgeError(f"--rate {rate}", "give a positive, finite step rate in Hz")
+    bundle_root(bundle)  # a wrong path or name is refused before torch is imported
+    check_lists(bundle, csv_option(providers), csv_option(variants))
+    # torch and the runtimes, which bench imports, deferred: bad input is refused at once
     from lstm_edge.bench import BenchConfig, auto_choose, plot, table_rows, to_markdown
     from lstm_edge.bench import bench as run_bench  # as above
 
-    if not (math.isfinite(rate) and rate > 0):
-        raise LstmEdgeError(f"--rate {rate}", "give a positive, finite step rate in Hz")
     cfg = BenchConfig(
         providers=csv_option(providers),
         variants=csv_option(variants),
@@ -65,14 +78,14 @@ def bench(
         rate_hz=rate,
         cold_start=not no_cold_start,
         verify_hash=not no_verify_hash,
+        progress=progress_on(),
     )
     if quick:
         cfg = cfg.quick()
     report = run_bench(bundle, cfg)
     if auto:
         report["auto"] = auto_choose(bundle, report, auto)
-    if json_path:
-        atomic_write_text(Path(json_path), json.dumps(report, indent=1) + "\n")
+    write_json(json_path, report, indent=1)
     if md_path:
         atomic_write_text(Path(md_path), to_markdown(report))
     if plot_path:

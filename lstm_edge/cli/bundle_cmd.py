@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from lstm_edge.cli.common import handle_errors
+from lstm_edge.bundle import bundle_root
+from lstm_edge.cli.common import handle_errors, json_option, progress_on, quiet_option, write_json
 
 
 @click.command("bundle")
@@ -18,8 +19,10 @@ from lstm_edge.cli.common import handle_errors
 )
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
 @click.option("--max-batch", default=64, show_default=True, help="triton: max_batch_size (streams batched together).")
+@json_option
+@quiet_option
 @handle_errors
-def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash, max_batch) -> None:
+def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash, max_batch, json_path) -> None:
     """A self-contained folder for a Python app, a Node.js program or a web page, checking itself against golden vectors."""
     # numpy and onnxruntime, which bundle and embed import, deferred: `lstm-edge --help` stays fast
     from lstm_edge.bundle import Bundle
@@ -35,8 +38,9 @@ def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash,
         verify_hash=not no_verify_hash,
         max_batch=max_batch,
     )
-    click.echo(f"wrote {path} ({target}, {variant}); see {path / 'README.md'}")
     verdict = Bundle.open(bundle_dir).verdict(variant)
+    write_json(json_path, {"out": str(path), "target": target, "variant": variant, "verdict": verdict})
+    click.echo(f"wrote {path} ({target}, {variant}); see {path / 'README.md'}")
     if verdict != "deployable":
         click.echo(f"note: quantize marked {variant} {verdict}; see quantization.md in {bundle_dir}")
 
@@ -48,17 +52,24 @@ def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash,
 @click.option("--prefix", help="C name prefix and file stem (default: the bundle's name).")
 @click.option("--force", is_flag=True, help="Replace an existing, non-empty --out folder.")
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@json_option
+@quiet_option
 @handle_errors
-def codegen(bundle_dir, out, precision, prefix, force, no_verify_hash) -> None:
+def codegen(bundle_dir, out, precision, prefix, force, no_verify_hash, json_path) -> None:
     """The model as dependency-free C99 (no malloc, no mutable globals) with a check program and a Makefile."""
+    bundle_root(bundle_dir)  # a wrong path is refused before torch is imported
     # torch deferred: `lstm-edge --help` stays fast
     from lstm_edge.codegen import CodegenConfig, generate
 
     r = generate(
         bundle_dir,
         out,
-        CodegenConfig(precision=precision, prefix=prefix, verify_hash=not no_verify_hash, force=force),
+        CodegenConfig(
+            precision=precision, prefix=prefix, verify_hash=not no_verify_hash, force=force, progress=progress_on()
+        ),
     )
+    doc = {"out": str(r.out), "files": r.files, "prefix": r.prefix, "precision": r.precision, "sha256": r.sha256}
+    write_json(json_path, doc | {"input_range": r.input_range, "int8_metric": r.int8_metric})
     click.echo(f"wrote {', '.join(r.files)} into {r.out} ({r.precision}, bundle sha256 {r.sha256[:12]}…)")
     if r.input_range:
         click.echo(f"int8 input scale from {r.input_range}")

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from lstm_edge.cli.common import handle_errors
+from lstm_edge.cli.common import handle_errors, json_option, quiet_option, write_json
 from lstm_edge.doctor import diagnose
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@quiet_option
 @handle_errors
-def doctor(as_json: bool) -> None:
+def doctor(json_path: str | None) -> None:
     """Versions, ORT providers and package clashes, CUDA/cuDNN libraries, CPU features — each problem with its fix."""
     report = diagnose()
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
+    write_json(json_path, report, indent=2)
     for key, value in report["versions"].items():
         click.echo(f"{key:>18}: {value or 'not installed'}")
     click.echo(f"{'ORT providers':>18}: {', '.join(report['ort_providers']) or '—'}")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
+from pathlib import Path
 
 import click
 
-from lstm_edge.cli.common import handle_errors
+from lstm_edge.bundle import bundle_root, variant_for_mode
+from lstm_edge.cli.common import handle_errors, json_option, progress_on, quiet_option, write_json
+from lstm_edge.limits import check_model_path
+from lstm_edge.onnx_io import check_onnx_path
 
 EXPORT_HELP = """Export a model file to a validated bundle: model.onnx, model.pt, golden.npz, manifest.json.
 
@@ -46,7 +49,8 @@ the file has the model's own forward, the bundle is checked against it.
 )
 @click.option("--code", type=click.Path(), help="A .py file defining the model's class, imported first (runs it!).")
 @click.option("--name", help="Bundle name: 1–64 of A-Z a-z 0-9 . _ - (default: the task or the file's stem).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@quiet_option
 @handle_errors
 def export(
     checkpoint: str,
@@ -57,9 +61,10 @@ def export(
     trust_pickle: bool,
     code: str | None,
     name: str | None,
-    as_json: bool,
+    json_path: str | None,
 ) -> None:
     """EXPORT_HELP is the help; prints what was recognized, the graph's nodes and the validation."""
+    check_model_path(Path(checkpoint))  # a wrong path is refused before torch is imported
     # torch and onnx deferred: `lstm-edge --help` stays fast
     from lstm_edge.export import ExportConfig, export_bundle
 
@@ -69,22 +74,19 @@ def export(
     r = export_bundle(checkpoint, out, cfg)
     worst = max(row["max_scaled_error"] for row in r.validation)
     cases = len({(row["batch"], row["seq"], row["state"], row.get("against", "")) for row in r.validation})
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "bundle": str(r.bundle),
-                    "seconds": r.seconds,
-                    "nodes": r.nodes,
-                    "max_scaled_error": worst,
-                    "recognized": r.recognized,
-                    "reference": r.reference,
-                    "streaming": r.streaming,
-                    "findings": [f.to_dict() for f in r.findings],
-                }
-            )
-        )
-        return
+    write_json(
+        json_path,
+        {
+            "bundle": str(r.bundle),
+            "seconds": r.seconds,
+            "nodes": r.nodes,
+            "max_scaled_error": worst,
+            "recognized": r.recognized,
+            "reference": r.reference,
+            "streaming": r.streaming,
+            "findings": [f.to_dict() for f in r.findings],
+        },
+    )
     if r.recognized:
         click.echo("recognized: " + r.recognized.replace("\n", "\n            "))
     nodes = ", ".join(f"{k}×{v}" for k, v in r.nodes.items())
@@ -102,20 +104,21 @@ def export(
 
 @click.command()
 @click.argument("model", type=click.Path())
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@quiet_option
 @handle_errors
-def lint(model: str, as_json: bool) -> None:
+def lint(model: str, json_path: str | None) -> None:
     """Find recurrent-model traps in an ONNX file (frozen axes, unfolded weights, layout=1, …). Exit 1 on errors."""
+    check_onnx_path(Path(model))  # a wrong path is refused before onnx and torch are imported
     # torch and onnx deferred: `lstm-edge --help` stays fast
     from lstm_edge.export.lint import lint as run_lint
     from lstm_edge.export.lint import load_onnx  # onnx, as above
 
     findings = run_lint(load_onnx(model))
-    if as_json:
-        click.echo(json.dumps([f.to_dict() for f in findings]))
-    elif not findings:
+    write_json(json_path, [f.to_dict() for f in findings])
+    if not findings:
         click.echo(f"{model}: no findings")
-    for f in [] if as_json else findings:
+    for f in findings:
         click.echo(f"{f.severity}: {f.code}: {f.message} — fix: {f.fix}")
     if any(f.severity == "error" for f in findings):
         sys.exit(1)
@@ -128,18 +131,18 @@ def lint(model: str, as_json: bool) -> None:
 @click.option("--weights", type=click.Path(), help=".npz of graph inputs that are weights (W, R, B, …) to freeze.")
 @click.option("--name", help="Bundle name (default: the file's stem).")
 @click.option("--force", is_flag=True, help="Overwrite an existing bundle.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@quiet_option
 @handle_errors
-def import_cmd(model, out, rebuild, weights, name, force, as_json) -> None:
+def import_cmd(model, out, rebuild, weights, name, force, json_path) -> None:
     """Wrap a recurrent ONNX model lstm-edge did not write into a bundle (reference: the model in float64)."""
+    check_onnx_path(Path(model))  # a wrong path is refused before onnx and torch are imported
     # torch and onnx deferred: `lstm-edge --help` stays fast
     from lstm_edge.export.importer import ImportConfig, import_onnx
 
     r = import_onnx(model, out, ImportConfig(force=force, rebuild=rebuild, weights=weights, name=name))
-    if as_json:
-        doc = {k: getattr(r, k) for k in ("rebuilt", "streaming", "notes", "max_scaled_error", "seconds")}
-        click.echo(json.dumps(doc | {"bundle": str(r.bundle), "findings": [f.to_dict() for f in r.findings]}))
-        return
+    doc = {k: getattr(r, k) for k in ("rebuilt", "streaming", "notes", "max_scaled_error", "seconds")}
+    write_json(json_path, doc | {"bundle": str(r.bundle), "findings": [f.to_dict() for f in r.findings]})
     how = "rebuilt clean" if r.rebuilt else "wrapped (reference: the model itself in float64, onnx.reference)"
     click.echo(f"imported {model} → {r.bundle} in {r.seconds:.2f}s, {how}")
     click.echo(f"ONNX Runtime CPU against the reference: max scaled error {r.max_scaled_error:.2e}")
@@ -173,7 +176,8 @@ def import_cmd(model, out, rebuild, weights, name, force, as_json) -> None:
 @click.option(
     "--strict", is_flag=True, help="Exit 1 when a variant is over its budget (default: a finding, kept, exit 0)."
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@quiet_option
 @handle_errors
 def quantize(
     bundle,
@@ -186,13 +190,16 @@ def quantize(
     data,
     quantize_state,
     strict,
-    as_json,
+    json_path,
 ) -> None:
     """Add int8 (dynamic, static QDQ) and fp16 variants with an accuracy report.
 
     A variant over its metric budget (fp16: its parity bound) is a finding: it is kept in the bundle, marked not
     deployable, and named on a `finding:` line. Exit 0 when every variant was made and measured (1 with --strict
     when one is over budget), 2 on bad input."""
+    bundle_root(bundle)  # a wrong path or --mode is refused before torch is imported
+    if mode != "all":
+        variant_for_mode(mode)
     # torch, onnx and onnxruntime.quantization deferred: `lstm-edge --help` stays fast
     from lstm_edge.export.quantize import QuantizeConfig, format_report, over_budget_finding, quantize_bundle
 
@@ -205,19 +212,15 @@ def quantize(
         max_metric_drop=max_metric_drop,
         data=data,
         quantize_state=quantize_state,
-        progress=not as_json,
+        progress=progress_on(),
     )
     result = quantize_bundle(bundle, cfg)
     for variant, why in result.skipped.items():
-        click.echo(f"skipped {variant}: {why}", err=as_json)
+        click.echo(f"skipped {variant}: {why}")
     finding = over_budget_finding(result)
-    if as_json:
-        click.echo(json.dumps(result.to_dict()))
-    else:
-        click.echo(format_report(result.reports))
-        click.echo(
-            f"wrote {', '.join(result.reports)} into {result.bundle} (report: quantization.md, quantization.png)"
-        )
+    write_json(json_path, result.to_dict())
+    click.echo(format_report(result.reports))
+    click.echo(f"wrote {', '.join(result.reports)} into {result.bundle} (report: quantization.md, quantization.png)")
     if finding:
-        click.echo(finding, err=as_json)
+        click.echo(finding)
     sys.exit(1 if strict and finding else 0)

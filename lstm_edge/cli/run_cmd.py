@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from lstm_edge.cli.common import check_provider_variant, handle_errors
+from lstm_edge.bundle import VARIANTS
+from lstm_edge.cli.common import check_provider_variant, choices, handle_errors, json_option, quiet_option, write_json
 from lstm_edge.errors import LstmEdgeError, ParityError
+from lstm_edge.runtimes import RUNTIMES
 
 
 @click.command()
 @click.argument("model", type=click.Path())
-@click.option("--provider", default="cpu", show_default=True, help="torch | cpu | cuda | openvino | tract | c")
-@click.option("--variant", default="fp32", show_default=True, help="fp32 | int8 | int8-static | fp16")
+@click.option("--provider", default="cpu", show_default=True, help=choices(RUNTIMES))
+@click.option("--variant", default="fp32", show_default=True, help=choices(VARIANTS))
 @click.option(
     "--input", "input_", help="x as .npy, .npz (x, h0, c0 — or, for a bare .onnx, every input by name), .csv, .json, -."
 )
@@ -23,8 +24,8 @@ from lstm_edge.errors import LstmEdgeError, ParityError
 )
 @click.option("--output", type=click.Path(), help="Write y (.npy) or y, hn, cn (.npz); a bare .onnx: every output.")
 @click.option("--stream", is_flag=True, help="Feed --chunk steps at a time carrying h and c, as a device would.")
-@click.option("--chunk", default=1, show_default=True)
-@click.option("--threads", type=int)
+@click.option("--chunk", default=1, show_default=True, help="--stream: steps per call (at least 1).")
+@click.option("--threads", type=int, help="Runtime threads (default: the runtime's own, all cores).")
 @click.option("--allow-fallback", is_flag=True, help="cuda: accept nodes placed on the CPU.")
 @click.option("--precision", "precision_hint", default="f32", show_default=True, help="openvino: f32 or bf16.")
 @click.option("--graph-optimization", default="all", show_default=True, help="ORT: disable | basic | extended | all.")
@@ -33,7 +34,8 @@ from lstm_edge.errors import LstmEdgeError, ParityError
 @click.option(
     "--strict-range", is_flag=True, help="Exit 1 when a variant clips x to its recorded input range (int8 C)."
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@quiet_option
 @handle_errors
 def run(
     model,
@@ -51,7 +53,7 @@ def run(
     allow_nonfinite,
     no_verify_hash,
     strict_range,
-    as_json,
+    json_path,
 ) -> None:
     """Run a bundle or a bare .onnx on one runtime; --stream feeds it chunk by chunk.\f
 
@@ -80,7 +82,7 @@ def run(
         raise LstmEdgeError("no input given", "pass --input FILE (or, for a bare .onnx, --input-name NAME=FILE)")
     with open_runner(model, provider, options=opts) as runner:
         if runner.source.signature is not None and not stream:  # a bare .onnx: every input and output by name
-            run_bare_onnx(runner, model, input_, input_names, output, as_json)
+            run_bare_onnx(runner, model, input_, input_names, output, json_path)
             return
         if input_ is None:
             raise LstmEdgeError("--input-name feeds a bare .onnx", "pass --input FILE for a bundle")
@@ -93,7 +95,7 @@ def run(
         info = runner.describe()
         if runner.clipped:  # before any result: a warning, or with --strict-range exit 1
             report_clipped(runner.input_range.problem(runner.clipped, x.size, variant), strict_range)
-    print_run(info, x, y, h, c, output=output, as_json=as_json, chunk=chunk if stream else None)
+    print_run(info, x, y, h, c, output=output, json_path=json_path, chunk=chunk if stream else None)
 
 
 def report_clipped(problem: str, strict: bool) -> None:
@@ -109,8 +111,11 @@ def report_clipped(problem: str, strict: bool) -> None:
     click.echo(f"warning: {problem} — {CLIPPED_FIX}; --strict-range makes this an error", err=True)
 
 
-def run_bare_onnx(runner, model: str, input_: str | None, input_names: tuple[str, ...], output, as_json: bool) -> None:
-    """A bare .onnx: every input read by its name, every output printed or written (.npz) by its name."""
+def run_bare_onnx(
+    runner, model: str, input_: str | None, input_names: tuple[str, ...], output, json_path: str | None
+) -> None:
+    """A bare .onnx: every input read by its name, every output printed or written (.npz) by its name; the
+    outputs (or where they went) as JSON to `json_path` when given."""
     # numpy, which inputs imports, deferred: `lstm-edge --help` stays fast
     import numpy as np
 
@@ -120,10 +125,8 @@ def run_bare_onnx(runner, model: str, input_: str | None, input_names: tuple[str
     info = runner.describe()
     if output:
         write_outputs(output, outs)
-    if as_json:
-        doc = {"runtime": info} | ({"output": output} if output else {k: v.tolist() for k, v in outs.items()})
-        click.echo(json.dumps(doc))
-        return
+    doc = {"runtime": info} | ({"output": output} if output else {k: v.tolist() for k, v in outs.items()})
+    write_json(json_path, doc)
     click.echo(f"{info['runtime']} {info['version']} · {info['device']} · {Path(model).name}")
     for name, a in outs.items():
         click.echo(
@@ -175,8 +178,9 @@ def run_seed_form(runner, input_: str, stream: bool, chunk: int):
     return x, y, h, c
 
 
-def print_run(info: dict, x, y, h, c, *, output: str | None, as_json: bool, chunk: int | None) -> None:
-    """Write y, hn, cn to `output` when given, then print y (or where it went) as JSON or for people.
+def print_run(info: dict, x, y, h, c, *, output: str | None, json_path: str | None, chunk: int | None) -> None:
+    """Write y, hn, cn to `output` when given, y (or where it went) as JSON to `json_path` when given, then print
+    it for people.
 
     `chunk` is the streaming chunk, None for a whole-sequence run."""
     # numpy, which inputs imports, deferred: `lstm-edge --help` stays fast
@@ -186,10 +190,8 @@ def print_run(info: dict, x, y, h, c, *, output: str | None, as_json: bool, chun
 
     if output:
         write_output(output, y, h, c)
-    if as_json:
-        doc = {"runtime": info, "y": y.tolist()} if not output else {"runtime": info, "output": output}
-        click.echo(json.dumps(doc))
-        return
+    doc = {"runtime": info, "y": y.tolist()} if not output else {"runtime": info, "output": output}
+    write_json(json_path, doc)
     click.echo(
         f"{info['runtime']} {info['version']} · {info['variant']} · {info['device']} · x {tuple(x.shape)}"
         + (f" · streamed in chunks of {chunk}" if chunk is not None else "")

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from lstm_edge.cli.common import check_provider_variant, csv_option, handle_errors
+from lstm_edge.bundle import VARIANTS
+from lstm_edge.cli.common import (
+    check_provider_variant,
+    choices,
+    csv_option,
+    handle_errors,
+    json_option,
+    progress_on,
+    quiet_option,
+    write_json,
+)
+from lstm_edge.runtimes import RUNTIMES
 
 
 @click.command()
@@ -23,8 +32,8 @@ from lstm_edge.cli.common import check_provider_variant, csv_option, handle_erro
     type=click.Path(),
     help="PRED.parquet: id + the requested outputs (ray: a folder of Parquet files).",
 )
-@click.option("--provider", default="cpu", show_default=True, help="torch | cpu | cuda | openvino | tract | c")
-@click.option("--variant", default="fp32", show_default=True, help="fp32 | int8 | int8-static | fp16")
+@click.option("--provider", default="cpu", show_default=True, help=choices(RUNTIMES))
+@click.option("--variant", default="fp32", show_default=True, help=choices(VARIANTS))
 @click.option("--batch-size", default=256, show_default=True, help="Sequences per runner call.")
 @click.option("--engine", default="local", show_default=True, help="local (this process) | ray (Ray Data actor pool).")
 @click.option("--ray-address", help="ray: join this cluster (default: start a local Ray instance).")
@@ -35,7 +44,8 @@ from lstm_edge.cli.common import check_provider_variant, csv_option, handle_erro
 @click.option(
     "--strict-range", is_flag=True, help="Exit 1, writing nothing, when a variant clips x to its recorded range."
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@quiet_option
 @handle_errors
 def score(
     bundle_dir,
@@ -51,7 +61,7 @@ def score(
     threads,
     no_verify_hash,
     strict_range,
-    as_json,
+    json_path,
 ) -> None:
     """Bulk inference: every sequence in DATA through the bundle into Parquet, locally or on Ray Data."""
     # numpy and the runtimes, which score imports, deferred: `lstm-edge --help` stays fast
@@ -69,7 +79,7 @@ def score(
         outputs=csv_option(outputs) or (),
         threads=threads,
         verify_hash=not no_verify_hash,
-        progress=not as_json,
+        progress=progress_on(),
         strict_range=strict_range,
     )
     r = run_score(bundle_dir, input_, output, cfg)
@@ -77,7 +87,5 @@ def score(
         from lstm_edge.runtimes.checks import CLIPPED_FIX  # deferred: numpy, as score above
 
         click.echo(f"warning: {r.clip_problem} — {CLIPPED_FIX}; --strict-range makes this an error", err=True)
-    if as_json:
-        click.echo(json.dumps({"output": str(r.output), "rows": r.rows, "seconds": r.seconds, "engine": r.engine}))
-        return
+    write_json(json_path, {"output": str(r.output), "rows": r.rows, "seconds": r.seconds, "engine": r.engine})
     click.echo(f"scored {r.rows} sequences in {r.seconds:.2f}s ({r.rows_per_s:.0f}/s, {r.engine}); wrote {r.output}")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from lstm_edge.cli.common import handle_errors
+from lstm_edge.cli.common import handle_errors, json_option, progress_on, quiet_option, write_json
 from lstm_edge.errors import LstmEdgeError
 
 # the checkpoint fixes these; a value given beside --from would be silently ignored
@@ -18,12 +17,12 @@ FIXED_BY_CHECKPOINT = ("task", "seq_len", "samples", "seed", "hidden_size", "num
 @click.option("--task", default="adding", show_default=True, help="Built-in task: adding | digits.")
 @click.option("--data", type=click.Path(), help="User data: .npz (X [N,T,F], y) or long-format .csv (see README).")
 @click.option("--seq-len", default=100, show_default=True, help="Sequence length (adding task).")
-@click.option("--hidden-size", default=64, show_default=True)
-@click.option("--num-layers", default=2, show_default=True)
-@click.option("--dropout", default=0.0, show_default=True)
+@click.option("--hidden-size", default=64, show_default=True, help="LSTM hidden units per layer.")
+@click.option("--num-layers", default=2, show_default=True, help="Stacked LSTM layers.")
+@click.option("--dropout", default=0.0, show_default=True, help="Dropout between LSTM layers (0 ≤ p < 1).")
 @click.option("--epochs", default=15, show_default=True, help="Upper bound; early stopping may end sooner.")
-@click.option("--batch-size", default=64, show_default=True)
-@click.option("--lr", default=2e-3, show_default=True)
+@click.option("--batch-size", default=64, show_default=True, help="Sequences per optimizer step.")
+@click.option("--lr", default=2e-3, show_default=True, help="Adam learning rate.")
 @click.option("--samples", default=12000, show_default=True, help="Generated sequences (adding task).")
 @click.option("--patience", default=4, show_default=True, help="Epochs without improvement before stopping.")
 @click.option(
@@ -40,7 +39,7 @@ FIXED_BY_CHECKPOINT = ("task", "seq_len", "samples", "seed", "hidden_size", "num
     help="Whose int8 --int8-aware-epochs fine-tunes for: ort (ONNX Runtime's dynamic int8) or c (`lstm-edge codegen "
     "--precision int8`: int8 weights, int16 activations).",
 )
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed for the data, the split and the weights.")
 @click.option(
     "--from",
     "init",
@@ -49,18 +48,17 @@ FIXED_BY_CHECKPOINT = ("task", "seq_len", "samples", "seed", "hidden_size", "num
     "--int8-aware-epochs N only fine-tunes it for int8.",
 )
 @click.option("--out", required=True, type=click.Path(), help="Checkpoint path (.pt).")
-@click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
+@json_option  # the metrics
+@quiet_option
 @handle_errors
-def train(out: str, as_json: bool, **kw) -> None:
+def train(out: str, json_path: str | None, **kw) -> None:
     """Train on a task or your data; writes PATH.pt and PATH.curve.png."""
+    check_train_options(kw)  # before torch is imported: bad options are refused at once
     # torch deferred: `lstm-edge --help` stays fast
     from lstm_edge.train import TrainConfig, train_to_file
 
-    check_train_options(kw)
-    result = train_to_file(TrainConfig(**kw, progress=not as_json), out)
-    if as_json:
-        click.echo(json.dumps(result.metrics))
-        return
+    result = train_to_file(TrainConfig(**kw, progress=progress_on()), out)
+    write_json(json_path, result.metrics)
     m = result.metrics
     name = m["metric"]
     line = f"trained in {result.seconds:.1f}s, {m['epochs']} epochs: val {name} {m[f'val_{name}']:.5f}, test {name} {m[f'test_{name}']:.5f}"

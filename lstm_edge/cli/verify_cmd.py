@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
 from lstm_edge.atomic import atomic_write_text
-from lstm_edge.cli.common import csv_option, handle_errors
+from lstm_edge.bundle import VARIANTS, bundle_root
+from lstm_edge.cli.common import (
+    check_lists,
+    choices,
+    csv_option,
+    handle_errors,
+    json_option,
+    progress_on,
+    quiet_option,
+    write_json,
+)
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.extras import require
+from lstm_edge.runtimes import RUNTIMES
 
 
 @click.command()
 @click.argument("bundle", type=click.Path())
-@click.option("--providers", help="Comma-separated (default: every runtime installed): torch,cpu,cuda,openvino,tract")
-@click.option("--variants", help="Comma-separated (default: every variant in the bundle): fp32,int8,int8-static,fp16")
+@click.option("--providers", help=f"Comma-separated (default: every runtime installed) of {choices(RUNTIMES)}.")
+@click.option("--variants", help=f"Comma-separated (default: every variant in the bundle) of {choices(VARIANTS)}.")
 @click.option(
     "--quick", is_flag=True, help="A smaller matrix (B 1,4; T 1,7,100; drift over 200 steps) for a fast check."
 )
@@ -27,7 +37,8 @@ from lstm_edge.extras import require
     help="The demo's matrix (B 1,4; T 7,100; one step or the whole sequence per call; drift over 200 steps).",
 )
 @click.option("--strict", is_flag=True, help="Fail on variants that quantize marked not deployable, too.")
-@click.option("--json", "json_path", type=click.Path(), help="Write the full report (schemas/verify.schema.json).")
+@json_option  # the full report (schemas/verify.schema.json)
+@quiet_option
 @click.option("--markdown", "md_path", type=click.Path(), help="Write the summary table as Markdown.")
 @click.option("--plots", "plots_dir", type=click.Path(), help="Write error-against-timestep PNGs into this folder.")
 @click.option("--no-verify-hash", is_flag=True, help="Skip the sha256 integrity check.")
@@ -37,6 +48,8 @@ def verify(bundle, providers, variants, quick, demo, strict, json_path, md_path,
 
     \f
     Raises LstmEdgeError (exit 2) for --quick with --demo, or a bundle verify cannot open."""
+    bundle_root(bundle)  # a wrong path or name is refused before torch is imported
+    check_lists(bundle, csv_option(providers), csv_option(variants))
     if plots_dir:
         require("plots")  # before the matrix runs, not after
     # numpy and the runtimes, which parity imports, deferred: `lstm-edge --help` stays fast
@@ -44,7 +57,11 @@ def verify(bundle, providers, variants, quick, demo, strict, json_path, md_path,
     from lstm_edge.parity import verify as run_verify  # as above
 
     cfg = VerifyConfig(
-        providers=csv_option(providers), variants=csv_option(variants), strict=strict, verify_hash=not no_verify_hash
+        providers=csv_option(providers),
+        variants=csv_option(variants),
+        strict=strict,
+        verify_hash=not no_verify_hash,
+        progress=progress_on(),
     )
     if quick and demo:
         raise LstmEdgeError("--quick and --demo are two matrices; pass one", "drop --quick or --demo")
@@ -54,8 +71,7 @@ def verify(bundle, providers, variants, quick, demo, strict, json_path, md_path,
         cfg = cfg.demo()
     report = run_verify(bundle, cfg)
     note_reference(bundle)
-    if json_path:
-        atomic_write_text(Path(json_path), json.dumps(report) + "\n")
+    write_json(json_path, report)
     if md_path:
         atomic_write_text(Path(md_path), to_markdown(report))
     if plots_dir:

@@ -28,6 +28,7 @@ from lstm_edge.codegen.scaffold import Precision, header
 from lstm_edge.codegen.weights import ModelWeights, read_weights
 from lstm_edge.data import TaskSpec, held_out, metric
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.progress import stage as progress_line
 from lstm_edge.tolerances import metric_drop
 
 # The one table of precisions: what each writes (its NAME.c, state, check defaults); the scaffold writes the rest.
@@ -43,6 +44,7 @@ class CodegenConfig:
     prefix: str | None = None  # C identifier prefix and file stem (default: the bundle's name)
     verify_hash: bool = True
     force: bool = False  # replace an existing, non-empty --out folder
+    progress: bool = True  # int8: one line on stderr per stage (lstm_edge.progress; TQDM_DISABLE turns it off)
 
 
 @dataclass
@@ -255,12 +257,15 @@ def generate(bundle_path: str | Path, out: str | Path, cfg: CodegenConfig | None
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.force:
         raise LstmEdgeError(f"{out} already exists and is not empty", "choose another --out or pass --force")
+    int8 = cfg.precision == "int8"  # int8 simulates the C bit-exactly (tens of seconds): say what it is doing
+    progress_line("int8: simulating the C on the bundle's golden cases", int8 and cfg.progress)
     prep = prepare(bundle_path, cfg)
     files = render(prep, cfg.precision)
     with staged_dir(out) as stage:
         for name, text in files.items():
             (stage / name).write_text(text)
-    judged = int8_task_metric(prep) if cfg.precision == "int8" else None
+    progress_line(f"int8: judging the C's task metric on {INT8_EVAL_SAMPLES} held-out sequences", int8 and cfg.progress)
+    judged = int8_task_metric(prep) if int8 else None
     return CodegenResult(out, prep["prefix"], cfg.precision, prep["sha256"], sorted(files), prep["range_note"], judged)
 
 

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from lstm_edge import limits
 from lstm_edge.errors import LstmEdgeError, first_line
+from lstm_edge.limits import check_model_path
 
 CHECKPOINT_FORMAT = "lstm-edge/checkpoint"  # lstm_edge.checkpoint.FORMAT (not imported: the reader stays torch-only)
 # Prefixes wrappers add to every key: DataParallel/DistributedDataParallel (`module.`), Lightning (`model.`).
@@ -71,13 +72,8 @@ def read_model(path: str | Path, trust_pickle: bool = False, code: str | Path | 
     code: a Python file defining the user's classes, imported first (as its own module name, and consulted for
     classes pickled from `__main__`, where a class defined in a training script lives)."""
     path = Path(path)
-    if not path.exists():
-        raise LstmEdgeError(f"model file not found: {path}", "check the path")
-    if not path.is_file():
-        raise LstmEdgeError(f"{path} is a directory, not a model file", "pass the .pt/.pt2/.safetensors file inside it")
+    check_model_path(path)
     size = path.stat().st_size
-    if size == 0:
-        raise LstmEdgeError(f"{path} is empty", "save the model again")
     if code is not None and not trust_pickle:
         raise LstmEdgeError("--code imports and runs a Python file", "pass --trust-pickle with it if you trust it")
     head = path.open("rb").read(64)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from lstm_edge.atomic import staged_file
 from lstm_edge.errors import LstmEdgeError, ParityError
+from lstm_edge.progress import progress_bar
 from lstm_edge.runtimes import RunnerOptions, open_runner
 from lstm_edge.runtimes.checks import CLIPPED_FIX
 from lstm_edge.score.batches import score_batch
@@ -28,7 +27,7 @@ def score_local(bundle: str | Path, spec: InputSpec, out: Path, cfg: ScoreConfig
     with (
         open_runner(bundle, cfg.provider, options=opts) as runner,
         staged_file(out) as tmp,
-        tqdm(total=spec.rows, unit="seq", desc="score", disable=not cfg.progress) as bar,
+        progress_bar(total=spec.rows, unit="seq", desc="score", enabled=cfg.progress) as bar,
     ):
         rows = write_batches(runner, spec, tmp, cfg, bar)
         info = runner.describe()
