@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from lstm_edge.bundle import Bundle
 from lstm_edge.environment import available_providers, cores
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.runtimes import RUNTIMES, Runner, open_runner
 
 # `--quick`: a smaller grid and fewer steps (a fast look, not figures to quote).
@@ -57,6 +57,7 @@ class BenchConfig:
     cold_start: bool = True
     progress: bool = True
     verify_hash: bool = True
+    self_check: bool = True  # each runner reproduces the golden cases before it is timed (runtimes.self_check)
 
     def quick(self) -> BenchConfig:
         """This config with the QUICK grid (B 1,8; T 1,100; 500 streaming steps; ≤ 5 reps of ≥ 0.05 s)."""
@@ -148,7 +149,10 @@ def open_targets(bundle: Bundle, cfg: BenchConfig, threads: int) -> list[Target]
                 threads=threads,
                 verify_hash=cfg.verify_hash,
                 spin=threads == 1,
+                self_check=cfg.self_check,
             )
+        except ParityError:  # a runner that misses its golden cases here: bench refuses, as run does
+            raise
         except LstmEdgeError as e:
             t.reason = str(e)
     return targets

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from lstm_edge.atomic import atomic_write_text
-from lstm_edge.cli.common import csv_option, handle_errors
+from lstm_edge.cli.common import csv_option, handle_errors, no_self_check_option, say_unchecked
 from lstm_edge.errors import LstmEdgeError
 
 
@@ -29,6 +29,7 @@ from lstm_edge.errors import LstmEdgeError
     "--auto", "auto", type=click.Choice(["streaming", "batch"]), help="Name the fastest parity-passing choice."
 )
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@no_self_check_option
 @click.option("--json", "json_path", type=click.Path())
 @click.option("--markdown", "md_path", type=click.Path())
 @click.option("--plot", "plot_path", type=click.Path())
@@ -43,6 +44,7 @@ def bench(
     no_cold_start,
     auto,
     no_verify_hash,
+    no_self_check,
     json_path,
     md_path,
     plot_path,
@@ -65,10 +67,12 @@ def bench(
         rate_hz=rate,
         cold_start=not no_cold_start,
         verify_hash=not no_verify_hash,
+        self_check=not no_self_check,
     )
     if quick:
         cfg = cfg.quick()
     report = run_bench(bundle, cfg)
+    say_unchecked(report["self_check"])
     if auto:
         report["auto"] = auto_choose(bundle, report, auto)
     if json_path:

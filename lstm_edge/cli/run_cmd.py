@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lstm_edge.cli.common import check_provider_variant, handle_errors
+from lstm_edge.cli.common import check_provider_variant, handle_errors, no_self_check_option, say_unchecked
 from lstm_edge.errors import LstmEdgeError
 
 
@@ -30,6 +30,7 @@ from lstm_edge.errors import LstmEdgeError
 @click.option("--graph-optimization", default="all", show_default=True, help="ORT: disable | basic | extended | all.")
 @click.option("--allow-nonfinite", is_flag=True, help="Pass NaN/Inf inputs through instead of rejecting them.")
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@no_self_check_option
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def run(
@@ -47,6 +48,7 @@ def run(
     graph_optimization,
     allow_nonfinite,
     no_verify_hash,
+    no_self_check,
     as_json,
 ) -> None:
     """Run a bundle or a bare .onnx on one runtime; --stream feeds it chunk by chunk.\f
@@ -71,6 +73,7 @@ def run(
         precision_hint=precision_hint,
         graph_optimization=graph_optimization,
         allow_nonfinite=allow_nonfinite,
+        self_check=not no_self_check,
     )
     if input_ is None and not input_names:
         raise LstmEdgeError("no input given", "pass --input FILE (or, for a bare .onnx, --input-name NAME=FILE)")
@@ -99,6 +102,7 @@ def run_bare_onnx(runner, model: str, input_: str | None, input_names: tuple[str
 
     outs = runner.run_feeds(read_feeds(input_, input_names, runner.source.signature))
     info = runner.describe()
+    say_unchecked(info["self_check"])
     if output:
         write_outputs(output, outs)
     if as_json:
@@ -165,6 +169,7 @@ def print_run(info: dict, x, y, h, c, *, output: str | None, as_json: bool, chun
 
     from lstm_edge.inputs import write_output  # numpy, as above
 
+    say_unchecked(info.get("self_check"))
     if output:
         write_output(output, y, h, c)
     if as_json:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from lstm_edge.cli.common import check_provider_variant, csv_option, handle_errors
+from lstm_edge.cli.common import check_provider_variant, csv_option, handle_errors, no_self_check_option, say_unchecked
 
 
 @click.command()
@@ -32,6 +32,7 @@ from lstm_edge.cli.common import check_provider_variant, csv_option, handle_erro
 @click.option("--outputs", default="y", show_default=True, help="Comma-separated: y,hn,cn.")
 @click.option("--threads", type=int, help="Runner threads (default: local all cores, 1 per Ray actor).")
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@no_self_check_option
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def score(
@@ -47,6 +48,7 @@ def score(
     outputs,
     threads,
     no_verify_hash,
+    no_self_check,
     as_json,
 ) -> None:
     """Bulk inference: every sequence in DATA through the bundle into Parquet, locally or on Ray Data."""
@@ -65,10 +67,14 @@ def score(
         outputs=csv_option(outputs) or (),
         threads=threads,
         verify_hash=not no_verify_hash,
+        self_check=not no_self_check,
         progress=not as_json,
     )
     r = run_score(bundle_dir, input_, output, cfg)
+    checked = r.runner.get("self_check")
+    say_unchecked(checked)
     if as_json:
-        click.echo(json.dumps({"output": str(r.output), "rows": r.rows, "seconds": r.seconds, "engine": r.engine}))
+        doc = {"output": str(r.output), "rows": r.rows, "seconds": r.seconds, "engine": r.engine}
+        click.echo(json.dumps(doc | {"self_check": checked}))
         return
     click.echo(f"scored {r.rows} sequences in {r.seconds:.2f}s ({r.rows_per_s:.0f}/s, {r.engine}); wrote {r.output}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lstm_edge.atomic import staged_dir
 from lstm_edge.bundle import MANIFEST, Bundle
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.formats import SCORE_FORMAT, SCORE_INFO
 from lstm_edge.runtimes import RunnerOptions, open_runner
 from lstm_edge.score.batches import score_batch
@@ -77,7 +77,7 @@ class ScoreActor:
     def __init__(self, payload: BundlePayload, spec: InputSpec, cfg: ScoreConfig) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="lstm-edge-score-")
         root = payload.materialize(Path(self._dir.name))
-        opts = RunnerOptions(variant=cfg.variant, threads=cfg.threads or 1)
+        opts = RunnerOptions(variant=cfg.variant, threads=cfg.threads or 1, self_check=cfg.self_check)
         self.runner = open_runner(root, cfg.provider, options=opts)
         self.spec, self.cfg = spec, cfg
 
@@ -162,7 +162,9 @@ def score_ray(bundle, spec: InputSpec, out: Path, cfg: ScoreConfig) -> ScoreResu
                 cause = user_error(e)
                 if cause is None:
                     raise
-                raise LstmEdgeError(cause.problem, cause.fix) from None
+                raise (ParityError if isinstance(cause, ParityError) else LstmEdgeError)(
+                    cause.problem, cause.fix
+                ) from None
         seconds = time.perf_counter() - t0
         import pyarrow.dataset as pads  # deferred: pyarrow is heavy
 
@@ -171,6 +173,6 @@ def score_ray(bundle, spec: InputSpec, out: Path, cfg: ScoreConfig) -> ScoreResu
         ctx.enable_progress_bars, ctx.execution_options.preserve_order = saved
         if started:
             ray.shutdown()
-    return ScoreResult(
-        out, rows, seconds, "ray", {"workers": workers, "variant": cfg.variant, "provider": cfg.provider}
-    )
+    checked = "passed" if cfg.self_check else "skipped"  # each actor passed (or found its pass cached), or it failed
+    info = {"workers": workers, "variant": cfg.variant, "provider": cfg.provider, "self_check": checked}
+    return ScoreResult(out, rows, seconds, "ray", info)
