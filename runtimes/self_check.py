@@ -164,6 +164,17 @@ def _entry(runner) -> dict:
     return artifacts.get(runner.options.variant) or runner.source.bundle.entry(runner.source.variant)
 
 
+def refusal(runtime: str, variant: str, name: str, worst: dict) -> str:
+    """The words of a failed self-check, shared by every runtime and target (templates/parity.mjs writes the same):
+    the runtime ("onnxruntime 1.32.0 (cpu)"), the variant, the bundle's name, and the worst row of `measure`
+    (case, mode, output, error, bound)."""
+    return (
+        f"self-check failed: {runtime} computes the {variant} variant of {name} wrongly here: golden case "
+        f"{worst['case']} ({worst['mode']}) {worst['output']} max scaled error {worst['error']:.2e} > bound "
+        f"{worst['bound']:.2e}"
+    )
+
+
 def self_check(runner, provider: str) -> str:
     """Check `runner` (just opened on `provider`) against its golden cases, or find its pass in the cache.
 
@@ -190,11 +201,9 @@ def self_check(runner, provider: str) -> str:
     worst = max(rows, key=lambda r: r["error"] / r["bound"] if r["error"] == r["error"] else float("inf"))
     if not worst["error"] <= worst["bound"]:  # NaN fails too
         info = key["runtime"]
+        runtime = f"{info.get('runtime')} {info.get('version')} ({info.get('device')})"
         raise ParityError(
-            f"self-check failed: {info.get('runtime')} {info.get('version')} ({info.get('device')}) computes the "
-            f"{runner.options.variant} variant of {runner.source.bundle.name} wrongly here: golden case "
-            f"{worst['case']} ({worst['mode']}) {worst['output']} max scaled error {worst['error']:.2e} > bound "
-            f"{worst['bound']:.2e}",
+            refusal(runtime, runner.options.variant, runner.source.bundle.name, worst),
             f"do not use its answers; try another --provider or --variant, or skip the check with {OFF}",
         )
     record = {"key": key, "worst": worst, "cases": len(cases), "rows": len(rows)}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -19,7 +21,18 @@ from onnx import numpy_helper
 import lstm_edge
 from lstm_edge.cli import main
 from lstm_edge.errors import ParityError
-from lstm_edge.runtimes.self_check import CACHED, PASSED, SKIPPED, UNAVAILABLE, cache_key, entry_path
+from lstm_edge.runtimes.self_check import (
+    CACHED,
+    PASSED,
+    SKIPPED,
+    UNAVAILABLE,
+    cache_key,
+    entry_path,
+    golden_cases,
+    measure,
+    refusal,
+)
+from lstm_edge.targets.common import TEMPLATES
 
 REFUSAL = ("self-check failed", "onnxruntime", "fp32 variant", "max scaled error", "> bound", "--no-self-check")
 
@@ -166,3 +179,36 @@ def test_a_cached_pass_is_never_read_for_a_changed_model_under_no_verify_hash(bu
 def test_bare_onnx_has_nothing_to_check(shipped_bundle, cache):
     r = lstm_edge.load(shipped_bundle / "model.onnx")
     assert r.describe()["self_check"] == UNAVAILABLE
+
+
+def test_python_target_refuses_in_the_same_words(tampered, x_file, tmp_path):
+    """The Python app folder's example.py opens the model through lstm_edge.load: same check, same line, exit 1."""
+    out = tmp_path / "app"
+    r = CliRunner().invoke(main, ["bundle", str(tampered), "--target", "python", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    ex = subprocess.run([sys.executable, "example.py"], cwd=out, capture_output=True, text=True)
+    assert ex.returncode == 1 and "PASS" not in ex.stdout, ex.stdout + ex.stderr
+    line = ex.stderr.strip().splitlines()[-1]
+    run = CliRunner().invoke(main, ["run", str(tampered), "--input", str(x_file)])
+    assert line == run.stderr.strip().splitlines()[-1]  # the same words as `lstm-edge run`
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
+def test_node_and_web_targets_refuse_in_the_same_words(tampered):
+    """templates/parity.mjs (npm test and the web page) words a failed check as runtimes.self_check does, from the
+    same measured rows of the tampered bundle."""
+    with lstm_edge.load(tampered, self_check=False) as r:
+        rows = measure(r, "cpu", golden_cases(r.source))
+    grouped: dict = {}
+    for row in rows:
+        g = grouped.setdefault((row["case"], row["mode"]), {"errors": {}, "tolerance": {}})
+        g["errors"][row["output"]], g["tolerance"][row["output"]] = row["error"], row["bound"]
+    result = {"rows": [{"case": c, "mode": m, **g} for (c, m), g in grouped.items()]}
+    worst = max(rows, key=lambda w: w["error"] / w["bound"])
+    script = (
+        f"import {{ refusal }} from {json.dumps((TEMPLATES / 'parity.mjs').as_uri())};"
+        f"console.log(refusal({json.dumps(result)}, 'onnxruntime-node 1.20.0 (cpu)', 'fp32', 'adding'));"
+    )
+    out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == refusal("onnxruntime-node 1.20.0 (cpu)", "fp32", "adding", worst)
