@@ -133,7 +133,7 @@ def measure(runner, provider: str, cases: list[GoldenCase]) -> list[dict]:
     """Each golden case run whole, and STREAMING_CASE streamed one step per call where the model streams: one row per
     case × mode × output with its max scaled error and bound. Raises LstmEdgeError where the runtime fails a case."""
     source = runner.source
-    config, entry = source.config, _entry(runner)
+    config, entry = source.config, bound_entry(runner)
     streams = source.bundle.stateful and source.has_state and (config is None or config.streamable)
     states = [n for n in source.input_names if n in ("h0", "c0")]
     rows = []
@@ -157,11 +157,11 @@ def measure(runner, provider: str, cases: list[GoldenCase]) -> list[dict]:
     return rows
 
 
-def _entry(runner) -> dict:
+def bound_entry(runner) -> dict | None:
     """The manifest entry whose tolerance applies: the variant asked for (the c runner opens fp32's graph for its
-    int8 C, judged by the bundle's int8 bound, as verify judges it)."""
-    artifacts = runner.source.bundle.manifest.get("artifacts", {})
-    return artifacts.get(runner.options.variant) or runner.source.bundle.entry(runner.source.variant)
+    int8 C, judged by the bundle's int8 bound, as verify judges it); None where the bundle records none (the int8 C
+    of a bundle never quantized)."""
+    return runner.source.bundle.manifest.get("artifacts", {}).get(runner.options.variant)
 
 
 def refusal(runtime: str, variant: str, name: str, worst: dict) -> str:
@@ -180,7 +180,7 @@ def self_check(runner, provider: str) -> str:
 
     Returns:
         CACHED (a pass recorded under the same key), PASSED (checked now; the pass is recorded), or UNAVAILABLE
-        (nothing to check against: a bare .onnx or no golden cases).
+        (nothing to check against: a bare .onnx, no golden cases, or no recorded bound for the variant).
 
     Raises:
         ParityError: an output outside its bound (non-finite included): one line naming the runtime and version,
@@ -188,7 +188,7 @@ def self_check(runner, provider: str) -> str:
         LstmEdgeError: golden files that cannot be read, or a runtime that fails on a golden case.
     """
     cases = golden_cases(runner.source)
-    if not cases:
+    if not cases or bound_entry(runner) is None:
         return UNAVAILABLE
     key = cache_key(runner, provider)
     path = entry_path(key)

@@ -212,3 +212,10 @@ def test_node_and_web_targets_refuse_in_the_same_words(tampered):
     out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == refusal("onnxruntime-node 1.20.0 (cpu)", "fp32", "adding", worst)
+
+
+def test_shipped_fp16_is_refused_where_streaming_misses_its_bound(shipped_bundle, cache):
+    """Found by the check: the shipped fp16 variant (not-deployable) streamed one step per call drifts past FP16_ABS
+    on the golden streaming case (cn 2.5e-2 > 1e-2; whole sequences stay ≤ 3.4e-3), so it is refused at load."""
+    with pytest.raises(ParityError, match=r"fp16 variant .* b1_t100_random \(stream \(1 step per call\)\)"):
+        lstm_edge.load(shipped_bundle, variant="fp16")
