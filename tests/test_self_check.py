@@ -219,3 +219,18 @@ def test_shipped_fp16_is_refused_where_streaming_misses_its_bound(shipped_bundle
     on the golden streaming case (cn 2.5e-2 > 1e-2; whole sequences stay ≤ 3.4e-3), so it is refused at load."""
     with pytest.raises(ParityError, match=r"fp16 variant .* b1_t100_random \(stream \(1 step per call\)\)"):
         lstm_edge.load(shipped_bundle, variant="fp16")
+
+
+def test_bench_lists_a_default_variant_that_fails_as_refused(shipped_bundle, tmp_path, cache):
+    """With the bundle's variants by default, the fp16 that fails its check is a refused row (nothing timed), not
+    an exit: the fp32 and the variants asked for by name are what refuse the whole bench."""
+    report = tmp_path / "bench.json"
+    args = ["bench", str(shipped_bundle), "--providers", "cpu", "--threads", "1", "--quick", "--no-cold-start"]
+    r = CliRunner().invoke(main, [*args, "--json", str(report)])
+    assert r.exit_code == 0, r.output
+    runs = {run["variant"]: run for run in json.loads(report.read_text())["runs"] if run["runtime"] == "cpu"}
+    assert runs["fp16"]["status"] == "refused" and runs["fp16"]["reason"].startswith("self-check failed")
+    assert runs["fp32"]["describe"]["self_check"] in (PASSED, CACHED)
+    assert "self-check failed" in r.stdout  # the table's note for the fp16 row
+    r = CliRunner().invoke(main, [*args, "--variants", "fp16"])
+    assert r.exit_code == 1 and "fp16 variant" in r.stderr

@@ -41,7 +41,8 @@ def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
     Returns the report: {"schema": "lstm-edge/bench", "bundle", "config", "model" (flops_per_step, weights, …),
     "environment", "runs": one per target and thread setting, with "streaming" percentiles (µs), "grid"
     (median_us, sequences_per_s, steps_per_s per B×T point), "roofline", "speedup_vs_torch" (PyTorch time /
-    target time), "cold" (import_s, cold_start_s, peak_rss_mb) — or "status": "unsupported" with the reason},
+    target time), "cold" (import_s, cold_start_s, peak_rss_mb) — or "status": "unsupported" (or "refused": a
+    variant bench picked by default that failed its self-check) with the reason},
     "self_check": "passed" (every runner reproduced the golden cases first) or "skipped" (cfg.self_check off).
     PyTorch eager (the first run) is timed on both its CPU LSTM paths (TORCH_PATHS: torch.backends.mkldnn on and
     off), interleaved with the rest; its run's figures, and every speed-up, are the faster path's per shape, and
@@ -49,7 +50,8 @@ def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
     "baseline_path" ({"stream_p50" | "B…xT…" | "cold_start" | "rss": the path taken}). A bundle without a
     checkpoint is measured against ORT CPU fp32 instead (no paths).
     Raises LstmEdgeError for bad input (an unreadable bundle, an unknown provider, a bad thread setting) or when
-    the PyTorch reference cannot be opened; ParityError where a runner fails its self-check (before any timing).
+    the PyTorch reference cannot be opened; ParityError where an fp32 runner, or one of a variant named in
+    cfg.variants, fails its self-check (before any timing).
     """
     cfg = cfg or BenchConfig()
     bundle = Bundle.open(bundle_path)
@@ -125,7 +127,8 @@ def bench_setting(bundle: Bundle, cfg: BenchConfig, setting: str) -> list[dict]:
     for t in [base[0], *(t for t in targets if not t.baseline)]:
         entry = {"runtime": t.provider, "variant": t.variant, "threads": threads, "threads_setting": setting}
         if t.runner is None:
-            runs.append(entry | {"status": "unsupported", "reason": t.reason})
+            refused = t.reason.startswith("self-check failed")  # runtimes.self_check's words
+            runs.append(entry | {"status": "refused" if refused else "unsupported", "reason": t.reason})
             continue
         entry |= run_figures(bundle, cfg, t, ref if t.baseline else t.samples, ref, peak)
         if t.torch_path:  # PyTorch eager: both paths' own figures, and which one each baseline figure is
