@@ -11,6 +11,7 @@ the variant, the measured error, the bound and the way to turn the check off. A 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -54,6 +55,13 @@ def cache_home() -> Path:
     if os.environ.get("LSTM_EDGE_CACHE"):
         return Path(os.environ["LSTM_EDGE_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm-edge"
+
+
+def has_golden(source) -> bool:
+    """Whether what a runner opened names golden cases (a bundle's golden artifact, an embed folder's index),
+    read from its manifest alone."""
+    manifest = source.bundle.manifest if source.bundle is not None else {}
+    return "golden" in manifest.get("artifacts", {}) or isinstance((manifest.get("embed") or {}).get("golden"), str)
 
 
 def golden_cases(source) -> list[GoldenCase]:
@@ -107,6 +115,7 @@ def cache_key(runner, provider: str) -> dict:
     }
 
 
+@functools.cache
 def cpu_identity() -> str:
     """This CPU as a cache key: machine, model name and every feature flag (sorted, hashed)."""
     flags = hashlib.sha256(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:16]
@@ -187,16 +196,18 @@ def self_check(runner, provider: str) -> str:
             the variant, the case, the measured error and the bound, and the way to turn the check off.
         LstmEdgeError: golden files that cannot be read, or a runtime that fails on a golden case.
     """
-    cases = golden_cases(runner.source)
-    if not cases or bound_entry(runner) is None:
+    if not has_golden(runner.source) or bound_entry(runner) is None:
         return UNAVAILABLE
-    key = cache_key(runner, provider)
+    key = cache_key(runner, provider)  # first the lookup: the golden files are read only when checking
     path = entry_path(key)
     try:
         if json.loads(path.read_text()).get("key") == key:
             return CACHED
     except (OSError, ValueError, AttributeError):  # no entry yet, or an unreadable one: check now
         pass
+    cases = golden_cases(runner.source)
+    if not cases:
+        return UNAVAILABLE
     rows = measure(runner, provider, cases)
     worst = max(rows, key=lambda r: r["error"] / r["bound"] if r["error"] == r["error"] else float("inf"))
     if not worst["error"] <= worst["bound"]:  # NaN fails too
