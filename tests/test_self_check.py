@@ -49,7 +49,7 @@ def _swap_gates(path) -> None:
     onnx.save(model, path)
 
 
-def _tamper(bundle) -> None:
+def tamper(bundle) -> None:
     """_swap_gates on model.onnx, then the manifest re-signed (its sha256 and size), so every hash still matches."""
     path = bundle / "model.onnx"
     _swap_gates(path)
@@ -68,7 +68,7 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture()
 def tampered(bundle_copy, cache):
-    _tamper(bundle_copy)
+    tamper(bundle_copy)
     return bundle_copy
 
 
@@ -156,7 +156,7 @@ def test_second_open_is_a_cache_lookup(bundle_copy, cache):
 def test_cache_key_follows_the_bundle_hash(bundle_copy, tmp_path, cache):
     other = tmp_path / "other"
     shutil.copytree(bundle_copy, other)
-    _tamper(other)
+    tamper(other)
     with lstm_edge.load(bundle_copy, self_check=False) as a, lstm_edge.load(other, self_check=False) as b:
         ka, kb = cache_key(a, "cpu"), cache_key(b, "cpu")
     assert ka["files"] != kb["files"] and entry_path(ka) != entry_path(kb)
