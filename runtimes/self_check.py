@@ -79,19 +79,20 @@ def golden_cases(source) -> list[GoldenCase]:
     index_name = (bundle.manifest.get("embed") or {}).get("golden")
     if not isinstance(index_name, str) or not index_name.endswith(".json"):
         return []
-    index_path = bundle.root / index_name
-    index, cases = json.loads(index_path.read_text()), []
-    for case in index.get("cases", []):
-        arrays = {}
-        for key, m in case["arrays"].items():
-            a = np.fromfile(index_path.parent / Path(m["file"]).name, "<i8" if m.get("dtype") == "int64" else "<f4")
-            if a.size != int(np.prod(m["shape"])):
-                raise LstmEdgeError(
-                    f"golden file {m['file']} does not hold shape {m['shape']}", "re-run lstm-edge bundle"
-                )
-            arrays[key] = a.reshape(m["shape"])
-        cases.append(GoldenCase(case["name"], arrays, {k: float(v) for k, v in case["tolerance"].items()}))
-    return cases
+    index_path, fix = bundle.root / index_name, "re-run lstm-edge bundle"
+    try:
+        return [_embed_case(index_path.parent, case) for case in json.loads(index_path.read_text())["cases"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise LstmEdgeError(f"{index_path} is not a readable golden index ({type(e).__name__}: {e})"[:300], fix) from e
+
+
+def _embed_case(folder: Path, case: dict) -> GoldenCase:
+    """One case of an embed folder's golden index: its raw little-endian .bin arrays, with the recorded bounds."""
+    arrays = {}
+    for key, m in case["arrays"].items():
+        a = np.fromfile(folder / Path(m["file"]).name, "<i8" if m.get("dtype") == "int64" else "<f4")
+        arrays[key] = a.reshape(m["shape"])  # ValueError where the file does not hold that shape
+    return GoldenCase(case["name"], arrays, {k: float(v) for k, v in case["tolerance"].items()})
 
 
 def cache_key(runner, provider: str) -> dict:
@@ -161,8 +162,12 @@ def measure(runner, provider: str, cases: list[GoldenCase]) -> list[dict]:
         for mode, outs in got.items():
             for name, out in zip(source.output_names, outs, strict=False):
                 bound = case.bounds[name] if case.bounds else tolerance(entry, T, name, provider)
-                err = float(np.max(scaled_error(np.asarray(out), a[name]))) if a[name].size else 0.0
-                rows.append({"case": case.name, "mode": mode, "output": name, "error": err, "bound": bound})
+                out, row = np.asarray(out), {"case": case.name, "mode": mode, "output": name, "bound": bound}
+                if out.shape != a[name].shape:  # a wrong time axis or head fails outright, never broadcast
+                    row |= {"error": float("inf"), "shape": [list(out.shape), list(a[name].shape)]}
+                else:
+                    row["error"] = float(np.max(scaled_error(out, a[name]))) if out.size else 0.0
+                rows.append(row)
     return rows
 
 
@@ -177,9 +182,14 @@ def refusal(runtime: str, variant: str, name: str, worst: dict) -> str:
     """The words of a failed self-check, shared by every runtime and target (templates/parity.mjs writes the same):
     the runtime ("onnxruntime 1.32.0 (cpu)"), the variant, the bundle's name, and the worst row of `measure`
     (case, mode, output, error, bound)."""
+    head = f"self-check failed: {runtime} computes the {variant} variant of {name} wrongly here: golden case"
+    if "shape" in worst:  # (got, want)
+        got, want = (tuple(s) for s in worst["shape"])
+        return (
+            f"{head} {worst['case']} ({worst['mode']}) {worst['output']} has shape {got} where the reference has {want}"
+        )
     return (
-        f"self-check failed: {runtime} computes the {variant} variant of {name} wrongly here: golden case "
-        f"{worst['case']} ({worst['mode']}) {worst['output']} max scaled error {worst['error']:.2e} > bound "
+        f"{head} {worst['case']} ({worst['mode']}) {worst['output']} max scaled error {worst['error']:.2e} > bound "
         f"{worst['bound']:.2e}"
     )
 
