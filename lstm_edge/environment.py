@@ -7,8 +7,8 @@ import os
 import platform
 from pathlib import Path
 
-from lstm_edge import __version__
 from lstm_edge.runtimes.registry import RUNTIMES
+from lstm_edge.version import __version__
 
 # The distributions every figure depends on (lstm-edge itself and its exporter's stack) ...
 CORE_DISTRIBUTIONS = ("lstm-edge", "torch", "onnx", "onnxscript")

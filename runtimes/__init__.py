@@ -43,9 +43,13 @@ def open_runner(
     Returns:
         A Runner: run(x, state) -> (y, (h, c)), stream(batch), describe(); a context manager.
 
+    With options.self_check (lstm_edge.load's default), the runner first reproduces the bundle's golden cases (or
+    finds that pass in the user cache): runtimes.self_check; describe()["self_check"] says which.
+
     Raises:
         LstmEdgeError: an unknown provider or variant, threads < 1, a model that is missing, fails its hash or
             cannot be loaded by that runtime, or a runtime that is not installed (the fix names the extra).
+        ParityError: options.self_check and the runner misses a golden case's bound (one line; exit 1 in the CLI).
     """
     if provider not in RUNTIMES:
         raise LstmEdgeError(f"unknown provider {provider!r}", f"choose one of {', '.join(RUNTIMES)}")
@@ -59,7 +63,17 @@ def open_runner(
         raise LstmEdgeError(f"{fp32_only}, not {opts.variant}", "drop --variant or pick another provider")
     # c generates its C (fp32 or int8) from the bundle's fp32 graph, whichever ONNX variants the bundle holds.
     source = resolve(model, "fp32" if provider == "c" else opts.variant, opts.verify_hash)
-    return RUNTIMES[provider].runner_class()(source, opts)
+    runner = RUNTIMES[provider].runner_class()(source, opts)
+    if opts.self_check:
+        # deferred: runtimes.self_check reads lstm_edge.environment, which imports this package's registry
+        from lstm_edge.runtimes.self_check import self_check
+
+        try:
+            runner.self_checked = self_check(runner, provider)
+        except BaseException:
+            runner.close()
+            raise
+    return runner
 
 
 __all__ = [

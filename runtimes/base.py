@@ -51,6 +51,7 @@ class RunnerOptions:
     float64: bool = False  # torch: compute in float64 — the exact reference parity checks measure against
     allow_nonfinite: bool = False
     cflags: tuple[str, ...] | None = None  # c: compiler flags for speed (None: -O3 -march=native)
+    self_check: bool = False  # run the golden cases before answering (runtimes.self_check); lstm_edge.load: True
 
 
 class Runner(ABC):
@@ -64,6 +65,7 @@ class Runner(ABC):
     """
 
     runtime: str = "?"
+    self_checked: str = "skipped"  # describe()["self_check"]: passed | cached | skipped | unavailable
     state_dtype = np.float32  # what a stream keeps h and c in between steps
     # A variant whose arithmetic clips x to a range recorded when it was built (the int8 C) sets this; run counts
     # the clipped values into RunResult.clipped and `clipped`, the total over this runner's calls.
@@ -255,7 +257,7 @@ class Runner(ABC):
 
     def describe(self) -> dict:
         """What is running, for reports: runtime, version, device ("cpu", "cuda:0"), precision (fp32/int8/fp16),
-        variant, threads ("default" = the runtime's own choice) and the model path; adapters add their own keys
+        variant, threads ("default" = the runtime's own choice), the model path and self_check (runtimes.self_check); adapters add their own keys
         (ORT: providers, graph_optimization; OpenVINO: inference_precision; torch: recurrent)."""
         return {
             "runtime": self.runtime,
@@ -265,6 +267,7 @@ class Runner(ABC):
             "variant": self.source.variant,
             "threads": self.options.threads or "default",
             "model": str(self.source.path),
+            "self_check": self.self_checked,
         }
 
     def close(self) -> None:  # noqa: B027 - optional hook

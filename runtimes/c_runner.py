@@ -25,6 +25,7 @@ from lstm_edge.extras import missing_extra
 from lstm_edge.runtimes.base import Runner, RunnerOptions
 from lstm_edge.runtimes.checks import InputRange
 from lstm_edge.runtimes.registry import RUNTIMES
+from lstm_edge.runtimes.self_check import cache_home
 from lstm_edge.runtimes.source import Source
 from lstm_edge.runtimes.stream import Stream
 
@@ -50,11 +51,8 @@ DEFAULT_CFLAGS = ("-O3", "-march=native")
 
 
 def cache_root() -> Path:
-    """$LSTM_EDGE_CACHE, else $XDG_CACHE_HOME/lstm-edge, else ~/.cache/lstm-edge; libraries go under c/."""
-    if os.environ.get("LSTM_EDGE_CACHE"):
-        return Path(os.environ["LSTM_EDGE_CACHE"]) / "c"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "lstm-edge" / "c"
+    """Where libraries are cached: c/ in the user cache of lstm-edge (runtimes.self_check.cache_home)."""
+    return cache_home() / "c"
 
 
 def compiler() -> str:

@@ -55,7 +55,9 @@ def test_static_keeps_state_out_of_qdq(shipped_bundle):
 
 
 def test_fp16_runs_in_ort_cpu(shipped_bundle):
-    r = lstm_edge.load(shipped_bundle, variant="fp16")
+    # self_check off: streamed one step per call, the shipped fp16 misses FP16_ABS on the golden streaming case
+    # (cn 2.5e-2; tests/test_self_check.py), so it is refused at load; this test runs whole sequences only
+    r = lstm_edge.load(shipped_bundle, variant="fp16", self_check=False)
     for a in Bundle.open(shipped_bundle).golden().values():
         y, (h, c) = r.run(a["x"], (a["h0"], a["c0"]))
         assert scaled_error(c, a["cn"]).max() <= FP16_ABS and y.dtype == np.float32

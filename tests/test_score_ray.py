@@ -142,7 +142,7 @@ def test_bad_row_on_an_actor_is_one_clear_error(local_ray, small_bundle, tmp_pat
 
 def test_bundle_travels_by_content(shipped_bundle, tmp_path):
     payload = BundlePayload.from_bundle(shipped_bundle, "fp32")
-    assert set(payload.files) == {"manifest.json", "model.onnx"}
+    assert set(payload.files) == {"manifest.json", "model.onnx", "golden.npz"}  # golden: each actor self-checks
     root = payload.materialize(tmp_path / "a")
     assert (root / "model.onnx").read_bytes() == (shipped_bundle / "model.onnx").read_bytes()
     payload.files["model.onnx"] = payload.files["model.onnx"][:-1] + b"\0"  # one byte changed on the way
@@ -154,3 +154,17 @@ def test_without_ray_one_line_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where the extra is not installed
     with pytest.raises(LstmEdgeError, match=r"pip install 'lstm-edge\[ray\]'"):
         import_ray()
+
+
+def test_tampered_bundle_is_refused_by_every_actor(local_ray, bundle_copy, tmp_path):
+    """Each actor opens its runner with the self-check (issue 24): a bundle whose model was changed and re-signed is
+    one ParityError line (exit 1 in the CLI), nothing written."""
+    from lstm_edge.errors import ParityError
+    from tests.test_self_check import tamper
+
+    tamper(bundle_copy)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(0, 1, (20, 10, 2)).astype(np.float32))
+    with pytest.raises(ParityError, match="self-check failed: onnxruntime .* fp32 variant of adding") as e:
+        score(bundle_copy, tmp_path / "x.npy", tmp_path / "out", _cfg(engine="ray", workers=1, batch_size=10))
+    assert "\n" not in str(e.value) and "--no-self-check" in str(e.value)
+    assert not (tmp_path / "out").exists()

@@ -40,14 +40,17 @@ def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
     Returns the report: {"schema": "lstm-edge/bench", "bundle", "config", "model" (flops_per_step, weights, …),
     "environment", "runs": one per target and thread setting, with "streaming" percentiles (µs), "grid"
     (median_us, sequences_per_s, steps_per_s per B×T point), "roofline", "speedup_vs_torch" (PyTorch time /
-    target time), "cold" (import_s, cold_start_s, peak_rss_mb) — or "status": "unsupported" with the reason}.
+    target time), "cold" (import_s, cold_start_s, peak_rss_mb) — or "status": "unsupported" (or "refused": a
+    variant bench picked by default that failed its self-check) with the reason},
+    "self_check": "passed" (every runner reproduced the golden cases first) or "skipped" (cfg.self_check off).
     PyTorch eager (the first run) is timed on both its CPU LSTM paths (TORCH_PATHS: torch.backends.mkldnn on and
     off), interleaved with the rest; its run's figures, and every speed-up, are the faster path's per shape, and
     it adds "paths" ({"mkldnn_on"|"mkldnn_off": {"mkldnn", "streaming", "grid", "speedup_vs_torch", "cold"}}) and
     "baseline_path" ({"stream_p50" | "B…xT…" | "cold_start" | "rss": the path taken}). A bundle without a
     checkpoint is measured against ORT CPU fp32 instead (no paths).
     Raises LstmEdgeError for bad input (an unreadable bundle, an unknown provider, a bad thread setting) or when
-    the PyTorch reference cannot be opened.
+    the PyTorch reference cannot be opened; ParityError where an fp32 runner, or one of a variant named in
+    cfg.variants, fails its self-check (before any timing).
     """
     cfg = cfg or BenchConfig()
     bundle = Bundle.open(bundle_path)
@@ -71,6 +74,9 @@ def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
     for setting in cfg.threads:
         report["runs"] += bench_setting(bundle, cfg, setting)
     cold_ratios(report)
+    # every runner timed passed its self-check or found the pass cached (each run's describe says which), or bench
+    # refused before timing anything
+    report["self_check"] = "passed" if cfg.self_check else "skipped"
     return report
 
 
@@ -122,7 +128,8 @@ def bench_setting(bundle: Bundle, cfg: BenchConfig, setting: str) -> list[dict]:
     for t in progress_bar(ordered, desc=f"bench {what} threads={setting}", unit="target", enabled=cfg.progress):
         entry = {"runtime": t.provider, "variant": t.variant, "threads": threads, "threads_setting": setting}
         if t.runner is None:
-            runs.append(entry | {"status": "unsupported", "reason": t.reason})
+            refused = t.reason.startswith("self-check failed")  # runtimes.self_check's words
+            runs.append(entry | {"status": "refused" if refused else "unsupported", "reason": t.reason})
             continue
         entry |= run_figures(bundle, cfg, t, ref if t.baseline else t.samples, ref, peak)
         if t.torch_path:  # PyTorch eager: both paths' own figures, and which one each baseline figure is

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from lstm_edge.bundle import Bundle
 from lstm_edge.environment import available_providers, cores
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.runtimes import RUNTIMES, Runner, open_runner
 
 # `--quick`: a smaller grid and fewer steps (a fast look, not figures to quote).
@@ -57,6 +57,7 @@ class BenchConfig:
     cold_start: bool = True
     progress: bool = True
     verify_hash: bool = True
+    self_check: bool = True  # each runner reproduces the golden cases before it is timed (runtimes.self_check)
 
     def quick(self) -> BenchConfig:
         """This config with the QUICK grid (B 1,8; T 1,100; 500 streaming steps; ≤ 5 reps of ≥ 0.05 s)."""
@@ -106,10 +107,12 @@ def thread_count(setting: str) -> int:
 def open_targets(bundle: Bundle, cfg: BenchConfig, threads: int) -> list[Target]:
     """The targets to time at `threads`: the baseline first (PyTorch eager on both TORCH_PATHS, or ORT CPU fp32 for
     a bundle without a checkpoint), then every provider × variant asked for; each with its runner open, or the
-    reason it could not open (an unavailable runtime, a variant it refuses).
+    reason it could not open (an unavailable runtime, a variant it refuses, a variant bench picked by default that
+    failed its self-check).
 
     Raises:
         LstmEdgeError: an unknown provider in cfg.providers.
+        ParityError: an fp32 runner, or one of a variant named in cfg.variants, fails its self-check.
     """
     avail = available_providers()
     providers = cfg.providers or tuple(p for p in RUNTIMES if p != "reference" and avail[p] is None)
@@ -148,7 +151,12 @@ def open_targets(bundle: Bundle, cfg: BenchConfig, threads: int) -> list[Target]
                 threads=threads,
                 verify_hash=cfg.verify_hash,
                 spin=threads == 1,
+                self_check=cfg.self_check,
             )
+        except ParityError as e:  # the runner misses its golden cases here (runtimes.self_check)
+            if t.variant == "fp32" or cfg.variants:  # the bundle's own model, or a variant asked for by name: refuse
+                raise
+            t.reason = str(e)  # a derived variant bench picked by default: listed as refused, nothing timed
         except LstmEdgeError as e:
             t.reason = str(e)
     return targets

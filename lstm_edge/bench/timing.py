@@ -142,10 +142,11 @@ t0 = time.perf_counter()
 import numpy as np
 import lstm_edge
 t1 = time.perf_counter()
-r = lstm_edge.load(sys.argv[1], provider=sys.argv[2], variant=sys.argv[3], threads=int(sys.argv[4]))
-if len(sys.argv) > 5:  # PyTorch eager's LSTM path; its runner imported torch, so no import time moves here
+r = lstm_edge.load(sys.argv[1], provider=sys.argv[2], variant=sys.argv[3], threads=int(sys.argv[4]),
+                   self_check=sys.argv[5] == "check")  # its pass is cached by then: the open a user sees next
+if len(sys.argv) > 6:  # PyTorch eager's LSTM path; its runner imported torch, so no import time moves here
     import torch
-    torch.backends.mkldnn.set_flags(sys.argv[5] == "on", None, None, None)
+    torch.backends.mkldnn.set_flags(sys.argv[6] == "on", None, None, None)
 s = r.stream()
 s.step(np.zeros(r.source.input_size, np.float32))
 t2 = time.perf_counter()
@@ -166,7 +167,9 @@ def cold_start(bundle: Bundle, t: Target, threads: int) -> dict:
     path = [("on" if TORCH_PATHS[t.torch_path] else "off")] if t.torch_path else []
     runs = []
     for _ in range(3):
-        out = run_python(COLD_START_SCRIPT, [str(bundle.root.resolve()), t.provider, t.variant, str(threads), *path])
+        check = "check" if t.runner is not None and t.runner.options.self_check else "no-check"
+        args = [str(bundle.root.resolve()), t.provider, t.variant, str(threads), check, *path]
+        out = run_python(COLD_START_SCRIPT, args)
         why = failure(out)
         if why is None:
             try:

@@ -15,8 +15,10 @@ from lstm_edge.cli.common import (
     csv_option,
     handle_errors,
     json_option,
+    no_self_check_option,
     progress_on,
     quiet_option,
+    say_unchecked,
     write_json,
 )
 from lstm_edge.errors import LstmEdgeError
@@ -39,6 +41,7 @@ from lstm_edge.runtimes import RUNTIMES
     "--auto", "auto", type=click.Choice(["streaming", "batch"]), help="Name the fastest parity-passing choice."
 )
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
+@no_self_check_option
 @json_option  # the full report
 @quiet_option
 @click.option("--markdown", "md_path", type=click.Path(), help="Write the tables as Markdown.")
@@ -54,6 +57,7 @@ def bench(
     no_cold_start,
     auto,
     no_verify_hash,
+    no_self_check,
     json_path,
     md_path,
     plot_path,
@@ -79,10 +83,12 @@ def bench(
         cold_start=not no_cold_start,
         verify_hash=not no_verify_hash,
         progress=progress_on(),
+        self_check=not no_self_check,
     )
     if quick:
         cfg = cfg.quick()
     report = run_bench(bundle, cfg)
+    say_unchecked(report["self_check"])
     if auto:
         report["auto"] = auto_choose(bundle, report, auto)
     write_json(json_path, report, indent=1)

@@ -235,6 +235,24 @@ def choices(table) -> str:
     return " | ".join(table)
 
 
+# --no-self-check, on every command that opens a runner to answer (run, score, bench): runtimes.self_check.
+no_self_check_option = click.option(
+    "--no-self-check",
+    is_flag=True,
+    help="Answer without first reproducing the bundle's golden cases on this runtime (recorded as self_check: skipped).",
+)
+UNCHECKED = (
+    "warning: self-check skipped (--no-self-check): these answers were not checked against the bundle's golden cases "
+    "on this runtime"
+)
+
+
+def say_unchecked(status: str | None) -> None:
+    """One line on stderr where the self-check was turned off (status "skipped"), so no answer looks checked."""
+    if status == "skipped":
+        click.echo(UNCHECKED, err=True)
+
+
 def csv_option(value: str | None) -> tuple[str, ...] | None:
     """A comma-separated option as a tuple of its non-empty, stripped items; None when not given or empty."""
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None

@@ -7,7 +7,16 @@ from pathlib import Path
 import click
 
 from lstm_edge.bundle import VARIANTS
-from lstm_edge.cli.common import check_provider_variant, choices, handle_errors, json_option, quiet_option, write_json
+from lstm_edge.cli.common import (
+    check_provider_variant,
+    choices,
+    handle_errors,
+    json_option,
+    no_self_check_option,
+    quiet_option,
+    say_unchecked,
+    write_json,
+)
 from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.runtimes import RUNTIMES
 
@@ -34,6 +43,7 @@ from lstm_edge.runtimes import RUNTIMES
 @click.option(
     "--strict-range", is_flag=True, help="Exit 1 when a variant clips x to its recorded input range (int8 C)."
 )
+@no_self_check_option
 @json_option
 @quiet_option
 @handle_errors
@@ -53,6 +63,7 @@ def run(
     allow_nonfinite,
     no_verify_hash,
     strict_range,
+    no_self_check,
     json_path,
 ) -> None:
     """Run a bundle or a bare .onnx on one runtime; --stream feeds it chunk by chunk.\f
@@ -77,6 +88,7 @@ def run(
         precision_hint=precision_hint,
         graph_optimization=graph_optimization,
         allow_nonfinite=allow_nonfinite,
+        self_check=not no_self_check,
     )
     if input_ is None and not input_names:
         raise LstmEdgeError("no input given", "pass --input FILE (or, for a bare .onnx, --input-name NAME=FILE)")
@@ -123,6 +135,7 @@ def run_bare_onnx(
 
     outs = runner.run_feeds(read_feeds(input_, input_names, runner.source.signature))
     info = runner.describe()
+    say_unchecked(info["self_check"])
     if output:
         write_outputs(output, outs)
     doc = {"runtime": info} | ({"output": output} if output else {k: v.tolist() for k, v in outs.items()})
@@ -188,6 +201,7 @@ def print_run(info: dict, x, y, h, c, *, output: str | None, json_path: str | No
 
     from lstm_edge.inputs import write_output  # numpy, as above
 
+    say_unchecked(info.get("self_check"))
     if output:
         write_output(output, y, h, c)
     doc = {"runtime": info, "y": y.tolist()} if not output else {"runtime": info, "output": output}

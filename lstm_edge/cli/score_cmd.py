@@ -11,8 +11,10 @@ from lstm_edge.cli.common import (
     csv_option,
     handle_errors,
     json_option,
+    no_self_check_option,
     progress_on,
     quiet_option,
+    say_unchecked,
     write_json,
 )
 from lstm_edge.runtimes import RUNTIMES
@@ -44,6 +46,7 @@ from lstm_edge.runtimes import RUNTIMES
 @click.option(
     "--strict-range", is_flag=True, help="Exit 1, writing nothing, when a variant clips x to its recorded range."
 )
+@no_self_check_option
 @json_option
 @quiet_option
 @handle_errors
@@ -61,6 +64,7 @@ def score(
     threads,
     no_verify_hash,
     strict_range,
+    no_self_check,
     json_path,
 ) -> None:
     """Bulk inference: every sequence in DATA through the bundle into Parquet, locally or on Ray Data."""
@@ -81,11 +85,15 @@ def score(
         verify_hash=not no_verify_hash,
         progress=progress_on(),
         strict_range=strict_range,
+        self_check=not no_self_check,
     )
     r = run_score(bundle_dir, input_, output, cfg)
     if r.clipped:
         from lstm_edge.runtimes.checks import CLIPPED_FIX  # deferred: numpy, as score above
 
         click.echo(f"warning: {r.clip_problem} — {CLIPPED_FIX}; --strict-range makes this an error", err=True)
-    write_json(json_path, {"output": str(r.output), "rows": r.rows, "seconds": r.seconds, "engine": r.engine})
+    checked = r.runner.get("self_check")
+    say_unchecked(checked)
+    doc = {"output": str(r.output), "rows": r.rows, "seconds": r.seconds, "engine": r.engine}
+    write_json(json_path, doc | {"self_check": checked})
     click.echo(f"scored {r.rows} sequences in {r.seconds:.2f}s ({r.rows_per_s:.0f}/s, {r.engine}); wrote {r.output}")

@@ -32,6 +32,7 @@ class ScoreConfig:
     outputs: tuple[str, ...] = ("y",)
     threads: int | None = None  # runner threads (None: local uses all cores, each Ray actor uses 1)
     verify_hash: bool = True
+    self_check: bool = True  # each runner reproduces the golden cases before scoring (runtimes.self_check)
     progress: bool = True
     strict_range: bool = False  # a variant that clips x to its recorded input range (int8 C): refuse, exit 1
 

@@ -22,7 +22,9 @@ def score_local(bundle: str | Path, spec: InputSpec, out: Path, cfg: ScoreConfig
     Raises:
         LstmEdgeError: a runner that cannot open, rows it rejects, or an input without rows.
     """
-    opts = RunnerOptions(variant=cfg.variant, threads=cfg.threads, verify_hash=cfg.verify_hash)
+    opts = RunnerOptions(
+        variant=cfg.variant, threads=cfg.threads, verify_hash=cfg.verify_hash, self_check=cfg.self_check
+    )
     t0 = time.perf_counter()
     with (
         open_runner(bundle, cfg.provider, options=opts) as runner,

@@ -27,7 +27,8 @@ from lstm_edge.score.readers import InputSpec, iter_unit, plan_units
 
 @dataclass
 class BundlePayload:
-    """The files a runner needs (manifest + the variant's model), as bytes with their sha256.
+    """The files a runner needs (manifest + the variant's model + the golden cases its self-check runs), as bytes
+    with their sha256.
 
     This is what travels to Ray workers: they never see the driver's path, and refuse bytes that changed on the way.
     """
@@ -37,12 +38,15 @@ class BundlePayload:
 
     @classmethod
     def from_bundle(cls, bundle_path: str | Path, variant: str, verify_hash: bool = True) -> BundlePayload:
-        """The manifest and `variant`'s model file as bytes, each with its sha256.
+        """The manifest, `variant`'s model file and golden.npz (where the bundle has one: each actor's self-check
+        runs it) as bytes, each with its sha256.
 
-        Raises LstmEdgeError for a bundle that does not open or a variant that fails its checks."""
+        Raises LstmEdgeError for a bundle that does not open or a variant (or golden.npz) that fails its checks."""
         bundle = Bundle.open(bundle_path)
         model = bundle.artifact(variant, verify_hash)
         files = {MANIFEST: (bundle.root / MANIFEST).read_bytes(), bundle.entry(variant)["path"]: model.read_bytes()}
+        if "golden" in bundle.manifest["artifacts"]:
+            files[bundle.entry("golden")["path"]] = bundle.artifact("golden", verify_hash).read_bytes()
         return cls(files, {k: hashlib.sha256(v).hexdigest() for k, v in files.items()})
 
     def materialize(self, where: Path) -> Path:
@@ -73,16 +77,24 @@ def import_ray():
 
 
 class ScoreActor:
-    """One per Ray actor: unpacks the bundle bytes once, opens one runner, and scores each work unit it is given."""
+    """One per Ray actor: unpacks the bundle bytes once, opens one runner (self-checked, as cfg says), and scores
+    each work unit it is given. A runner that refuses to open (its self-check failed here) is raised by the first
+    call, where Ray hands the error back as it is (raised in __init__, it arrives as an ActorDiedError)."""
 
     def __init__(self, payload: BundlePayload, spec: InputSpec, cfg: ScoreConfig) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="lstm-edge-score-")
         root = payload.materialize(Path(self._dir.name))
-        opts = RunnerOptions(variant=cfg.variant, threads=cfg.threads or 1)
-        self.runner = open_runner(root, cfg.provider, options=opts)
+        opts = RunnerOptions(variant=cfg.variant, threads=cfg.threads or 1, self_check=cfg.self_check)
+        self.runner, self.refused = None, None
+        try:
+            self.runner = open_runner(root, cfg.provider, options=opts)
+        except LstmEdgeError as e:
+            self.refused = e
         self.spec, self.cfg = spec, cfg
 
     def __call__(self, batch: dict) -> Iterator:
+        if self.refused is not None:
+            raise self.refused
         for unit in batch["unit"]:  # units as JSON strings (batch_size=1: one unit per call)
             for ids, x in iter_unit(self.spec, tuple(json.loads(unit)), self.cfg.batch_size):
                 yield score_batch(self.runner, ids, x, self.cfg.outputs)
@@ -190,7 +202,9 @@ def score_ray(bundle, spec: InputSpec, out: Path, cfg: ScoreConfig) -> ScoreResu
                 cause = user_error(e)
                 if cause is None:
                     raise
-                raise LstmEdgeError(cause.problem, cause.fix) from None
+                raise (ParityError if isinstance(cause, ParityError) else LstmEdgeError)(
+                    cause.problem, cause.fix
+                ) from None
         seconds = time.perf_counter() - t0
         import pyarrow.dataset as pads  # deferred: pyarrow is heavy
 
@@ -199,5 +213,6 @@ def score_ray(bundle, spec: InputSpec, out: Path, cfg: ScoreConfig) -> ScoreResu
         ctx.enable_progress_bars, ctx.execution_options.preserve_order = saved
         if started:
             ray.shutdown()
-    info = {"workers": workers, "variant": cfg.variant, "provider": cfg.provider}
+    checked = "passed" if cfg.self_check else "skipped"  # each actor passed (or found its pass cached), or it failed
+    info = {"workers": workers, "variant": cfg.variant, "provider": cfg.provider, "self_check": checked}
     return ScoreResult(out, rows, seconds, "ray", info, clipped, problem)

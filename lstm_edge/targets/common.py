@@ -14,10 +14,10 @@ import numpy as np
 
 from lstm_edge.bundle import MANIFEST, Bundle, entry_verdict
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.runtimes.self_check import STREAMING_CASE
 from lstm_edge.tolerances import tolerance
 
-# The golden case an app streams one step at a time (every sequence at full length).
-STREAMING_CASE = "b1_t100_random"
+# STREAMING_CASE (runtimes.self_check): the golden case an app streams one step at a time, as every self-check does.
 TEMPLATES = resources.files("lstm_edge") / "templates"
 
 

@@ -1,4 +1,4 @@
-import { checkAll, typedArray } from './parity.mjs';
+import { checkAll, refusal, typedArray } from './parity.mjs';
 
 const ort = globalThis.ort;
 // Single-threaded WASM: a plain static server sends no cross-origin-isolation headers, so no SharedArrayBuffer.
@@ -33,6 +33,9 @@ async function main() {
       + 'parity only; see quantization.md in the bundle';
   document.body.dataset.verdict = verdict;
   document.getElementById('verdict').textContent = result.pass ? 'PASS' : 'FAIL';
+  const version = (ort.env.versions && (ort.env.versions.web || ort.env.versions.common)) || '';
+  const why = refusal(result, `onnxruntime-web ${version} (wasm)`, manifest.embed.variant, manifest.name);
+  if (why) document.getElementById('log').textContent = `error: ${why} — do not use its answers; try another variant (lstm-edge bundle --variant)`;
   document.body.dataset.parity = result.pass ? 'pass' : 'fail';
 }
 

@@ -1,7 +1,7 @@
 // npm test: run the model with onnxruntime-node against the golden vectors; exit 1 on any mismatch.
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
-import { checkAll, typedArray } from './parity.mjs';
+import { checkAll, refusal, typedArray } from './parity.mjs';
 
 const here = new URL('.', import.meta.url);
 const manifest = JSON.parse(await readFile(new URL('manifest.json', here), 'utf8'));
@@ -14,4 +14,7 @@ for (const r of result.rows) {
   console.log(`${r.case.padEnd(16)} ${r.mode.padEnd(26)} ${errors}`);
 }
 console.log(`max error ${result.maxError.toExponential(3)} (${manifest.embed.variant}) — ${result.pass ? 'PASS' : 'FAIL'}`);
+const version = (ort.env.versions && (ort.env.versions.node || ort.env.versions.common)) || '';
+const why = refusal(result, `onnxruntime-node ${version} (cpu)`, manifest.embed.variant, manifest.name);
+if (why) console.error(`error: ${why} — do not use its answers; try another variant (lstm-edge bundle --variant)`);
 process.exit(result.pass ? 0 : 1);

@@ -81,6 +81,24 @@ export async function checkAll(ort, session, index, readBin) {
   return { rows, maxError, pass, worst, failing };
 }
 
+// Python's '%.2e' (1.23e-02), so a failure reads the same here as in lstm-edge.
+const exp2 = (v) => (Number.isFinite(v) ? v.toExponential(2).replace(/e([+-])(\d)$/, 'e$10$2') : Number.isNaN(v) ? 'nan' : 'inf');
+
+// The one line a failed check prints, in lstm-edge's own words (runtimes/self_check.py, refusal): the runtime, the
+// variant, the bundle, and the worst case/mode/output by error over its bound, with both; null when every row passed.
+export function refusal(result, runtime, variant, name) {
+  let w = null;
+  for (const r of result.rows) {
+    for (const [k, e] of Object.entries(r.errors)) {
+      const ratio = Number.isNaN(e) ? Infinity : e / r.tolerance[k];
+      if (w === null || ratio > w.ratio) w = { ratio, r, k, e };
+    }
+  }
+  if (w === null || w.e <= w.r.tolerance[w.k]) return null;
+  return `self-check failed: ${runtime} computes the ${variant} variant of ${name} wrongly here: golden case ` +
+    `${w.r.case} (${w.r.mode}) ${w.k} max scaled error ${exp2(w.e)} > bound ${exp2(w.r.tolerance[w.k])}`;
+}
+
 // A golden .bin as the typed array its dtype names (little-endian, as every platform ORT runs on).
 export function typedArray(bytes, dtype) {
   const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
