@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 
 from lstm_edge.bundle import Bundle, entry_verdict
+from lstm_edge.formats import REFERENCE_WORDS
 from lstm_edge.report import figures
 from lstm_edge.report.markup import (
     STATUS_CLASS,
@@ -26,14 +27,6 @@ from lstm_edge.report.markup import (
 from lstm_edge.targets import TARGETS
 
 NOT_RECORDED = "not recorded"
-# manifest "reference.kind" → what the bundle was judged against, in words. A rebuild is called a guess.
-REFERENCE_WORDS = {
-    "lstm-edge-checkpoint": "the lstm-edge checkpoint (model.pt) run by PyTorch",
-    "user-forward": "the user's own forward, run on the user's module",
-    "rebuilt-from-state-dict": "a module rebuilt from the weights alone — a guess at the architecture; the user's "
-    "own forward was not run",
-    "onnx-float64": "the source ONNX evaluated in float64 by onnx.reference",
-}
 
 
 def _config_items(bundle: Bundle) -> list[tuple[str, object]]:

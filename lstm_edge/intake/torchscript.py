@@ -1,0 +1,114 @@
+"""The weights of a TorchScript archive, read without torch.jit.load: loading a TorchScript module runs its
+`__setstate__` methods, and calling it runs its forward — TorchScript code from the file, which may call any
+registered torch operator (`torch.from_file(PATH, shared=True, …).fill_(…)` writes to any file). A file the user did
+not trust is read here as data only: its `data.pkl` by a pickle reader that builds nothing but plain records and
+tensors, and each tensor's bytes from the archive's `data/` records, sizes checked against the zip directory.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lstm_edge.errors import LstmEdgeError
+
+_DTYPES = {
+    "FloatStorage": torch.float32,
+    "DoubleStorage": torch.float64,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+}
+
+
+_IDENTITY = {"restore_type_tag", "build_intlist", "build_doublelist", "build_boollist", "build_tensorlist"}
+
+
+def _identity(value: Any, *rest: Any) -> Any:
+    return value
+
+
+class _Record:
+    """A scripted module's attributes, as pickled: nothing of its class is run."""
+
+    def __init__(self, *args: Any) -> None:
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _rebuild_tensor(flat: Tensor, offset: int, size: tuple, stride: tuple, *rest: Any) -> Tensor:
+    return torch.as_strided(flat, tuple(size), tuple(stride), int(offset))
+
+
+class _DataOnly(pickle.Unpickler):
+    def __init__(self, file: Any, archive: zipfile.ZipFile, prefix: str) -> None:
+        super().__init__(file)
+        self.archive, self.prefix = archive, prefix
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__torch__" or module.startswith("__torch__."):
+            return _Record
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if module == "torch.jit._pickle" and name in _IDENTITY:
+            return _identity
+        if (module, name) == ("collections", "OrderedDict"):
+            return OrderedDict
+        if module == "torch" and name in _DTYPES:
+            return _DTYPES[name]
+        raise pickle.UnpicklingError(f"{module}.{name} is not a plain record or tensor")
+
+    def persistent_load(self, pid: Any) -> Tensor:
+        _, dtype, key, _, numel = pid
+        info = self.archive.getinfo(f"{self.prefix}data/{key}")
+        width = torch.empty((), dtype=dtype).element_size()
+        if info.file_size != int(numel) * width:
+            raise pickle.UnpicklingError(f"tensor record {key} holds {info.file_size} bytes, not {numel}×{width}")
+        return (
+            torch.frombuffer(bytearray(self.archive.read(info)), dtype=dtype) if numel else torch.empty(0, dtype=dtype)
+        )
+
+
+def _named_tensors(obj: Any, prefix: str, out: dict[str, Tensor], depth: int = 0) -> None:
+    state = obj.state if isinstance(obj, _Record) else None
+    if not isinstance(state, dict) or depth > 32:
+        return
+    for key, value in state.items():
+        if isinstance(value, Tensor):
+            out[prefix + key] = value.detach().clone()
+        elif isinstance(value, _Record):
+            _named_tensors(value, f"{prefix}{key}.", out, depth + 1)
+
+
+def torchscript_weights(path: str | Path) -> dict[str, Tensor]:
+    """The named tensor attributes of a TorchScript archive's module tree (its parameters and buffers, keyed as
+    module.state_dict() keys them), read as data: no TorchScript code is loaded or run.
+
+    Raises LstmEdgeError (one line) when data.pkl holds anything but records and tensors, or a record's size does
+    not match its declared shape."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pkl = next(n for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") == 1)
+            with archive.open(pkl) as f:
+                root = _DataOnly(f, archive, pkl[: -len("data.pkl")]).load()
+    except (StopIteration, KeyError, ValueError, TypeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise LstmEdgeError(
+            f"{path}: the weights of this TorchScript archive cannot be read as data ({type(e).__name__}: {e})",
+            "save model.state_dict() instead, or pass --trust-pickle to load it with torch.jit.load if you trust it",
+        ) from e
+    out: dict[str, Tensor] = {}
+    _named_tensors(root, "", out)
+    return out
