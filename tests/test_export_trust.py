@@ -201,3 +201,28 @@ def test_torchscript_forward_runs_only_when_trusted(tmp_path):
     assert code == 0, lines
     assert victim.read_bytes() == torch.full((16,), 65.0).numpy().tobytes()
     assert lines[-1].startswith("validated in ONNX Runtime CPU against your own forward (TorchScript archive)")
+
+
+class _Shell:
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_untrusted_torchscript_weights_are_read_as_data_only(tmp_path):
+    """Without --trust-pickle a TorchScript archive is not given to torch.jit.load: its data.pkl is read by a reader
+    that builds records and tensors only, so a pickled call is refused in one line and never made."""
+    import pickle
+    import zipfile
+
+    marker = tmp_path / "ran"
+    with zipfile.ZipFile(tmp_path / "evil.pt", "w") as z:
+        z.writestr("evil/code/__torch__.py", "")
+        z.writestr("evil/data.pkl", pickle.dumps(_Shell(marker)))
+    code, lines = _export(str(tmp_path / "evil.pt"), "--head", "last", "--out", str(tmp_path / "b"))
+    assert code == 2 and len(lines) == 1 and "cannot be read as data" in lines[0] and "--trust-pickle" in lines[0]
+    assert not marker.exists() and not (tmp_path / "b").exists()

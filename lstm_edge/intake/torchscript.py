@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, first_line
 
 _DTYPES = {
     "FloatStorage": torch.float32,
@@ -104,9 +104,10 @@ def torchscript_weights(path: str | Path) -> dict[str, Tensor]:
             pkl = next(n for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") == 1)
             with archive.open(pkl) as f:
                 root = _DataOnly(f, archive, pkl[: -len("data.pkl")]).load()
-    except (StopIteration, KeyError, ValueError, TypeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+    except Exception as e:  # an adversarial data.pkl can raise anything the pickle machine or as_strided raises
         raise LstmEdgeError(
-            f"{path}: the weights of this TorchScript archive cannot be read as data ({type(e).__name__}: {e})",
+            f"{path}: the weights of this TorchScript archive cannot be read as data ({type(e).__name__}: "
+            f"{first_line(e, 160)})",
             "save model.state_dict() instead, or pass --trust-pickle to load it with torch.jit.load if you trust it",
         ) from e
     out: dict[str, Tensor] = {}
