@@ -69,7 +69,10 @@ def export(
     from lstm_edge.export import ExportConfig, export_bundle
 
     if trust_pickle:
-        click.echo("warning: --trust-pickle lets the model file run arbitrary code while loading", err=True)
+        click.echo(
+            "warning: --trust-pickle lets the model file run code: unpickling, its TorchScript or .pt2 forward",
+            err=True,
+        )
     cfg = ExportConfig(opset=opset, force=force, trust_pickle=trust_pickle, head=head, code=code, name=name)
     r = export_bundle(checkpoint, out, cfg)
     worst = max(row["max_scaled_error"] for row in r.validation)

@@ -61,6 +61,7 @@ def _provenance_items(bundle: Bundle) -> list[tuple[str, object]]:
     exporter = ", ".join(f"{k} {v}" for k, v in producers.items()) or NOT_RECORDED
     ref = m.get("reference") or {}
     words = REFERENCE_WORDS.get(ref.get("kind", ""), ref.get("kind") or NOT_RECORDED)
+    words += f" ({ref['forward']})" if ref.get("forward") else ""  # which forward: TorchScript, --code class, …
     val = m.get("validation")
     validated = (
         f"{val.get('runtime', '?')}: max scaled error {sci(val.get('max_scaled_error'))}"
