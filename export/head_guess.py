@@ -36,8 +36,8 @@ def refuse_head_guess(rec: Recognized, origin: str) -> None:
         + "; ".join(_reading(m, rec.config) for m in READINGS),
         "pass the --head your forward uses, or "
         + (
-            "--trust-pickle to run the file's own TorchScript forward (code from the file)"
-            if origin.startswith("TorchScript")
+            "--trust-pickle to run the file's own forward (code from the file)"
+            if origin.startswith(("TorchScript", "torch.export"))
             else "--trust-pickle --code MODEL.py (its class)"
         )
         + " so lstm-edge runs your forward and picks the head that matches",

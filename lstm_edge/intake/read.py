@@ -10,7 +10,7 @@ carries one, the user's own forward. What each format can execute when loaded:
 | lstm-edge checkpoint | the dict's `format` tag | `torch.load(weights_only=True)` | no |
 | pickled whole module (`torch.save(model)`) | `weights_only` refuses it | `torch.load(weights_only=False)`, only with `--trust-pickle` | **yes**: unpickling can run any Python |
 | TorchScript (`torch.jit.script/trace(...).save`) | zip with `code/__torch__…` | `torch.jit.load`, only with `--trust-pickle`; without it, its weights are read as data (lstm_edge.intake.torchscript) | **yes**: no Python, but `__setstate__` and the forward are TorchScript code from the file, run by the TorchScript interpreter (any registered torch operator, `torch.from_file` included) |
-| torch.export (`torch.export.save`, `.pt2`) | zip with `archive_format` / `models/*.json` | `torch.export.load`, only with `--trust-pickle` | **yes**: torch unpickles its weights and constants with `weights_only=False` |
+| torch.export (`torch.export.save`, `.pt2`) | zip with `archive_format` / `models/*.json` | `torch.export.load`, only with `--trust-pickle`; without it, its raw weight records are read as data (lstm_edge.intake.torchscript) | **yes**: torch unpickles its weights and constants with `weights_only=False` |
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from lstm_edge.errors import LstmEdgeError, first_line
 from lstm_edge.intake.code_forward import module_from_code
-from lstm_edge.intake.torchscript import torchscript_weights
+from lstm_edge.intake.torchscript import exported_program_weights, torchscript_weights
 
 CHECKPOINT_FORMAT = "lstm-edge/checkpoint"  # lstm_edge.checkpoint.FORMAT (not imported: the reader stays torch-only)
 # Prefixes wrappers add to every key: DataParallel/DistributedDataParallel (`module.`), Lightning (`model.`).
@@ -42,6 +42,10 @@ WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")  # _orig_mod.: torch.comp
 UNTRUSTED_SCRIPT = (
     "its TorchScript forward was not run (it is code from the file: pass --trust-pickle to run it); "
     "read as weights only"
+)
+UNTRUSTED_PT2 = (
+    "its program was not loaded (torch.export.load unpickles with weights_only=False: pass --trust-pickle to run "
+    "it); read as weights only"
 )
 _RECURRENT_KEY = re.compile(r"(^|\.)weight_hh_l\d+(_reverse)?$")
 
@@ -182,12 +186,9 @@ def _read_torchscript(path: Path, trust_pickle: bool) -> ModelFile:
 
 
 def _read_exported_program(path: Path, trust_pickle: bool) -> ModelFile:
-    if not trust_pickle:
-        raise LstmEdgeError(
-            f"{path} is a torch.export program (.pt2); torch.export.load unpickles its weights with "
-            "weights_only=False, which can run code",
-            "pass --trust-pickle if you trust its author, or save model.state_dict() instead",
-        )
+    if not trust_pickle:  # torch.export.load unpickles with weights_only=False: read the raw weights only
+        sd, stripped = _strip_wrappers(exported_program_weights(path))
+        return ModelFile(path, "torch.export program, weights only", sd, stripped=stripped, notes=[UNTRUSTED_PT2])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

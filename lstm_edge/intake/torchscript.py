@@ -1,12 +1,15 @@
-"""The weights of a TorchScript archive, read without torch.jit.load: loading a TorchScript module runs its
+"""The weights of a TorchScript archive or a torch.export .pt2, read as data. A TorchScript archive without
+torch.jit.load: loading a TorchScript module runs its
 `__setstate__` methods, and calling it runs its forward — TorchScript code from the file, which may call any
 registered torch operator (`torch.from_file(PATH, shared=True, …).fill_(…)` writes to any file). A file the user did
 not trust is read here as data only: its `data.pkl` by a pickle reader that builds nothing but plain records and
 tensors, and each tensor's bytes from the archive's `data/` records, sizes checked against the zip directory.
+A .pt2 without torch.export.load (which unpickles with weights_only=False): its weights config JSON and raw records.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import zipfile
 from collections import OrderedDict
@@ -113,3 +116,44 @@ def torchscript_weights(path: str | Path) -> dict[str, Tensor]:
     out: dict[str, Tensor] = {}
     _named_tensors(root, "", out)
     return out
+
+
+# torch._export.serde.schema.ScalarType's numbers (the .pt2 weights config names dtypes by them)
+_PT2_DTYPES = {1: torch.uint8, 2: torch.int8, 3: torch.int16, 4: torch.int32, 5: torch.int64, 6: torch.float16}
+_PT2_DTYPES |= {7: torch.float32, 8: torch.float64, 12: torch.bool, 13: torch.bfloat16}
+
+
+def _pt2_tensor(archive: zipfile.ZipFile, folder: str, name: str, entry: dict) -> Tensor:
+    meta = entry["tensor_meta"]
+    if entry.get("use_pickle"):
+        raise ValueError(f"{name} is pickled")
+    dtype = _PT2_DTYPES[meta["dtype"]]
+    size = [int(d["as_int"]) for d in meta["sizes"]]
+    stride = [int(d["as_int"]) for d in meta["strides"]]
+    info = archive.getinfo(folder + entry["path_name"])
+    width = torch.empty((), dtype=dtype).element_size()
+    if info.file_size % width:
+        raise ValueError(f"{name}: {info.file_size} bytes is not a whole number of {dtype}")
+    flat = torch.frombuffer(bytearray(archive.read(info)), dtype=dtype) if info.file_size else torch.empty(0)
+    return torch.as_strided(flat, size, stride, int(meta["storage_offset"]["as_int"])).clone()
+
+
+def exported_program_weights(path: str | Path) -> dict[str, Tensor]:
+    """The parameters and buffers of a torch.export .pt2 (names as its state_dict keys them), read from its weights
+    config JSON and raw byte records: nothing is unpickled and no program is loaded.
+
+    Raises LstmEdgeError (one line) when the archive has no such config, a weight is pickled, or a record does not
+    hold its declared shape."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            conf = next(n for n in archive.namelist() if n.endswith("data/weights/model_weights_config.json"))
+            folder = conf[: -len("model_weights_config.json")]
+            config = json.loads(archive.read(conf))["config"]
+            return {name: _pt2_tensor(archive, folder, name, entry) for name, entry in config.items()}
+    except Exception as e:  # an adversarial archive can raise anything json, zipfile or as_strided raises
+        raise LstmEdgeError(
+            f"{path}: the weights of this torch.export program cannot be read as data ({type(e).__name__}: "
+            f"{first_line(e, 160)})",
+            "pass --trust-pickle to load it with torch.export.load if you trust its author, or save "
+            "model.state_dict() instead",
+        ) from e
