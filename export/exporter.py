@@ -23,7 +23,7 @@ from lstm_edge.export.lint import Finding, lint
 from lstm_edge.export.manifest import artifact_entry, new_manifest, write_manifest
 from lstm_edge.export.onnx_stamp import stamp
 from lstm_edge.export.plan import (
-    HEAD_CHOICES,
+    HEAD_FLAGS,
     ExportConfig,
     Plan,
     check_opset,
@@ -147,8 +147,8 @@ def export_bundle(
     """
     cfg = dataclasses.replace(cfg or ExportConfig(), **({"head": head} if head is not None else {}))
     check_opset(cfg.opset)
-    if cfg.head is not None and cfg.head not in HEAD_CHOICES:
-        raise LstmEdgeError(f"head {cfg.head!r}", f"choose {', '.join(HEAD_CHOICES)}")
+    if cfg.head is not None and cfg.head not in HEAD_FLAGS:
+        raise LstmEdgeError(f"head {cfg.head!r}", f"choose {', '.join(HEAD_FLAGS)}")
     start = time.perf_counter()
     if isinstance(source, LSTMModel):
         check_finite_weights(source.state_dict(), "the model")

@@ -19,7 +19,8 @@ from lstm_edge.export.validate import validate
 from lstm_edge.model import LSTMModel, ModelConfig, forward_numpy
 
 SUPPORTED_OPSETS = range(14, 23)
-HEAD_CHOICES = ("last", "final", "sequence")
+HEAD_CHOICES = ("last", "final", "sequence")  # what a Linear head reads: the modes export can find by trying
+HEAD_FLAGS = (*HEAD_CHOICES, "none")  # what --head accepts: none leaves a Linear the weights hold out
 
 
 @dataclass
@@ -27,9 +28,11 @@ class ExportConfig:
     """Everything `export` can be asked for (CLI options and Python API alike).
 
     head: what a recognized Linear head reads — "last" (fc(out[:, -1]), the default), "final" (final hidden states)
-    or "sequence" (every step); None: "last", or, where the user's forward is available, the mode that reproduces it.
-    trust_pickle: accept files whose loading can run code (pickled modules, torch.export .pt2). code: a .py file
-    defining the user's classes, imported first (needs trust_pickle).
+    or "sequence" (every step), or "none" (a Linear in the weights is not applied); None: where the user's forward is
+    available, the mode that reproduces it; from weights alone, a refusal where the modes give different outputs.
+    trust_pickle: accept files whose loading or forward runs code from the file (pickled modules, TorchScript,
+    torch.export .pt2); without it a TorchScript file is read as weights only. code: a .py file defining the user's
+    classes, imported first (needs trust_pickle); with a state_dict, its class gives the forward.
     """
 
     opset: int = 17

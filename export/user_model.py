@@ -18,6 +18,7 @@ from torch import nn
 
 from lstm_edge.config import ModelConfig
 from lstm_edge.errors import LstmEdgeError, ParityError, first_line
+from lstm_edge.export.head_guess import head_note, refuse_head_guess
 from lstm_edge.export.lint import lint
 from lstm_edge.export.plan import HEAD_CHOICES, ExportConfig, Plan, plan_own_model
 from lstm_edge.export.torch_export import export_forward
@@ -46,14 +47,24 @@ def plan_file(mf: ModelFile, cfg: ExportConfig, example_input: torch.Tensor | No
     where = f" {mf.where}" if mf.where else ""
     stripped = f", prefix `{mf.stripped}` stripped" if mf.stripped else ""
     origin = f"{mf.format}{where}{stripped}"
-    return _plan(mf.state_dict, mf.forward, mf.module, mf.static_shape, origin, cfg, example_input)
+    plan = _plan(mf.state_dict, mf.forward, mf.module, mf.static_shape, origin, cfg, example_input)
+    return _said(plan, mf.format, mf.notes)
 
 
 def plan_module(module: nn.Module, cfg: ExportConfig, example_input: torch.Tensor | None) -> Plan:
     """An nn.Module passed to the Python API → a validated Plan; its forward is the reference."""
     module = module.eval()
     sd = {k: v.detach() for k, v in module.state_dict().items()}
-    return _plan(sd, module, module, None, f"nn.Module {type(module).__name__}", cfg, example_input)
+    plan = _plan(sd, module, module, None, f"nn.Module {type(module).__name__}", cfg, example_input)
+    return _said(plan, f"Python API, nn.Module {type(module).__name__}", [])
+
+
+def _said(plan: Plan, forward: str, notes: list[str]) -> Plan:
+    """The plan with whose forward it was judged against (reference.forward) and the reader's notes printed."""
+    if plan.reference.get("kind") == "user-forward":
+        plan.reference["forward"] = forward
+    plan.recognized = "\n".join([plan.recognized, *notes])
+    return plan
 
 
 def _plan(
@@ -81,12 +92,14 @@ def _plan(
                 "save the whole module (torch.save(model)) and pass --trust-pickle --code MODEL.py, or call "
                 "lstm_edge.export.export_bundle(model, OUT) in Python, so lstm-edge can export its own forward",
             )
+        if cfg.head is None:
+            refuse_head_guess(rec, origin)
         plan = plan_own_model(_rebuild(rec), cfg, "")
         plan.reference = {
             "kind": "rebuilt-from-state-dict",
             "detail": f"{origin}: {rec.describe()}; validated against the rebuilt LSTMModel (no forward was given)",
         }
-        plan.recognized = f"{origin}\n{rec.describe()}"
+        plan.recognized = "\n".join(filter(None, (origin, rec.describe(), head_note(rec, cfg.head or "none"))))
         return plan
 
     shapes = (static_shape[:2],) if static_shape else FORWARD_SHAPES

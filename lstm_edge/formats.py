@@ -17,3 +17,11 @@ TRITON_FORMAT = "lstm-edge/triton-repository"
 # makes the folder lstm-edge's to replace on the next run.
 SCORE_FORMAT = "lstm-edge/score-output"
 SCORE_INFO = "_lstm-edge.json"
+# manifest "reference.kind" → what a bundle was validated against, in words: export's last line and the report's
+# model card both read this one table. A rebuild from weights is said to be one: the user's forward was not run.
+REFERENCE_WORDS = {
+    "lstm-edge-checkpoint": "the lstm-edge checkpoint (model.pt) run by PyTorch",
+    "user-forward": "your own forward",
+    "rebuilt-from-state-dict": "the module rebuilt from your weights — your forward was not available",
+    "onnx-float64": "the source ONNX evaluated in float64 by onnx.reference",
+}

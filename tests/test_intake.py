@@ -91,7 +91,7 @@ def _manifest(bundle) -> dict:
 # ---- the issue's table, row by row ---------------------------------------------------------------------------------
 def test_bare_state_dict(textbook, tmp_path):
     torch.save(textbook.state_dict(), tmp_path / "model.pt")
-    out = _export([str(tmp_path / "model.pt"), "--out", str(tmp_path / "b")])
+    out = _export([str(tmp_path / "model.pt"), "--head", "last", "--out", str(tmp_path / "b")])
     assert "nn.LSTM at `lstm.` 3→5 ×2 layers; Linear head at `fc.` 5→2 on the last step" in out
     m = _manifest(tmp_path / "b")
     assert m["reference"]["kind"] == "rebuilt-from-state-dict" and m["streaming"] is True
@@ -112,7 +112,7 @@ def test_tutorial_checkpoint_dict(textbook, tmp_path):
         "loss": 0.1,
     }
     torch.save(ckpt, tmp_path / "ckpt.pt")
-    out = _export([str(tmp_path / "ckpt.pt"), "--out", str(tmp_path / "b")])
+    out = _export([str(tmp_path / "ckpt.pt"), "--head", "last", "--out", str(tmp_path / "b")])
     assert "under 'model_state_dict'" in out
     _runs_like(tmp_path / "b", textbook)
 
@@ -123,7 +123,7 @@ def test_lightning_dict_and_data_parallel_prefix(textbook, tmp_path):
     mf = read_model(tmp_path / "light.ckpt")
     assert mf.stripped == "model." and "under 'state_dict'" in mf.where
     torch.save({f"module.{k}": v for k, v in textbook.state_dict().items()}, tmp_path / "dp.pt")
-    out = _export([str(tmp_path / "dp.pt"), "--out", str(tmp_path / "b")])
+    out = _export([str(tmp_path / "dp.pt"), "--head", "last", "--out", str(tmp_path / "b")])
     assert "prefix `module.` stripped" in out
     _runs_like(tmp_path / "b", textbook)
 
@@ -185,7 +185,8 @@ def test_pickled_module_with_class_beside_it(textbook, tmp_path, monkeypatch):
 def test_torchscript(textbook, tmp_path, how):
     scripted = torch.jit.script(textbook) if how == "script" else torch.jit.trace(textbook, torch.randn(2, 4, F))
     scripted.save(str(tmp_path / "model.pt"))
-    out = _export([str(tmp_path / "model.pt"), "--out", str(tmp_path / "b")])  # no --trust-pickle: no Python runs
+    # Its forward is code from the file (issue 24): run only when trusted; then it is the reference.
+    out = _export([str(tmp_path / "model.pt"), "--trust-pickle", "--out", str(tmp_path / "b")])
     assert "TorchScript archive" in out
     assert _manifest(tmp_path / "b")["reference"]["kind"] == "user-forward"
     _runs_like(tmp_path / "b", textbook)
@@ -205,7 +206,7 @@ def test_safetensors(textbook, tmp_path):
     from safetensors.torch import save_file
 
     save_file(textbook.state_dict(), str(tmp_path / "model.safetensors"))
-    out = _export([str(tmp_path / "model.safetensors"), "--out", str(tmp_path / "b")])
+    out = _export([str(tmp_path / "model.safetensors"), "--head", "last", "--out", str(tmp_path / "b")])
     assert "safetensors" in out
     _runs_like(tmp_path / "b", textbook)
 
@@ -342,7 +343,7 @@ def test_refusals(textbook, tmp_path):
     gru |= {f"fc.{k}": v for k, v in nn.Linear(H, O).state_dict().items()}
     torch.save(gru, tmp_path / "gru.pt")
     # A GRU state_dict is recognized and, since the graph builder writes every form (issue 15), exported.
-    r = CliRunner().invoke(main, ["export", str(tmp_path / "gru.pt"), "--out", str(tmp_path / "gru")])
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "gru.pt"), "--head", "last", "--out", str(tmp_path / "gru")])
     assert r.exit_code == 0 and "nn.GRU at `gru.`" in r.output, r.output
     np.savez(tmp_path / "arrays.npz", a=np.zeros(3))
     _refused([str(tmp_path / "arrays.npz")], "NumPy .npz archive")
@@ -357,7 +358,7 @@ def test_torchscript_that_does_more_is_refused_in_one_line(textbook, tmp_path):
     model = Residual().eval()
     model.load_state_dict(textbook.state_dict())
     torch.jit.script(model).save(str(tmp_path / "res.pt"))
-    _refused([str(tmp_path / "res.pt")], "differs from its forward", "export_bundle(model")
+    _refused([str(tmp_path / "res.pt"), "--trust-pickle"], "differs from its forward", "export_bundle(model")
 
 
 def test_readme_python_api_snippet_runs_as_written(monkeypatch):

@@ -21,13 +21,14 @@ FILE is lstm-edge's own checkpoint, or a PyTorch user's model file:
   .safetensors - a header and raw bytes: runs no code
   pickled whole module (torch.save(model)) - needs --trust-pickle:
     unpickling can run any Python; --code FILE.py imports its class first
-  TorchScript (torch.jit.save) - loading runs no Python; its forward is
-    TorchScript code from the file (the TorchScript interpreter, any
-    registered torch operator), run here to check the export
+  TorchScript (torch.jit.save) - its forward and __setstate__ are code
+    from the file (any registered torch operator): run only with
+    --trust-pickle; without it, its weights are read as data
   torch.export .pt2 - needs --trust-pickle: torch.export.load unpickles
     its weights with weights_only=False
 The structure is recognized from weight names and shapes and printed; where
 the file has the model's own forward, the bundle is checked against it.
+From weights alone a Linear head's mode is a guess: pass --head (or --code).
 """
 
 
@@ -38,14 +39,18 @@ the file has the model's own forward, the bundle is checked against it.
 @click.option("--force", is_flag=True, help="Replace an existing bundle (never a folder that is not one).")
 @click.option(
     "--head",
-    type=click.Choice(["last", "final", "sequence"]),
-    help="What the Linear head reads, which weights cannot say: last = fc(out[:, -1]) (default), final = the "
-    "final hidden state, sequence = every step. With the model's forward in the file, found by trying.",
+    type=click.Choice(["last", "final", "sequence", "none"]),
+    help="What the Linear head reads, which weights cannot say: last = fc(out[:, -1]), final = the final hidden "
+    "state, sequence = every step, none = no head. With the model's forward (a trusted file, or --code), found by "
+    "trying; from weights alone, required where the readings differ.",
 )
 @click.option(
     "--trust-pickle",
+    "--trust-code",
+    "trust_pickle",
     is_flag=True,
-    help="Accept files whose loading runs code from the file: pickled modules and torch.export .pt2.",
+    help="Run code from the file: unpickle a whole module, run a TorchScript or .pt2 forward. Without it, "
+    "TorchScript is read as weights only. (--trust-code is the same flag.)",
 )
 @click.option("--code", type=click.Path(), help="A .py file defining the model's class, imported first (runs it!).")
 @click.option("--name", help="Bundle name: 1–64 of A-Z a-z 0-9 . _ - (default: the task or the file's stem).")
@@ -69,7 +74,10 @@ def export(
     from lstm_edge.export import ExportConfig, export_bundle
 
     if trust_pickle:
-        click.echo("warning: --trust-pickle lets the model file run arbitrary code while loading", err=True)
+        click.echo(
+            "warning: --trust-pickle lets the model file run code: unpickling, its TorchScript or .pt2 forward",
+            err=True,
+        )
     cfg = ExportConfig(opset=opset, force=force, trust_pickle=trust_pickle, head=head, code=code, name=name)
     r = export_bundle(checkpoint, out, cfg)
     worst = max(row["max_scaled_error"] for row in r.validation)
@@ -91,15 +99,22 @@ def export(
         click.echo("recognized: " + r.recognized.replace("\n", "\n            "))
     nodes = ", ".join(f"{k}×{v}" for k, v in r.nodes.items())
     click.echo(f"exported {r.bundle} in {r.seconds:.2f}s — nodes: {nodes}")
-    against = {
-        "user-forward": "the model's own forward",
-        "rebuilt-from-state-dict": "the module rebuilt from its weights",
-    }.get(r.reference.get("kind", ""), "PyTorch")
-    click.echo(
-        f"validated in ONNX Runtime CPU against {against} at {cases} unseen shapes/states: max scaled error {worst:.2e}"
-    )
     for f in r.findings:
         click.echo(f"{f.severity}: {f.code}: {f.message} — {f.fix}")
+    click.echo(validated_line(r.reference, cases, worst))
+
+
+def validated_line(reference: dict, cases: int, worst: float) -> str:
+    """export's last line: what the bundle was validated against (formats.REFERENCE_WORDS), where and how well."""
+    from lstm_edge.formats import REFERENCE_WORDS  # deferred: only export's output needs it
+
+    kind = reference.get("kind", "")
+    against = REFERENCE_WORDS.get(kind, kind or "PyTorch")
+    if reference.get("forward"):
+        against += f" ({reference['forward']})"
+    return (
+        f"validated in ONNX Runtime CPU at {cases} unseen shapes/states against {against}: max scaled error {worst:.2e}"
+    )
 
 
 @click.command()

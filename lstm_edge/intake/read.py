@@ -9,8 +9,8 @@ carries one, the user's own forward. What each format can execute when loaded:
 | safetensors | 8-byte header length + JSON header | `safetensors.torch.load_file` | no: a header and raw bytes |
 | lstm-edge checkpoint | the dict's `format` tag | `torch.load(weights_only=True)` | no |
 | pickled whole module (`torch.save(model)`) | `weights_only` refuses it | `torch.load(weights_only=False)`, only with `--trust-pickle` | **yes**: unpickling can run any Python |
-| TorchScript (`torch.jit.script/trace(...).save`) | zip with `code/__torch__…` | `torch.jit.load` | no Python; its forward is TorchScript code from the file, run by the TorchScript interpreter (any registered torch operator) |
-| torch.export (`torch.export.save`, `.pt2`) | zip with `archive_format` / `models/*.json` | `torch.export.load`, only with `--trust-pickle` | **yes**: torch unpickles its weights and constants with `weights_only=False` |
+| TorchScript (`torch.jit.script/trace(...).save`) | zip with `code/__torch__…` | `torch.jit.load`, only with `--trust-pickle`; without it, its weights are read as data (lstm_edge.intake.torchscript) | **yes**: no Python, but `__setstate__` and the forward are TorchScript code from the file, run by the TorchScript interpreter (any registered torch operator, `torch.from_file` included) |
+| torch.export (`torch.export.save`, `.pt2`) | zip with `archive_format` / `models/*.json` | `torch.export.load`, only with `--trust-pickle`; without it, its raw weight records are read as data (lstm_edge.intake.torchscript) | **yes**: torch unpickles its weights and constants with `weights_only=False` |
 """
 
 from __future__ import annotations
@@ -34,11 +34,21 @@ from torch import Tensor, nn
 
 from lstm_edge import limits
 from lstm_edge.errors import LstmEdgeError, first_line
+from lstm_edge.intake.code_forward import module_from_code
+from lstm_edge.intake.torchscript import exported_program_weights, torchscript_weights
 from lstm_edge.limits import check_model_path
 
 CHECKPOINT_FORMAT = "lstm-edge/checkpoint"  # lstm_edge.checkpoint.FORMAT (not imported: the reader stays torch-only)
 # Prefixes wrappers add to every key: DataParallel/DistributedDataParallel (`module.`), Lightning (`model.`).
 WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")  # _orig_mod.: torch.compile
+UNTRUSTED_SCRIPT = (
+    "its TorchScript forward was not run (it is code from the file: pass --trust-pickle to run it); "
+    "read as weights only"
+)
+UNTRUSTED_PT2 = (
+    "its program was not loaded (torch.export.load unpickles with weights_only=False: pass --trust-pickle to run "
+    "it); read as weights only"
+)
 _RECURRENT_KEY = re.compile(r"(^|\.)weight_hh_l\d+(_reverse)?$")
 
 
@@ -85,7 +95,7 @@ def read_model(path: str | Path, trust_pickle: bool = False, code: str | Path | 
             return _read_torch_save(path, trust_pickle, code)
         _refuse_unknown(path, head)
     if any(re.search(r"(^|/)code/__torch__", m) for m in members):
-        return _read_torchscript(path)
+        return _read_torchscript(path, trust_pickle)
     if any(m.endswith("archive_format") or re.search(r"(^|/)models/[^/]+\.json$", m) for m in members):
         return _read_exported_program(path, trust_pickle)
     if any(m.endswith("data.pkl") for m in members):
@@ -171,7 +181,10 @@ def _read_safetensors(path: Path) -> ModelFile:
     return ModelFile(path, "safetensors", sd, stripped=stripped)
 
 
-def _read_torchscript(path: Path) -> ModelFile:
+def _read_torchscript(path: Path, trust_pickle: bool) -> ModelFile:
+    if not trust_pickle:  # torch.jit.load runs the file's __setstate__, and its forward is code: weights only
+        sd, stripped = _strip_wrappers(torchscript_weights(path))
+        return ModelFile(path, "TorchScript archive, weights only", sd, stripped=stripped, notes=[UNTRUSTED_SCRIPT])
     try:
         module = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:  # torch.jit raises RuntimeError with a C++ trace
@@ -185,12 +198,9 @@ def _read_torchscript(path: Path) -> ModelFile:
 
 
 def _read_exported_program(path: Path, trust_pickle: bool) -> ModelFile:
-    if not trust_pickle:
-        raise LstmEdgeError(
-            f"{path} is a torch.export program (.pt2); torch.export.load unpickles its weights with "
-            "weights_only=False, which can run code",
-            "pass --trust-pickle if you trust its author, or save model.state_dict() instead",
-        )
+    if not trust_pickle:  # torch.export.load unpickles with weights_only=False: read the raw weights only
+        sd, stripped = _strip_wrappers(exported_program_weights(path))
+        return ModelFile(path, "torch.export program, weights only", sd, stripped=stripped, notes=[UNTRUSTED_PT2])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -242,7 +252,11 @@ def _read_torch_save(path: Path, trust_pickle: bool, code: str | Path | None) ->
             "lstm-edge exports LSTM/GRU models: save one's state_dict with torch.save(model.state_dict(), PATH)",
         )
     where, sd = found
+    raw = sd
     sd, stripped = _strip_wrappers(sd)
+    if code is not None:  # --code: its class, built and loaded with these weights, gives the user's own forward
+        module = module_from_code(_import_code(Path(code)), [raw, sd])
+        return ModelFile(path, f"state_dict + --code {type(module).__name__}", sd, module, module, where, stripped)
     return ModelFile(path, "state_dict", sd, where=where, stripped=stripped)
 
 

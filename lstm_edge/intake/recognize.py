@@ -50,6 +50,7 @@ class Recognized:
     recurrent_at: str
     head_at: str | None
     embedding_at: str | None
+    unused_head_at: str | None = None  # a Linear left out because head "none" was asked for
 
     def describe(self) -> str:
         """One line a user can check, e.g. "nn.LSTM at `lstm.` 100→256 ×2 layers; Linear head at `fc.` 256→10 on
@@ -70,6 +71,8 @@ class Recognized:
             parts.append(f"Linear head at `{self.head_at}` {c.recurrent_width}→{c.output_size} {HEAD_WORDS[c.head]}")
         else:
             parts.append("no head: y is the last layer's output at every step")
+        if self.unused_head_at is not None:
+            parts.append(f"the Linear at `{self.unused_head_at}` is not applied (head none)")
         return "; ".join(parts)
 
 
@@ -77,14 +80,17 @@ def recognize(state_dict: dict[str, Tensor], head: str = "last") -> Recognized:
     """The structure of `state_dict` (names → tensors) as a ModelConfig plus LSTMModel's canonical state_dict.
 
     head: what the Linear head reads — "last" (fc(out[:, -1]), the textbook form), "final" (the final hidden states,
-    both directions concatenated) or "sequence" (every step); ignored when there is no head.
+    both directions concatenated) or "sequence" (every step); ignored when there is no head; "none": a Linear the
+    weights hold is left out (y is the recurrent output at every step).
     Raises LstmEdgeError naming the tensors it cannot place (an MLP head, attention, a second recurrent stack) or
     the shape that does not fit PyTorch's recurrent layout.
     """
-    if head not in HEAD_WORDS:
-        raise LstmEdgeError(f"--head {head!r}", f"choose {', '.join(HEAD_WORDS)}")
+    if head not in (*HEAD_WORDS, "none"):
+        raise LstmEdgeError(f"--head {head!r}", f"choose {', '.join(HEAD_WORDS)} or none")
     prefix, config_kw, rec_sd = _recurrent_stack(state_dict)
     rest, head_at, embedding_at = _head_and_embedding(state_dict, prefix, config_kw)
+    unused = head_at if head == "none" else None  # head none: the Linear is not part of the forward
+    head_at = None if head == "none" else head_at
     sd = {f"lstm.{k}": v for k, v in rec_sd.items()}
     output_size = config_kw.pop("recurrent_width")
     if head_at is not None:
@@ -109,7 +115,7 @@ def recognize(state_dict: dict[str, Tensor], head: str = "last") -> Recognized:
     for name in ("x_mean", "x_std", "y_mean", "y_std"):  # identity normalization: the user's forward has none
         sd[name] = torch.tensor(getattr(config, name), dtype=torch.float32)
     sd = {k: v.detach().to(torch.float32).contiguous() for k, v in sd.items()}
-    return Recognized(config, sd, prefix, _at(head_at), _at(embedding_at))
+    return Recognized(config, sd, prefix, _at(head_at), _at(embedding_at), _at(unused))
 
 
 def _recurrent_stack(state_dict: dict[str, Tensor]) -> tuple[str, dict, dict[str, Tensor]]:

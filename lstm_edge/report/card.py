@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 
 from lstm_edge.bundle import Bundle, entry_verdict
+from lstm_edge.formats import REFERENCE_WORDS
 from lstm_edge.report import figures
 from lstm_edge.report.markup import (
     STATUS_CLASS,
@@ -26,14 +27,6 @@ from lstm_edge.report.markup import (
 from lstm_edge.targets import TARGETS
 
 NOT_RECORDED = "not recorded"
-# manifest "reference.kind" → what the bundle was judged against, in words. A rebuild is called a guess.
-REFERENCE_WORDS = {
-    "lstm-edge-checkpoint": "the lstm-edge checkpoint (model.pt) run by PyTorch",
-    "user-forward": "the user's own forward, run on the user's module",
-    "rebuilt-from-state-dict": "a module rebuilt from the weights alone — a guess at the architecture; the user's "
-    "own forward was not run",
-    "onnx-float64": "the source ONNX evaluated in float64 by onnx.reference",
-}
 
 
 def _config_items(bundle: Bundle) -> list[tuple[str, object]]:
@@ -68,6 +61,7 @@ def _provenance_items(bundle: Bundle) -> list[tuple[str, object]]:
     exporter = ", ".join(f"{k} {v}" for k, v in producers.items()) or NOT_RECORDED
     ref = m.get("reference") or {}
     words = REFERENCE_WORDS.get(ref.get("kind", ""), ref.get("kind") or NOT_RECORDED)
+    words += f" ({ref['forward']})" if ref.get("forward") else ""  # which forward: TorchScript, --code class, …
     val = m.get("validation")
     validated = (
         f"{val.get('runtime', '?')}: max scaled error {sci(val.get('max_scaled_error'))}"
