@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 
 import click
 
@@ -86,7 +87,7 @@ def export(
         )
         return
     if r.recognized:
-        click.echo("recognized: " + r.recognized.replace("\n", "\n            "))
+        click.echo(_block("recognized: ", r.recognized))
     nodes = ", ".join(f"{k}×{v}" for k, v in r.nodes.items())
     click.echo(f"exported {r.bundle} in {r.seconds:.2f}s — nodes: {nodes}")
     against = {
@@ -98,6 +99,17 @@ def export(
     )
     for f in r.findings:
         click.echo(f"{f.severity}: {f.code}: {f.message} — {f.fix}")
+
+
+def _block(label: str, text: str, width: int = 100) -> str:
+    """`text` under `label`, each line wrapped at word boundaries (never mid-identifier), continuations indented."""
+    pad = " " * len(label)
+    lines = [
+        textwrap.fill(line, width, initial_indent=pad, subsequent_indent=pad, break_long_words=False,
+                      break_on_hyphens=False)
+        for line in text.splitlines()
+    ]  # fmt: skip
+    return label + "\n".join(lines)[len(pad) :]
 
 
 @click.command()
