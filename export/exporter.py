@@ -35,6 +35,8 @@ from lstm_edge.export.validate import validate
 from lstm_edge.intake import read_model
 from lstm_edge.model import GateLSTM, LSTMModel, ModelConfig, run_numpy
 
+BUILDER = "lstm-edge graph builder (export/graph.py, from the weights)"
+
 
 @dataclass
 class ExportResult:
@@ -206,7 +208,7 @@ def _write(plan: Plan, target: Path, name: str, cfg: ExportConfig) -> None:
         manifest = new_manifest(name, plan.config, source_sha, plan.gate_layout)
         if plan.io is not None:
             manifest["io"] = plan.io
-        manifest["reference"] = plan.reference
+        manifest["reference"] = {"exporter": BUILDER, **plan.reference}  # the fallback names its torch.onnx exporter
         manifest["streaming"] = plan.streaming and plan.config.streamable  # stateless, or bidirectional: no
         manifest["artifacts"] = {"fp32": artifact_entry(stage, "model.onnx", "fp32", cfg.opset, deployable=True)}
         if plan.model is not None or plan.ckpt_bytes is not None:

@@ -130,9 +130,13 @@ def _with_module_layout(rec: Recognized | None, module: nn.Module | None) -> Rec
     """The recognized structure in the module's own layout: weights cannot say batch_first, the module can
     (a time-major nn.LSTM takes and gives [T, B, …])."""
     rnn = next((m for m in module.modules() if isinstance(m, nn.RNNBase)), None) if module is not None else None
-    if rec is None or rnn is None or rnn.batch_first == rec.config.batch_first:
+    return rec if rec is None or rnn is None else _in_layout(rec, rnn.batch_first)
+
+
+def _in_layout(rec: Recognized, batch_first: bool) -> Recognized:
+    if rec.config.batch_first == batch_first:
         return rec
-    config = ModelConfig.from_dict(rec.config.to_dict() | {"batch_first": rnn.batch_first})
+    config = ModelConfig.from_dict(rec.config.to_dict() | {"batch_first": batch_first})
     return Recognized(config, rec.state_dict, rec.recurrent_at, rec.head_at, rec.embedding_at)
 
 
@@ -159,17 +163,12 @@ def _choose_head(
     x = _inputs(rec.config, *shape[:2], seed=0)
     want = _call(forward, x)
     for mode in HEAD_CHOICES:
-        candidate = rec if mode == rec.config.head else _same_layout(recognize(state_dict, mode), rec)
+        candidate = rec if mode == rec.config.head else _in_layout(recognize(state_dict, mode), rec.config.batch_first)
         with torch.no_grad():
             got = _rebuild(candidate)(x)[0].numpy()
         if got.shape == want.shape and scaled_error(got, want).max() <= FP32_ABS:
             return candidate
     return rec
-
-
-def _same_layout(candidate: Recognized, rec: Recognized) -> Recognized:
-    config = ModelConfig.from_dict(candidate.config.to_dict() | {"batch_first": rec.config.batch_first})
-    return Recognized(config, candidate.state_dict, candidate.recurrent_at, candidate.head_at, candidate.embedding_at)
 
 
 def _inputs(config: ModelConfig, B: int, T: int, seed: int) -> torch.Tensor:

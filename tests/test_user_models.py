@@ -172,7 +172,7 @@ def test_time_major_module_through_the_api_with_a_time_major_example(user, tmp_p
     r = export_bundle(model, tmp_path / "b", example_input=torch.randn(9, 2, 6))
     assert r.reference["kind"] == "user-forward" and r.streaming
     m = _manifest(tmp_path / "b")
-    assert m["io"]["layout"] == "time_major"
+    assert m["io"]["layout"] == "time_major" and "graph builder" in m["reference"]["exporter"]
     _runs_like(tmp_path / "b", model, F=6, time_major=True)
     _verified(tmp_path / "b")
     _cli("quantize", str(tmp_path / "b"), "--mode", "dynamic")
