@@ -19,6 +19,7 @@ from torch import nn
 
 from lstm_edge.config import ModelConfig
 from lstm_edge.errors import LstmEdgeError, ParityError, first_line
+from lstm_edge.export.cells import cell_loop_refusal, cell_note, cells_as_layers
 from lstm_edge.export.lint import lint
 from lstm_edge.export.plan import HEAD_CHOICES, ExportConfig, Plan, plan_own_model
 from lstm_edge.export.torch_export import EXPORTERS, export_forward
@@ -66,6 +67,7 @@ def _plan(
     cfg: ExportConfig,
     example_input: torch.Tensor | None,
 ) -> Plan:
+    state_dict, cells = cells_as_layers(state_dict)  # an LSTMCell/GRUCell loop: one recurrent layer (export/cells.py)
     try:
         rec: Recognized | None = recognize(state_dict, cfg.head or "last")
         not_recognized = ""
@@ -88,7 +90,7 @@ def _plan(
             "kind": "rebuilt-from-state-dict",
             "detail": f"{origin}: {rec.describe()}; validated against the rebuilt LSTMModel (no forward was given)",
         }
-        plan.recognized = f"{origin}\n{rec.describe()}"
+        plan.recognized = f"{origin}\n{rec.describe()}" + (f"\n{cell_note(cells, validated=False)}" if cells else "")
         return plan
 
     shapes = (static_shape[:2],) if static_shape else FORWARD_SHAPES
@@ -106,10 +108,12 @@ def _plan(
                 else "at B ∈ {1, 3}, T ∈ {1, 17, 300}"
             )
             plan.reference = {"kind": "user-forward", "detail": f"{origin}: {rec.describe()}; validated {at}"}
-            plan.recognized = f"{origin}\n{rec.describe()}"
+            plan.recognized = f"{origin}\n{rec.describe()}" + (f"\n{cell_note(cells, validated=True)}" if cells else "")
             return plan
         worst = max(r["max_scaled_error"] for r in rows)
         why_not = f"the recognized structure differs from its forward by {worst:.2e} (scaled)"
+    if cells:  # torch.onnx would unroll the loop at the example's length
+        raise cell_loop_refusal(cells, why_not)
     if module is None:
         raise LstmEdgeError(
             f"{origin}: {why_not}; lstm-edge exports a forward it cannot rebuild only from Python code, which a "

@@ -66,6 +66,38 @@ class TimeMajor(nn.Module):
     def forward(self, x):
         out, _ = self.lstm(x)
         return self.head(out)
+
+
+class CellLoop(nn.Module):
+    """nn.LSTMCell (or nn.GRUCell) stepped in a Python loop over x[:, t], a Linear on the last h."""
+
+    def __init__(self, gru=False):
+        super().__init__()
+        self.cell = nn.GRUCell(5, 7) if gru else nn.LSTMCell(5, 7)
+        self.fc = nn.Linear(7, 3)
+
+    def forward(self, x):
+        h = c = x.new_zeros(x.shape[0], 7)
+        for t in range(x.shape[1]):
+            if isinstance(self.cell, nn.GRUCell):
+                h = self.cell(x[:, t], h)
+            else:
+                h, c = self.cell(x[:, t], (h, c))
+        return self.fc(h)
+
+
+class CellAttention(CellLoop):
+    """The loop does more: attention over every step's h."""
+
+    def forward(self, x):
+        h = c = x.new_zeros(x.shape[0], 7)
+        hs = []
+        for t in range(x.shape[1]):
+            h, c = self.cell(x[:, t], (h, c))
+            hs.append(h)
+        H = torch.stack(hs, 1)
+        a = torch.softmax((H * h[:, None]).sum(-1), 1)
+        return self.fc((a[..., None] * H).sum(1))
 '''
 
 
@@ -180,3 +212,34 @@ def test_time_major_module_through_the_api_with_a_time_major_example(user, tmp_p
     out = _export_pickle(user, tmp_path, "cli")  # the same model pickled, through the CLI
     assert "at every step" in out
     _runs_like(tmp_path / "cli", model, F=6, time_major=True)
+
+
+@pytest.mark.parametrize("gru", [False, True], ids=["LSTMCell", "GRUCell"])
+def test_cell_loop_rebuilt_as_one_layer_and_checked_against_the_loop(user, tmp_path, gru):
+    """Row 5: the cell's weights are one recurrent layer; from the module it is validated against the user's own loop
+    at T ∈ {1, 17, 300} (and so streams, quantizes, bundles); from the state_dict the loop is said to be assumed."""
+    torch.manual_seed(0)
+    model = user[1].CellLoop(gru).eval()
+    torch.save(model, tmp_path / "model.pt")
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    out = _export_pickle(user, tmp_path, "b")
+    assert f"nn.{'GRU' if gru else 'LSTM'}Cell at `cell.`" in out and "validated against that loop" in out
+    _runs_like(tmp_path / "b", model, F=5)
+    _verified(tmp_path / "b")
+    assert _manifest(tmp_path / "b")["streaming"] is True
+    if not gru:  # the route is the same recurrent bundle as any nn.LSTM's: one form is enough here
+        _cli("quantize", str(tmp_path / "b"), "--mode", "dynamic")
+        _cli("bundle", str(tmp_path / "b"), "--target", "python", "--out", str(tmp_path / "py"))
+    out = _words(_cli("export", str(tmp_path / "sd.pt"), "--out", str(tmp_path / "sd")))
+    assert "assuming the loop over time is the plain recurrence" in out
+    _runs_like(tmp_path / "sd", model, F=5)
+
+
+def test_cell_loop_that_does_more_is_refused_in_one_line(user, tmp_path):
+    torch.manual_seed(0)
+    torch.save(user[1].CellAttention().eval(), tmp_path / "model.pt")
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "model.pt"), "--trust-pickle", "--code",
+                                  str(user[0] / "models26.py"), "--out", str(tmp_path / "b")])  # fmt: skip
+    lines = [ln for ln in r.output.strip().splitlines() if not ln.startswith("warning:")]
+    assert r.exit_code == 2 and len(lines) == 1 and "LSTMCell at `cell.`" in lines[0], r.output
+    assert "not the plain recurrence" in lines[0] and not (tmp_path / "b").exists()

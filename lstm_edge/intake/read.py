@@ -37,7 +37,7 @@ from lstm_edge.errors import LstmEdgeError, first_line
 CHECKPOINT_FORMAT = "lstm-edge/checkpoint"  # lstm_edge.checkpoint.FORMAT (not imported: the reader stays torch-only)
 # Prefixes wrappers add to every key: DataParallel/DistributedDataParallel (`module.`), Lightning (`model.`).
 WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")  # _orig_mod.: torch.compile
-_RECURRENT_KEY = re.compile(r"(^|\.)weight_hh_l\d+(_reverse)?$")
+_RECURRENT_KEY = re.compile(r"(^|\.)weight_hh(_l\d+(_reverse)?)?$")  # an nn.LSTM/GRU, or a cell (LSTMCell)
 
 
 @dataclass
