@@ -172,6 +172,7 @@ def export_bundle(
         else:
             plan = plan_file(mf, cfg, example_input)
             name = cfg.name if cfg.name is not None else Path(source).stem
+    plan.reference = {"exporter": BUILDER, **plan.reference}  # the fallback names its torch.onnx exporter
     check_name(name, derived=cfg.name is None and not isinstance(source, nn.Module))
     shown = Path(out) if out is not None else Path("models") / name
     inputs = [] if isinstance(source, nn.Module) else [source]
@@ -208,7 +209,7 @@ def _write(plan: Plan, target: Path, name: str, cfg: ExportConfig) -> None:
         manifest = new_manifest(name, plan.config, source_sha, plan.gate_layout)
         if plan.io is not None:
             manifest["io"] = plan.io
-        manifest["reference"] = {"exporter": BUILDER, **plan.reference}  # the fallback names its torch.onnx exporter
+        manifest["reference"] = plan.reference
         manifest["streaming"] = plan.streaming and plan.config.streamable  # stateless, or bidirectional: no
         manifest["artifacts"] = {"fp32": artifact_entry(stage, "model.onnx", "fp32", cfg.opset, deployable=True)}
         if plan.model is not None or plan.ckpt_bytes is not None:
