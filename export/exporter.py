@@ -36,6 +36,8 @@ from lstm_edge.export.validate import validate
 from lstm_edge.intake import read_model
 from lstm_edge.model import GateLSTM, LSTMModel, ModelConfig, run_numpy
 
+BUILDER = "lstm-edge graph builder (export/graph.py, from the weights)"
+
 
 @dataclass
 class ExportResult:
@@ -173,6 +175,7 @@ def export_bundle(
         else:
             plan = plan_file(mf, cfg, example_input)
             name = cfg.name if cfg.name is not None else Path(source).stem
+    plan.reference = {"exporter": BUILDER, **plan.reference}  # the fallback names its torch.onnx exporter
     check_name(name, derived=cfg.name is None and not isinstance(source, nn.Module))
     shown = Path(out) if out is not None else Path("models") / name
     inputs = [] if isinstance(source, nn.Module) else [source]

@@ -28,7 +28,7 @@ from torch import nn
 
 from lstm_edge.config import C0, H0, INPUT_NAMES, OUTPUT_NAMES, X, Y
 from lstm_edge.errors import LstmEdgeError, first_line
-from lstm_edge.export.validate import ort_cpu_session
+from lstm_edge.export.validate import ort_cpu_session, run_quiet
 from lstm_edge.model import GateLSTM
 
 CONTRACT = (
@@ -106,21 +106,59 @@ def dynamo_export(module: nn.Module, example_input: torch.Tensor, opset: int) ->
     return proto, {"input_size": F, "num_layers": L * D, "hidden_size": H}
 
 
-def export_forward(module: nn.Module, example_input: torch.Tensor, opset: int) -> onnx.ModelProto:
+EXPORTERS = {"dynamo": "torch.onnx dynamo", "torchscript": "torch.onnx TorchScript (dynamo=False)"}
+
+
+def export_forward(
+    module: nn.Module, example_input: torch.Tensor, opset: int, exporter: str = "dynamo", time_major: bool = False
+) -> onnx.ModelProto:
     """A user's own forward(x) -> y (or (y, …)) → a stateless ONNX graph x → y, batch and seq symbolic.
 
-    x is float [B, T, F] or int64 token ids [B, T]. Raises LstmEdgeError when torch.onnx cannot export it or the
-    graph it writes only runs at the example's length.
+    x is float [B, T, F] ([T, B, F] when time_major) or int64 token ids [B, T]. exporter: a key of EXPORTERS —
+    "dynamo" (torch.export) or "torchscript" (the tracing exporter, dynamo=False, which keeps lengths symbolic where
+    torch.export bakes one into a Reshape). Raises LstmEdgeError when torch.onnx cannot export it or the graph it
+    writes only runs at the example's length.
     """
     ids = not example_input.is_floating_point()
-    _check_example(example_input, rank=2 if ids else 3)
+    _check_example(example_input.transpose(0, 1) if time_major else example_input, rank=2 if ids else 3)
     module = _swap_gate_lstms(module).eval()
     wrapped = _FirstOutput(module)
-    auto = torch.export.Dim.AUTO
     x = example_input if ids else example_input.float()
-    proto = _torch_onnx(wrapped, (x,), opset, [X], [Y], ({0: auto, 1: auto},))
-    declare_io(proto, {X: ["batch", "seq", *x.shape[2:]]})
-    _declare_outputs(proto, lambda b, t: {X: _probe_x(example_input, b, t)})
+    axes = ["seq", "batch"] if time_major else ["batch", "seq"]
+    if exporter == "torchscript":
+        proto = _torchscript_onnx(wrapped, x, opset, {X: dict(enumerate(axes))})
+    else:
+        auto = torch.export.Dim.AUTO
+        proto = _torch_onnx(wrapped, (x,), opset, [X], [Y], ({0: auto, 1: auto},))
+    declare_io(proto, {X: [*axes, *x.shape[2:]]})
+    _declare_outputs(proto, lambda b, t: {X: _probe_x(example_input, b, t, time_major)})
+    return proto
+
+
+def _torchscript_onnx(module: nn.Module, x: torch.Tensor, opset: int, dynamic_axes: dict) -> onnx.ModelProto:
+    """The TorchScript-based exporter (dynamo=False): traces the forward once, axes in `dynamic_axes` symbolic."""
+    buf = io.BytesIO()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _quiet():
+            torch.onnx.export(
+                module,
+                (x,),
+                buf,
+                dynamo=False,
+                opset_version=opset,
+                input_names=[X],
+                output_names=[Y],
+                dynamic_axes=dynamic_axes,
+                do_constant_folding=True,
+            )
+    except Exception as e:  # the tracer raises its own error types
+        raise LstmEdgeError(
+            f"torch.onnx ({EXPORTERS['torchscript']}) could not export {type(module.inner).__name__}: "
+            f"{first_line(e, 200)}",
+            "simplify the forward (no data-dependent Python control flow), or report it with --debug",
+        ) from e
+    proto = onnx.load_from_string(buf.getvalue())
+    del proto.graph.value_info[:]
     return proto
 
 
@@ -172,7 +210,7 @@ def _quiet():
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(logging.ERROR)
+        lg.setLevel(logging.CRITICAL)  # torch.export logs its failures at ERROR ("E… _trace.py …"): the raise says it
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -202,7 +240,7 @@ def _declare_outputs(proto: onnx.ModelProto, feeds) -> None:
     session = ort_cpu_session(proto)
     names = [o.name for o in proto.graph.output]
     try:
-        runs = [(b, t, session.run(names, feeds(b, t))) for b, t in PROBES]
+        runs = [(b, t, run_quiet(session, names, feeds(b, t))) for b, t in PROBES]
     except Exception as e:  # ORT raises its own types; a graph baked at one length fails here
         raise LstmEdgeError(
             f"the exported graph does not run at other lengths ({first_line(e, 160)})",
@@ -231,10 +269,11 @@ def _feeds_stateful(b: int, t: int, F: int, LD: int, H: int) -> dict:
     }
 
 
-def _probe_x(example: torch.Tensor, b: int, t: int) -> np.ndarray:
+def _probe_x(example: torch.Tensor, b: int, t: int, time_major: bool = False) -> np.ndarray:
+    bt = (t, b) if time_major else (b, t)
     if not example.is_floating_point():
-        return np.zeros((b, t), np.int64)
-    return np.zeros((b, t, *example.shape[2:]), np.float32)
+        return np.zeros(bt, np.int64)
+    return np.zeros((*bt, *example.shape[2:]), np.float32)
 
 
-__all__ = ["CONTRACT", "declare_io", "dynamo_export", "export_forward"]
+__all__ = ["CONTRACT", "EXPORTERS", "declare_io", "dynamo_export", "export_forward"]

@@ -9,6 +9,7 @@ The reference a bundle is judged against is recorded in its manifest (`reference
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -18,11 +19,12 @@ from torch import nn
 
 from lstm_edge.config import ModelConfig
 from lstm_edge.errors import LstmEdgeError, ParityError, first_line
+from lstm_edge.export.cells import cell_loop_refusal, cell_note, cells_as_layers
 from lstm_edge.export.head_guess import head_note, refuse_head_guess
 from lstm_edge.export.lint import lint
 from lstm_edge.export.plan import HEAD_CHOICES, ExportConfig, Plan, plan_own_model
-from lstm_edge.export.torch_export import export_forward
-from lstm_edge.export.validate import format_rows, ort_cpu_session
+from lstm_edge.export.torch_export import EXPORTERS, export_forward
+from lstm_edge.export.validate import format_rows, ort_cpu_session, run_quiet
 from lstm_edge.forms import refusal
 from lstm_edge.intake import ModelFile, Recognized, recognize
 from lstm_edge.model import LSTMModel
@@ -32,7 +34,7 @@ from lstm_edge.tolerances import FP32_ABS, scaled_error
 FORWARD_SHAPES = ((1, 1), (1, 17), (1, 300), (3, 1), (3, 17), (3, 300))
 HEAD_PROBE = (3, 17)  # one shape is enough to tell the head modes apart: they differ in shape or in value
 STATELESS_OK = {"missing-state-input", "missing-state-output"}  # a stateless export has no state by design
-STATELESS_LAYOUT = "the user's own forward exported by torch.onnx (dynamo); gate layout as torch.onnx writes it"
+STATELESS_LAYOUT = "the user's own forward exported by torch.onnx ({}); gate layout as torch.onnx writes it"
 
 
 def builder_limit(config: ModelConfig) -> str | None:
@@ -76,13 +78,15 @@ def _plan(
     cfg: ExportConfig,
     example_input: torch.Tensor | None,
 ) -> Plan:
+    state_dict, cells = cells_as_layers(state_dict)  # an LSTMCell/GRUCell loop: one recurrent layer (export/cells.py)
     try:
         rec: Recognized | None = recognize(state_dict, cfg.head or "last")
         not_recognized = ""
     except LstmEdgeError as e:
         if module is None:  # weights only, or a forward lstm-edge cannot export itself
             raise
-        rec, not_recognized = None, str(e)
+        rec, not_recognized = None, _reason(e)
+    rec = _with_module_layout(rec, module)
     limit = builder_limit(rec.config) if rec else None
     if forward is None:
         assert rec is not None
@@ -99,11 +103,17 @@ def _plan(
             "kind": "rebuilt-from-state-dict",
             "detail": f"{origin}: {rec.describe()}; validated against the rebuilt LSTMModel (no forward was given)",
         }
-        plan.recognized = "\n".join(filter(None, (origin, rec.describe(), head_note(rec, cfg.head or "none"))))
+        notes = (
+            origin,
+            rec.describe(),
+            cell_note(cells, validated=False) if cells else "",
+            head_note(rec, cfg.head or "none"),
+        )
+        plan.recognized = "\n".join(filter(None, notes))
         return plan
 
     shapes = (static_shape[:2],) if static_shape else FORWARD_SHAPES
-    why_not = first_line(not_recognized, 200) or limit or ""
+    why_not = not_recognized or limit or ""
     if rec is not None and not limit:
         rec = _choose_head(rec, state_dict, forward, cfg, static_shape or (*HEAD_PROBE,))
         plan = plan_own_model(_rebuild(rec), cfg, "")
@@ -117,10 +127,12 @@ def _plan(
                 else "at B ∈ {1, 3}, T ∈ {1, 17, 300}"
             )
             plan.reference = {"kind": "user-forward", "detail": f"{origin}: {rec.describe()}; validated {at}"}
-            plan.recognized = f"{origin}\n{rec.describe()}"
+            plan.recognized = f"{origin}\n{rec.describe()}" + (f"\n{cell_note(cells, validated=True)}" if cells else "")
             return plan
         worst = max(r["max_scaled_error"] for r in rows)
         why_not = f"the recognized structure differs from its forward by {worst:.2e} (scaled)"
+    if cells:  # torch.onnx would unroll the loop at the example's length
+        raise cell_loop_refusal(cells, why_not)
     if module is None:
         raise LstmEdgeError(
             f"{origin}: {why_not}; lstm-edge exports a forward it cannot rebuild only from Python code, which a "
@@ -128,6 +140,27 @@ def _plan(
             "export from Python where the class is defined: lstm_edge.export.export_bundle(model, OUT, example_input=x)",
         )
     return _fallback(module, rec, origin, why_not, cfg, example_input)
+
+
+def _reason(e: Exception, limit: int = 200) -> str:
+    """Why the weights were not recognized, for the recognized block: the problem without its fix, shortened at a word
+    boundary (never mid-identifier)."""
+    problem = getattr(e, "problem", None) or first_line(e, 10_000)
+    return textwrap.shorten(problem.split(" — ")[0], limit, placeholder=" …")
+
+
+def _with_module_layout(rec: Recognized | None, module: nn.Module | None) -> Recognized | None:
+    """The recognized structure in the module's own layout: weights cannot say batch_first, the module can
+    (a time-major nn.LSTM takes and gives [T, B, …])."""
+    rnn = next((m for m in module.modules() if isinstance(m, nn.RNNBase)), None) if module is not None else None
+    return rec if rec is None or rnn is None else _in_layout(rec, rnn.batch_first)
+
+
+def _in_layout(rec: Recognized, batch_first: bool) -> Recognized:
+    if rec.config.batch_first == batch_first:
+        return rec
+    config = ModelConfig.from_dict(rec.config.to_dict() | {"batch_first": batch_first})
+    return Recognized(config, rec.state_dict, rec.recurrent_at, rec.head_at, rec.embedding_at)
 
 
 def _rebuild(rec: Recognized) -> LSTMModel:
@@ -153,7 +186,7 @@ def _choose_head(
     x = _inputs(rec.config, *shape[:2], seed=0)
     want = _call(forward, x)
     for mode in HEAD_CHOICES:
-        candidate = rec if mode == rec.config.head else recognize(state_dict, mode)
+        candidate = rec if mode == rec.config.head else _in_layout(recognize(state_dict, mode), rec.config.batch_first)
         with torch.no_grad():
             got = _rebuild(candidate)(x)[0].numpy()
         if got.shape == want.shape and scaled_error(got, want).max() <= FP32_ABS:
@@ -162,10 +195,12 @@ def _choose_head(
 
 
 def _inputs(config: ModelConfig, B: int, T: int, seed: int) -> torch.Tensor:
+    """x for B sequences of T steps in the model's layout: [B, T, F] ([T, B, F] time-major), token ids [B, T]."""
     g = torch.Generator().manual_seed(seed)
+    bt = (B, T) if config.batch_first else (T, B)
     if config.vocab_size:
-        return torch.randint(0, config.vocab_size, (B, T), generator=g)
-    return torch.randn(B, T, config.input_size, generator=g)
+        return torch.randint(0, config.vocab_size, bt, generator=g)
+    return torch.randn(*bt, config.input_size, generator=g)
 
 
 def _call(forward: Callable[..., Any], x: torch.Tensor) -> np.ndarray:
@@ -199,7 +234,7 @@ def forward_rows(proto, forward: Callable[..., Any], config: ModelConfig, shapes
         for name, (LD, width) in config.state_shapes.items():
             if name in names:
                 feeds[name] = np.zeros((LD, B, width), np.float32)
-        got = session.run(["y"], feeds)[0]
+        got = run_quiet(session, ["y"], feeds)[0]
         err = float(scaled_error(got, want).max()) if got.shape == want.shape and got.size else float("inf")
         if got.shape == want.shape and not got.size:
             err = 0.0
@@ -228,19 +263,8 @@ def _fallback(
     """The user's forward itself through torch.onnx: x → y, batch and seq symbolic, no state (streaming false)."""
     config = rec.config if rec is not None else _config_from_module(module, example_input)
     x = example_input if example_input is not None else _inputs(config, 2, 7, seed=1)  # B, T ≥ 2 (1 freezes)
-    proto = export_forward(module, x, cfg.opset)
-    findings = [f for f in lint(proto) if f.code not in STATELESS_OK]
-    errors = [f for f in findings if f.severity == "error"]
-    if errors:
-        raise LstmEdgeError(f"the exported forward fails lint: {errors[0].message}", errors[0].fix)
     config = _with_output(config, module, x)
-    rows = forward_rows(proto, module, config, FORWARD_SHAPES)
-    if not all(r["ok"] for r in rows):
-        raise ParityError(
-            "the exported forward differs from the model beyond the float32 tolerance",
-            "nothing was written; report this with the table above",
-            report=format_rows(rows, FP32_ABS),
-        )
+    proto, rows, findings, exporter = _export_validated(module, x, config, cfg)
     golden = {}
     for k, (B, T) in enumerate(((1, 1), (2, 16), (3, 50), (1, 100))):
         xg = _inputs(config, B, T, seed=7 + k)
@@ -266,14 +290,49 @@ def _fallback(
         model=None,
         reference={
             "kind": "user-forward",
-            "detail": f"{origin}: exported from its own forward ({why}); validated at B ∈ {{1, 3}}, "
-            "T ∈ {1, 17, 300}; for later checks use the bundle's ONNX in float64 (onnx-float64)",
+            "detail": f"{origin}: exported from its own forward ({why}) by {EXPORTERS[exporter]}; validated at "
+            "B ∈ {1, 3}, T ∈ {1, 17, 300}; for later checks use the bundle's ONNX in float64 (onnx-float64)",
+            "exporter": EXPORTERS[exporter],
         },
         streaming=False,
-        recognized=f"{origin}\n{described}\n{first_line(why, 200)}: exported its forward itself through torch.onnx — "
+        recognized=f"{origin}\n{described}\n{why}: exported its forward itself through {EXPORTERS[exporter]} — "
         "stateless, whole sequences only (streaming: false)",
         io=io,
-        gate_layout=STATELESS_LAYOUT,
+        gate_layout=STATELESS_LAYOUT.format(EXPORTERS[exporter]),
+    )
+
+
+def _export_validated(module: nn.Module, x: torch.Tensor, config: ModelConfig, cfg: ExportConfig):
+    """The forward through each exporter of EXPORTERS in turn (dynamo first; TorchScript where dynamo fails or bakes
+    a length): the first graph that passes lint and equals the forward at FORWARD_SHAPES, as (proto, rows, findings,
+    exporter). Raises ParityError (with the table) where a graph ran but differed, else LstmEdgeError naming why
+    each exporter failed."""
+    failures, differs = [], None
+    for exporter in EXPORTERS:
+        try:
+            proto = export_forward(module, x, cfg.opset, exporter, time_major=not config.batch_first)
+        except LstmEdgeError as e:
+            failures.append(f"{exporter}: {first_line(e.problem, 160)}")
+            continue
+        findings = [f for f in lint(proto) if f.code not in STATELESS_OK]
+        errors = [f for f in findings if f.severity == "error"]
+        if errors:
+            failures.append(f"{exporter}: its graph fails lint ({errors[0].message})")
+            continue
+        rows = forward_rows(proto, module, config, FORWARD_SHAPES)
+        if all(r["ok"] for r in rows):
+            return proto, rows, findings, exporter
+        differs = differs or rows
+        failures.append(f"{exporter}: its graph differs from the forward")
+    if differs is not None:
+        raise ParityError(
+            f"the exported forward differs from the model beyond the float32 tolerance ({'; '.join(failures)})",
+            "nothing was written; report this with the table above",
+            report=format_rows(differs, FP32_ABS),
+        )
+    raise LstmEdgeError(
+        f"torch.onnx could not export {type(module).__name__}'s forward ({'; '.join(failures)})",
+        "simplify the forward (no data-dependent Python control flow), or report it with --debug",
     )
 
 
@@ -292,7 +351,7 @@ def _config_from_module(module: nn.Module, example_input: torch.Tensor | None) -
     emb = next((m for m in module.modules() if isinstance(m, nn.Embedding)), None)
     ids = example_input is not None and not example_input.is_floating_point()
     return ModelConfig(
-        input_size=rnn.input_size,
+        input_size=_input_width(module, rnn, example_input),
         hidden_size=rnn.hidden_size,
         num_layers=rnn.num_layers,
         family="gru" if isinstance(rnn, nn.GRU) else "lstm",
@@ -303,6 +362,27 @@ def _config_from_module(module: nn.Module, example_input: torch.Tensor | None) -
         vocab_size=emb.num_embeddings if emb is not None and (ids or example_input is None) else 0,
         head="sequence",
     )
+
+
+def _input_width(module: nn.Module, rnn: nn.RNNBase, example_input: torch.Tensor | None) -> int:
+    """The width of x the model itself takes (not its LSTM's, which a front-end may change): the example's last axis,
+    else the first of (the first layer holding weights — a Conv1d's in_channels, a Linear's in_features —, the
+    recurrent layer's input_size) that the forward accepts."""
+    if example_input is not None:
+        return int(example_input.shape[-1]) if example_input.is_floating_point() else rnn.input_size
+    first = next((m for m in module.modules() if isinstance(m, (nn.Conv1d, nn.Linear, nn.Embedding, nn.RNNBase))), rnn)
+    if isinstance(first, nn.Embedding):
+        return rnn.input_size
+    width = {nn.Conv1d: "in_channels", nn.Linear: "in_features"}.get(type(first), "input_size")
+    for candidate in dict.fromkeys((getattr(first, width, rnn.input_size), rnn.input_size)):
+        x = torch.zeros((2, 3, candidate) if rnn.batch_first else (3, 2, candidate))
+        try:
+            with torch.no_grad():
+                module(x)
+        except Exception:  # the user's forward raises anything on a width it does not take: try the next
+            continue
+        return candidate
+    return rnn.input_size
 
 
 def _with_output(config: ModelConfig, module: nn.Module, x: torch.Tensor) -> ModelConfig:

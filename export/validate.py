@@ -60,6 +60,16 @@ def ort_cpu_session(model: onnx.ModelProto | bytes):
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
+def run_quiet(session, names: list[str], feeds: dict) -> list:
+    """session.run with ORT's run-time log off: a failing node raises (the caller's one line says it) instead of
+    also printing ORT's own error log on stderr (the session's log_severity_level does not reach run-time logs)."""
+    import onnxruntime as ort  # deferred: heavy; the session passed in already needed it
+
+    options = ort.RunOptions()
+    options.log_severity_level = 4
+    return session.run(names, feeds, options)
+
+
 def spec_of(dims: dict | ModelConfig) -> ModelConfig:
     """The ModelConfig whose inputs a check draws: itself, or the seed's form from a dims dict (input_size,
     num_layers, hidden_size, and optionally x_mean/x_std for realistic inputs)."""

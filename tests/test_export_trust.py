@@ -102,7 +102,8 @@ def test_bidirectional_final_state_dict_is_not_guessed(tmp_path):
 
     code, lines = _export(str(tmp_path / "bi.pt"), "--head", "final", "--out", str(tmp_path / "final"))
     assert code == 0, lines
-    assert any(ln.strip().startswith("head final: from --head, not checked") and "--head last" in ln for ln in lines)
+    said = " ".join(ln.strip() for ln in lines)  # the recognized block is wrapped at word boundaries
+    assert "head final: from --head, not checked" in said and "not taken: --head last" in said, lines
     assert lines[-1].startswith("validated in ONNX Runtime CPU at ") and lines[-1].count(REBUILT) == 1, lines[-1]
     _matches(tmp_path / "final", model, x)
     manifest = json.loads((tmp_path / "final" / "manifest.json").read_text())
@@ -113,7 +114,7 @@ def test_bidirectional_final_state_dict_is_not_guessed(tmp_path):
         str(tmp_path / "bi.pt"), "--trust-pickle", "--code", str(tmp_path / "bi_model.py"), "--out", str(tmp_path / "c")
     )
     assert code == 0, lines
-    assert "on the final hidden state" in "\n".join(lines)
+    assert "on the final hidden state" in " ".join(ln.strip() for ln in lines), lines
     assert "against your own forward (state_dict + --code BiFinal):" in lines[-1], lines[-1]
     _matches(tmp_path / "c", model, x)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -96,7 +97,7 @@ def export(
         },
     )
     if r.recognized:
-        click.echo("recognized: " + r.recognized.replace("\n", "\n            "))
+        click.echo(_block("recognized: ", r.recognized))
     nodes = ", ".join(f"{k}×{v}" for k, v in r.nodes.items())
     click.echo(f"exported {r.bundle} in {r.seconds:.2f}s — nodes: {nodes}")
     for f in r.findings:
@@ -115,6 +116,17 @@ def validated_line(reference: dict, cases: int, worst: float) -> str:
     return (
         f"validated in ONNX Runtime CPU at {cases} unseen shapes/states against {against}: max scaled error {worst:.2e}"
     )
+
+
+def _block(label: str, text: str, width: int = 100) -> str:
+    """`text` under `label`, each line wrapped at word boundaries (never mid-identifier), continuations indented."""
+    pad = " " * len(label)
+    lines = [
+        textwrap.fill(line, width, initial_indent=pad, subsequent_indent=pad, break_long_words=False,
+                      break_on_hyphens=False)
+        for line in text.splitlines()
+    ]  # fmt: skip
+    return label + "\n".join(lines)[len(pad) :]
 
 
 @click.command()

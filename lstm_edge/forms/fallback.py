@@ -12,7 +12,9 @@ FALLBACK = ModelForm(
     summary="any recurrent forward the rebuild does not match: exported whole through torch.onnx, stateless",
     applies=lambda c: False,
     recognized_from="export's route when the rebuild from weights differs from the user's forward",
-    graph="the user's forward through torch.onnx (dynamo): x → y, batch and seq symbolic, no state I/O",
+    graph="the user's forward through torch.onnx — dynamo, or the TorchScript exporter (dynamo=False) where dynamo "
+    "bakes a length; the graph that equals the forward at unseen B and T is kept (manifest reference.exporter): "
+    "x → y, batch and seq symbolic, no state I/O",
     builder="lstm_edge.export.torch_export.export_forward",
     streams=False,
     stream_note="this bundle is stateless (its state is not a graph input: an export of the model's own forward, "

@@ -49,7 +49,7 @@ UNTRUSTED_PT2 = (
     "its program was not loaded (torch.export.load unpickles with weights_only=False: pass --trust-pickle to run "
     "it); read as weights only"
 )
-_RECURRENT_KEY = re.compile(r"(^|\.)weight_hh_l\d+(_reverse)?$")
+_RECURRENT_KEY = re.compile(r"(^|\.)weight_hh(_l\d+(_reverse)?)?$")  # an nn.LSTM/GRU, or a cell (LSTMCell)
 
 
 @dataclass
