@@ -9,6 +9,7 @@ The reference a bundle is judged against is recorded in its manifest (`reference
 
 from __future__ import annotations
 
+import inspect
 import textwrap
 from collections.abc import Callable
 from typing import Any
@@ -204,7 +205,12 @@ def _inputs(config: ModelConfig, B: int, T: int, seed: int) -> torch.Tensor:
 
 
 def _call(forward: Callable[..., Any], x: torch.Tensor) -> np.ndarray:
-    """The user's forward on x (zero initial state, as their forward runs it): y, the first output."""
+    """The user's forward on x (zero initial state, as their forward runs it): y, the first output.
+
+    Raises:
+        LstmEdgeError: a forward that needs more than x (forward(x, lengths)), that fails on x, or returns no tensor.
+    """
+    _check_takes_x_alone(forward)
     try:
         with torch.no_grad():
             y = forward(x)
@@ -219,6 +225,24 @@ def _call(forward: Callable[..., Any], x: torch.Tensor) -> np.ndarray:
     if not isinstance(y, torch.Tensor):
         raise LstmEdgeError(f"the model's forward returned a {type(y).__name__}", "return y, or (y, state)")
     return y.detach().float().numpy()
+
+
+def _check_takes_x_alone(forward: Callable[..., Any]) -> None:
+    """Refuse, naming the parameters, a forward with a required argument beyond x (issue 26: forward(x, lengths) with
+    pack_padded_sequence), instead of the TypeError its call would raise."""
+    try:
+        # an nn.Module's __call__ takes (*args, **kwargs): its forward's signature says what it needs
+        params = inspect.signature(getattr(forward, "forward", forward)).parameters.values()
+    except (TypeError, ValueError):  # a TorchScript or builtin forward may have no Python signature: call it and see
+        return
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p.name for p in params if p.kind in positional and p.default is inspect.Parameter.empty]
+    if len(required) > 1:
+        raise LstmEdgeError(
+            f"the model's forward takes ({', '.join(required)}); lstm-edge calls forward(x) with x alone",
+            "for variable lengths build lstm_edge.model.LSTMModel(ModelConfig(lengths=True, …)) with your weights "
+            "in Python (docs/forms.md), or export a wrapper whose forward(x) calls yours at full length",
+        )
 
 
 def forward_rows(proto, forward: Callable[..., Any], config: ModelConfig, shapes) -> list[dict]:

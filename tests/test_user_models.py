@@ -86,6 +86,20 @@ class CellLoop(nn.Module):
         return self.fc(h)
 
 
+class Packed(nn.Module):
+    """Bidirectional classifier over pack_padded_sequence: forward(x, lengths)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(4, 6, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(12, 2)
+
+    def forward(self, x, lengths):
+        p = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        _, (h, _) = self.lstm(p)
+        return self.fc(torch.cat([h[-2], h[-1]], 1))
+
+
 class CellAttention(CellLoop):
     """The loop does more: attention over every step's h."""
 
@@ -244,3 +258,15 @@ def test_cell_loop_that_does_more_is_refused_in_one_line(user, tmp_path):
     lines = [ln for ln in r.output.strip().splitlines() if not ln.startswith("warning:")]
     assert r.exit_code == 2 and len(lines) == 1 and "LSTMCell at `cell.`" in lines[0], r.output
     assert "not the plain recurrence" in lines[0] and not (tmp_path / "b").exists()
+
+
+def test_forward_with_lengths_is_refused_naming_the_route(user, tmp_path):
+    """Row 6 (issue 26 item 4): forward(x, lengths) cannot be called as forward(x); one line naming its parameters and
+    the route that takes variable lengths (LSTMModel(ModelConfig(lengths=True))), not a TypeError from the call."""
+    _saved(user, "Packed", tmp_path)
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "model.pt"), "--trust-pickle", "--code",
+                                  str(user[0] / "models26.py"), "--out", str(tmp_path / "b")])  # fmt: skip
+    lines = [ln for ln in r.output.strip().splitlines() if not ln.startswith("warning:")]
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert "forward takes (x, lengths)" in lines[0] and "ModelConfig(lengths=True" in lines[0], lines[0]
+    assert "TypeError" not in lines[0] and not (tmp_path / "b").exists()
