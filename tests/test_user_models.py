@@ -5,6 +5,7 @@ user runs it (and the Python API where the row used it): export exits 0, `lstm-e
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -198,6 +199,11 @@ def test_conv_front_end_exports_from_the_pickle_and_the_api(user, tmp_path):
     assert "conv1.weight" in out and "exported its forward itself" in out
     _runs_like(tmp_path / "b", model, F=9)
     _verified(tmp_path / "b")
+    # the whole graph quantizes: both Conv1d layers ConvInteger, the LSTM DynamicQuantizeLSTM, the Linear MatMulInteger
+    _cli("quantize", str(tmp_path / "b"), "--mode", "dynamic")
+    ops = _manifest(tmp_path / "b")["artifacts"]["int8"]["report"]["ops_after"]
+    assert (ops["ConvInteger"], ops["DynamicQuantizeLSTM"], ops["MatMulInteger"]) == (2, 1, 1), ops
+    _cli("bundle", str(tmp_path / "b"), "--target", "python", "--variant", "int8", "--out", str(tmp_path / "py"))
     r = export_bundle(model, tmp_path / "api", example_input=torch.randn(2, 12, 9))
     assert r.reference["kind"] == "user-forward" and r.reference["exporter"].startswith("torch.onnx")
     _runs_like(tmp_path / "api", model, F=9)
@@ -226,6 +232,9 @@ def test_two_lstm_modules_take_the_torchscript_exporter_where_dynamo_bakes_a_len
     assert "TorchScript" in _manifest(tmp_path / "b")["reference"]["exporter"]
     _runs_like(tmp_path / "b", model, F=7)
     _verified(tmp_path / "b")
+    _cli("quantize", str(tmp_path / "b"), "--mode", "dynamic")  # the TorchScript graph's weights fold to initializers
+    assert _manifest(tmp_path / "b")["artifacts"]["int8"]["report"]["ops_after"]["DynamicQuantizeLSTM"] == 2
+    _cli("bundle", str(tmp_path / "b"), "--target", "python", "--out", str(tmp_path / "py"))
 
 
 def test_time_major_module_through_the_api_with_a_time_major_example(user, tmp_path):
@@ -352,3 +361,21 @@ def test_whole_graph_quantize_is_judged_on_the_task_metric_with_data(user, tmp_p
     entry = _manifest(b)["artifacts"]["int8"]
     want = "deployable" if entry["report"]["metric"]["drop"] <= 0 else "not-deployable"
     assert entry["verdict"] == want and "fp16" in _manifest(b)["artifacts"]
+
+
+NODE_MODULES = Path(__file__).resolve().parent / "embed" / "npm" / "node_modules"
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (NODE_MODULES / "onnxruntime-node").is_dir(),
+    reason="node or onnxruntime-node not installed (make embed-deps)",
+)
+def test_whole_graph_node_target_checks_whole_sequences(user, tmp_path):
+    """Row 3 in Node.js: the node target of a whole-graph bundle runs every golden case whole through
+    onnxruntime-node and passes (no streaming rows: there is no state to carry)."""
+    _saved(user, "LSTMNorm", tmp_path)
+    _export_pickle(user, tmp_path, "b")
+    _cli("bundle", str(tmp_path / "b"), "--target", "node", "--out", str(tmp_path / "node"))
+    (tmp_path / "node" / "node_modules").symlink_to(NODE_MODULES)
+    p = subprocess.run(["node", "check.mjs"], cwd=tmp_path / "node", capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "PASS" in p.stdout and "stream" not in p.stdout, p.stdout + p.stderr
