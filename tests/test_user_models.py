@@ -322,6 +322,12 @@ def test_whole_graph_route_quantizes_verifies_and_bundles(user, tmp_path, cls):
         assert 0 < err <= bound, (v, err)
     out = _cli("verify", str(b), "--quick", "--providers", "cpu")
     assert "PASSED" in out and all(f"cpu       {v}" in out for v in ("fp32", "int8", "fp16")), out
+    # score: y from the int8 variant; hn/cn, which the graph does not return, refused in one line, nothing written
+    _cli("score", str(b), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "p.parquet"), "--variant",
+         "int8")  # fmt: skip
+    code, out = _words_of(["score", str(b), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "q.parquet"),
+                           "--outputs", "y,hn"])  # fmt: skip
+    assert code == 2 and "returns y alone" in out and not (tmp_path / "q.parquet").exists(), out
     _cli("bundle", str(b), "--target", "python", "--variant", "int8", "--out", str(tmp_path / "py"))
     index = json.loads((tmp_path / "py" / "golden" / "index.json").read_text())
     assert index["inputs"] == ["x"] and index["outputs"] == ["y"] and not any(c["streaming"] for c in index["cases"])

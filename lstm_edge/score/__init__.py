@@ -62,6 +62,7 @@ def score(
         )
     check_replaceable(out)
     check_features(bundle, spec)  # here, not in a worker: Ray would print its tracebacks before our line
+    check_state_outputs(bundle, cfg.outputs)
     if cfg.engine == "ray":
         return score_ray(bundle, spec, out, cfg)
     return score_local(bundle, spec, out, cfg)
@@ -88,6 +89,22 @@ def check_replaceable(out: Path) -> None:
     if not ours:
         raise LstmEdgeError(
             f"--output {out} exists and was not written by lstm-edge score", "choose a new path, or delete it"
+        )
+
+
+def check_state_outputs(bundle: str | Path, outputs: tuple[str, ...]) -> None:
+    """Refuse hn/cn from a bundle whose graph returns no state (its forward exported whole, or a stateless import):
+    the runner would hand back the zero state it was given, not the model's.
+
+    Raises:
+        LstmEdgeError: `outputs` asks for hn or cn and the bundle has no state I/O.
+    """
+    asked = [o for o in outputs if o != "y"]
+    if asked and not Bundle.open(bundle).stateful:
+        raise LstmEdgeError(
+            f"--outputs {','.join(outputs)}: the bundle's graph returns y alone (exported as a whole graph, no state "
+            "outputs)",
+            "score --outputs y",
         )
 
 
