@@ -93,17 +93,20 @@ def check_replaceable(out: Path) -> None:
 
 
 def check_state_outputs(bundle: str | Path, outputs: tuple[str, ...]) -> None:
-    """Refuse hn/cn from a bundle whose graph returns no state (its forward exported whole, or a stateless import):
+    """Refuse hn/cn from a bundle without state I/O whose graph does not return them (its forward exported whole):
     the runner would hand back the zero state it was given, not the model's.
 
     Raises:
-        LstmEdgeError: `outputs` asks for hn or cn and the bundle has no state I/O.
+        LstmEdgeError: `outputs` asks for a state output the stateless bundle's graph (manifest io) does not give.
     """
-    asked = [o for o in outputs if o != "y"]
-    if asked and not Bundle.open(bundle).stateful:
+    b = Bundle.open(bundle)
+    io = b.manifest.get("io") if isinstance(b.manifest.get("io"), dict) else {}
+    gives = {o.get("name") for o in io.get("outputs", []) if isinstance(o, dict)}
+    missing = [o for o in outputs if o != "y" and o not in gives]
+    if missing and not b.stateful:
         raise LstmEdgeError(
-            f"--outputs {','.join(outputs)}: the bundle's graph returns y alone (exported as a whole graph, no state "
-            "outputs)",
+            f"--outputs {','.join(outputs)}: the bundle's graph returns {', '.join(sorted(gives)) or 'y'} alone "
+            "(exported as a whole graph, no state outputs)",
             "score --outputs y",
         )
 
