@@ -56,6 +56,42 @@ def quantize_dynamic_file(src: Path, dst: Path, cfg: QuantizeConfig) -> None:
         )
 
 
+# The whole graph's op types that dynamic int8 takes (ORT rewrites Gemm to MatMul + Add first). Not Gather: an
+# Embedding table stays float, as in the fused forms. GRU has no int8 kernel in ORT.
+WHOLE_GRAPH_OPS = ("LSTM", "MatMul", "Conv")
+
+
+def quantize_dynamic_graph(src: Path, dst: Path, cfg: QuantizeConfig) -> None:
+    """Dynamic int8 of a whole graph (export/quant_graph.py): every LSTM, MatMul (Gemm) and Conv of `src` into `dst`.
+
+    Raises LstmEdgeError when an LSTM did not become DynamicQuantizeLSTM (ORT makes it only from weights that are
+    plain initializers in ONNX gate order), or when nothing was quantized at all."""
+    # deferred: onnxruntime.quantization is heavy
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        src,
+        dst,
+        op_types_to_quantize=list(WHOLE_GRAPH_OPS),
+        per_channel=cfg.per_channel,
+        reduce_range=cfg.reduce_range,
+        weight_type=QuantType.QInt8,
+        extra_options={"EnableSubgraph": True},
+    )
+    before, after = op_counts(onnx.load(str(src))), op_counts(onnx.load(str(dst)))
+    if after.get("DynamicQuantizeLSTM", 0) != before.get("LSTM", 0):
+        raise LstmEdgeError(
+            f"onnxruntime made {after.get('DynamicQuantizeLSTM', 0)} of the graph's {before.get('LSTM', 0)} LSTM "
+            "nodes int8 (DynamicQuantizeLSTM takes W and R only as plain initializers in ONNX gate order)",
+            "re-export with constant folding (lstm-edge export does), or quantize with --mode fp16",
+        )
+    if not any(after.get(op) for op in ("DynamicQuantizeLSTM", "MatMulInteger", "ConvInteger")):
+        raise LstmEdgeError(
+            f"the graph holds no {', '.join(WHOLE_GRAPH_OPS)} node with constant weights, so int8 changes nothing",
+            "quantize with --mode fp16",
+        )
+
+
 def quantize_static_file(src: Path, dst: Path, cfg: QuantizeConfig, X_cal: np.ndarray, config: ModelConfig) -> None:
     """Static QDQ int8 of `src` into `dst`, calibrated on X_cal [N, T, F]: the head only (no static LSTM kernel)."""
     # deferred: onnxruntime.quantization is heavy
@@ -90,7 +126,12 @@ def to_fp16_file(src: Path, dst: Path) -> None:
     # deferred: onnxruntime.transformers is heavy
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    source = onnx.load(str(src))
+    # ONNX Runtime 1.32 crashes (SIGSEGV, measured) creating a CPU session for an fp16 Transpose feeding a MatMul (an
+    # LSTM's [T, B, H] output turned batch-first before a Linear, as torch.onnx writes it): that Transpose stays fp32.
+    into_matmul = {i for n in source.graph.node if n.op_type in ("MatMul", "Gemm") for i in n.input}
+    keep = [n.name for n in source.graph.node if n.op_type == "Transpose" and n.output[0] in into_matmul and n.name]
+    model = convert_float_to_float16(source, keep_io_types=True, node_block_list=keep or None)
     # The converter appends its input Casts after the nodes that read them: sort, or onnx.checker refuses the file.
     sort_topologically(model.graph)
     onnx.save(model, str(dst))

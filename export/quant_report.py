@@ -149,6 +149,21 @@ def _metric_cells(m: MetricReport) -> tuple[str, str]:
     return f"{m.name} {m.torch:.4g} / {m.fp32:.4g} / {m.variant:.4g}", f"{drop} ({budget})"
 
 
+def _max_abs(errors: Mapping[str, ErrorStats], name: str) -> str:
+    """The output's max |Δ| as a cell, or — where the graph has no such output (a GRU's cn; a stateless graph)."""
+    return f"{errors[name]['max_abs']:.2e}" if name in errors else "—"
+
+
+def _reference(r: QuantizeReport) -> str:
+    """What the report's scaled errors were measured against: PyTorch, or (a whole graph exported from the model's
+    own forward) its fp32 graph in float64."""
+    return "the fp32 graph in float64" if "float64" in r.measured_on else "PyTorch"
+
+
+def _modes(r: QuantizeReport) -> str:
+    return "whole sequences" if "float64" in r.measured_on else "streamed and full"
+
+
 def _growth_lines(r: QuantizeReport, state: str) -> list[str]:
     """The state's error against T: max |Δ| against fp32 and, where measured, the max scaled error against PyTorch
     (what verify judges), with why the two differ for the cell state."""
@@ -156,7 +171,7 @@ def _growth_lines(r: QuantizeReport, state: str) -> list[str]:
     lines = [f"  max |Δ{state}| against T — {growth}"]
     if r.error_profile and all(state in d for d in r.error_profile.values()):
         scaled = ", ".join(f"T={T}: {d[state]:.2e}" for T, d in r.error_profile.items())
-        lines.append(f"  max scaled |Δ{state}| / max(1, |{state}|) against PyTorch — {scaled}")
+        lines.append(f"  max scaled |Δ{state}| / max(1, |{state}|) against {_reference(r)} — {scaled}")
     return lines
 
 
@@ -182,7 +197,7 @@ def format_report(reports: Mapping[str, QuantizeReport], skipped: Mapping[str, s
         sqnr = e["y"]["sqnr_db"]
         lines.append(
             f"| {v} | {r.bytes:,} ({r.size_ratio:.3f}) | {metric} | {drop} | {e['y']['max_abs']:.2e} / "
-            f"{e['hn']['max_abs']:.2e} / {e['cn']['max_abs'] if 'cn' in e else '—':{'.2e' if 'cn' in e else ''}} | "
+            f"{_max_abs(e, 'hn')} / {_max_abs(e, 'cn')} | "
             f"{'∞' if sqnr is None else f'{sqnr:.1f}'} | "
             f"{_deployable_cell(r)} |"
         )
@@ -209,13 +224,14 @@ def format_report(reports: Mapping[str, QuantizeReport], skipped: Mapping[str, s
             f"**{v}** quantized nodes: {', '.join(r.nodes['quantized']) or 'none'}; "
             f"float nodes: {', '.join(r.nodes['float']) or 'none'}."
         )
-        state = "cn" if "cn" in r.error_vs_fp32 else "hn"  # a GRU's state is h alone
+        # a GRU's state is h alone; a whole graph exported from the model's own forward has none: y
+        state = next(n for n in ("cn", "hn", "y") if n in r.error_vs_fp32)
         lines += _growth_lines(r, state)
         if r.parity_bound is not None:
             pb = r.parity_bound
             verdict = "within" if pb.max_scaled <= pb.tolerance else "OVER"
             lines.append(
-                f"  parity vs PyTorch up to T=1000, streamed and full: max scaled error {pb.max_scaled:.2e} "
+                f"  parity vs {_reference(r)} up to T=1000, {_modes(r)}: max scaled error {pb.max_scaled:.2e} "
                 f"({verdict} the fp16 bound {pb.tolerance:.0e})"
             )
     if any("cn" in r.error_vs_fp32 for r in reports.values()):

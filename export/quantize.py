@@ -41,6 +41,7 @@ from lstm_edge.export.graph import build_onnx
 from lstm_edge.export.quant_bundle import QuantizeResult, over_budget_finding, quantize_result, write_variants
 from lstm_edge.export.quant_config import QuantizeConfig, check_options
 from lstm_edge.export.quant_forms import quantize_form
+from lstm_edge.export.quant_graph import quantize_graph, whole_graph
 from lstm_edge.export.quant_measure import error_growth, node_roles, op_counts, output_errors, run_outputs
 from lstm_edge.export.quant_ort import quantize_dynamic_file, quantize_static_file, quiet_ort_advice, to_fp16_file
 from lstm_edge.export.quant_report import (
@@ -291,7 +292,9 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
     """Make the requested variants, measure them, and add them (with the report) to the bundle atomically.
 
     Args:
-        bundle_path: a bundle folder written by `lstm-edge export` (it must carry its checkpoint).
+        bundle_path: a bundle folder written by `lstm-edge export` or `import`: it carries its checkpoint, or its
+            graph has no state I/O (the model's own forward exported whole; export/quant_graph.py measures that
+            against its fp32 graph in float64).
         cfg: the options (QuantizeConfig()); cfg.data stands in for the task's data where it is not built in.
 
     Returns:
@@ -308,6 +311,8 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
     cfg = cfg or QuantizeConfig()
     check_options(cfg)
     bundle = Bundle.open(bundle_path)
+    if whole_graph(bundle):  # no state I/O: the user's forward exported whole, or a stateless import (quant_graph.py)
+        return quantize_graph(bundle, cfg)
     if not _imported(bundle) and not is_seed_form(bundle.config):  # GRU, bidirectional, tokens… (quant_forms.py)
         return quantize_form(bundle, cfg)
     payload = {} if _imported(bundle) else read_checkpoint(bundle.checkpoint())

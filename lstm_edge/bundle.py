@@ -268,8 +268,8 @@ class Bundle:
         if not self.manifest.get("streaming", True):  # exported from the user's own forward (the intake's fallback)
             raise LstmEdgeError(
                 "the bundle was exported from the model's own forward and carries no PyTorch checkpoint",
-                "verify judges it against its ONNX in float64 and `run` works on it whole-sequence; quantize measures "
-                "the state outputs such a graph lacks, so export a model lstm-edge can rebuild to quantize it",
+                "verify judges it against its ONNX in float64, and run, quantize and bundle work on it "
+                "whole-sequence; lstm-edge needs no checkpoint for those",
             )
         raise LstmEdgeError(
             "the bundle carries no PyTorch checkpoint", "re-export it from a .pt with `lstm-edge export`"

@@ -106,7 +106,8 @@ def tolerance(entry: dict, seq: int, output: str, runtime: str | None = None) ->
 
     fp32: fp32_tolerance(seq, runtime). fp16: the fixed bound. int8: the error quantize recorded at the nearest
     measured length ≥ seq (so growth over T is bounded by the recorded profile), times INT8_RECORDED_FACTOR, and
-    never below the fp32 bound — the float parts of an int8 graph cannot beat float32 noise.
+    never below the fp32 bound — the float parts of an int8 graph cannot beat float32 noise. An output the variant's
+    graph does not have (a stateless graph's hn/cn, passed through by the runner) is held to the fp32 bound.
     Raises LstmEdgeError when an int8 entry has no recorded error profile.
     """
     fixed = precision_tolerance(entry.get("precision", ""), seq, runtime)
@@ -119,7 +120,10 @@ def tolerance(entry: dict, seq: int, output: str, runtime: str | None = None) ->
         )
     buckets = sorted(int(t) for t in profile)
     bucket = next((t for t in buckets if t >= seq), buckets[-1])
-    return max(profile[str(bucket)][output] * INT8_RECORDED_FACTOR, fp32_tolerance(seq, runtime))
+    recorded = profile[str(bucket)].get(output)
+    if recorded is None:  # a graph without this output (a stateless one's hn/cn): the runner hands back its input
+        return fp32_tolerance(seq, runtime)
+    return max(recorded * INT8_RECORDED_FACTOR, fp32_tolerance(seq, runtime))
 
 
 # The int8 C (lstm-edge codegen --precision int8) against its Python simulation (lstm_edge.c_int8_sim): every float

@@ -150,3 +150,30 @@ def test_custom_task_with_data_is_judged(small_bundle, tmp_path):
     assert entry["report"]["metric"]["variant"] is not None and "held-out" in entry["report"]["measured_on"]
     assert entry["verdict"] in ("deployable", "not-deployable")
     assert r.exit_code == 0 and ("finding:" in r.output) == (not entry["deployable"]), r.output
+
+
+def test_whole_graph_int8_refuses_an_lstm_it_cannot_make_int8(tmp_path):
+    """quantize_dynamic makes DynamicQuantizeLSTM only from W and R that are plain initializers: an LSTM whose W is
+    computed in the graph (here through an Identity) would stay float in an "int8" file, so it is one line instead."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lstm_edge.errors import LstmEdgeError
+    from lstm_edge.export.quant_config import QuantizeConfig
+    from lstm_edge.export.quant_ort import quantize_dynamic_graph
+
+    H, F = 4, 3
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((1, 4 * H, w)).astype(np.float32), n) for n, w in
+             (("W0", F), ("R", H))]  # fmt: skip
+    nodes = [
+        helper.make_node("Identity", ["W0"], ["W"]),
+        helper.make_node("LSTM", ["x", "W", "R"], ["Y"], hidden_size=H),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["seq", "batch", F])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    with pytest.raises(LstmEdgeError, match="made 0 of the graph's 1 LSTM nodes int8") as e:
+        quantize_dynamic_graph(tmp_path / "m.onnx", tmp_path / "q.onnx", QuantizeConfig())
+    assert "\n" not in str(e.value) and "--mode fp16" in str(e.value)

@@ -5,6 +5,7 @@ user runs it (and the Python API where the row used it): export exits 0, `lstm-e
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 from lstm_edge.cli import main
 from lstm_edge.export import export_bundle
+from lstm_edge.targets.triton import check_against_onnx
 from lstm_edge.tolerances import FP32_ABS, scaled_error
 
 # The user's model file: the classes a pickle names, importable through --code (as `python train.py` saved them).
@@ -66,6 +68,36 @@ class TimeMajor(nn.Module):
     def forward(self, x):
         out, _ = self.lstm(x)
         return self.head(out)
+
+
+class LSTMNorm(nn.Module):
+    """LSTM → LayerNorm → Dropout → Linear on the last step: more than the rebuild's structure (the fallback route)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(6, 12, batch_first=True)
+        self.norm = nn.LayerNorm(12)
+        self.drop = nn.Dropout(0.1)
+        self.fc = nn.Linear(12, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.fc(self.drop(self.norm(out[:, -1])))
+
+
+class Autoencoder(nn.Module):
+    """An LSTM autoencoder: the encoder's last h repeated over T, decoded by a second LSTM, a Linear back to F."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.LSTM(6, 8, batch_first=True)
+        self.dec = nn.LSTM(8, 8, batch_first=True)
+        self.out = nn.Linear(8, 6)
+
+    def forward(self, x):
+        _, (h, _) = self.enc(x)
+        d, _ = self.dec(h[-1].unsqueeze(1).expand(-1, x.shape[1], -1))
+        return self.out(d)
 
 
 class CellLoop(nn.Module):
@@ -181,6 +213,11 @@ def test_conv_front_end_exports_from_the_pickle_and_the_api(user, tmp_path):
     assert "conv1.weight" in out and "exported its forward itself" in out
     _runs_like(tmp_path / "b", model, F=9)
     _verified(tmp_path / "b")
+    # the whole graph quantizes: both Conv1d layers ConvInteger, the LSTM DynamicQuantizeLSTM, the Linear MatMulInteger
+    _cli("quantize", str(tmp_path / "b"), "--mode", "dynamic")
+    ops = _manifest(tmp_path / "b")["artifacts"]["int8"]["report"]["ops_after"]
+    assert (ops["ConvInteger"], ops["DynamicQuantizeLSTM"], ops["MatMulInteger"]) == (2, 1, 1), ops
+    _cli("bundle", str(tmp_path / "b"), "--target", "python", "--variant", "int8", "--out", str(tmp_path / "py"))
     r = export_bundle(model, tmp_path / "api", example_input=torch.randn(2, 12, 9))
     assert r.reference["kind"] == "user-forward" and r.reference["exporter"].startswith("torch.onnx")
     _runs_like(tmp_path / "api", model, F=9)
@@ -209,6 +246,9 @@ def test_two_lstm_modules_take_the_torchscript_exporter_where_dynamo_bakes_a_len
     assert "TorchScript" in _manifest(tmp_path / "b")["reference"]["exporter"]
     _runs_like(tmp_path / "b", model, F=7)
     _verified(tmp_path / "b")
+    _cli("quantize", str(tmp_path / "b"), "--mode", "dynamic")  # the TorchScript graph's weights fold to initializers
+    assert _manifest(tmp_path / "b")["artifacts"]["int8"]["report"]["ops_after"]["DynamicQuantizeLSTM"] == 2
+    _cli("bundle", str(tmp_path / "b"), "--target", "python", "--out", str(tmp_path / "py"))
 
 
 def test_time_major_module_through_the_api_with_a_time_major_example(user, tmp_path):
@@ -270,3 +310,104 @@ def test_forward_with_lengths_is_refused_naming_the_route(user, tmp_path):
     assert r.exit_code == 2 and len(lines) == 1, r.output
     assert "forward takes (x, lengths)" in lines[0] and "ModelConfig(lengths=True" in lines[0], lines[0]
     assert "TypeError" not in lines[0] and not (tmp_path / "b").exists()
+
+
+def _words_of(argv: list[str]) -> tuple[int, str]:
+    r = CliRunner().invoke(main, argv)
+    return r.exit_code, r.output
+
+
+@pytest.mark.parametrize("cls", ["LSTMNorm", "Autoencoder"])
+def test_whole_graph_route_quantizes_verifies_and_bundles(user, tmp_path, cls):
+    """Row 3: the forward exported whole through torch.onnx (no state I/O) is a first-class bundle — quantize makes
+    int8 (every LSTM DynamicQuantizeLSTM, the Linear MatMulInteger) and fp16, each judged against the fp32 graph in
+    float64 (unverified without data; with --data, deployable or not on the task metric); `run --variant int8` passes
+    its self-check and stays near the user's forward; verify --quick passes on every variant; the python target's
+    example.py runs whole sequences and passes; triton gets a whole-sequence repository; codegen refuses in one line
+    naming the node it cannot emit."""
+    model = _saved(user, cls, tmp_path)
+    assert "exported its forward itself" in _export_pickle(user, tmp_path, "b")
+    b = tmp_path / "b"
+    _runs_like(b, model, F=6)
+    out = _words(_cli("quantize", str(b)))
+    assert "skipped int8-static" in out and "against the fp32 graph in float64" in out
+    m = _manifest(b)
+    for v in ("int8", "fp16"):
+        report = m["artifacts"][v]["report"]
+        assert m["artifacts"][v]["verdict"] == "unverified" and set(report["error_profile"]["1000"]) == {"y"}
+    ops = m["artifacts"]["int8"]["report"]["ops_after"]
+    assert ops["DynamicQuantizeLSTM"] == (2 if cls == "Autoencoder" else 1) and ops["MatMulInteger"] >= 1
+    assert "LSTM" not in ops
+    # the int8 variant: its self-check passes at the recorded bound, and it stays near the user's forward
+    x = torch.randn(3, 23, 6)
+    np.save(tmp_path / "x.npy", x.numpy())
+    for v, bound in (("int8", 0.1), ("fp16", 1e-2)):
+        _cli("run", str(b), "--variant", v, "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"))
+        with torch.no_grad():
+            err = scaled_error(np.load(tmp_path / "y.npy"), model(x).numpy()).max()
+        assert 0 < err <= bound, (v, err)
+    out = _cli("verify", str(b), "--quick", "--providers", "cpu")
+    assert "PASSED" in out and all(f"cpu       {v}" in out for v in ("fp32", "int8", "fp16")), out
+    # score: y from the int8 variant; hn/cn, which the graph does not return, refused in one line, nothing written
+    _cli("score", str(b), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "p.parquet"), "--variant",
+         "int8")  # fmt: skip
+    code, out = _words_of(["score", str(b), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "q.parquet"),
+                           "--outputs", "y,hn"])  # fmt: skip
+    assert code == 2 and "returns y alone" in out and not (tmp_path / "q.parquet").exists(), out
+    _cli("bundle", str(b), "--target", "python", "--variant", "int8", "--out", str(tmp_path / "py"))
+    index = json.loads((tmp_path / "py" / "golden" / "index.json").read_text())
+    assert index["inputs"] == ["x"] and index["outputs"] == ["y"] and not any(c["streaming"] for c in index["cases"])
+    p = subprocess.run([sys.executable, "example.py"], cwd=tmp_path / "py", capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "ran whole sequences with int8" in p.stdout and "PASS" in p.stdout, p.stdout + p.stderr
+    code, out = _words_of(["codegen", str(b), "--out", str(tmp_path / "c")])
+    assert code == 2 and len(out.strip().splitlines()) == 1 and not (tmp_path / "c").exists(), out
+    assert ("node 'node_layer_norm' (LayerNormalization)" if cls == "LSTMNorm" else "is not one the C emits") in out
+    # triton: a whole-sequence repository (no sequence batcher), its config parsed by Triton's own protobuf
+    _cli("bundle", str(b), "--target", "triton", "--variant", "int8", "--out", str(tmp_path / "t"))
+    config = next((tmp_path / "t").glob("*/config.pbtxt"))
+    assert "dynamic_batching" in config.read_text() and "sequence_batching" not in config.read_text()
+    assert check_against_onnx(config.read_text(), config.parent / "1" / "model.onnx") == []
+
+
+def test_whole_graph_quantize_is_judged_on_the_task_metric_with_data(user, tmp_path):
+    """With --data the variants of a whole-graph bundle get a verdict from the task metric; --mode static is refused
+    in one line, nothing written."""
+    model = _saved(user, "LSTMNorm", tmp_path)
+    assert "exported its forward itself" in _export_pickle(user, tmp_path, "b")
+    b = tmp_path / "b"
+    X = torch.randn(64, 20, 6)
+    with torch.no_grad():
+        y = model(X).numpy()
+    np.savez(tmp_path / "d.npz", X=X.numpy(), y=y + 0.1 * np.random.default_rng(0).standard_normal(y.shape))
+    before = (b / "manifest.json").read_text()
+    code, out = _words_of(["quantize", str(b), "--mode", "static", "--data", str(tmp_path / "d.npz")])
+    assert code == 2 and "static int8 calibrates" in out and (b / "manifest.json").read_text() == before
+    _cli("quantize", str(b), "--data", str(tmp_path / "d.npz"), "--max-metric-drop", "0.5")
+    m = _manifest(b)
+    for v in ("int8", "fp16"):
+        metric = m["artifacts"][v]["report"]["metric"]
+        assert metric["fp32"] is not None and metric["variant"] is not None
+        assert m["artifacts"][v]["verdict"] == "deployable", metric
+    # a zero budget: the verdict follows the measured drop's sign (over budget is a finding, exit 0, kept)
+    _cli("quantize", str(b), "--mode", "dynamic", "--data", str(tmp_path / "d.npz"), "--max-metric-drop", "0")
+    entry = _manifest(b)["artifacts"]["int8"]
+    want = "deployable" if entry["report"]["metric"]["drop"] <= 0 else "not-deployable"
+    assert entry["verdict"] == want and "fp16" in _manifest(b)["artifacts"]
+
+
+NODE_MODULES = Path(__file__).resolve().parent / "embed" / "npm" / "node_modules"
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (NODE_MODULES / "onnxruntime-node").is_dir(),
+    reason="node or onnxruntime-node not installed (make embed-deps)",
+)
+def test_whole_graph_node_target_checks_whole_sequences(user, tmp_path):
+    """Row 3 in Node.js: the node target of a whole-graph bundle runs every golden case whole through
+    onnxruntime-node and passes (no streaming rows: there is no state to carry)."""
+    _saved(user, "LSTMNorm", tmp_path)
+    _export_pickle(user, tmp_path, "b")
+    _cli("bundle", str(tmp_path / "b"), "--target", "node", "--out", str(tmp_path / "node"))
+    (tmp_path / "node" / "node_modules").symlink_to(NODE_MODULES)
+    p = subprocess.run(["node", "check.mjs"], cwd=tmp_path / "node", capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "PASS" in p.stdout and "stream" not in p.stdout, p.stdout + p.stderr

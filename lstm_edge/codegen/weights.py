@@ -65,6 +65,15 @@ def _ifco(a: np.ndarray, H: int) -> np.ndarray:
     return np.concatenate([blocks[k] for k in ONNX_TO_IFCO], axis=0)
 
 
+# The op types of the builder's graph of a unidirectional LSTM stack with a Linear head: all the C emits.
+C_NODES = frozenset(
+    {"LSTM", "Sub", "Div", "Transpose", "Slice", "Squeeze", "Concat", "MatMul", "Add", "Mul", "Identity"}
+)
+
+# Shape plumbing a torch.onnx graph carries around what it computes: named after the node that computes, if any.
+SHAPE_NODES = frozenset({"Shape", "Reshape", "Expand", "Gather", "Unsqueeze", "Concat", "Cast", "Constant", "Slice"})
+
+
 def read_weights(bundle: Bundle, verify_hash: bool = True) -> ModelWeights:
     """Weights, normalization and head of the bundle's fp32 graph. Raises LstmEdgeError for anything else."""
     # deferred: onnx (heavy to import), needed only when weights are read, not by the c runner's support check
@@ -77,22 +86,14 @@ def read_weights(bundle: Bundle, verify_hash: bool = True) -> ModelWeights:
     model: onnx.ModelProto = load_onnx_checked(path)
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     lstms = [n for n in model.graph.node if n.op_type == "LSTM"]
-    others = {n.op_type for n in model.graph.node} - {
-        "LSTM",
-        "Sub",
-        "Div",
-        "Transpose",
-        "Slice",
-        "Squeeze",
-        "Concat",
-        "MatMul",
-        "Add",
-        "Mul",
-        "Identity",
-    }
-    if others:
+    alien = [n for n in model.graph.node if n.op_type not in C_NODES]
+    if alien:  # a whole graph exported from the model's own forward, or a foreign one: name the node
+        first = next((n for n in alien if n.op_type not in SHAPE_NODES), alien[0])  # the computing node first
+        more = sorted({n.op_type for n in alien} - {first.op_type})
+        also = f"; its graph also holds {', '.join(more)} nodes" if more else ""
         raise refuse(
-            f"its graph holds {', '.join(sorted(others))} nodes (not the builder's graph of a unidirectional LSTM)"
+            f"node {first.name or first.output[0]!r} ({first.op_type}) is not one the C emits{also} (not the "
+            "builder's graph of a unidirectional LSTM)"
         )
     if len(lstms) != c.num_layers:
         raise refuse(f"{len(lstms)} fused LSTM nodes for {c.num_layers} layers (not the builder's graph)")

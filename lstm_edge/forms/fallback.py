@@ -3,9 +3,12 @@
 Not a ModelConfig field but an export route (the manifest's `streaming: false`), so `applies` never matches a
 config: consumers that meet such a bundle read `streaming` from the manifest and cite this form's reasons."""
 
-from lstm_edge.forms.form import NOT_STREAMING, ModelForm
+from lstm_edge.forms.form import ModelForm
 
-NO_CHECKPOINT = "the bundle was exported from the model's own forward and carries no PyTorch checkpoint"
+STATIC_WHOLE_GRAPH = (
+    "static int8 calibrates the seed's LSTM form only (x, h0, c0), not a whole graph exported from the model's own "
+    "forward"
+)
 
 FALLBACK = ModelForm(
     name="fallback",
@@ -19,11 +22,14 @@ FALLBACK = ModelForm(
     streams=False,
     stream_note="this bundle is stateless (its state is not a graph input: an export of the model's own forward, "
     "or an import without state I/O), so it cannot stream",
-    quantize={},
+    quantize={
+        "dynamic": "quantize_dynamic of the whole graph: every LSTM with plain initializer weights → "
+        "DynamicQuantizeLSTM, MatMul/Gemm → MatMulInteger, Conv → ConvInteger (GRU stays float: no ORT kernel); "
+        "judged against the fp32 graph in float64 (export/quant_graph.py)",
+        "fp16": "the whole graph in fp16, inputs and outputs float32; held to the fp16 bound against the fp32 graph "
+        "in float64",
+    },
     refused_by={
-        "triton": NOT_STREAMING,
-        "quantize:dynamic": NO_CHECKPOINT,
-        "quantize:static": NO_CHECKPOINT,
-        "quantize:fp16": NO_CHECKPOINT,
+        "quantize:static": STATIC_WHOLE_GRAPH,
     },
 )

@@ -62,6 +62,7 @@ def score(
         )
     check_replaceable(out)
     check_features(bundle, spec)  # here, not in a worker: Ray would print its tracebacks before our line
+    check_state_outputs(bundle, cfg.outputs)
     if cfg.engine == "ray":
         return score_ray(bundle, spec, out, cfg)
     return score_local(bundle, spec, out, cfg)
@@ -88,6 +89,25 @@ def check_replaceable(out: Path) -> None:
     if not ours:
         raise LstmEdgeError(
             f"--output {out} exists and was not written by lstm-edge score", "choose a new path, or delete it"
+        )
+
+
+def check_state_outputs(bundle: str | Path, outputs: tuple[str, ...]) -> None:
+    """Refuse hn/cn from a bundle without state I/O whose graph does not return them (its forward exported whole):
+    the runner would hand back the zero state it was given, not the model's.
+
+    Raises:
+        LstmEdgeError: `outputs` asks for a state output the stateless bundle's graph (manifest io) does not give.
+    """
+    b = Bundle.open(bundle)
+    io = b.manifest.get("io") if isinstance(b.manifest.get("io"), dict) else {}
+    gives = {o.get("name") for o in io.get("outputs", []) if isinstance(o, dict)}
+    missing = [o for o in outputs if o != "y" and o not in gives]
+    if missing and not b.stateful:
+        raise LstmEdgeError(
+            f"--outputs {','.join(outputs)}: the bundle's graph returns {', '.join(sorted(gives)) or 'y'} alone "
+            "(exported as a whole graph, no state outputs)",
+            "score --outputs y",
         )
 
 

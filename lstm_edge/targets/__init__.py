@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from lstm_edge.atomic import out_folder, staged_dir
+from lstm_edge.bundle import Bundle
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.targets.c import write_c
-from lstm_edge.targets.common import Target, TargetJob, open_streamable
+from lstm_edge.targets.common import Target, TargetJob
 from lstm_edge.targets.node import ORT_NODE_VERSION, write_node
 from lstm_edge.targets.python import write_python
 from lstm_edge.targets.triton import TRITON_IMAGE, write_triton
@@ -50,8 +51,8 @@ def write_target(
 ) -> Path:
     """Write the `target` folder for a bundle's `variant` into `out`, atomically (all of it or nothing). Returns `out`.
 
-    Raises LstmEdgeError for a target not in TARGETS, a variant it does not take, a bundle that cannot be opened or
-    whose state is not a graph input, a variant the bundle lacks (or whose hash does not match), an --out that
+    Raises LstmEdgeError for a target not in TARGETS, a variant it does not take, a bundle that cannot be opened, a
+    variant the bundle lacks (or whose hash does not match), an --out that
     overlaps the bundle or exists without `force` (or is not ours to replace), and whatever the target's writer
     refuses (a model it cannot serve, onnxruntime-web not found).
     """
@@ -60,7 +61,8 @@ def write_target(
         raise LstmEdgeError(f"unknown target {target!r}", f"choose one of {', '.join(TARGETS)}")
     if variant not in spec.variants:
         raise LstmEdgeError(f"--variant {variant}", f"embedding targets take {' or '.join(spec.variants)}")
-    bundle = open_streamable(bundle_path)
+    # A bundle without state I/O gets whole-sequence apps (python, node, web); triton and c refuse it in one line.
+    bundle = Bundle.open(bundle_path)
     entry = bundle.entry(variant)
     model_path = bundle.artifact(variant, verify_hash)
     shown = Path(out)

@@ -13,12 +13,17 @@ from pathlib import Path
 import numpy as np
 
 from lstm_edge.bundle import MANIFEST, Bundle, entry_verdict
-from lstm_edge.errors import LstmEdgeError
 from lstm_edge.runtimes.self_check import STREAMING_CASE
 from lstm_edge.tolerances import tolerance
 
 # STREAMING_CASE (runtimes.self_check): the golden case an app streams one step at a time, as every self-check does.
 TEMPLATES = resources.files("lstm_edge") / "templates"
+# A bundle without state I/O (the model's own forward exported whole, or a stateless import): said in its README.
+WHOLE_SEQUENCES = (
+    "\nThis model was exported as a whole graph (x → y, no state inputs or outputs): it runs whole sequences only "
+    "(`runner.run(x)`, or one session.run per sequence), so the checks here run each golden case whole; it cannot "
+    "stream one sample at a time.\n"
+)
 
 
 @dataclass(frozen=True)
@@ -52,18 +57,14 @@ class Target:
     needs: str
 
 
-def open_streamable(bundle_path: str | Path) -> Bundle:
-    """The bundle at `bundle_path`, opened. Raises LstmEdgeError where it cannot be opened, or where its state is
-    not a graph input: every target checks itself streaming step by step."""
-    bundle = Bundle.open(bundle_path)
-    if not bundle.stateful:  # an imported model (or a fallback export) whose state is not a graph input
-        raise LstmEdgeError(
-            f"{bundle.name}'s state is not a graph input (a stateless import, or an export of the model's own forward), "
-            "and every target checks itself streaming step by step",
-            "run it whole-sequence with `lstm-edge run`; re-import a foreign model with state I/O: lstm-edge import "
-            "MODEL.onnx --out BUNDLE --rebuild",
-        )
-    return bundle
+def io_names(bundle: Bundle) -> tuple[list[str], list[str]]:
+    """The graph's input and output names in order: the manifest's io (a whole graph exported from the model's own
+    forward, or a stateless import, takes x alone and gives y) or, for a manifest without io, the config's."""
+    io = bundle.manifest.get("io") if isinstance(bundle.manifest.get("io"), dict) else {}
+    names = [[p["name"] for p in io.get(k, []) if isinstance(p, dict) and "name" in p] for k in ("inputs", "outputs")]
+    if not all(names):
+        return list(bundle.config.input_names), list(bundle.config.output_names)
+    return names[0], names[1]
 
 
 def write_embed_manifest(job: TargetJob, target: str, model: str, golden: str = "golden/index.json") -> None:
@@ -89,6 +90,8 @@ def write_golden(job: TargetJob) -> None:
     out = job.stage / "golden"
     out.mkdir()
     config = job.bundle.config
+    inputs, outputs = io_names(job.bundle)
+    streams = config.streamable and job.bundle.stateful  # whole sequences only without state I/O
     cases = []
     for name, arrays in job.bundle.golden(job.verify_hash).items():
         files = {}
@@ -103,8 +106,8 @@ def write_golden(job: TargetJob) -> None:
                 "name": name,
                 "arrays": files,
                 # Streaming checks need every sequence at full length and a unidirectional model.
-                "streaming": name == STREAMING_CASE and config.streamable,
-                "tolerance": {k: tolerance(job.entry, T, k) for k in config.output_names},
+                "streaming": name == STREAMING_CASE and streams,
+                "tolerance": {k: tolerance(job.entry, T, k) for k in outputs},
             }
         )
     index = {
@@ -112,8 +115,8 @@ def write_golden(job: TargetJob) -> None:
         "dtype": "float32",
         "byte_order": "little",
         "head": config.head,
-        "inputs": list(config.input_names),
-        "outputs": list(config.output_names),
+        "inputs": inputs,
+        "outputs": outputs,
         "layout": "batch_first" if config.batch_first else "time_major",
         "error": "max |got - want| / max(1, |want|)",
         "cases": cases,
@@ -130,6 +133,8 @@ def write_app_frame(job: TargetJob, target: str, readme: str) -> None:
     write_embed_manifest(job, target, model)
     write_golden(job)
     text = readme.format(name=job.bundle.name, variant=job.variant, model=model, features=job.bundle.config.input_size)
+    if not job.bundle.stateful:
+        text += WHOLE_SEQUENCES
     (job.stage / "README.md").write_text(text)
 
 

@@ -182,8 +182,9 @@ def check_triton_form(config, streaming: bool) -> None:
 def write_triton_repo(bundle, variant: str, model_path: Path, stage: Path, max_batch: int, instances: int = 1) -> Path:
     """Fill `stage` (a staged folder that becomes --out) with the model repository. Returns the model's folder.
 
-    Raises LstmEdgeError for max_batch < 1, a bundle name unfit for a folder, a manifest without io, or a model whose
-    stream state Triton cannot carry (check_triton_form).
+    A bundle without state I/O (its forward exported whole) gets a whole-sequence repository instead
+    (write_whole_sequence_repo). Raises LstmEdgeError for max_batch < 1, a bundle name unfit for a folder, a manifest
+    without io, or a model whose stream state Triton cannot carry (check_triton_form).
     """
     import onnx  # deferred: onnx takes ~0.25 s to import, kept off the CLI's start
 
@@ -194,6 +195,8 @@ def write_triton_repo(bundle, variant: str, model_path: Path, stage: Path, max_b
     if not io:
         raise LstmEdgeError("the bundle's manifest has no io section", "re-export the bundle")
     c = bundle.config
+    if not bundle.stateful:  # the model's own forward exported whole (or a stateless import): x → y per request
+        return write_whole_sequence_repo(bundle, variant, model_path, stage, max_batch, instances)
     check_triton_form(c, bool(bundle.manifest.get("streaming", True)))
     wrapped = wrap_for_triton(onnx.load(str(model_path)), io)
     folder = stage / name
@@ -213,6 +216,79 @@ def write_triton_repo(bundle, variant: str, model_path: Path, stage: Path, max_b
     }
     (stage / TRITON_INFO).write_text(json.dumps(info, indent=1) + "\n")
     return folder
+
+
+def whole_sequence_pbtxt(name: str, io: dict, max_batch: int, instances: int) -> str:
+    """Triton's model configuration for a graph without state I/O (x → y): each request is whole sequences, the
+    ONNX file as the bundle has it, dynamic batching (Triton batches only requests of the same shape)."""
+    x, y = io["inputs"][0], io["outputs"][0]
+    x_dims = ", ".join(str(d) if isinstance(d, int) else "-1" for d in x["shape"][1:])
+    y_dims = ", ".join(str(d) if isinstance(d, int) else "-1" for d in y["shape"][1:])
+    return f"""# Written by lstm-edge from the bundle "{name}" (whole sequences, no state). See README.md beside it.
+name: "{name}"
+backend: "onnxruntime"
+max_batch_size: {max_batch}
+input [
+  {{
+    name: "{x["name"]}"
+    data_type: {"TYPE_INT64" if x.get("dtype") == "int64" else "TYPE_FP32"}
+    dims: [ {x_dims} ]  # one whole sequence per batch row; Triton adds the batch axis
+  }}
+]
+output [
+  {{
+    name: "{y["name"]}"
+    data_type: TYPE_FP32
+    dims: [ {y_dims} ]
+  }}
+]
+dynamic_batching {{
+  max_queue_delay_microseconds: {MAX_QUEUE_DELAY_US}
+}}
+instance_group [
+  {{
+    count: {instances}
+    kind: KIND_CPU
+  }}
+]
+"""
+
+
+def write_whole_sequence_repo(bundle, variant: str, model_path: Path, stage: Path, max_batch: int, instances: int):
+    """The model repository of a bundle without state I/O: its variant's ONNX unchanged and a whole-sequence
+    config.pbtxt (no sequence batcher: there is no state to keep). Returns the model's folder. Raises LstmEdgeError
+    for a time-major model (Triton puts the batch axis first)."""
+    import shutil  # deferred: only this writer copies a file as it is
+
+    name, io = check_name(bundle.name), bundle.manifest["io"]
+    if io.get("layout") == "time_major" or not bundle.config.batch_first:
+        raise LstmEdgeError(
+            "--target triton needs the batch axis first, and this whole-graph model is time-major ([T, B, …])",
+            "re-export it batch-first, or use --target python/node",
+        )
+    folder = stage / name
+    (folder / "1").mkdir(parents=True)
+    shutil.copyfile(model_path, folder / "1" / "model.onnx")
+    (folder / "config.pbtxt").write_text(whole_sequence_pbtxt(name, io, max_batch, instances))
+    readme = WHOLE_README.format(name=name, image=TRITON_IMAGE, variant=variant, features=bundle.config.input_size)
+    (stage / "README.md").write_text(readme)
+    info = {"format": TRITON_FORMAT, "bundle": name, "variant": variant, "source_model": model_path.name, "state": {}}
+    (stage / TRITON_INFO).write_text(json.dumps(info, indent=1) + "\n")
+    return folder
+
+
+WHOLE_README = """# {name} ({variant}) for Triton Inference Server, whole sequences
+
+A model repository for Triton's ONNX Runtime backend. The model was exported as a whole graph (x → y, no state
+inputs or outputs), so each request carries whole sequences and Triton keeps no state; requests of the same shape
+are batched together (dynamic batching).
+
+```bash
+docker run --rm -p8000:8000 -p8001:8001 -p8002:8002 -v $PWD:/models {image} tritonserver --model-repository=/models
+```
+
+Each request: `x` FP32 [batch, steps, {features}]; the response is `y`. The model file is the bundle's ONNX as it is.
+"""
 
 
 def write_triton(job: TargetJob) -> None:
