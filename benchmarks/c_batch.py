@@ -5,7 +5,7 @@
 Issue 25 item 1. Cases: B1·T100 and B64·T100 at the seed's size (input 100, hidden 256, 2 layers, random weights:
 speed does not depend on training) and at the shipped adding model's (2 → 64 × 2). Contenders, 1 thread each:
 `c fp32 batched` (runner.run, NAME_run_batch), `c fp32 per-row` (runner.run with runner.batched = False: NAME_run
-per batch row, the path before), `torch` (the checkpoint's LSTMModel, nn.LSTM on oneDNN, torch.set_num_threads(1),
+per batch row, the path before), the same two for the int8 scheme, `torch` (the checkpoint's LSTMModel, nn.LSTM on oneDNN, torch.set_num_threads(1),
 no_grad) and `bare ORT` (onnxruntime.InferenceSession on model.onnx, intra_op_num_threads=1, session.run). Every
 round runs every contender once per case, in rotating order, timed by process CPU time beside wall time; figures
 are medians over rounds and ratios are of CPU-time medians. The machine's load and CPU model are recorded.
@@ -50,18 +50,18 @@ def contenders(bundle: Path) -> dict:
     b = lstm_edge.bundle.Bundle.open(bundle)
     cfg = b.config
     c = open_runner(bundle, "c", options=RunnerOptions(variant="fp32"))
+    c8 = open_runner(bundle, "c", options=RunnerOptions(variant="int8"))
     model = load_checkpoint(b.checkpoint())[0].eval()
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
     sess = ort.InferenceSession(str(bundle / "model.onnx"), so, providers=["CPUExecutionProvider"])
 
-    def c_batched(x):
-        c.batched = True
-        return c.run(x)[0]
+    def batched(runner, on):
+        def run(x):
+            runner.batched = on
+            return runner.run(x)[0]
 
-    def c_rows(x):
-        c.batched = False
-        return c.run(x)[0]
+        return run
 
     def torch_run(x):
         with torch.no_grad():
@@ -71,7 +71,14 @@ def contenders(bundle: Path) -> dict:
         h = np.zeros((cfg.num_layers, x.shape[0], cfg.hidden_size), np.float32)
         return sess.run(None, {"x": x, "h0": h, "c0": h})[0]
 
-    return {"c fp32 batched": c_batched, "c fp32 per-row": c_rows, "torch": torch_run, "bare ORT": ort_run}
+    return {
+        "c fp32 batched": batched(c, True),
+        "c fp32 per-row": batched(c, False),
+        "c int8 batched": batched(c8, True),
+        "c int8 per-row": batched(c8, False),
+        "torch": torch_run,
+        "bare ORT": ort_run,
+    }
 
 
 def measure(name: str, bundle: Path, rounds: int) -> dict:
@@ -81,7 +88,8 @@ def measure(name: str, bundle: Path, rounds: int) -> dict:
     xs = {bt: np.random.default_rng(sum(bt)).standard_normal((*bt, F)).astype(np.float32) for bt in CASES}
     for x in xs.values():  # warm-up, and the contenders agree
         ys = {k: f(x) for k, f in runs.items()}
-        assert np.array_equal(ys["c fp32 batched"], ys["c fp32 per-row"]), "batched and per-row C differ"
+        for v in ("fp32", "int8"):
+            assert np.array_equal(ys[f"c {v} batched"], ys[f"c {v} per-row"]), f"batched and per-row C {v} differ"
         assert np.allclose(ys["c fp32 batched"], ys["torch"], atol=1e-4), "C and torch differ"
     cpu = {bt: {k: [] for k in runs} for bt in CASES}
     wall = {bt: {k: [] for k in runs} for bt in CASES}
@@ -96,12 +104,16 @@ def measure(name: str, bundle: Path, rounds: int) -> dict:
     out = {}
     for bt in CASES:
         med = {k: float(np.median(v) * 1e3) for k, v in cpu[bt].items()}
-        base = med["c fp32 batched"]
+        others = ("c fp32 per-row", "c int8 per-row", "torch", "bare ORT")
         out[f"B{bt[0]}xT{bt[1]}"] = {
             "cpu_ms_median": med,
             "wall_ms_median": {k: float(np.median(v) * 1e3) for k, v in wall[bt].items()},
-            "ratio_c_batched_to": {k: base / v for k, v in med.items() if k != "c fp32 batched"},
-            "ratio_c_per_row_to_torch": med["c fp32 per-row"] / med["torch"],
+            "ratios": {
+                f"{a} / {b}": med[a] / med[b]
+                for a in ("c fp32 batched", "c int8 batched", "c fp32 per-row", "c int8 per-row")
+                for b in others
+                if a != b
+            },
         }
     return {"model": name, "bundle": str(bundle), "cases": out}
 
@@ -131,8 +143,11 @@ def main() -> None:
         for case, r in res["cases"].items():
             med = r["cpu_ms_median"]
             cols = "  ".join(f"{k} {v:8.2f}" for k, v in med.items())
-            ratios = "  ".join(f"÷{k} {v:.2f}" for k, v in r["ratio_c_batched_to"].items())
-            print(f"{res['model']:<22} {case:<9} {cols}\n{'':<32}c batched {ratios}")
+            q = r["ratios"]
+            keys = ("c fp32 batched / c fp32 per-row", "c fp32 batched / torch", "c fp32 batched / bare ORT",
+                    "c int8 batched / c int8 per-row", "c int8 batched / torch", "c fp32 per-row / torch")  # fmt: skip
+            ratios = "  ".join(f"{k} {q[k]:.2f}" for k in keys)
+            print(f"{res['model']:<22} {case:<9} {cols}\n    {ratios}")
     a.json.write_text(json.dumps(report, indent=1) + "\n")
 
 

@@ -1,7 +1,8 @@
-"""NAME_run_batch (issue 25 item 1): the fp32 C's batched full-sequence path — the input projection for all B·T rows
-as one panel GEMM, the recurrent step for all B rows together — gives the bits the per-row NAME_run gives, at every
-batch and length, with and without an initial state, for the shipped adding model (hidden 64: full panels) and
-small random models (hidden 12: a narrow panel; head "sequence"), and stays within FP32_ABS of float64."""
+"""NAME_run_batch (issue 25 item 1): the C's batched full-sequence path — the input projection for the chunk's B·T
+rows as one matrix product, the recurrent step for all B rows together — gives the bits the per-row NAME_run gives,
+in fp32 and in the int8 scheme, at every batch and length, with and without an initial state, for the shipped adding
+model (hidden 64: full panels) and small random models (hidden 12: a narrow panel; head "sequence"); fp32 stays
+within FP32_ABS of float64, int8 equals its simulation (lstm_edge.c_int8_sim) bit for bit."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 import lstm_edge
 from lstm_edge.bundle import Bundle
-from lstm_edge.codegen import CodegenConfig, generate
+from lstm_edge.codegen import CodegenConfig, generate, prepare, simulate_int8
 from lstm_edge.errors import ParityError
 from lstm_edge.tolerances import FP32_ABS, scaled_error
 from tests.conftest import make_model
@@ -48,11 +49,12 @@ def _inputs(cfg, B: int, T: int, with_state: bool, seed: int):
     return x, (h0, c0)
 
 
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
 @pytest.mark.parametrize("model", ["adding", "rand2", "seq1"])
-def test_batched_run_equals_the_per_row_run_bit_for_bit(bundles, model):
+def test_batched_run_equals_the_per_row_run_bit_for_bit(bundles, model, variant):
     cfg = Bundle.open(bundles[model]).config
-    r = lstm_edge.load(bundles[model], provider="c")
-    assert r.batched, "the fp32 library has NAME_run_batch and run() takes it"
+    r = lstm_edge.load(bundles[model], provider="c", variant=variant)
+    assert r.batched, "the library has NAME_run_batch and run() takes it"
     for n, (B, T) in enumerate(SHAPES):
         for with_state in (False, True):
             x, state = _inputs(cfg, B, T, with_state, seed=n)
@@ -61,7 +63,7 @@ def test_batched_run_equals_the_per_row_run_bit_for_bit(bundles, model):
             r.batched = False
             y2, (h2, c2) = r.run(x, state)
             for got, want in ((y1, y2), (h1, h2), (c1, c2)):
-                assert got.shape == want.shape and np.array_equal(got, want), (model, B, T, with_state)
+                assert got.shape == want.shape and np.array_equal(got, want), (model, variant, B, T, with_state)
     r.batched = True
 
 
@@ -103,13 +105,20 @@ def test_a_wrong_batched_path_is_caught(bundles, tmp_path, monkeypatch):
     assert not np.array_equal(y1, r.run(x, state)[0])
 
 
-def test_int8_keeps_the_per_row_path(bundles):
-    assert lstm_edge.load(bundles["rand2"], provider="c", variant="int8").batched is False
+@pytest.mark.parametrize("model", ["rand2", "seq1"])
+def test_batched_int8_equals_its_simulation_bit_for_bit(bundles, model):
+    params = prepare(bundles[model], CodegenConfig(precision="int8"))["params"]
+    cfg = Bundle.open(bundles[model]).config
+    x, (h0, c0) = _inputs(cfg, 64, 17, True, seed=3)
+    y, (h, c) = lstm_edge.load(bundles[model], provider="c", variant="int8").run(x, (h0, c0))
+    for got, want in zip((y, h, c), simulate_int8(params, x, h0, c0), strict=True):
+        assert np.array_equal(got, want)
 
 
 @pytest.mark.skipif(not shutil.which("arm-none-eabi-gcc"), reason="arm-none-eabi-gcc is not installed")
-def test_the_batched_library_compiles_for_a_cortex_m4_without_writable_data(bundles, tmp_path):
-    r = generate(bundles["rand2"], tmp_path / "g", CodegenConfig())
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_the_batched_library_compiles_for_a_cortex_m4_without_writable_data(bundles, tmp_path, precision):
+    r = generate(bundles["rand2"], tmp_path / "g", CodegenConfig(precision=precision, progress=False))
     src = r.out / f"{r.prefix}.c"
     assert f"void {r.prefix}_run_batch(" in src.read_text()
     flags = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-std=c99", "-O2"]

@@ -57,9 +57,10 @@ static void layer_batch(float *restrict h, float *restrict c, float *restrict zx
 """
 
 
-def _states(p: str, L: int, H: int) -> str:
-    """states_in / states_out: the B state structs to and from the [L][B][H] scratch arrays."""
-    return f"""static void states_in(const {p}_state *s, int B, float *h, float *c)
+def states_source(p: str, L: int, H: int, h_type: str = "float") -> str:
+    """states_in / states_out: the B state structs to and from the [L][B][H] scratch arrays (h as `h_type`, the
+    state struct's own type: no conversion)."""
+    return f"""static void states_in(const {p}_state *s, int B, {h_type} *h, float *c)
 {{
     int l, b, j;
     for (l = 0; l < {L}; ++l)
@@ -70,7 +71,7 @@ def _states(p: str, L: int, H: int) -> str:
             }}
 }}
 
-static void states_out({p}_state *s, int B, const float *h, const float *c)
+static void states_out({p}_state *s, int B, const {h_type} *h, const float *c)
 {{
     int l, b, j;
     for (l = 0; l < {L}; ++l)
@@ -83,17 +84,19 @@ static void states_out({p}_state *s, int B, const float *h, const float *c)
 """
 
 
-def _normalize(F: int) -> str:
-    """normalize_chunk: steps t0..t0+tc of x [B][T][F] as rows t·B + b, normalized as advance() does."""
-    return f"""static void normalize_chunk(float *restrict xn, const float *restrict x, int B, int T, int t0, int tc)
+def normalize_source(F: int, x_type: str = "float", x_in: str = "{v}") -> str:
+    """normalize_chunk: steps t0..t0+tc of x [B][T][F] as rows t·B + b of `x_type`, normalized (and converted by
+    the precision's `x_in`) as advance() does."""
+    v = x_in.format(v="(xr[j] - X_MEAN[j]) / X_STD[j]")
+    return f"""static void normalize_chunk({x_type} *restrict xn, const float *restrict x, int B, int T, int t0, int tc)
 {{
     int t, b, j;
     for (t = 0; t < tc; ++t)
         for (b = 0; b < B; ++b) {{
             const float *xr = x + ((long)b * T + t0 + t) * {F};
-            float *row = xn + ((long)t * B + b) * {F};
+            {x_type} *row = xn + ((long)t * B + b) * {F};
             for (j = 0; j < {F}; ++j)
-                row[j] = (xr[j] - X_MEAN[j]) / X_STD[j];
+                row[j] = {v};
         }}
 }}
 """
@@ -143,5 +146,10 @@ def batch_source(p: str, dims: dict) -> str:
     """The batched full-sequence path as C (after the layers and the head): layer_batch, the state copies,
     normalize_chunk, NAME_run_batch_scratch and NAME_run_batch."""
     return "\n".join(
-        [_layer_batch(dims["H"]), _states(p, dims["L"], dims["H"]), _normalize(dims["F"]), _run_batch(p, dims)]
+        [
+            _layer_batch(dims["H"]),
+            states_source(p, dims["L"], dims["H"]),
+            normalize_source(dims["F"]),
+            _run_batch(p, dims),
+        ]
     )
