@@ -137,7 +137,8 @@ def int8_input_range(bundle) -> InputRange:
 
 
 class CRunner(Runner):
-    """The generated C as a runner: run() gives each batch row its own state struct; stream() keeps them.
+    """The generated C as a runner: run() gives each batch row its own state struct and runs them all in one
+    NAME_run_batch call (or NAME_run per row with `batched` False); stream() keeps them.
 
     Raises LstmEdgeError for a variant other than fp32/int8, a bare .onnx, a model form the C cannot express
     (bidirectional, variable lengths, GRU, …: codegen.weights.unsupported), no C compiler, a compile failure, or a

@@ -101,7 +101,8 @@ def _batch_api(p: str, dims: dict, precision: Precision) -> tuple[str, str]:
         return "", ""
     doc = (
         f" *   {p}_run_batch(s[B], B, x[B*T*F], T, y, scratch)   B sequences at once (x, y batch-first), the same\n"
-        f" *       results as {p}_run on each s[b]; scratch: {p.upper()}_RUN_BATCH_SCRATCH(B) bytes, the caller's\n"
+        f" *       results as {p}_run on each s[b]; scratch: {p.upper()}_RUN_BATCH_SCRATCH(B) bytes, the caller's,\n"
+        f" *       aligned for int64_t (as malloc's are)\n"
     )
     api = (
         "\n"
