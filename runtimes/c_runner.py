@@ -137,7 +137,8 @@ def int8_input_range(bundle) -> InputRange:
 
 
 class CRunner(Runner):
-    """The generated C as a runner: run() gives each batch row its own state struct; stream() keeps them.
+    """The generated C as a runner: run() gives each batch row its own state struct and runs them all in one
+    NAME_run_batch call (or NAME_run per row with `batched` False); stream() keeps them.
 
     Raises LstmEdgeError for a variant other than fp32/int8, a bare .onnx, a model form the C cannot express
     (bidirectional, variable lengths, GRU, …: codegen.weights.unsupported), no C compiler, a compile failure, or a
@@ -185,6 +186,15 @@ class CRunner(Runner):
             f.argtypes, f.restype = args, None
         self._reset, self._step_fn, self._run_fn = fn("reset"), fn("step"), fn("run")
         self._set, self._get = fn("set_state"), fn("get_state")
+        self._batch_fn = self._scratch_fn = None  # NAME_run_batch, where the precision has it
+        if hasattr(self.lib, f"{PREFIX}_run_batch"):
+            self._batch_fn, self._scratch_fn = fn("run_batch"), fn("run_batch_scratch")
+            self._batch_fn.argtypes = [vp, ctypes.c_int, vp, ctypes.c_int, vp, vp]
+            self._batch_fn.restype = None
+            self._scratch_fn.argtypes, self._scratch_fn.restype = [ctypes.c_int], ctypes.c_size_t
+        # run() takes NAME_run_batch (all rows at once) where the library has it; False: NAME_run per row (the
+        # path before it, kept for comparison: benchmarks/c_batch.py times both)
+        self.batched = self._batch_fn is not None
         self.input_range = int8_input_range(bundle) if variant == "int8" else None
         c = bundle.config
         self.L, self.H, self.F, self.O = c.num_layers, c.hidden_size, c.input_size, c.output_size
@@ -209,6 +219,8 @@ class CRunner(Runner):
         return (B, T, self.O) if self.sequence else (B, self.O)
 
     def _run(self, x, h0, c0):
+        if self.batched and x.shape[0] > 0:
+            return self._run_batch(x, h0, c0)
         B, T, _ = x.shape
         state = self.State()
         y = np.zeros(self._y_shape(B, T), np.float32)
@@ -223,6 +235,25 @@ class CRunner(Runner):
             self._run_fn(ref, xb.ctypes.data, T, yb.ctypes.data)
             y[b] = yb
             self._get(ref, hb.ctypes.data, cb.ctypes.data)
+            h[:, b], c[:, b] = hb, cb
+        return y, h, c
+
+    def _run_batch(self, x, h0, c0):
+        """All B rows in one NAME_run_batch call: B state structs and the scratch it asks for, both owned here."""
+        B, T, _ = x.shape
+        states = (self.State * B)()
+        size, base = ctypes.sizeof(self.State), ctypes.addressof(states)
+        hb, cb = np.zeros((self.L, self.H), np.float32), np.zeros((self.L, self.H), np.float32)
+        for b in range(B):
+            hb[...], cb[...] = h0[:, b], c0[:, b]
+            self._set(base + b * size, hb.ctypes.data, cb.ctypes.data)
+        scratch = np.empty(self._scratch_fn(B), np.uint8)  # numpy aligns it for float (16 bytes or more)
+        xc = np.ascontiguousarray(x, np.float32)
+        y = np.zeros(self._y_shape(B, T), np.float32)
+        self._batch_fn(base, B, xc.ctypes.data, T, y.ctypes.data, scratch.ctypes.data)
+        h, c = np.zeros_like(h0), np.zeros_like(c0)
+        for b in range(B):
+            self._get(base + b * size, hb.ctypes.data, cb.ctypes.data)
             h[:, b], c[:, b] = hb, cb
         return y, h, c
 

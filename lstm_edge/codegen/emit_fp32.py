@@ -1,44 +1,25 @@
-"""fp32 C: float32 weights stored transposed, the gate loop an axpy, Cephes' exp/tanh in plain arithmetic (no libm).
+"""fp32 C: float32 weights stored transposed in panels, the gate products panel GEMMs, Cephes' exp/tanh in plain
+arithmetic (no libm), and NAME_run_batch (lstm_edge.codegen.batch_fp32) beside NAME_step / NAME_run.
 
-Gate matrices are stored transposed (K × 4H, row j holds input j's weight for every gate row) so the gate loop is
-an axpy over 4H contiguous accumulators: independent lanes, which compilers vectorize at -O3 without reassociating
-a float sum (a dot-product loop would need -ffast-math). Four inputs per pass keep the accumulators in registers.
+Gate matrices are stored transposed (K × 4H, row j holds input j's weight for every gate row) so the gate product is
+an axpy over contiguous gate rows: independent lanes, which compilers vectorize at -O3 without reassociating a float
+sum (a dot-product loop would need -ffast-math). Stored in panels of 32 gate columns (lstm_edge.codegen.gemm_fp32),
+one kernel serves one row (the step) and many (the batched run), keeping 4 rows × 32 accumulators in registers.
 """
 
 from __future__ import annotations
 
+from lstm_edge.codegen.batch_fp32 import batch_source, scratch_macro
 from lstm_edge.codegen.c_literals import c_array
+from lstm_edge.codegen.gemm_fp32 import kernels, pack
 from lstm_edge.codegen.scaffold import LibraryParts, Precision, library_source
 from lstm_edge.codegen.weights import ModelWeights
 from lstm_edge.tolerances import FP32_ABS
 
 
 def _kernels(H: int) -> str:
-    """gates_acc (the axpy), exp_nonpos, sigmoid_f, tanh_f and cell(): the float32 gate math."""
-    return _GATES_ACC + _activations(H)
-
-
-# z += W^T v as an axpy per input over the G contiguous gate rows (no f-string: it has no sizes in it)
-_GATES_ACC = """
-/* z[r] += sum_j wt[j][r] * v[j]: an axpy per input over the G contiguous gate rows */
-static void gates_acc(float *restrict z, const float *restrict wt, const float *restrict v, int K)
-{
-    int j = 0, r;
-    for (; j + 4 <= K; j += 4) {
-        const float v0 = v[j], v1 = v[j + 1], v2 = v[j + 2], v3 = v[j + 3];
-        const float *w0 = wt + (long)j * G, *w1 = w0 + G, *w2 = w1 + G, *w3 = w2 + G;
-        for (r = 0; r < G; ++r)
-            z[r] += w0[r] * v0 + w1[r] * v1 + w2[r] * v2 + w3[r] * v3;
-    }
-    for (; j < K; ++j) {
-        const float vj = v[j];
-        const float *wj = wt + (long)j * G;
-        for (r = 0; r < G; ++r)
-            z[r] += wj[r] * vj;
-    }
-}
-
-"""
+    """gates_row / gates_gemm (panel kernels, gemm_fp32), exp_nonpos, sigmoid_f, tanh_f and cell(): the float32 gate math."""
+    return kernels(4 * H) + "\n" + _activations(H)
 
 
 def _activations(H: int) -> str:
@@ -111,15 +92,15 @@ static void cell(float *restrict h, float *restrict c, const float *restrict z)
 
 
 def _layer(k: int, K: int, H: int) -> str:
-    """layerK: z = b + W_x^T-axpy(in) + W_h^T-axpy(h), then the cell update in place."""
+    """layerK: z = b + in · W_x^T + h · W_h^T (gates_row), then the cell update in place."""
     return f"""static void layer{k}(float h[{H}], float c[{H}], const float in[{K}])
 {{
     float z[G];
     int r;
     for (r = 0; r < G; ++r)
         z[r] = L{k}_B[r];
-    gates_acc(z, &L{k}_WX[0][0], in, {K});
-    gates_acc(z, &L{k}_WH[0][0], h, {H});
+    gates_row(z, in, L{k}_WX, {K});
+    gates_row(z, h, L{k}_WH, {H});
     cell(h, c, z);
 }}
 """
@@ -144,17 +125,20 @@ def _head(H: int, O: int, regression: bool) -> str:
 def source(prep: dict) -> str:
     """NAME.c in fp32 from codegen.prepare's dict (its prefix, dims and weights: a ModelWeights)."""
     p, dims, w = prep["prefix"], prep["dims"], prep["weights"]
-    H = dims["H"]
-    return library_source(p, dims, FP32, _parts(p, w, H, dims["O"]), (w.x_mean, w.x_std, w.y_mean, w.y_std))
+    return library_source(p, dims, FP32, _parts(p, w, dims), (w.x_mean, w.x_std, w.y_mean, w.y_std))
 
 
-def _parts(p: str, w: ModelWeights, H: int, O: int) -> LibraryParts:
-    """The fp32 library's own text: transposed float32 weights, the float gate math, its layers and head."""
+def _parts(p: str, w: ModelWeights, dims: dict) -> LibraryParts:
+    """The fp32 library's own text: transposed float32 weights in panels, the float gate math, its layers, head and
+    the batched full-sequence path."""
+    H, O = dims["H"], dims["O"]
     constants = []
     for k, lay in enumerate(w.layers):
-        constants.append(f"/* layer {k}: W_x^T ({lay.W_x.shape[1]} x G), W_h^T ({H} x G), b = b_ih + b_hh (G) */")
-        constants.append(c_array("float", f"L{k}_WX", lay.W_x.T))
-        constants.append(c_array("float", f"L{k}_WH", lay.W_h.T))
+        constants.append(
+            f"/* layer {k}: W_x^T ({lay.W_x.shape[1]} x G), W_h^T ({H} x G) in panels; b = b_ih + b_hh (G) */"
+        )
+        constants.append(c_array("float", f"L{k}_WX", pack(lay.W_x.T)))
+        constants.append(c_array("float", f"L{k}_WH", pack(lay.W_h.T)))
         constants.append(c_array("float", f"L{k}_B", lay.b))
     constants += [c_array("float", "HEAD_W", w.head_w), c_array("float", "HEAD_B", w.head_b)]
     return LibraryParts(
@@ -163,6 +147,7 @@ def _parts(p: str, w: ModelWeights, H: int, O: int) -> LibraryParts:
         kernels=[_kernels(H)],
         layers=[_layer(k, lay.W_x.shape[1], H) for k, lay in enumerate(w.layers)],
         head=_head(H, O, w.y_std is not None),
+        batch=batch_source(p, dims),
     )
 
 
@@ -178,4 +163,5 @@ FP32 = Precision(
     check_tolerance=FP32_ABS,
     check_against="the bundle's golden outputs (PyTorch float32)",
     check_note="Tolerance: lstm_edge/tolerances.py FP32_ABS.",
+    batch_scratch=scratch_macro,
 )

@@ -1,0 +1,155 @@
+"""NAME_run_batch in fp32: B independent sequences at once, the gate products as GEMMs over the batch.
+
+Per chunk of time steps (ceil(BATCH_ROWS / B) steps, so about BATCH_ROWS rows of B × steps): the chunk's input is
+normalized into scratch (time-major, rows t·B + b); per layer, z = b + x · W_x^T for every row of the chunk as one
+GEMM (gemm_fp32.gates_gemm: each W_x panel read once for all of them), then step by step z_t += h · W_h^T for all B
+rows together (each W_h panel read once per step, not once per row) and the cell update per row. The layer's h
+outputs are the next layer's input rows. Every value is computed with the same float operations in the same order
+as NAME_run's, so the two agree bit for bit under -ffp-contract=off.
+
+Scratch (the caller's, NAME_RUN_BATCH_SCRATCH(B) bytes, aligned for float): h and C per layer and row, the chunk's
+pre-activations and two buffers of layer inputs. No malloc, no globals.
+"""
+
+from __future__ import annotations
+
+BATCH_ROWS = 64  # rows per chunk of the input projection (B × steps): a W_x panel is reused by this many rows
+
+
+def scratch_macro(P: str, dims: dict) -> str:
+    """The header's NAME_RUN_BATCH_SCRATCH(B): bytes of scratch run_batch needs for B rows (0 for B <= 0)."""
+    L, H, F = dims["L"], dims["H"], dims["F"]
+    M = max(F, H)
+    rows = f"(((long)(B) + {BATCH_ROWS - 1}) / (B) * (B))"
+    return (
+        f"/* bytes of scratch {P.lower()}_run_batch needs for B rows: h and C per layer and row, then per chunk of\n"
+        f" * ceil({BATCH_ROWS} / B) steps the gate pre-activations and two buffers of layer inputs (all float) */\n"
+        f"#define {P}_RUN_BATCH_SCRATCH(B) ((B) > 0 ? sizeof(float) * (size_t)(2L * {L} * {H} * (B) + "
+        f"{rows} * {4 * H + 2 * M}L) : (size_t)0)\n"
+    )
+
+
+def _layer_batch(H: int) -> str:
+    """layer_batch: one layer over a chunk of tc steps for B rows (h, c: [B][H] state; in: [tc·B][K]; out: its h)."""
+    return f"""/* One layer over tc steps of B rows: zx = b + in . W_x^T for all tc*B rows, then per step z += h . W_h^T for
+ * the B rows together and the cell update per row; out[t][b] = h after step t (the next layer's input). */
+static void layer_batch(float *restrict h, float *restrict c, float *restrict zx, const float *restrict in,
+                        float *restrict out, int B, int tc, int K, const float *bias, const float *wx, const float *wh)
+{{
+    const long n = (long)tc * B;
+    long i;
+    int r, t, b, j;
+    for (i = 0; i < n; ++i)
+        for (r = 0; r < G; ++r)
+            zx[i * G + r] = bias[r];
+    gates_gemm(zx, in, (int)n, wx, K);
+    for (t = 0; t < tc; ++t) {{
+        float *z = zx + (long)t * B * G;
+        gates_gemm(z, h, B, wh, {H});
+        for (b = 0; b < B; ++b) {{
+            float *hb = h + (long)b * {H}, *ob = out + ((long)t * B + b) * {H};
+            cell(hb, c + (long)b * {H}, z + (long)b * G);
+            for (j = 0; j < {H}; ++j)
+                ob[j] = hb[j];
+        }}
+    }}
+}}
+"""
+
+
+def states_source(p: str, L: int, H: int, h_type: str = "float") -> str:
+    """states_in / states_out: the B state structs to and from the [L][B][H] scratch arrays (h as `h_type`, the
+    state struct's own type: no conversion)."""
+    return f"""static void states_in(const {p}_state *s, int B, {h_type} *h, float *c)
+{{
+    int l, b, j;
+    for (l = 0; l < {L}; ++l)
+        for (b = 0; b < B; ++b)
+            for (j = 0; j < {H}; ++j) {{
+                h[((long)l * B + b) * {H} + j] = s[b].h[l][j];
+                c[((long)l * B + b) * {H} + j] = s[b].c[l][j];
+            }}
+}}
+
+static void states_out({p}_state *s, int B, const {h_type} *h, const float *c)
+{{
+    int l, b, j;
+    for (l = 0; l < {L}; ++l)
+        for (b = 0; b < B; ++b)
+            for (j = 0; j < {H}; ++j) {{
+                s[b].h[l][j] = h[((long)l * B + b) * {H} + j];
+                s[b].c[l][j] = c[((long)l * B + b) * {H} + j];
+            }}
+}}
+"""
+
+
+def normalize_source(F: int, x_type: str = "float", x_in: str = "{v}") -> str:
+    """normalize_chunk: steps t0..t0+tc of x [B][T][F] as rows t·B + b of `x_type`, normalized (and converted by
+    the precision's `x_in`) as advance() does."""
+    v = x_in.format(v="(xr[j] - X_MEAN[j]) / X_STD[j]")
+    return f"""static void normalize_chunk({x_type} *restrict xn, const float *restrict x, int B, int T, int t0, int tc)
+{{
+    int t, b, j;
+    for (t = 0; t < tc; ++t)
+        for (b = 0; b < B; ++b) {{
+            const float *xr = x + ((long)b * T + t0 + t) * {F};
+            {x_type} *row = xn + ((long)t * B + b) * {F};
+            for (j = 0; j < {F}; ++j)
+                row[j] = {v};
+        }}
+}}
+"""
+
+
+def _run_batch(p: str, dims: dict) -> str:
+    """NAME_run_batch and NAME_run_batch_scratch: the chunk loop, the layer chain, the head, the states."""
+    L, H, F, O = dims["L"], dims["H"], dims["F"], dims["O"]
+    M, P = max(F, H), p.upper()
+    chain = "\n".join(
+        f"        layer_batch(h + {k * H}L * B, c + {k * H}L * B, zx, in, out, B, tc, {F if k == 0 else H}, "
+        f"L{k}_B, L{k}_WX, L{k}_WH);\n        tmp = in, in = out, out = tmp;"
+        for k in range(L)
+    )
+    seq_head = f"""        for (t = 0; t < tc; ++t)
+            for (b = 0; b < B; ++b)
+                head(in + ((long)t * B + b) * {H}, y + ((long)b * T + t0 + t) * {O});"""
+    last_head = f"""    for (b = 0; b < B; ++b)
+        head(h + ({L - 1}L * B + b) * {H}, y + (long)b * {O});"""
+    seq = dims["head"] == "sequence"
+    return f"""size_t {p}_run_batch_scratch(int B) {{ return {P}_RUN_BATCH_SCRATCH(B); }}
+
+void {p}_run_batch({p}_state *s, int B, const float *x, int T, float *y, void *scratch)
+{{
+    const int steps = B > 0 ? ({BATCH_ROWS} + B - 1) / B : 0;
+    float *h = (float *)scratch, *c = h + {L * H}L * B, *zx = c + {L * H}L * B;
+    float *in = zx + (long)steps * B * G, *out = in + (long)steps * B * {M}, *tmp;
+    int t0, t, b;
+    if (B <= 0)
+        return;
+    (void)t;
+    states_in(s, B, h, c);
+    for (t0 = 0; t0 < T; t0 += steps) {{
+        const int tc = T - t0 < steps ? T - t0 : steps;
+        in = zx + (long)steps * B * G, out = in + (long)steps * B * {M};
+        normalize_chunk(in, x, B, T, t0, tc);
+{chain}
+{seq_head if seq else ""}
+    }}
+{"" if seq else last_head}
+    states_out(s, B, h, c);
+}}
+"""
+
+
+def batch_source(p: str, dims: dict) -> str:
+    """The batched full-sequence path as C (after the layers and the head): layer_batch, the state copies,
+    normalize_chunk, NAME_run_batch_scratch and NAME_run_batch."""
+    return "\n".join(
+        [
+            _layer_batch(dims["H"]),
+            states_source(p, dims["L"], dims["H"]),
+            normalize_source(dims["F"]),
+            _run_batch(p, dims),
+        ]
+    )
