@@ -1,8 +1,8 @@
 """The documentation stays true: the site builds strictly, every relative link lands, every runnable block runs.
 
 Runnable convention: an HTML comment `<!-- runnable -->` on the line just before a fenced block. In a ```console
-block the lines starting with `$ ` are the commands (the rest is the output they print, not compared: versions and
-timings differ between machines); a ```python block runs as one script with the venv's python; in any other block every
+block the lines starting with `$ ` are the commands and the rest is the output they print, compared line by line with
+every number masked (versions and timings differ between machines; the words and the layout must not); a ```python block runs as one script with the venv's python; in any other block every
 non-empty line that is not a `#` comment is a command.
 Mark only commands that take seconds: the test runs each block with bash, `set -e`, the venv's bin first on PATH.
 """
@@ -91,7 +91,15 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "index.html").is_file()
 
 
-def _runnable_blocks() -> list[tuple[str, list[str]]]:
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)*(?:e[-+]?\d+)?")
+
+
+def _masked(line: str) -> str:
+    """A printed line with every number as `#` and runs of spaces as one: what a reader's eye compares."""
+    return " ".join(NUMBER.sub("#", line).split())
+
+
+def _runnable_blocks() -> list[tuple[str, list[str], list[str]]]:
     blocks = []
     for page in PAGES:
         lines = page.read_text().splitlines()
@@ -108,11 +116,13 @@ def _runnable_blocks() -> list[tuple[str, list[str]]]:
             info = start.group(3).strip()
             if info.startswith("python"):
                 cmds = ["python - <<'RUNNABLE_PYTHON'", *body, "RUNNABLE_PYTHON"]
-            elif info.startswith("console"):
+            shown = []
+            if info.startswith("console"):
                 cmds = [b[2:] for b in body if b.startswith("$ ")]
-            else:
+                shown = [b for b in body if b.strip() and not b.startswith("$ ")]
+            elif not info.startswith("python"):
                 cmds = [b for b in body if b.strip() and not b.lstrip().startswith("#")]
-            blocks.append((f"{page.relative_to(ROOT)}:{n + 2}", cmds))
+            blocks.append((f"{page.relative_to(ROOT)}:{n + 2}", cmds, shown))
     return blocks
 
 
@@ -120,11 +130,11 @@ RUNNABLE = _runnable_blocks()
 
 
 def test_readme_has_runnable_blocks() -> None:
-    assert sum(where.startswith("README.md") for where, _ in RUNNABLE) >= 3, "the README's first commands are runnable"
+    assert sum(where.startswith("README.md") for where, _, _ in RUNNABLE) >= 3, "the README's first commands are runnable"
 
 
-@pytest.mark.parametrize(("where", "cmds"), RUNNABLE, ids=[w for w, _ in RUNNABLE])
-def test_runnable_block_runs(where: str, cmds: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("where", "cmds", "shown"), RUNNABLE, ids=[w for w, _, _ in RUNNABLE])
+def test_runnable_block_runs(where: str, cmds: list[str], shown: list[str], tmp_path: Path) -> None:
     assert cmds, f"{where}: a runnable block with no commands"
     # The commands' paths are the repository root's; they run in a scratch folder that shows its models/, so files a
     # block writes (x.json) never land in the checkout.
@@ -138,3 +148,9 @@ def test_runnable_block_runs(where: str, cmds: list[str], tmp_path: Path) -> Non
     assert done.returncode == 0, (
         f"{where}: exit {done.returncode}\n{script}\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
     )
+    # A console block's output is what a reader will compare theirs with: every line it shows is printed (numbers
+    # aside). The README once showed verify's old header, "worst max scaled error (tolerance)", after it had changed.
+    printed = {_masked(line) for line in (done.stdout + done.stderr).splitlines()}
+    stale = [line for line in shown if _masked(line) not in printed]
+    assert not stale, f"{where}: the block shows lines the commands no longer print: {stale}\n{done.stdout[-2000:]}"
+
