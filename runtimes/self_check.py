@@ -182,7 +182,9 @@ def refusal(runtime: str, variant: str, name: str, worst: dict) -> str:
     """The words of a failed self-check, shared by every runtime and target (templates/parity.mjs writes the same):
     the runtime ("onnxruntime 1.32.0 (cpu)"), the variant, the bundle's name, and the worst row of `measure`
     (case, mode, output, error, bound)."""
-    head = f"self-check failed: {runtime} computes the {variant} variant of {name} wrongly here: golden case"
+    # The golden cases cannot tell a runtime fault from a bundle altered since export (a tampered or truncated file
+    # fails the same way), so the words blame neither: they say what disagrees with what.
+    head = f"self-check failed: {runtime}'s answers for the {variant} variant of {name} disagree with its golden case"
     if "shape" in worst:  # (got, want)
         got, want = (tuple(s) for s in worst["shape"])
         return (
@@ -225,7 +227,9 @@ def self_check(runner, provider: str) -> str:
         runtime = f"{info.get('runtime')} {info.get('version')} ({info.get('device')})"
         raise ParityError(
             refusal(runtime, runner.options.variant, runner.source.bundle.name, worst),
-            f"do not use its answers; try another --provider or --variant, or skip the check with {OFF}",
+            "do not use its answers; `lstm-edge verify BUNDLE` against the float64 reference tells a corrupt bundle "
+            f"(every runtime fails) from a runtime fault (this one alone): then try another --provider or --variant, "
+            f"re-export, or skip the check with {OFF}",
         )
     record = {"key": key, "worst": worst, "cases": len(cases), "rows": len(rows)}
     try:

@@ -34,7 +34,10 @@ from lstm_edge.runtimes.self_check import (
 )
 from lstm_edge.targets.common import TEMPLATES
 
-REFUSAL = ("self-check failed", "onnxruntime", "fp32 variant", "max scaled error", "> bound", "--no-self-check")
+# A tampered bundle fails the same way as a faulty runtime: the words say what disagrees and how to tell which
+# (verify), never that the runtime "computes wrongly" (a new user's trial read that of a bundle they had altered).
+REFUSAL = ("self-check failed", "onnxruntime", "answers for the fp32 variant", "disagree with its golden case",
+           "max scaled error", "> bound", "lstm-edge verify", "corrupt bundle", "--no-self-check")  # fmt: skip
 
 
 def _swap_gates(path) -> None:
@@ -235,3 +238,16 @@ def test_bench_lists_a_default_variant_that_fails_as_refused(shipped_bundle, tmp
     assert "self-check failed" in r.stdout  # the table's note for the fp16 row
     r = CliRunner().invoke(main, [*args, "--variants", "fp16"])
     assert r.exit_code == 1 and "fp16 variant" in r.stderr
+
+
+def test_verify_quiet_still_prints_its_failure(tampered):
+    """The tampered bundle fails verify (fp32 against the checkpoint); under -q the table is hidden, but the failure
+    gets one line on stderr naming the runtime × variant and its error, exit 1 — a new user's `verify -q` printed
+    nothing at all."""
+    args = ["verify", str(tampered), "--quick", "--providers", "cpu", "--variants", "fp32"]
+    loud = CliRunner().invoke(main, args)
+    assert loud.exit_code == 1 and "FAILED" in loud.stdout, loud.output
+    quiet = CliRunner().invoke(main, [*args, "-q"])
+    assert quiet.exit_code == 1 and quiet.stdout == "", quiet.output
+    line = quiet.stderr.strip()
+    assert "\n" not in line and line.startswith("error: verify FAILED: cpu fp32 fail") and "bound" in line, line

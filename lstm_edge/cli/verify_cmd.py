@@ -14,12 +14,13 @@ from lstm_edge.cli.common import (
     choices,
     csv_option,
     handle_errors,
+    is_quiet,
     json_option,
     progress_on,
     quiet_option,
     write_json,
 )
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, ParityError
 from lstm_edge.extras import require
 from lstm_edge.runtimes import RUNTIMES
 
@@ -84,7 +85,20 @@ def verify(bundle, providers, variants, quick, demo, strict, json_path, md_path,
         if not i["ok"]:
             click.echo(f"integrity: {i['path']}: {i['detail']}")
     click.echo("PASSED" if report["passed"] else f"FAILED{': ' + report['reason'] if report['reason'] else ''}")
+    if not report["passed"] and is_quiet():  # -q hides the table above: the failure still gets its one line
+        raise ParityError(f"verify FAILED: {failed_line(rows, report)}", "run without -q for the table")
     sys.exit(0 if report["passed"] else 1)
+
+
+def failed_line(rows: list[dict], report: dict) -> str:
+    """What failed, in one line for -q: each failing runtime × variant with its worst error and bound, and the
+    report's reason."""
+    failing = [
+        f"{r['runtime']} {r['variant']} {r['status']} ({r['worst']})"
+        for r in rows
+        if r["status"] not in ("pass", "unsupported")
+    ]
+    return "; ".join(failing + ([report["reason"]] if report["reason"] else [])) or "see the report"
 
 
 def note_reference(bundle: str) -> None:

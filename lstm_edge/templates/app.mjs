@@ -35,7 +35,7 @@ async function main() {
   document.getElementById('verdict').textContent = result.pass ? 'PASS' : 'FAIL';
   const version = (ort.env.versions && (ort.env.versions.web || ort.env.versions.common)) || '';
   const why = refusal(result, `onnxruntime-web ${version} (wasm)`, manifest.embed.variant, manifest.name);
-  if (why) document.getElementById('log').textContent = `error: ${why} — do not use its answers; try another variant (lstm-edge bundle --variant)`;
+  if (why) document.getElementById('log').textContent = `error: ${why} — do not use its answers; a bundle altered since export fails every runtime, a runtime fault this one alone: re-copy the folder, or try another variant (lstm-edge bundle --variant)`;
   document.body.dataset.parity = result.pass ? 'pass' : 'fail';
 }
 

@@ -16,5 +16,5 @@ for (const r of result.rows) {
 console.log(`max error ${result.maxError.toExponential(3)} (${manifest.embed.variant}) — ${result.pass ? 'PASS' : 'FAIL'}`);
 const version = (ort.env.versions && (ort.env.versions.node || ort.env.versions.common)) || '';
 const why = refusal(result, `onnxruntime-node ${version} (cpu)`, manifest.embed.variant, manifest.name);
-if (why) console.error(`error: ${why} — do not use its answers; try another variant (lstm-edge bundle --variant)`);
+if (why) console.error(`error: ${why} — do not use its answers; a bundle altered since export fails every runtime, a runtime fault this one alone: re-copy the folder, or try another variant (lstm-edge bundle --variant)`);
 process.exit(result.pass ? 0 : 1);

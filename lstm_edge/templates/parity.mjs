@@ -95,7 +95,7 @@ export function refusal(result, runtime, variant, name) {
     }
   }
   if (w === null || w.e <= w.r.tolerance[w.k]) return null;
-  return `self-check failed: ${runtime} computes the ${variant} variant of ${name} wrongly here: golden case ` +
+  return `self-check failed: ${runtime}'s answers for the ${variant} variant of ${name} disagree with its golden case ` +
     `${w.r.case} (${w.r.mode}) ${w.k} max scaled error ${exp2(w.e)} > bound ${exp2(w.r.tolerance[w.k])}`;
 }
 
