@@ -42,7 +42,14 @@ from lstm_edge.export.quant_bundle import QuantizeResult, over_budget_finding, q
 from lstm_edge.export.quant_config import QuantizeConfig, check_options
 from lstm_edge.export.quant_forms import quantize_form
 from lstm_edge.export.quant_graph import quantize_graph, whole_graph
-from lstm_edge.export.quant_measure import error_growth, node_roles, op_counts, output_errors, run_outputs
+from lstm_edge.export.quant_measure import (
+    Probes,
+    error_growth,
+    node_roles,
+    op_counts,
+    output_errors,
+    run_outputs,
+)
 from lstm_edge.export.quant_ort import quantize_dynamic_file, quantize_static_file, quiet_ort_advice, to_fp16_file
 from lstm_edge.export.quant_report import (
     DEPLOYABLE,
@@ -97,6 +104,7 @@ class _Baseline:
     torch_out: list[np.ndarray]
     fp32_out: list[np.ndarray]
     metric: MetricReport  # torch and fp32 filled; variant/drop per variant
+    probes: Probes  # error_growth's probes with the fp32 and reference outputs, shared by every variant
 
 
 def _equalized_fp32(model, fp32_path: Path, fp32_session, ranges: dict, dst: Path, xs: np.ndarray) -> None:
@@ -195,9 +203,10 @@ def _baseline(bundle: Bundle, payload: dict, data: EvalData, cfg: QuantizeConfig
                 f"the checkpoint's metrics.int8_aware record is malformed ({type(e).__name__}: {first_line(e, 80)})",
                 "re-train with `lstm-edge train --int8-aware-epochs`, or remove the record",
             ) from e
+    streaming = bool(bundle.manifest.get("streaming", True))
     return _Baseline(
         model=model,
-        streaming=bool(bundle.manifest.get("streaming", True)),
+        streaming=streaming,
         reference=reference,
         config=config,
         fp32_path=fp32_path,
@@ -214,6 +223,7 @@ def _baseline(bundle: Bundle, payload: dict, data: EvalData, cfg: QuantizeConfig
             budget=budget,
             int8_aware_training=int8_aware,
         ),
+        probes=Probes(fp32_session, reference, config, streaming),
     )
 
 
@@ -258,8 +268,7 @@ def _measure(variant: str, dst: Path, base: _Baseline, settings: Settings, secon
         drop = metric_drop(base.config.kind, m.fp32, value)[0]
         m = replace(m, variant=value, drop=drop)
     qmodel = onnx.load(str(dst))
-    streaming = bool(base.streaming)
-    growth, profile = error_growth(session, base.fp32_session, base.reference, base.config, streaming)
+    growth, profile = error_growth(session, base.probes)
     within = m.drop <= m.budget if m.measured else True
     bound = None
     if variant == "fp16":  # fp16 is also held to its fixed parity bound at every T, streamed or not
