@@ -16,7 +16,16 @@ from pathlib import Path
 
 from lstm_edge.digest import sha256_file as sha256_file  # re-exported: its callers import it from here
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.formats import FORMAT, MANIFEST, SCORE_FORMAT, SCORE_INFO, TRITON_FORMAT, TRITON_INFO
+from lstm_edge.formats import (
+    CODEGEN_FORMAT,
+    CODEGEN_INFO,
+    FORMAT,
+    MANIFEST,
+    SCORE_FORMAT,
+    SCORE_INFO,
+    TRITON_FORMAT,
+    TRITON_INFO,
+)
 
 
 def _writable_parent(path: Path) -> Path:
@@ -138,7 +147,8 @@ def _exchange(a: Path, b: Path) -> bool:
 def is_ours(folder: Path) -> bool:
     """True for a folder lstm-edge may replace: empty, or holding a manifest.json with our format tag (a bundle
     from export/quantize, or an embed folder from `lstm-edge bundle`, whose manifest carries the same tag), or
-    an lstm-edge.json with the Triton repository's tag, or a Ray score output's _lstm-edge.json."""
+    an lstm-edge.json with the Triton repository's tag, a Ray score output's _lstm-edge.json, or codegen's C
+    folder with its lstm-edge-c.json."""
     folder = Path(folder)
     if not folder.is_dir() or folder.is_symlink():
         return False
@@ -151,6 +161,7 @@ def is_ours(folder: Path) -> bool:
         _tagged(folder / MANIFEST, FORMAT)
         or _tagged(folder / TRITON_INFO, TRITON_FORMAT)
         or _tagged(folder / SCORE_INFO, SCORE_FORMAT)
+        or _tagged(folder / CODEGEN_INFO, CODEGEN_FORMAT)
     )
 
 
@@ -200,7 +211,7 @@ def out_folder(out: str | Path, *, inputs: Sequence[str | Path] = (), force: boo
             raise LstmEdgeError(f"{out} already exists", "pass --force to replace it, or choose another --out")
         if target.exists() and not is_ours(target):
             raise LstmEdgeError(
-                f"{out} is not an lstm-edge bundle or embed folder; --force replaces only those",
+                f"{out} is not a folder lstm-edge wrote (a bundle, embed, C or score folder); --force replaces only those",
                 "choose a new folder for --out",
             )
     return target
@@ -261,7 +272,9 @@ def staged_dir(target: Path, *, copy_existing: bool = False, replace: bool = Tru
                 f"{target} already exists (another process wrote it meanwhile?)", "choose another --out or --force"
             )
         if target.exists() and not is_ours(target):
-            raise LstmEdgeError(f"{target} is not an lstm-edge bundle or embed folder", "choose a new folder")
+            raise LstmEdgeError(
+                f"{target} is not a folder lstm-edge wrote (a bundle, embed, C or score folder)", "choose a new folder"
+            )
         try:
             stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=parent))
         except OSError as e:

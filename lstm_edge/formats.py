@@ -17,6 +17,10 @@ TRITON_FORMAT = "lstm-edge/triton-repository"
 # makes the folder lstm-edge's to replace on the next run.
 SCORE_FORMAT = "lstm-edge/score-output"
 SCORE_INFO = "_lstm-edge.json"
+# `codegen`'s C folder: this marker makes it lstm-edge's to replace on the next `codegen --force` (without it a
+# second `codegen --out c --force` refused its own output, found by benchmarks/pipeline.py).
+CODEGEN_FORMAT = "lstm-edge/c-library"
+CODEGEN_INFO = "lstm-edge-c.json"
 # manifest "reference.kind" → what a bundle was validated against, in words: export's last line and the report's
 # model card both read this one table. A rebuild from weights is said to be one: the user's forward was not run.
 REFERENCE_WORDS = {

@@ -253,9 +253,18 @@ def test_cli_codegen_and_run_provider_c(shipped_bundle, tmp_path):
         "Makefile",
         "startup_m4.c",
         "mps2_an386.ld",
+        "lstm-edge-c.json",  # the tag that makes the folder ours to replace with --force
     }
     res = CliRunner().invoke(main, ["codegen", str(shipped_bundle), "--out", str(tmp_path / "g")])
     assert res.exit_code == 2 and "--force" in res.output
+    # --force replaces codegen's own folder (it once refused its own output) and never a user's
+    res = CliRunner().invoke(main, ["codegen", str(shipped_bundle), "--out", str(tmp_path / "g"), "--force"])
+    assert res.exit_code == 0 and (tmp_path / "g" / "adding.h").is_file() and not (tmp_path / "g" / "kws.h").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    res = CliRunner().invoke(main, ["codegen", str(shipped_bundle), "--out", str(tmp_path / "mine"), "--force"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "not a folder lstm-edge wrote" in res.output
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
     x = tmp_path / "x.npy"
     np.save(x, np.random.default_rng(0).random((2, 20, 2), dtype=np.float32))
     res = CliRunner().invoke(main, ["run", str(shipped_bundle), "--provider", "c", "--input", str(x), "--stream"])

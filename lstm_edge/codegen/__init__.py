@@ -7,6 +7,7 @@ Python simulation (lstm_edge.c_int8_sim) that computes the constants and the che
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from lstm_edge import __version__
-from lstm_edge.atomic import staged_dir
+from lstm_edge.atomic import is_ours, staged_dir
 from lstm_edge.bundle import Bundle
 from lstm_edge.c_int8_sim import forward, input_amax, quantize
 from lstm_edge.c_support import bundle_sha256, generator_digest
@@ -28,6 +29,7 @@ from lstm_edge.codegen.scaffold import Precision, header
 from lstm_edge.codegen.weights import ModelWeights, read_weights
 from lstm_edge.data import TaskSpec, held_out, metric
 from lstm_edge.errors import LstmEdgeError
+from lstm_edge.formats import CODEGEN_FORMAT, CODEGEN_INFO
 from lstm_edge.progress import stage as progress_line
 from lstm_edge.tolerances import metric_drop
 
@@ -251,12 +253,18 @@ def generate(bundle_path: str | Path, out: str | Path, cfg: CodegenConfig | None
     """Write the C library for a bundle into `out` (atomically: all files or none).
 
     Raises LstmEdgeError for a model the C cannot express (bidirectional, variable lengths, no builder graph),
-    an invalid prefix or precision, or an existing non-empty `out` without cfg.force.
+    an invalid prefix or precision, an existing non-empty `out` without cfg.force, or with it a folder lstm-edge did
+    not write (atomic.is_ours) — refused before any work.
     """
     cfg = cfg or CodegenConfig()
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.force:
         raise LstmEdgeError(f"{out} already exists and is not empty", "choose another --out or pass --force")
+    if out.exists() and not is_ours(out):  # before the int8 simulation's tens of seconds, not after
+        raise LstmEdgeError(
+            f"{out} is not a folder lstm-edge wrote (a bundle, embed, C or score folder); --force replaces only those",
+            "choose a new folder for --out",
+        )
     int8 = cfg.precision == "int8"  # int8 simulates the C bit-exactly (tens of seconds): say what it is doing
     progress_line("int8: simulating the C on the bundle's golden cases", int8 and cfg.progress)
     prep = prepare(bundle_path, cfg)
@@ -264,6 +272,13 @@ def generate(bundle_path: str | Path, out: str | Path, cfg: CodegenConfig | None
     with staged_dir(out) as stage:
         for name, text in files.items():
             (stage / name).write_text(text)
+        tag = {
+            "format": CODEGEN_FORMAT,
+            "prefix": prep["prefix"],
+            "precision": cfg.precision,
+            "bundle_sha256": prep["sha256"],
+        }
+        (stage / CODEGEN_INFO).write_text(json.dumps(tag, indent=1) + "\n")  # ours to replace with --force
     progress_line(f"int8: judging the C's task metric on {INT8_EVAL_SAMPLES} held-out sequences", int8 and cfg.progress)
     judged = int8_task_metric(prep) if int8 else None
     return CodegenResult(out, prep["prefix"], cfg.precision, prep["sha256"], sorted(files), prep["range_note"], judged)

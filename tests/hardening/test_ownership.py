@@ -59,14 +59,14 @@ def _user_folder(tmp_path: Path) -> Path:
 
 def test_export_force_never_deletes_a_user_folder(ckpt, tmp_path):
     folder = _user_folder(tmp_path)
-    _refused(["export", str(ckpt), "--out", str(folder), "--force"], "not an lstm-edge bundle or embed folder")
+    _refused(["export", str(ckpt), "--out", str(folder), "--force"], "not a folder lstm-edge wrote")
     assert (folder / "thesis.tex").read_text() == "\\documentclass{article}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis"]  # no staging folder left
 
 
 def test_bundle_force_never_deletes_a_user_folder(bundle, tmp_path):
     folder = _user_folder(tmp_path)
-    _refused(["bundle", str(bundle), "--target", "python", "--out", str(folder), "--force"], "not an lstm-edge")
+    _refused(["bundle", str(bundle), "--target", "python", "--out", str(folder), "--force"], "not a folder lstm-edge wrote")
     assert (folder / "thesis.tex").is_file()
 
 
