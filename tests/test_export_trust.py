@@ -191,7 +191,7 @@ def test_torchscript_forward_runs_only_when_trusted(tmp_path):
     code, lines = _export(str(tmp_path / "model.pt"), "--head", "last", "--out", str(tmp_path / "b"))
     assert code == 0, lines
     assert victim.read_bytes() == b"user data, keep"
-    assert "TorchScript archive, weights only" in lines[0]
+    assert "TorchScript archive (read as weights only)" in lines[0]
     assert any("forward was not run" in ln for ln in lines)
     assert lines[-1].startswith("validated in ONNX Runtime CPU at ") and lines[-1].count(REBUILT) == 1, lines[-1]
     r = export_bundle(tmp_path / "model.pt", tmp_path / "api", ExportConfig(head="last"))
@@ -238,6 +238,6 @@ def test_untrusted_pt2_is_read_as_weights_only(tmp_path):
     code, lines = _export(str(tmp_path / "m.pt2"), "--out", str(tmp_path / "refused"))
     assert code == 2 and "--trust-pickle to run the file's own forward" in lines[0], lines
     code, lines = _export(str(tmp_path / "m.pt2"), "--head", "sequence", "--out", str(tmp_path / "b"))
-    assert code == 0 and "torch.export program, weights only" in lines[0], lines
+    assert code == 0 and "torch.export program (read as weights only)" in lines[0], lines
     assert lines[-1].count(REBUILT) == 1, lines[-1]
     assert _matches(tmp_path / "b", model, torch.randn(3, 8, F)).shape == (3, 8, O)

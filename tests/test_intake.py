@@ -341,7 +341,7 @@ def test_refusals(textbook, tmp_path):
     _refused([str(tmp_path / "mlp.pt")], "fc2.weight 2×2", "--code", "Python")
     two = {**sd, **{f"lstm2.{k}": v for k, v in nn.LSTM(H, H, 1).state_dict().items()}}
     torch.save(two, tmp_path / "two.pt")
-    _refused([str(tmp_path / "two.pt")], "more than one recurrent stack", "`lstm2.weight_ih_l0`")
+    _refused([str(tmp_path / "two.pt")], "holds 2 recurrent stacks (at `lstm.`, `lstm2.`)")
     gru = {**{f"gru.{k}": v for k, v in nn.GRU(F, H, 1, batch_first=True).state_dict().items()}}
     gru |= {f"fc.{k}": v for k, v in nn.Linear(H, O).state_dict().items()}
     torch.save(gru, tmp_path / "gru.pt")

@@ -184,7 +184,9 @@ def _read_safetensors(path: Path) -> ModelFile:
 def _read_torchscript(path: Path, trust_pickle: bool) -> ModelFile:
     if not trust_pickle:  # torch.jit.load runs the file's __setstate__, and its forward is code: weights only
         sd, stripped = _strip_wrappers(torchscript_weights(path))
-        return ModelFile(path, "TorchScript archive, weights only", sd, stripped=stripped, notes=[UNTRUSTED_SCRIPT])
+        return ModelFile(
+            path, "TorchScript archive (read as weights only)", sd, stripped=stripped, notes=[UNTRUSTED_SCRIPT]
+        )
     try:
         module = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:  # torch.jit raises RuntimeError with a C++ trace
@@ -200,7 +202,9 @@ def _read_torchscript(path: Path, trust_pickle: bool) -> ModelFile:
 def _read_exported_program(path: Path, trust_pickle: bool) -> ModelFile:
     if not trust_pickle:  # torch.export.load unpickles with weights_only=False: read the raw weights only
         sd, stripped = _strip_wrappers(exported_program_weights(path))
-        return ModelFile(path, "torch.export program, weights only", sd, stripped=stripped, notes=[UNTRUSTED_PT2])
+        return ModelFile(
+            path, "torch.export program (read as weights only)", sd, stripped=stripped, notes=[UNTRUSTED_PT2]
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

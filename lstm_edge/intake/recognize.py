@@ -136,11 +136,9 @@ def _recurrent_stack(state_dict: dict[str, Tensor]) -> tuple[str, dict, dict[str
         )
     prefix = next(iter(stacks))
     if len(stacks) > 1:
-        others = [p for p in stacks if p != prefix]
-        named = ", ".join(f"`{p}weight_ih_l0` …" for p in others)
-        raise LstmEdgeError(
-            f"the state_dict holds more than one recurrent stack (at `{prefix}` and {named}) — {MORE_FIX}"
-        )
+        # the prefixes alike (`enc.`, `dec.`: each holds weight_ih_l0 …); a top-level nn.LSTM's is empty
+        named = ", ".join(f"`{p}`" if p else "the top level" for p in stacks)
+        raise LstmEdgeError(f"the state_dict holds {len(stacks)} recurrent stacks (at {named}) — {MORE_FIX}")
     config_kw, rec_sd = _recurrent(prefix, stacks[prefix])
     return prefix, config_kw, rec_sd
 
