@@ -6,7 +6,7 @@ EXTRAS  := cpu,torch,plots,score,openvino,tract,datasets,ray,test,docs
 BUNDLE  := models/adding
 ART     := artifacts
 
-.PHONY: demo test lint format docs clean-venv embed-deps codegen-deps
+.PHONY: demo test test-slow lint format docs clean-venv embed-deps codegen-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -33,6 +33,11 @@ format: $(STAMP)
 
 test: $(STAMP) embed-deps codegen-deps lint
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The long corners (B=16 x T=1000 of the parity matrix, every form quantized and verified): ~2 min at load ~4.
+# CI runs them after `make test`; a contributor runs `make test` alone.
+test-slow: $(STAMP) embed-deps codegen-deps
+	$(PY) -m pytest -q -p no:cacheprovider -m slow
 
 # Node.js packages and Chromium for the embedding tests (onnxruntime-node's postinstall would fetch CUDA).
 embed-deps:

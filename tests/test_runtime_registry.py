@@ -52,7 +52,8 @@ def test_environment_reads_the_table():
 
 
 def test_tolerances_read_the_table():
-    assert FP32_SIGMOID_BIAS_PER_STEP == {"tract": 3.5e-7}  # the measured value, unchanged by its move
+    # the measured values (benchmarks/fp32_drift.py: each Sigmoid's worst bin mean bias near saturation)
+    assert FP32_SIGMOID_BIAS_PER_STEP == {"cpu": 1.8e-8, "tract": 3.5e-7}
     for provider, info in RUNTIMES.items():
         assert fp32_tolerance(100, provider) == pytest.approx(FP32_ABS + 100 * info.fp32_drift_per_step)
     assert fp32_tolerance(100) == FP32_ABS
