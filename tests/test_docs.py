@@ -130,7 +130,9 @@ RUNNABLE = _runnable_blocks()
 
 
 def test_readme_has_runnable_blocks() -> None:
-    assert sum(where.startswith("README.md") for where, _, _ in RUNNABLE) >= 3, "the README's first commands are runnable"
+    assert sum(where.startswith("README.md") for where, _, _ in RUNNABLE) >= 3, (
+        "the README's first commands are runnable"
+    )
 
 
 @pytest.mark.parametrize(("where", "cmds", "shown"), RUNNABLE, ids=[w for w, _, _ in RUNNABLE])
@@ -153,4 +155,3 @@ def test_runnable_block_runs(where: str, cmds: list[str], shown: list[str], tmp_
     printed = {_masked(line) for line in (done.stdout + done.stderr).splitlines()}
     stale = [line for line in shown if _masked(line) not in printed]
     assert not stale, f"{where}: the block shows lines the commands no longer print: {stale}\n{done.stdout[-2000:]}"
-
