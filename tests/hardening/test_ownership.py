@@ -66,7 +66,9 @@ def test_export_force_never_deletes_a_user_folder(ckpt, tmp_path):
 
 def test_bundle_force_never_deletes_a_user_folder(bundle, tmp_path):
     folder = _user_folder(tmp_path)
-    _refused(["bundle", str(bundle), "--target", "python", "--out", str(folder), "--force"], "not a folder lstm-edge wrote")
+    _refused(
+        ["bundle", str(bundle), "--target", "python", "--out", str(folder), "--force"], "not a folder lstm-edge wrote"
+    )
     assert (folder / "thesis.tex").is_file()
 
 
