@@ -299,7 +299,9 @@ def _fallback(
         "inputs": [
             {
                 "name": "x",
-                "shape": ["batch", "seq"] + ([] if config.vocab_size else [config.input_size]),
+                # the user's own layout: a time-major forward reads x [seq, batch, …]
+                "shape": (["batch", "seq"] if config.batch_first else ["seq", "batch"])
+                + ([] if config.vocab_size else [config.input_size]),
                 "dtype": "int64" if config.vocab_size else "float32",
             }
         ],

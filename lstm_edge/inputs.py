@@ -165,8 +165,9 @@ def _read_csv(path: Path) -> np.ndarray:
         raise LstmEdgeError(f"{path}: {e}", "every row needs the same number of numeric columns") from e
 
 
-def write_output(path: str, y: np.ndarray, h: np.ndarray, c: np.ndarray | None = None) -> Path:
-    """y alone (.npy) or y with the final state (.npz: y, hn, and cn for an LSTM), written atomically.
+def write_output(path: str, y: np.ndarray, h: np.ndarray | None, c: np.ndarray | None = None) -> Path:
+    """y alone (.npy) or y with the final state (.npz: y, hn, and cn for an LSTM; y alone for a graph that returns
+    no state), written atomically.
 
     Raises LstmEdgeError for another suffix or a folder that cannot be written."""
     p = Path(path)
@@ -174,7 +175,7 @@ def write_output(path: str, y: np.ndarray, h: np.ndarray, c: np.ndarray | None =
     if p.suffix == ".npy":
         np.save(buf, y)
     elif p.suffix == ".npz":
-        np.savez(buf, y=y, hn=h, **({"cn": c} if c is not None else {}))
+        np.savez(buf, y=y, **({"hn": h} if h is not None else {}), **({"cn": c} if c is not None else {}))
     else:
         raise LstmEdgeError(f"unknown output format {p.suffix!r}", "use .npy (y) or .npz (y, hn, cn)")
     from lstm_edge.atomic import atomic_write_bytes  # deferred: tempfile/shutil (~3 ms), for --output alone

@@ -15,7 +15,7 @@ import numpy as np
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.forms import FORMS, stream_refusal
 from lstm_edge.limits import check_run_memory
-from lstm_edge.runtimes.checks import InputRange, check_feeds, check_state, check_steps, check_x
+from lstm_edge.runtimes.checks import InputRange, check_feeds, check_state, check_steps, check_x, stateless_feeds
 from lstm_edge.runtimes.registry import NOT_FIXED_BY_REBUILD, RUNS_CORRECTLY, RUNTIME_LIMITS
 from lstm_edge.runtimes.source import Source
 from lstm_edge.runtimes.stream import Binding, SpecStream, Stream
@@ -131,6 +131,8 @@ class Runner(ABC):
             return RunResult(*self._run_by_roles(x, state))
         if self.source.spec_form:
             feeds = self.check_feeds(x, state, lengths)
+            if self.source.bundle is not None and not self.source.bundle.stateful:  # the user's forward, whole:
+                feeds = stateless_feeds(self.source.config, feeds, state)  # x (and lengths) alone, from zero state
             outs = self.infer(feeds)
             t = 1 if self.source.config.batch_first else 0
             check_steps("y", outs[0], t, feeds["x"].shape[t])

@@ -290,3 +290,19 @@ def _key(x: np.float32) -> int:
 
 def _from_key(k: int) -> np.float32:
     return np.int32(k if k >= 0 else (-k) | -0x80000000).view(np.float32)
+
+
+def stateless_feeds(config: ModelConfig, feeds: dict[str, np.ndarray], state) -> dict[str, np.ndarray]:
+    """`feeds` without the state inputs, for a bundle whose graph takes none (the user's forward exported whole, or
+    a stateless import): it always starts from zero state. A time-major forward of that kind was fed h0/c0 and
+    ONNX Runtime refused them ("Invalid input name: h0").
+
+    Raises:
+        LstmEdgeError: a non-zero state was given, which such a graph cannot take (zeros are what it starts from).
+    """
+    if state is not None and any(np.any(np.asarray(s)) for s in state):
+        raise LstmEdgeError(
+            "this bundle's graph takes no state (the model's forward exported whole): it runs from zero state",
+            "drop the state argument",
+        )
+    return {k: v for k, v in feeds.items() if k not in config.state_shapes}

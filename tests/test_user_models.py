@@ -85,6 +85,20 @@ class LSTMNorm(nn.Module):
         return self.fc(self.drop(self.norm(out[:, -1])))
 
 
+class TimeMajorNorm(nn.Module):
+    """Time-major nn.LSTM → LayerNorm → Linear at every step: x [T, B, 6] → y [T, B, 3], the fallback route."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(6, 8)
+        self.norm = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.fc(self.norm(out))
+
+
 class Autoencoder(nn.Module):
     """An LSTM autoencoder: the encoder's last h repeated over T, decoded by a second LSTM, a Linear back to F."""
 
@@ -310,6 +324,23 @@ def test_forward_with_lengths_is_refused_naming_the_route(user, tmp_path):
     assert r.exit_code == 2 and len(lines) == 1, r.output
     assert "forward takes (x, lengths)" in lines[0] and "ModelConfig(lengths=True" in lines[0], lines[0]
     assert "TypeError" not in lines[0] and not (tmp_path / "b").exists()
+
+
+def test_time_major_forward_exported_whole_runs_and_verifies(user, tmp_path):
+    """A time-major forward that does more than the rebuild (LayerNorm) goes the whole-graph route: its manifest
+    declares x [seq, batch, 6]; run equals the forward and verify passes — both were fed h0/c0, which the graph does
+    not take ("Invalid input name: h0"); a non-zero state is refused in one line, nothing written."""
+    model = _saved(user, "TimeMajorNorm", tmp_path)
+    assert "exported its forward itself" in _export_pickle(user, tmp_path, "b")
+    b = tmp_path / "b"
+    assert _manifest(b)["io"]["inputs"][0]["shape"] == ["seq", "batch", 6]
+    _runs_like(b, model, F=6, time_major=True)
+    _verified(b)
+    x = np.random.default_rng(0).standard_normal((5, 2, 6)).astype(np.float32)
+    np.savez(tmp_path / "xs.npz", x=x, h0=np.ones((1, 2, 8), np.float32), c0=np.zeros((1, 2, 8), np.float32))
+    code, out = _words_of(["run", str(b), "--input", str(tmp_path / "xs.npz"), "--output", str(tmp_path / "y.npz")])
+    assert code == 2 and "takes no state" in out and len(out.strip().splitlines()) == 1, out
+    assert not (tmp_path / "y.npz").exists()
 
 
 def _words_of(argv: list[str]) -> tuple[int, str]:

@@ -160,9 +160,10 @@ def run_spec_form(runner, input_: str, stream: bool, chunk: int):
 
     spec = runner.source.config
     arrays = read_inputs(input_, runner.source.input_names, bool(spec.vocab_size), spec.batch_first)
-    state = tuple(arrays[n] for n in spec.state_shapes if n in arrays) or None
-    feeds = runner.check_feeds(arrays["x"], state, arrays.get("lengths"))
-    x, state = feeds["x"], tuple(feeds[n] for n in spec.state_shapes)
+    given = tuple(arrays[n] for n in spec.state_shapes if n in arrays) or None
+    feeds = runner.check_feeds(arrays["x"], given, arrays.get("lengths"))
+    stateless = runner.source.bundle is not None and not runner.source.bundle.stateful  # the forward, whole
+    x, state = feeds["x"], given if stateless else tuple(feeds[n] for n in spec.state_shapes)
     if stream:
         if "lengths" in arrays:
             raise LstmEdgeError("--stream feeds whole steps; lengths do not apply", "drop lengths, or --stream")
@@ -171,7 +172,7 @@ def run_spec_form(runner, input_: str, stream: bool, chunk: int):
         y, final = s.feed(x, chunk), s.state
     else:
         y, final = runner.run(x, state, feeds.get("lengths"))
-    return x, y, final[0], (final[1] if len(final) > 1 else None)
+    return x, y, (final[0] if final else None), (final[1] if len(final) > 1 else None)  # a stateless graph: y alone
 
 
 def run_seed_form(runner, input_: str, stream: bool, chunk: int):
