@@ -20,10 +20,13 @@ def time_cells(streaming: dict, grid: dict, sp: dict, cold: dict, taken: dict[st
     def tag(key: str) -> str:
         return f", {PATH_LABELS[taken[key]]}" if key in taken else ""
 
-    cells = {
-        "stream p50 µs": f"{streaming['p50']:.1f} ({sp['stream_p50']:.2f}×{tag('stream_p50')})",
-        "stream p99 µs": f"{streaming['p99']:.1f}",
-    }
+    if "p50" in streaming:
+        cells = {
+            "stream p50 µs": f"{streaming['p50']:.1f} ({sp['stream_p50']:.2f}×{tag('stream_p50')})",
+            "stream p99 µs": f"{streaming['p99']:.1f}",
+        }
+    else:  # a model that cannot stream: said in the cell, the reason under the table
+        cells = {"stream p50 µs": "not streamable", "stream p99 µs": "—"}
     for key in TABLE_POINTS:
         if key in grid:
             cells[f"{key} µs"] = f"{grid[key]['median_us']:.0f} ({sp[key]:.2f}×{tag(key)})"
@@ -40,6 +43,8 @@ def gflops_cell(run: dict) -> str:
     model's float32 FLOPs per second, which are not arithmetic it did in float32, so no percentage of that peak
     (an int8 variant once read "47.6 (147%)"): "47.6 int8-equivalent"."""
     g = run["roofline"]["gflops"]
+    if g is None:  # the model's FLOPs are unknown (a whole graph with a node bench cannot count)
+        return "unknown"
     if run["variant"] == "fp32":
         return f"{g:.1f} ({run['roofline']['fraction_of_peak'] * 100:.0f}%)"
     return f"{g:.1f} {run['variant'].split('-')[0]}-equivalent"
@@ -77,13 +82,8 @@ def to_markdown(report: dict) -> str:
     cols = list(dict.fromkeys(k for r in rows for k in r))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
-    m = report["model"]
     lines.append("")
-    lines.append(
-        f"Model: input {m['input_size']}, hidden {m['hidden_size']}, {m['num_layers']} layers — "
-        f"{m['flops_per_step'] / 1e6:.2f} MFLOP per sequence-step. Speed-ups (×) are PyTorch eager time / "
-        "target time, measured interleaved in the same run."
-    )
+    lines += notes(report)
     if any("paths" in r for r in report["runs"]):
         lines.append("")
         lines.append(
@@ -93,6 +93,31 @@ def to_markdown(report: dict) -> str:
             "The rows under it give each path's own times and its ratio to the baseline."
         )
     return "\n".join(lines) + "\n"
+
+
+def notes(report: dict) -> list[str]:
+    """The lines under a table: the model's size (and how its FLOPs were counted where not from the config), what
+    the speed-ups divide by, and why streaming was not timed for a model that cannot stream."""
+    m = report["model"]
+    flops = m["flops_per_step"]
+    mflop = f"{flops / 1e6:.2f} MFLOP per sequence-step" if flops is not None else "FLOPs per step unknown"
+    if not m.get("flops_basis", "").startswith("from the config"):
+        mflop += f" ({m['flops_basis']})" if "flops_basis" in m else ""
+    lines = [
+        f"Model: input {m['input_size']}, hidden {m['hidden_size']}, {m['num_layers']} layers — {mflop}. "
+        f"Speed-ups (×) are {report.get('baseline', 'PyTorch eager')} time / target time, measured interleaved in "
+        "the same run."
+    ]
+    return lines + [line for note in table_notes(report) for line in ("", note)]
+
+
+def table_notes(report: dict) -> list[str]:
+    """The short lines printed under the CLI's table (and in the Markdown): why streaming was not timed, for a
+    model that cannot stream. Empty when there is nothing to say."""
+    streaming = report.get("streaming", {})
+    if streaming.get("status") == "not-streamable":
+        return [f"streaming: not applicable — {streaming['reason']}; the grid times whole sequences from zero state"]
+    return []
 
 
 def plot(report: dict, out: Path) -> Path:

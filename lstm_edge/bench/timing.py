@@ -144,31 +144,38 @@ import lstm_edge
 t1 = time.perf_counter()
 r = lstm_edge.load(sys.argv[1], provider=sys.argv[2], variant=sys.argv[3], threads=int(sys.argv[4]),
                    self_check=sys.argv[5] == "check")  # its pass is cached by then: the open a user sees next
-if len(sys.argv) > 6:  # PyTorch eager's LSTM path; its runner imported torch, so no import time moves here
+if len(sys.argv) > 7:  # PyTorch eager's LSTM path; its runner imported torch, so no import time moves here
     import torch
-    torch.backends.mkldnn.set_flags(sys.argv[6] == "on", None, None, None)
-s = r.stream()
-s.step(np.zeros(r.source.input_size, np.float32))
-t2 = time.perf_counter()
-for _ in range(200):
-    s.step(np.zeros(r.source.input_size, np.float32))
-r.run(np.zeros((64, 100, r.source.input_size), np.float32))
+    torch.backends.mkldnn.set_flags(sys.argv[7] == "on", None, None, None)
+F = r.source.input_size
+if sys.argv[6] == "stream":  # the first answer a streaming user waits for: one step
+    s = r.stream()
+    s.step(np.zeros(F, np.float32))
+    t2 = time.perf_counter()
+    for _ in range(200):
+        s.step(np.zeros(F, np.float32))
+else:  # a model that cannot stream: the first answer is a whole sequence (B1, T1)
+    r.run(np.zeros((1, 1, F), np.float32))
+    t2 = time.perf_counter()
+r.run(np.zeros((64, 100, F), np.float32))
 # VmHWM, not ru_maxrss: after fork+exec, ru_maxrss still carries the parent's high-water mark.
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
 print(json.dumps({"import_s": t1 - t0, "cold_start_s": t2 - t1, "peak_rss_mb": hwm / 1024}))
 """
 
 
-def cold_start(bundle: Bundle, t: Target, threads: int) -> dict:
+def cold_start(bundle: Bundle, t: Target, threads: int, streams: bool = True) -> dict:
     """In a fresh isolated process (lstm_edge.isolated: `python -I`, an empty working folder): import, create the
-    session, run the first step; then peak RSS after real work; for PyTorch eager on the target's
-    torch.backends.mkldnn path. Raises LstmEdgeError where the child fails: the runner opened in this process, so
+    session, run the first step (where the model cannot stream, `streams` False: the first whole sequence, B1·T1);
+    then peak RSS after real work; for PyTorch eager on the target's torch.backends.mkldnn path.
+    Returns {"import_s", "cold_start_s", "peak_rss_mb"}, medians of 3 processes. Raises LstmEdgeError where the child fails: the runner opened in this process, so
     a failure there is a real problem, not a row to pass over."""
     path = [("on" if TORCH_PATHS[t.torch_path] else "off")] if t.torch_path else []
     runs = []
     for _ in range(3):
         check = "check" if t.runner is not None and t.runner.options.self_check else "no-check"
-        args = [str(bundle.root.resolve()), t.provider, t.variant, str(threads), check, *path]
+        mode = "stream" if streams else "run"
+        args = [str(bundle.root.resolve()), t.provider, t.variant, str(threads), check, mode, *path]
         out = run_python(COLD_START_SCRIPT, args)
         why = failure(out)
         if why is None:

@@ -72,8 +72,11 @@ def bench(
     bundle_root(bundle)  # a wrong path or name is refused before torch is imported
     check_lists(bundle, csv_option(providers), csv_option(variants))
     # torch and the runtimes, which bench imports, deferred: bad input is refused at once
-    from lstm_edge.bench import BenchConfig, auto_choose, plot, table_rows, to_markdown
+    from lstm_edge.bench import BenchConfig, auto_choose, check_workload, plot, table_notes, table_rows, to_markdown
     from lstm_edge.bench import bench as run_bench  # as above
+
+    if auto:
+        check_workload(bundle, auto)  # --auto streaming on a model that cannot stream: refused before any timing
 
     cfg = BenchConfig(
         providers=csv_option(providers),
@@ -97,11 +100,13 @@ def bench(
     if plot_path:
         plot(report, Path(plot_path))
     print_table(table_rows(report))
+    for line in table_notes(report):
+        click.echo(line)
     if auto:
         a = report["auto"]
         click.echo(
             f"fastest for {a['workload']} ({a['point']}) that passes parity: {a['runtime']} {a['variant']} "
-            f"(threads {a['threads']}), {a['speedup_vs_torch']:.1f}× PyTorch eager"
+            f"(threads {a['threads']}), {a['speedup_vs_torch']:.1f}× {report.get('baseline', 'PyTorch eager')}"
             + (f" (torch.backends.mkldnn {a['torch_path'].split('_')[1]})" if "torch_path" in a else "")
         )
 

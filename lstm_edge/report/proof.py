@@ -174,7 +174,10 @@ def _bench_row(r: dict, grid_points: list[str]) -> list[object]:
     baseline = r["runtime"] == "torch"
     s = r["streaming"]
     cells = [tag("b", target + (" (baseline)" if baseline else "")), Cell(r["threads"], "num")]
-    cells.append(_ratio_cell(s["p50"], sp.get("stream_p50"), baseline, f"{s['p50']:.1f} / {s['p99']:,.0f}"))
+    if "p50" in s:
+        cells.append(_ratio_cell(s["p50"], sp.get("stream_p50"), baseline, f"{s['p50']:.1f} / {s['p99']:,.0f}"))
+    else:  # a model that cannot stream (bench's "streaming": {"status": "not-streamable", "reason"})
+        cells.append(Cell("not streamable", "skip"))
     for p in grid_points:
         us = (r["grid"].get(p) or {}).get("median_us")
         cells.append(_ratio_cell(us, sp.get(p), baseline, f"{us:,.0f}" if us is not None else ""))
