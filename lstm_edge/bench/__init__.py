@@ -12,7 +12,15 @@ from pathlib import Path
 
 import onnx
 
-from lstm_edge.bench.baseline import baseline_samples, cold_ratios, faster_cold, roofline_point, speedups
+from lstm_edge.bench.baseline import (
+    baseline_samples,
+    cold_ratios,
+    faster_cold,
+    roofline,
+    roofline_point,
+    speedups,
+)
+from lstm_edge.bench.cputime import LOAD_NOTE, WALL_OVER_CPU_LIMIT, load_check, time_basis
 from lstm_edge.bench.graph_cost import graph_cost
 from lstm_edge.bench.report import plot, table_notes, table_rows, to_markdown
 from lstm_edge.bench.targets import TORCH_PATHS, BenchConfig, Target, mkldnn_enabled, open_targets, thread_count
@@ -41,11 +49,17 @@ def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
     Args:
         bundle_path: a bundle folder.
         cfg: what to measure (BenchConfig(); .quick() for a fast look).
-    Returns the report: {"schema": "lstm-edge/bench", "bundle", "config", "model" (flops_per_step, weights, …),
-    "environment", "runs": one per target and thread setting, with "streaming" percentiles (µs), "grid"
-    (median_us, sequences_per_s, steps_per_s per B×T point), "roofline", "speedup_vs_torch" (PyTorch time /
-    target time), "cold" (import_s, cold_start_s, peak_rss_mb) — or "status": "unsupported" (or "refused": a
-    variant bench picked by default that failed its self-check) with the reason},
+    Returns the report: {"schema": "lstm-edge/bench", "bundle", "config", "model" (flops_per_step — None where
+    unknown —, weights, flops_basis, …), "baseline" (what speed-ups divide by), "streaming" ({"status": "measured"}
+    or {"status": "not-streamable", "reason"}), "environment", "runs": one per target and thread setting, with
+    "streaming" percentiles (µs, wall) and cpu_us / wall_chunk_us (per step, medians over 50-step chunks) — or the
+    not-streamable status —, "grid" (median_us, sequences_per_s, steps_per_s, cpu_us per B×T point), "roofline"
+    (basis, gflops, peak_gflops, fraction_of_peak capped at 1, fraction_raw, capped, gflops_wall,
+    peak_gflops_wall), "speedup_vs_torch" (baseline time / target time on "speedup_basis": CPU time at 1 thread,
+    wall time above; bench.cputime), "speedups_by_clock" ({"wall", "cpu"}), "load" (wall_over_cpu per figure,
+    inflated, limit, cpu_sums_threads, note), "cold" (import_s, cold_start_s, peak_rss_mb) — or "status":
+    "unsupported" (or "refused": a variant bench picked by default that failed its self-check) with the reason},
+    "load" ({"flagged", "runs", "limit", "note"}: where wall time disagreed with CPU time),
     "self_check": "passed" (every runner reproduced the golden cases first) or "skipped" (cfg.self_check off).
     PyTorch eager (the first run) is timed on both its CPU LSTM paths (TORCH_PATHS: torch.backends.mkldnn on and
     off), interleaved with the rest; its run's figures, and every speed-up, are the faster path's per shape, and
@@ -74,10 +88,24 @@ def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
     for setting in cfg.threads:
         report["runs"] += bench_setting(bundle, cfg, setting)
     cold_ratios(report)
+    report["load"] = load_summary(report["runs"])
     # every runner timed passed its self-check or found the pass cached (each run's describe says which), or bench
     # refused before timing anything
     report["self_check"] = "passed" if cfg.self_check else "skipped"
     return report
+
+
+def load_summary(runs: list[dict]) -> dict:
+    """The report's "load": whether wall time disagreed with CPU time anywhere (each run's "load"), which runs, and
+    the note to print. Raises nothing."""
+    flagged = [
+        f"{r['runtime']} {r['variant']} threads {r['threads']}: {', '.join(r['load']['inflated'])}"
+        for r in runs
+        if r.get("status") == "ok" and r["load"]["inflated"]
+    ]
+    return {"flagged": bool(flagged), "runs": flagged, "limit": WALL_OVER_CPU_LIMIT} | (
+        {"note": LOAD_NOTE} if flagged else {}
+    )
 
 
 def streaming_refusal(bundle: Bundle) -> str | None:
@@ -138,8 +166,10 @@ def bench_setting(bundle: Bundle, cfg: BenchConfig, setting: str) -> list[dict]:
         if streams:
             time_streaming(live, bundle.config.input_size, cfg.stream_steps, bar)
         time_grid(live, bundle.config.input_size, cfg, bar)
-    peak = max(peak_before, measure_peak_gflops(threads))  # the machine's best, before or after the phase
-    ref, taken = baseline_samples(base)
+    peak_after = measure_peak_gflops(threads)  # the machine's best, before or after the phase, per clock
+    peak = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
+    basis = time_basis(threads)  # what speed-ups divide: CPU time at 1 thread, wall time at more (bench.cputime)
+    ref, taken = baseline_samples(base, basis)
     # One run for the baseline (PyTorch eager, the faster path per shape; its two paths inside it), then the rest.
     runs = []
     what = "cold start (a fresh process each)" if cfg.cold_start else "figures"
@@ -150,12 +180,12 @@ def bench_setting(bundle: Bundle, cfg: BenchConfig, setting: str) -> list[dict]:
             refused = t.reason.startswith("self-check failed")  # runtimes.self_check's words
             runs.append(entry | {"status": "refused" if refused else "unsupported", "reason": t.reason})
             continue
-        entry |= run_figures(bundle, cfg, t, ref if t.baseline else t.samples, ref, peak)
+        entry |= run_figures(bundle, cfg, t, ref if t.baseline else t.samples, ref, peak, threads)
         entry["model_bytes"] = model_bytes(bundle, t, cfg.verify_hash)
         if t.torch_path:  # PyTorch eager: both paths' own figures, and which one each baseline figure is
             entry["describe"]["mkldnn"] = "the faster of on and off per shape: see baseline_path"
             entry["baseline_path"] = taken
-            entry["paths"] = baseline_paths(base, ref)
+            entry["paths"] = baseline_paths(base, ref, basis)
         if cfg.cold_start and t.torch_path:
             for p in base:
                 entry["paths"][p.torch_path]["cold"] = cold_start(bundle, p, threads, streams)
@@ -169,16 +199,18 @@ def bench_setting(bundle: Bundle, cfg: BenchConfig, setting: str) -> list[dict]:
     return runs
 
 
-def run_figures(bundle: Bundle, cfg: BenchConfig, t: Target, s: dict, ref: dict, peak: float) -> dict:
-    """One opened target's figures from its samples `s`: streaming (with the real-time factor at cfg.rate_hz; or
-    {"status": "not-streamable", "reason"} where the model cannot stream), grid, roofline against the machine's
-    `peak` GFLOP/s (None figures where the model's FLOPs are unknown), speed-ups against the baseline's samples
-    `ref`, and quantize's verdict on its variant."""
+def run_figures(
+    bundle: Bundle, cfg: BenchConfig, t: Target, s: dict, ref: dict, peak: dict[str, float], threads: int
+) -> dict:
+    """One opened target's figures from its samples `s` at `threads` threads: streaming (with the real-time factor
+    at cfg.rate_hz; or {"status": "not-streamable", "reason"} where the model cannot stream), grid (wall and CPU
+    time), roofline against the machine's `peak` GFLOP/s ({"wall", "cpu"}; None figures where the model's FLOPs
+    are unknown), speed-ups against the baseline's samples `ref` on the thread count's basis (bench.cputime) and on
+    both clocks, the wall-against-CPU check, and quantize's verdict on its variant."""
     facts = model_facts(bundle, streaming_refusal(bundle), cfg.verify_hash)
-    flops = facts["flops_per_step"]
     precision = bundle.entry(t.variant).get("precision", "fp32") if t.provider != "torch" else "fp32"
-    best_point = roofline_point(cfg)
-    achieved = s[best_point]["steps_per_s"] * flops / 1e9 if flops is not None else None
+    basis = time_basis(threads)
+    line = roofline(s, roofline_point(cfg), facts["flops_per_step"], peak, basis)
     return {
         "status": "ok",
         "describe": t.runner.describe(),
@@ -187,14 +219,14 @@ def run_figures(bundle: Bundle, cfg: BenchConfig, t: Target, s: dict, ref: dict,
         "streaming": streaming_figures(bundle, cfg, s),
         "grid": {k: v for k, v in s.items() if k.startswith("B")},
         "roofline": {
-            "flops_per_step": flops,
+            "flops_per_step": facts["flops_per_step"],
             "weight_bytes": facts["weights"] * BYTES_PER_WEIGHT.get(precision, 4),
-            "point": best_point,
-            "gflops": achieved,
-            "peak_gflops": peak,
-            "fraction_of_peak": achieved / peak if achieved is not None else None,
+            **line,
         },
-        "speedup_vs_torch": speedups(ref, s),
+        "speedup_vs_torch": speedups(ref, s, basis),
+        "speedup_basis": basis,
+        "speedups_by_clock": {b: speedups(ref, s, b) for b in ("wall", "cpu")},
+        "load": load_check(s, threads),
     }
 
 
@@ -213,14 +245,14 @@ def model_bytes(bundle: Bundle, t: Target, verify_hash: bool) -> int:
     return path.stat().st_size
 
 
-def baseline_paths(base: list[Target], ref: dict) -> dict:
-    """PyTorch eager's paths in its run: per TORCH_PATHS key, its flag, streaming, grid and speed-ups."""
+def baseline_paths(base: list[Target], ref: dict, basis: str = "wall") -> dict:
+    """PyTorch eager's paths in its run: per TORCH_PATHS key, its flag, streaming, grid and speed-ups (on `basis`)."""
     return {
         p.torch_path: {
             "mkldnn": TORCH_PATHS[p.torch_path],
             "streaming": p.samples.get("stream", {"status": "not-streamable"}),
             "grid": {k: v for k, v in p.samples.items() if k.startswith("B")},
-            "speedup_vs_torch": speedups(ref, p.samples),
+            "speedup_vs_torch": speedups(ref, p.samples, basis),
         }
         for p in base
     }

@@ -41,12 +41,14 @@ def time_cells(streaming: dict, grid: dict, sp: dict, cold: dict, taken: dict[st
 def gflops_cell(run: dict) -> str:
     """The roofline cell: "12.3 (38%)" of the float32 GEMM peak for fp32; for a quantized or fp16 variant the
     model's float32 FLOPs per second, which are not arithmetic it did in float32, so no percentage of that peak
-    (an int8 variant once read "47.6 (147%)"): "47.6 int8-equivalent"."""
+    (an int8 variant once read "47.6 (147%)"): "47.6 int8-equivalent"; "unknown" where the model's FLOPs are. The
+    fraction is capped at 1 (the roofline's "capped"), and the cell says so where it was."""
     g = run["roofline"]["gflops"]
     if g is None:  # the model's FLOPs are unknown (a whole graph with a node bench cannot count)
         return "unknown"
     if run["variant"] == "fp32":
-        return f"{g:.1f} ({run['roofline']['fraction_of_peak'] * 100:.0f}%)"
+        capped = ", capped: the peak read low" if run["roofline"].get("capped") else ""
+        return f"{g:.1f} ({run['roofline']['fraction_of_peak'] * 100:.0f}%{capped})"
     return f"{g:.1f} {run['variant'].split('-')[0]}-equivalent"
 
 
@@ -106,18 +108,30 @@ def notes(report: dict) -> list[str]:
     lines = [
         f"Model: input {m['input_size']}, hidden {m['hidden_size']}, {m['num_layers']} layers — {mflop}. "
         f"Speed-ups (×) are {report.get('baseline', 'PyTorch eager')} time / target time, measured interleaved in "
-        "the same run."
+        "the same run; at 1 thread from process CPU time (robust to load), at more threads from wall time (CPU time "
+        "sums the threads); the µs shown are wall time."
     ]
     return lines + [line for note in table_notes(report) for line in ("", note)]
 
 
 def table_notes(report: dict) -> list[str]:
     """The short lines printed under the CLI's table (and in the Markdown): why streaming was not timed, for a
-    model that cannot stream. Empty when there is nothing to say."""
+    model that cannot stream; that wall time was inflated by load, where it disagreed with CPU time (the report's
+    "load"). Empty when there is nothing to say."""
+    lines = []
     streaming = report.get("streaming", {})
     if streaming.get("status") == "not-streamable":
-        return [f"streaming: not applicable — {streaming['reason']}; the grid times whole sequences from zero state"]
-    return []
+        lines.append(
+            f"streaming: not applicable — {streaming['reason']}; the grid times whole sequences from zero state"
+        )
+    load = report.get("load", {})
+    if load.get("flagged"):
+        lines.append(
+            f"{load['note']} (wall/CPU > {load['limit']} for {'; '.join(load['runs'][:3])}"
+            + (f"; {len(load['runs']) - 3} more" if len(load["runs"]) > 3 else "")
+            + ") — speed-ups at 1 thread are from CPU time"
+        )
+    return lines
 
 
 def plot(report: dict, out: Path) -> Path:

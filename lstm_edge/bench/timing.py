@@ -35,19 +35,25 @@ def weight_count(config: ModelConfig) -> int:
     return n + config.hidden_size * config.output_size + config.output_size
 
 
-def measure_peak_gflops(threads: int) -> float:
+def measure_peak_gflops(threads: int) -> dict[str, float]:
     """A machine peak for the roofline line, in GFLOP/s: the best of 12 float32 1024² GEMMs (torch's oneDNN/MKL)
-    on `threads` threads (this sets torch's thread count)."""
+    on `threads` threads (this sets torch's thread count), by wall time and by process CPU time.
+
+    Returns {"wall": GFLOP/s, "cpu": GFLOP/s}: a GEMM that lost time slices to other processes is slow by wall time,
+    not by CPU time, so the CPU peak is the one a loaded machine does not drag down (at 1 thread; with more, CPU
+    time sums the threads and "cpu" is GFLOP/s per CPU-second)."""
     import torch  # deferred: only bench's roofline needs it, and only when timing
 
     torch.set_num_threads(threads)
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    best = float("inf")
+    wall = cpu = float("inf")
     for _ in range(12):
-        t = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * 1024**3 / best / 1e9
+        wall = min(wall, time.perf_counter() - t0)
+        cpu = min(cpu, time.process_time() - c0)
+    flop = 2 * 1024**3
+    return {"wall": flop / wall / 1e9, "cpu": flop / max(cpu, 1e-9) / 1e9}
 
 
 def median_us(fn: Callable[[], object], n: int) -> float:
@@ -75,7 +81,8 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
 
 def time_streaming(live: list[Target], F: int, steps: int, bar) -> None:
     """Time `steps` single steps at B=1 of every live target, interleaved 50 steps at a time, into its
-    samples["stream"] (percentiles in µs); `bar` advances once per round."""
+    samples["stream"]: wall-time percentiles per step (µs), and cpu_us / wall_chunk_us, the process CPU time and
+    wall time per step of a 50-step chunk (medians over chunks, µs); `bar` advances once per round."""
     x = np.random.default_rng(0).random((1, F), dtype=np.float32)
     streams = {t.key: t.runner.stream() for t in live}
     for t in live:  # warm-up
@@ -84,29 +91,38 @@ def time_streaming(live: list[Target], F: int, steps: int, bar) -> None:
                 streams[t.key].step(x)
     chunk = 50
     samples: dict[str, list[float]] = {t.key: [] for t in live}
-    perf = time.perf_counter
+    chunks: dict[str, list[tuple[float, float]]] = {t.key: [] for t in live}  # (wall, CPU) s per step, per chunk
+    perf, cpu = time.perf_counter, time.process_time
     for _ in range(max(1, steps // chunk)):
         for t in live:  # interleaved: every runner sees the same machine state, chunk by chunk
             step = streams[t.key].step
             out = samples[t.key]
             with t.flags():  # set once a chunk, outside the timed calls: its cost is not PyTorch's
+                c0, w0 = cpu(), perf()  # CPU time a chunk at a time: a clock read per step would cost ~1 µs
                 for _ in range(chunk):
                     t0 = perf()
                     step(x)
                     out.append(perf() - t0)
+                chunks[t.key].append(((perf() - w0) / chunk, (cpu() - c0) / chunk))
         bar.update(1)
     for t in live:
-        t.samples["stream"] = percentiles(samples[t.key])
+        wall, cpu_s = np.median(np.asarray(chunks[t.key]), axis=0)
+        t.samples["stream"] = percentiles(samples[t.key]) | {
+            "cpu_us": float(cpu_s * 1e6),  # per step, median over chunks
+            "wall_chunk_us": float(wall * 1e6),  # the same chunks' wall time per step: the ratio's other side
+        }
 
 
 def time_grid(live: list[Target], F: int, cfg: BenchConfig, bar) -> None:
     """Time whole-sequence runs of every live target at each cfg.batches × cfg.seqs point, interleaved call by
-    call, into its samples["B…xT…"] (median_us, sequences_per_s, steps_per_s, reps); `bar` advances per point."""
+    call, into its samples["B…xT…"] (median_us, sequences_per_s, steps_per_s, reps: wall time; cpu_us: the median
+    process CPU time of a call); `bar` advances per point."""
     rng = np.random.default_rng(1)
     for B in cfg.batches:
         for T in cfg.seqs:
             x = rng.random((B, T, F), dtype=np.float32)
             times: dict[str, list[float]] = {t.key: [] for t in live}
+            cpu: dict[str, list[float]] = {t.key: [] for t in live}
             for t in live:
                 with t.flags():
                     t.runner.run(x)  # warm-up at this shape
@@ -114,9 +130,10 @@ def time_grid(live: list[Target], F: int, cfg: BenchConfig, bar) -> None:
             for _ in range(cfg.max_reps):
                 for t in live:
                     with t.flags():
-                        t0 = time.perf_counter()
+                        c0, t0 = time.process_time(), time.perf_counter()
                         t.runner.run(x)
                         dt = time.perf_counter() - t0
+                        cpu[t.key].append(time.process_time() - c0)
                     times[t.key].append(dt)
                     spent[t.key] += dt
                 if all(len(v) >= cfg.min_reps for v in times.values()) and all(
@@ -132,6 +149,7 @@ def time_grid(live: list[Target], F: int, cfg: BenchConfig, bar) -> None:
                     "sequences_per_s": B / med,
                     "steps_per_s": B * T / med,
                     "reps": len(times[t.key]),
+                    "cpu_us": float(np.median(cpu[t.key])) * 1e6,
                 }
             bar.update(1)
 
