@@ -3,12 +3,17 @@ that disagrees and stays quiet on one that agrees, the peak fraction never excee
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
+import jsonschema
 import pytest
 
 from lstm_edge.bench import BenchConfig, Target, baseline_samples, bench, table_notes
 from lstm_edge.bench.baseline import roofline, speedups
 from lstm_edge.bench.cputime import LOAD_NOTE, WALL_OVER_CPU_LIMIT, capped_fraction, load_check, time_basis
 
+BENCH_SCHEMA = json.loads(resources.files("lstm_edge").joinpath("schemas/bench.schema.json").read_text())
 # A loaded machine's pair: the stream chunk took 3× its CPU time by the wall clock; the grid point agrees.
 LOADED = {
     "stream": {"p50": 310.0, "cpu_us": 100.0, "wall_chunk_us": 300.0},
@@ -61,6 +66,7 @@ def test_bench_report_carries_cpu_time_for_every_figure(small_bundle):
     cfg = BenchConfig(providers=("cpu",), variants=("fp32",), threads=("1",), batches=(1, 2), seqs=(1, 5),
                       stream_steps=100, min_time=0.0, max_reps=3, cold_start=False, progress=False)  # fmt: skip
     report = bench(small_bundle, cfg)
+    jsonschema.validate(json.loads(json.dumps(report)), BENCH_SCHEMA)
     assert set(report["load"]) >= {"flagged", "runs", "limit"}
     for run in report["runs"]:
         assert run["streaming"]["cpu_us"] > 0 and run["streaming"]["wall_chunk_us"] > 0

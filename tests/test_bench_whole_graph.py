@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib import resources
 
+import jsonschema
 import onnx
 import pytest
 import torch
@@ -82,6 +84,8 @@ def test_whole_graph_bundle_benches_grid_cold_start_and_rss(exported, tmp_path):
     assert json.loads((b / "manifest.json").read_text())["streaming"] is False
     out = cli("bench", str(b), *QUICK, "--variants", "fp32", "--json", str(tmp_path / "r.json"))
     report = json.loads((tmp_path / "r.json").read_text())
+    schema = json.loads(resources.files("lstm_edge").joinpath("schemas/bench.schema.json").read_text())
+    jsonschema.validate(report, schema)
     assert report["streaming"]["status"] == "not-streamable" and "stateless" in report["streaming"]["reason"]
     assert report["baseline"] == "ONNX Runtime CPU fp32"  # the bundle carries no PyTorch forward
     (run,) = [r for r in report["runs"] if (r["runtime"], r["variant"]) == ("cpu", "fp32")]

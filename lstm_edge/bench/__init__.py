@@ -75,7 +75,7 @@ def bench(bundle_path: str | Path, cfg: BenchConfig | None = None) -> dict:
     refusal = streaming_refusal(bundle)
     report: dict = {
         "schema": "lstm-edge/bench",
-        "schema_version": 1,
+        "schema_version": 2,  # 2: CPU time beside wall time, not-streamable runs (schemas/bench.schema.json)
         "bundle": {"name": bundle.name, "path": str(bundle.root)},
         "config": asdict(cfg),
         "model": model_facts(bundle, refusal, cfg.verify_hash),
