@@ -10,6 +10,7 @@ import sys
 from importlib import resources
 
 import jsonschema
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -17,7 +18,9 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 from lstm_edge.bench.graph_cost import graph_cost
+from lstm_edge.bench.timing import grid_input
 from lstm_edge.cli import main
+from lstm_edge.config import ModelConfig
 
 # The user's model file (as tests/test_user_models.py's LSTMNorm, without its Dropout): more than the recognized
 # structure, so export takes the user's forward whole (streaming: false); and a bidirectional model, recognized.
@@ -156,3 +159,13 @@ def test_graph_cost_counts_weight_nodes_and_names_what_it_cannot():
     scores = helper.make_node("MatMul", ["x", "x"], ["y"], name="scores")
     cost = graph_cost(_graph([scores], []))
     assert cost["flops_per_step"] is None and cost["uncounted"] == ["scores (MatMul)"]
+
+
+def test_grid_input_is_in_the_models_layout():
+    """B×T names the real batch and length: a time-major model gets [T, B, F], a token model int64 ids."""
+    rng = np.random.default_rng(0)
+    assert grid_input(ModelConfig(input_size=6), 2, 5, rng).shape == (2, 5, 6)
+    tm = grid_input(ModelConfig(input_size=6, batch_first=False), 2, 5, rng)
+    assert tm.shape == (5, 2, 6) and tm.dtype == np.float32
+    ids = grid_input(ModelConfig(input_size=4, vocab_size=11), 2, 5, rng)
+    assert ids.shape == (2, 5) and ids.dtype == np.int64 and 0 <= ids.min() and ids.max() < 11

@@ -113,14 +113,26 @@ def time_streaming(live: list[Target], F: int, steps: int, bar) -> None:
         }
 
 
-def time_grid(live: list[Target], F: int, cfg: BenchConfig, bar) -> None:
-    """Time whole-sequence runs of every live target at each cfg.batches × cfg.seqs point, interleaved call by
-    call, into its samples["B…xT…"] (median_us, sequences_per_s, steps_per_s, reps: wall time; cpu_us: the median
-    process CPU time of a call); `bar` advances per point."""
+def grid_input(config: ModelConfig, B: int, T: int, rng: np.random.Generator) -> np.ndarray:
+    """One grid point's input for a model in `config`'s layout: B sequences of T steps, float32 [B, T, F] in [0, 1)
+    — [T, B, F] for a time-major model (batch_first False), so that "B…xT…" names the real batch and length —
+    or int64 token ids [B, T] (or [T, B]) in 0..vocab_size-1 for a token model. Raises nothing."""
+    if config.vocab_size:
+        x = rng.integers(0, config.vocab_size, (B, T), dtype=np.int64)
+    else:
+        x = rng.random((B, T, config.input_size), dtype=np.float32)
+    return x if config.batch_first else np.ascontiguousarray(x.swapaxes(0, 1))
+
+
+def time_grid(live: list[Target], config: ModelConfig, cfg: BenchConfig, bar) -> None:
+    """Time whole-sequence runs of every live target at each cfg.batches × cfg.seqs point (grid_input: in the
+    layout of the model in `config`), interleaved call by call, into its samples["B…xT…"] (median_us,
+    sequences_per_s, steps_per_s, reps: wall time; cpu_us: the median process CPU time of a call); `bar` advances
+    per point."""
     rng = np.random.default_rng(1)
     for B in cfg.batches:
         for T in cfg.seqs:
-            x = rng.random((B, T, F), dtype=np.float32)
+            x = grid_input(config, B, T, rng)
             times: dict[str, list[float]] = {t.key: [] for t in live}
             cpu: dict[str, list[float]] = {t.key: [] for t in live}
             for t in live:
