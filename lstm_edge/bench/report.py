@@ -135,14 +135,17 @@ def table_notes(report: dict) -> list[str]:
 
 
 def plot(report: dict, out: Path) -> Path:
-    """Write a PNG to `out`, atomically: bars of speed-ups against PyTorch eager (stream p50, B1xT100, B64xT100)
+    """Write a PNG to `out`, atomically: bars of speed-ups against the baseline (stream p50, B1xT100, B64xT100:
+    those measured)
     and, beside them where PyTorch was timed on both paths, each path's time per shape (µs, log scale) with the
     one the baseline took hatched and marked. Returns out."""
     plt = pyplot()
 
     runs = [r for r in report["runs"] if r.get("status") == "ok" and r["runtime"] != "torch"]
     torch_runs = [r for r in report["runs"] if r.get("status") == "ok" and "paths" in r]
-    metrics = ["stream_p50", "B1xT100", "B64xT100"]
+    # the measures some run has (no streaming bar for a model that cannot stream, no B64 under --quick)
+    ok = [r for r in report["runs"] if r.get("status") == "ok"]
+    metrics = [m for m in ("stream_p50", "B1xT100", "B64xT100") if any(m in r["speedup_vs_torch"] for r in ok)]
     if torch_runs:
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 4.5), gridspec_kw={"width_ratios": [2, 1]})
     else:
@@ -152,10 +155,12 @@ def plot(report: dict, out: Path) -> Path:
     for k, m in enumerate(metrics):
         ax.bar(xs + k * width, [r["speedup_vs_torch"].get(m, 0) for r in runs], width, label=m)
     ax.axhline(1.0, color="k", lw=0.8)
-    ax.set_xticks(xs + width)
+    ax.set_xticks(xs + width * (len(metrics) - 1) / 2)
     ax.set_xticklabels([f"{r['runtime']}\n{r['variant']}\nt={r['threads']}" for r in runs], fontsize=7)
-    ax.set_ylabel("speed-up vs PyTorch eager (×)")
-    ax.set_title(f"{report['bundle']['name']}: speed against PyTorch eager (faster path per shape), same run")
+    base = report.get("baseline", "PyTorch eager")
+    ax.set_ylabel(f"speed-up vs {base} (×)")
+    ax.set_title(f"{report['bundle']['name']}: speed against {base}" + (" (faster path per shape)" if torch_runs else "")
+                 + ", same run")  # fmt: skip
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     if torch_runs:
@@ -169,7 +174,7 @@ def plot_torch_paths(ax, torch_runs: list[dict], metrics: list[str]) -> None:
 
     def us(run: dict, metric: str) -> float | None:
         if metric == "stream_p50":
-            return run["streaming"]["p50"]
+            return run["streaming"].get("p50")  # None for a model that cannot stream
         return run["grid"][metric]["median_us"] if metric in run["grid"] else None
 
     groups = [(r, m) for r in torch_runs for m in metrics if us(r, m) is not None]
