@@ -103,7 +103,8 @@ def test_whole_graph_bundle_benches_grid_cold_start_and_rss(exported, tmp_path):
     assert "not streamable" in out and "streaming: not applicable — this bundle is stateless" in out
     # the report page reads the run without its percentiles
     cli("report", str(b), "--bench", str(tmp_path / "r.json"), "--out", str(tmp_path / "r.html"))
-    assert "not streamable" in (tmp_path / "r.html").read_text()
+    page = (tmp_path / "r.html").read_text()
+    assert "not streamable" in page and "Streaming not applicable" in page and "ONNX Runtime CPU fp32" in page
 
 
 def test_whole_graph_int8_is_timed_and_auto_batch_chooses(exported, tmp_path):
@@ -124,7 +125,9 @@ def test_auto_streaming_is_refused_in_one_line_before_timing(exported):
 
 
 def test_bidirectional_bundle_benches_the_grid_against_pytorch(exported, tmp_path):
-    cli("bench", str(exported["BiLSTM"]), *QUICK, "--no-cold-start", "--json", str(tmp_path / "r.json"))
+    cli("bench", str(exported["BiLSTM"]), *QUICK, "--no-cold-start", "--json", str(tmp_path / "r.json"),
+        "--plot", str(tmp_path / "r.png"))  # fmt: skip
+    assert (tmp_path / "r.png").stat().st_size > 5000  # PyTorch's path panel without streaming figures
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["streaming"]["status"] == "not-streamable" and "bidirectional" in report["streaming"]["reason"]
     base = report["runs"][0]
