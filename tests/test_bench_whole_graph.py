@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 from lstm_edge.bench.graph_cost import graph_cost
-from lstm_edge.bench.timing import grid_input
+from lstm_edge.bench.timing import grid_input, step_input
 from lstm_edge.cli import main
 from lstm_edge.config import ModelConfig
 
@@ -164,7 +164,7 @@ def test_graph_cost_counts_weight_nodes_and_names_what_it_cannot():
     assert cost["flops_per_step"] is None and cost["uncounted"] == ["scores (MatMul)"]
 
 
-def test_grid_input_is_in_the_models_layout():
+def test_bench_inputs_are_in_the_models_layout():
     """B×T names the real batch and length: a time-major model gets [T, B, F], a token model int64 ids."""
     rng = np.random.default_rng(0)
     assert grid_input(ModelConfig(input_size=6), 2, 5, rng).shape == (2, 5, 6)
@@ -172,3 +172,7 @@ def test_grid_input_is_in_the_models_layout():
     assert tm.shape == (5, 2, 6) and tm.dtype == np.float32
     ids = grid_input(ModelConfig(input_size=4, vocab_size=11), 2, 5, rng)
     assert ids.shape == (2, 5) and ids.dtype == np.int64 and 0 <= ids.min() and ids.max() < 11
+    # one streaming step: [1, F] features, or one id (a token model streamed float features was refused)
+    assert step_input(ModelConfig(input_size=6)).shape == (1, 6)
+    step = step_input(ModelConfig(input_size=4, vocab_size=11))
+    assert step.shape == (1,) and step.dtype == np.int64 and 0 <= step[0] < 11

@@ -164,7 +164,7 @@ def bench_setting(bundle: Bundle, cfg: BenchConfig, setting: str) -> list[dict]:
     peak_before = measure_peak_gflops(threads)
     with progress_bar(total=total, desc=f"bench threads={setting}", enabled=cfg.progress) as bar:
         if streams:
-            time_streaming(live, bundle.config.input_size, cfg.stream_steps, bar)
+            time_streaming(live, bundle.config, cfg.stream_steps, bar)
         time_grid(live, bundle.config, cfg, bar)
     peak_after = measure_peak_gflops(threads)  # the machine's best, before or after the phase, per clock
     peak = {k: max(peak_before[k], peak_after[k]) for k in peak_before}

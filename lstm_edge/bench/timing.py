@@ -79,11 +79,20 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
     }
 
 
-def time_streaming(live: list[Target], F: int, steps: int, bar) -> None:
-    """Time `steps` single steps at B=1 of every live target, interleaved 50 steps at a time, into its
-    samples["stream"]: wall-time percentiles per step (µs), and cpu_us / wall_chunk_us, the process CPU time and
-    wall time per step of a 50-step chunk (medians over chunks, µs); `bar` advances once per round."""
-    x = np.random.default_rng(0).random((1, F), dtype=np.float32)
+def step_input(config: ModelConfig) -> np.ndarray:
+    """One streaming step's input at B=1 for a model in `config`'s form: float32 [1, F] in [0, 1), or one int64
+    token id [1] for a token model. Raises nothing."""
+    if config.vocab_size:
+        return np.array([config.vocab_size // 2], np.int64)
+    return np.random.default_rng(0).random((1, config.input_size), dtype=np.float32)
+
+
+def time_streaming(live: list[Target], config: ModelConfig, steps: int, bar) -> None:
+    """Time `steps` single steps at B=1 (step_input: in the form of the model in `config`) of every live target,
+    interleaved 50 steps at a time, into its samples["stream"]: wall-time percentiles per step (µs), and cpu_us /
+    wall_chunk_us, the process CPU time and wall time per step of a 50-step chunk (medians over chunks, µs); `bar`
+    advances once per round."""
+    x = step_input(config)
     streams = {t.key: t.runner.stream() for t in live}
     for t in live:  # warm-up
         with t.flags():
@@ -177,17 +186,20 @@ r = lstm_edge.load(sys.argv[1], provider=sys.argv[2], variant=sys.argv[3], threa
 if len(sys.argv) > 7:  # PyTorch eager's LSTM path; its runner imported torch, so no import time moves here
     import torch
     torch.backends.mkldnn.set_flags(sys.argv[7] == "on", None, None, None)
-F = r.source.input_size
+F, ids = r.source.input_size, bool(r.source.config.vocab_size)  # a token model reads int64 ids: [B, T], a step [1]
+def zeros(B, T):
+    return np.zeros((B, T), np.int64) if ids else np.zeros((B, T, F), np.float32)
 if sys.argv[6] == "stream":  # the first answer a streaming user waits for: one step
     s = r.stream()
-    s.step(np.zeros(F, np.float32))
+    x = np.zeros(1, np.int64) if ids else np.zeros(F, np.float32)
+    s.step(x)
     t2 = time.perf_counter()
     for _ in range(200):
-        s.step(np.zeros(F, np.float32))
+        s.step(x)
 else:  # a model that cannot stream: the first answer is a whole sequence (B1, T1)
-    r.run(np.zeros((1, 1, F), np.float32))
+    r.run(zeros(1, 1))
     t2 = time.perf_counter()
-r.run(np.zeros((64, 100, F), np.float32))
+r.run(zeros(64, 100))  # [64, 100] read as [T, B] by a time-major model: the same work for the RSS
 # VmHWM, not ru_maxrss: after fork+exec, ru_maxrss still carries the parent's high-water mark.
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
 print(json.dumps({"import_s": t1 - t0, "cold_start_s": t2 - t1, "peak_rss_mb": hwm / 1024}))
