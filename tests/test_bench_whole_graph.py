@@ -23,7 +23,8 @@ from lstm_edge.cli import main
 from lstm_edge.config import ModelConfig
 
 # The user's model file (as tests/test_user_models.py's LSTMNorm, without its Dropout): more than the recognized
-# structure, so export takes the user's forward whole (streaming: false); and a bidirectional model, recognized.
+# structure, so export takes the user's forward whole (streaming: false); a bidirectional model and a token model,
+# recognized.
 MODELS_PY = """
 import torch
 from torch import nn
@@ -50,6 +51,18 @@ class BiLSTM(nn.Module):
     def forward(self, x):
         out, _ = self.lstm(x)
         return self.fc(out)
+
+
+class Tokens(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(11, 6)
+        self.lstm = nn.LSTM(6, 8, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(self.emb(x))
+        return self.fc(out)
 """
 QUICK = ["--quick", "--threads", "1", "--providers", "cpu"]
 
@@ -72,7 +85,7 @@ def exported(tmp_path_factory):
     finally:
         sys.path.remove(str(folder))
     out = {}
-    for cls in ("LSTMNorm", "BiLSTM"):
+    for cls in ("LSTMNorm", "BiLSTM", "Tokens"):
         torch.manual_seed(0)
         torch.save(getattr(models27, cls)().eval(), folder / f"{cls}.pt")
         cli("export", str(folder / f"{cls}.pt"), "--trust-pickle", "--code", str(folder / "models27.py"),
@@ -176,3 +189,11 @@ def test_bench_inputs_are_in_the_models_layout():
     assert step_input(ModelConfig(input_size=6)).shape == (1, 6)
     step = step_input(ModelConfig(input_size=4, vocab_size=11))
     assert step.shape == (1,) and step.dtype == np.int64 and 0 <= step[0] < 11
+
+
+def test_token_model_streams_ids_and_cold_starts(exported, tmp_path):
+    cli("bench", str(exported["Tokens"]), *QUICK, "--json", str(tmp_path / "r.json"))
+    report = json.loads((tmp_path / "r.json").read_text())
+    run = next(r for r in report["runs"] if r["runtime"] == "cpu")
+    assert run["status"] == "ok" and run["streaming"]["status"] == "measured" and run["streaming"]["n"] > 0
+    assert run["cold"]["cold_start_s"] > 0 and "B8xT100" in run["grid"]
