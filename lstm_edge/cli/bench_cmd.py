@@ -38,7 +38,10 @@ from lstm_edge.runtimes import RUNTIMES
 @click.option("--quick", is_flag=True, help="Smaller grid and fewer steps (a fast look, not figures to quote).")
 @click.option("--no-cold-start", is_flag=True, help="Skip the fresh-process cold start and RSS measurement.")
 @click.option(
-    "--auto", "auto", type=click.Choice(["streaming", "batch"]), help="Name the fastest parity-passing choice."
+    "--auto",
+    "auto",
+    type=click.Choice(["streaming", "batch"]),
+    help="Name the fastest parity-passing choice (streaming: refused for a model that cannot stream).",
 )
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
 @no_self_check_option
@@ -62,10 +65,14 @@ def bench(
     md_path,
     plot_path,
 ) -> None:
-    """Latency percentiles, throughput grid, cold start and memory of every runtime × variant beside PyTorch.\f
+    """Latency percentiles, throughput grid, cold start and memory of every runtime × variant beside PyTorch.
+
+    A model that cannot stream (a whole-graph export, a bidirectional model) gets the grid, cold start and memory,
+    with streaming reported as not applicable. At 1 thread speed-ups divide process CPU time (robust to load).\f
 
     Raises:
-        LstmEdgeError: a --rate that is not a positive, finite number (handle_errors: one line, exit 2).
+        LstmEdgeError: a --rate that is not a positive, finite number, or --auto streaming for a model that cannot
+            stream (handle_errors: one line, exit 2).
     """
     if not (math.isfinite(rate) and rate > 0):
         raise LstmEdgeError(f"--rate {rate}", "give a positive, finite step rate in Hz")
