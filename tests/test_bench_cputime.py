@@ -12,6 +12,7 @@ import pytest
 from lstm_edge.bench import BenchConfig, Target, baseline_samples, bench, table_notes
 from lstm_edge.bench.baseline import roofline, speedups
 from lstm_edge.bench.cputime import LOAD_NOTE, WALL_OVER_CPU_LIMIT, capped_fraction, load_check, time_basis
+from lstm_edge.bench.report import gflops_cell
 
 BENCH_SCHEMA = json.loads(resources.files("lstm_edge").joinpath("schemas/bench.schema.json").read_text())
 # A loaded machine's pair: the stream chunk took 3× its CPU time by the wall clock; the grid point agrees.
@@ -75,3 +76,13 @@ def test_bench_report_carries_cpu_time_for_every_figure(small_bundle):
         assert run["speedup_basis"] == "cpu" and set(run["speedups_by_clock"]) == {"wall", "cpu"}
         assert run["roofline"]["basis"] == "cpu" and 0 < run["roofline"]["fraction_of_peak"] <= 1
         assert {"gflops_wall", "peak_gflops_wall", "capped", "fraction_raw"} <= set(run["roofline"])
+
+
+def test_roofline_cell_says_capped_and_unknown():
+    capped = {"variant": "fp32", "roofline": {"gflops": 39.0, "fraction_of_peak": 1.0, "capped": True}}
+    assert gflops_cell(capped) == "39.0 (capped: 100%)"
+    assert (
+        gflops_cell({"variant": "fp32", "roofline": {"gflops": 9.0, "fraction_of_peak": 0.3, "capped": False}})
+        == "9.0 (30%)"
+    )
+    assert gflops_cell({"variant": "fp32", "roofline": {"gflops": None}}) == "unknown"  # a whole graph's FLOPs unknown

@@ -42,13 +42,13 @@ def gflops_cell(run: dict) -> str:
     """The roofline cell: "12.3 (38%)" of the float32 GEMM peak for fp32; for a quantized or fp16 variant the
     model's float32 FLOPs per second, which are not arithmetic it did in float32, so no percentage of that peak
     (an int8 variant once read "47.6 (147%)"): "47.6 int8-equivalent"; "unknown" where the model's FLOPs are. The
-    fraction is capped at 1 (the roofline's "capped"), and the cell says so where it was."""
+    fraction is capped at 1 (the roofline's "capped"), and the cell says so where it was: "39.0 (capped: 100%)"."""
     g = run["roofline"]["gflops"]
     if g is None:  # the model's FLOPs are unknown (a whole graph with a node bench cannot count)
         return "unknown"
     if run["variant"] == "fp32":
-        capped = ", capped: the peak read low" if run["roofline"].get("capped") else ""
-        return f"{g:.1f} ({run['roofline']['fraction_of_peak'] * 100:.0f}%{capped})"
+        capped = "capped: " if run["roofline"].get("capped") else ""  # over 1: the peak read low
+        return f"{g:.1f} ({capped}{run['roofline']['fraction_of_peak'] * 100:.0f}%)"
     return f"{g:.1f} {run['variant'].split('-')[0]}-equivalent"
 
 
