@@ -56,16 +56,20 @@ def test_bench_report_structure(small_bundle):
     for p in paths.values():
         assert set(p["grid"]) == set(base["grid"]) and p["streaming"]["n"] == base["streaming"]["n"] > 0
         assert p["cold"]["cold_start_s"] > 0
-    p50 = {k: p["streaming"]["p50"] for k, p in paths.items()}
-    assert base["streaming"]["p50"] == min(p50.values())
+    # at 1 thread every comparison is by process CPU time (bench.cputime): the faster path, and the speed-ups
+    assert r["speedup_basis"] == base["speedup_basis"] == "cpu"
+    p50 = {k: p["streaming"]["cpu_us"] for k, p in paths.items()}
+    assert base["streaming"]["cpu_us"] == min(p50.values())
     assert base["baseline_path"]["stream_p50"] == min(p50, key=p50.get)
     for point, g in base["grid"].items():
-        med = {k: p["grid"][point]["median_us"] for k, p in paths.items()}
-        assert g["median_us"] == min(med.values()) and base["baseline_path"][point] == min(med, key=med.get)
-        assert r["speedup_vs_torch"][point] == pytest.approx(min(med.values()) / r["grid"][point]["median_us"])
+        med = {k: p["grid"][point]["cpu_us"] for k, p in paths.items()}
+        assert g["cpu_us"] == min(med.values()) and base["baseline_path"][point] == min(med, key=med.get)
+        assert r["speedup_vs_torch"][point] == pytest.approx(min(med.values()) / r["grid"][point]["cpu_us"])
+        assert r["speedups_by_clock"]["cpu"][point] == r["speedup_vs_torch"][point]
+        assert r["speedups_by_clock"]["wall"][point] == pytest.approx(g["median_us"] / r["grid"][point]["median_us"])
         # each path against the baseline: 1 where it was taken, ≤ 1 where not
         assert max(p["speedup_vs_torch"][point] for p in paths.values()) == 1.0
-    assert r["speedup_vs_torch"]["stream_p50"] == pytest.approx(min(p50.values()) / r["streaming"]["p50"])
+    assert r["speedup_vs_torch"]["stream_p50"] == pytest.approx(min(p50.values()) / r["streaming"]["cpu_us"])
     colds = {k: p["cold"]["cold_start_s"] for k, p in paths.items()}
     assert base["cold"]["cold_start_s"] == min(colds.values())
     assert base["baseline_path"]["cold_start"] == min(colds, key=colds.get)

@@ -3,24 +3,21 @@ of every run against it."""
 
 from __future__ import annotations
 
+from lstm_edge.bench.cputime import capped_fraction, sample_us
 from lstm_edge.bench.targets import BenchConfig, Target
 
 
-def _time_us(sample: dict) -> float:
-    """The one time a sample is compared by: the streaming p50, or a grid point's median (µs)."""
-    return sample["p50"] if "p50" in sample else sample["median_us"]
-
-
-def baseline_samples(base: list[Target]) -> tuple[dict, dict[str, str]]:
+def baseline_samples(base: list[Target], basis: str = "wall") -> tuple[dict, dict[str, str]]:
     """The baseline's samples from its measured targets: per shape ("stream", "B8xT100", …) the sample of the
-    faster target (lower streaming p50 or grid median), and which target's torch_path was taken per shape, keyed
-    as speedup_vs_torch is ("stream_p50", "B8xT100", …). One target (ORT CPU for a bundle without a checkpoint):
-    its own samples, and nothing taken. Raises nothing."""
+    faster target on `basis` (cputime.time_basis: "wall", the streaming p50 or grid median; "cpu", their CPU
+    time), and which target's torch_path was taken per shape, keyed as speedup_vs_torch is ("stream_p50",
+    "B8xT100", …). One target (ORT CPU for a bundle without a checkpoint): its own samples, and nothing taken.
+    Raises nothing."""
     if len(base) == 1:
         return base[0].samples, {}
     samples, taken = {}, {}
     for shape in base[0].samples:
-        best = min(base, key=lambda t: _time_us(t.samples[shape]))
+        best = min(base, key=lambda t: sample_us(t.samples[shape], basis))
         samples[shape] = best.samples[shape]
         taken["stream_p50" if shape == "stream" else shape] = best.torch_path
     return samples, taken
@@ -35,11 +32,13 @@ def faster_cold(colds: dict[str, dict]) -> tuple[dict, dict[str, str]]:
     return cold, {"cold_start": fast, "rss": small}
 
 
-def speedups(ref: dict, s: dict) -> dict[str, float]:
-    """Baseline time / this time, for the streaming p50 and every grid point."""
+def speedups(ref: dict, s: dict, basis: str = "wall") -> dict[str, float]:
+    """Baseline time / this time on `basis` ("wall" or "cpu": cputime.sample_us), for the streaming p50 (where
+    streaming was timed; on "cpu" the median CPU time per step) and every grid point. Raises nothing."""
     return {
-        "stream_p50": ref["stream"]["p50"] / s["stream"]["p50"],
-        **{k: ref[k]["median_us"] / v["median_us"] for k, v in s.items() if k.startswith("B")},
+        ("stream_p50" if k == "stream" else k): sample_us(ref[k], basis) / max(sample_us(v, basis), 1e-9)
+        for k, v in s.items()
+        if k in ref and (k == "stream" or k.startswith("B"))
     }
 
 
@@ -47,6 +46,32 @@ def roofline_point(cfg: BenchConfig) -> str:
     """The grid point the roofline line reports: the largest batch at T=100 (or the nearest length measured)."""
     seq = min(cfg.seqs, key=lambda t: abs(t - 100))
     return f"B{max(cfg.batches)}xT{seq}"
+
+
+def roofline(s: dict, point: str, flops: int | None, peak: dict[str, float], basis: str) -> dict:
+    """The roofline figures of one target's samples `s` at grid `point`: achieved GFLOP/s (the model's `flops` per
+    sequence-step × steps per second) against the machine's `peak` ({"wall", "cpu"}: measure_peak_gflops), both
+    on `basis` (cputime.time_basis), and by wall time beside them.
+
+    Returns {"point", "basis", "gflops", "peak_gflops", "fraction_of_peak" (capped at 1), "fraction_raw",
+    "capped" (the raw fraction was over 1: the peak read low), "gflops_wall", "peak_gflops_wall"}; the GFLOP/s and
+    fractions are None where the model's FLOPs are unknown. Raises nothing."""
+    p = s[point]
+    B, T = (int(n) for n in point[1:].split("xT"))
+    us = sample_us(p, basis) if basis == "cpu" else p["median_us"]
+    gflops = B * T / (max(us, 1e-3) / 1e6) * flops / 1e9 if flops is not None else None
+    fraction, capped = capped_fraction(gflops, peak[basis]) if gflops is not None else (None, False)
+    return {
+        "point": point,
+        "basis": basis,
+        "gflops": gflops,
+        "peak_gflops": peak[basis],
+        "fraction_of_peak": fraction,
+        "fraction_raw": gflops / peak[basis] if gflops is not None else None,
+        "capped": capped,
+        "gflops_wall": p["steps_per_s"] * flops / 1e9 if flops is not None else None,
+        "peak_gflops_wall": peak["wall"],
+    }
 
 
 def cold_ratios(report: dict) -> None:

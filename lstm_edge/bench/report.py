@@ -20,10 +20,13 @@ def time_cells(streaming: dict, grid: dict, sp: dict, cold: dict, taken: dict[st
     def tag(key: str) -> str:
         return f", {PATH_LABELS[taken[key]]}" if key in taken else ""
 
-    cells = {
-        "stream p50 µs": f"{streaming['p50']:.1f} ({sp['stream_p50']:.2f}×{tag('stream_p50')})",
-        "stream p99 µs": f"{streaming['p99']:.1f}",
-    }
+    if "p50" in streaming:
+        cells = {
+            "stream p50 µs": f"{streaming['p50']:.1f} ({sp['stream_p50']:.2f}×{tag('stream_p50')})",
+            "stream p99 µs": f"{streaming['p99']:.1f}",
+        }
+    else:  # a model that cannot stream: said in the cell, the reason under the table
+        cells = {"stream p50 µs": "not streamable", "stream p99 µs": "—"}
     for key in TABLE_POINTS:
         if key in grid:
             cells[f"{key} µs"] = f"{grid[key]['median_us']:.0f} ({sp[key]:.2f}×{tag(key)})"
@@ -38,10 +41,14 @@ def time_cells(streaming: dict, grid: dict, sp: dict, cold: dict, taken: dict[st
 def gflops_cell(run: dict) -> str:
     """The roofline cell: "12.3 (38%)" of the float32 GEMM peak for fp32; for a quantized or fp16 variant the
     model's float32 FLOPs per second, which are not arithmetic it did in float32, so no percentage of that peak
-    (an int8 variant once read "47.6 (147%)"): "47.6 int8-equivalent"."""
+    (an int8 variant once read "47.6 (147%)"): "47.6 int8-equivalent"; "unknown" where the model's FLOPs are. The
+    fraction is capped at 1 (the roofline's "capped"), and the cell says so where it was: "39.0 (capped: 100%)"."""
     g = run["roofline"]["gflops"]
+    if g is None:  # the model's FLOPs are unknown (a whole graph with a node bench cannot count)
+        return "unknown"
     if run["variant"] == "fp32":
-        return f"{g:.1f} ({run['roofline']['fraction_of_peak'] * 100:.0f}%)"
+        capped = "capped: " if run["roofline"].get("capped") else ""  # over 1: the peak read low
+        return f"{g:.1f} ({capped}{run['roofline']['fraction_of_peak'] * 100:.0f}%)"
     return f"{g:.1f} {run['variant'].split('-')[0]}-equivalent"
 
 
@@ -77,13 +84,8 @@ def to_markdown(report: dict) -> str:
     cols = list(dict.fromkeys(k for r in rows for k in r))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
-    m = report["model"]
     lines.append("")
-    lines.append(
-        f"Model: input {m['input_size']}, hidden {m['hidden_size']}, {m['num_layers']} layers — "
-        f"{m['flops_per_step'] / 1e6:.2f} MFLOP per sequence-step. Speed-ups (×) are PyTorch eager time / "
-        "target time, measured interleaved in the same run."
-    )
+    lines += notes(report)
     if any("paths" in r for r in report["runs"]):
         lines.append("")
         lines.append(
@@ -95,15 +97,55 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def notes(report: dict) -> list[str]:
+    """The lines under a table: the model's size (and how its FLOPs were counted where not from the config), what
+    the speed-ups divide by, and why streaming was not timed for a model that cannot stream."""
+    m = report["model"]
+    flops = m["flops_per_step"]
+    mflop = f"{flops / 1e6:.2f} MFLOP per sequence-step" if flops is not None else "FLOPs per step unknown"
+    if not m.get("flops_basis", "").startswith("from the config"):
+        mflop += f" ({m['flops_basis']})" if "flops_basis" in m else ""
+    lines = [
+        f"Model: input {m['input_size']}, hidden {m['hidden_size']}, {m['num_layers']} layers — {mflop}. "
+        f"Speed-ups (×) are {report.get('baseline', 'PyTorch eager')} time / target time, measured interleaved in "
+        "the same run; at 1 thread from process CPU time (robust to load), at more threads from wall time (CPU time "
+        "sums the threads); the µs shown are wall time."
+    ]
+    return lines + [line for note in table_notes(report) for line in ("", note)]
+
+
+def table_notes(report: dict) -> list[str]:
+    """The short lines printed under the CLI's table (and in the Markdown): why streaming was not timed, for a
+    model that cannot stream; that wall time was inflated by load, where it disagreed with CPU time (the report's
+    "load"). Empty when there is nothing to say."""
+    lines = []
+    streaming = report.get("streaming", {})
+    if streaming.get("status") == "not-streamable":
+        lines.append(
+            f"streaming: not applicable — {streaming['reason']}; the grid times whole sequences from zero state"
+        )
+    load = report.get("load", {})
+    if load.get("flagged"):
+        lines.append(
+            f"{load['note']} (wall/CPU > {load['limit']} for {'; '.join(load['runs'][:3])}"
+            + (f"; {len(load['runs']) - 3} more" if len(load["runs"]) > 3 else "")
+            + ") — speed-ups at 1 thread are from CPU time"
+        )
+    return lines
+
+
 def plot(report: dict, out: Path) -> Path:
-    """Write a PNG to `out`, atomically: bars of speed-ups against PyTorch eager (stream p50, B1xT100, B64xT100)
+    """Write a PNG to `out`, atomically: bars of speed-ups against the baseline (stream p50, B1xT100, B64xT100:
+    those measured)
     and, beside them where PyTorch was timed on both paths, each path's time per shape (µs, log scale) with the
     one the baseline took hatched and marked. Returns out."""
     plt = pyplot()
 
     runs = [r for r in report["runs"] if r.get("status") == "ok" and r["runtime"] != "torch"]
     torch_runs = [r for r in report["runs"] if r.get("status") == "ok" and "paths" in r]
-    metrics = ["stream_p50", "B1xT100", "B64xT100"]
+    # the measures some run has (no streaming bar for a model that cannot stream, no B64 under --quick)
+    ok = [r for r in report["runs"] if r.get("status") == "ok"]
+    metrics = [m for m in ("stream_p50", "B1xT100", "B64xT100") if any(m in r["speedup_vs_torch"] for r in ok)]
     if torch_runs:
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 4.5), gridspec_kw={"width_ratios": [2, 1]})
     else:
@@ -113,10 +155,12 @@ def plot(report: dict, out: Path) -> Path:
     for k, m in enumerate(metrics):
         ax.bar(xs + k * width, [r["speedup_vs_torch"].get(m, 0) for r in runs], width, label=m)
     ax.axhline(1.0, color="k", lw=0.8)
-    ax.set_xticks(xs + width)
+    ax.set_xticks(xs + width * (len(metrics) - 1) / 2)
     ax.set_xticklabels([f"{r['runtime']}\n{r['variant']}\nt={r['threads']}" for r in runs], fontsize=7)
-    ax.set_ylabel("speed-up vs PyTorch eager (×)")
-    ax.set_title(f"{report['bundle']['name']}: speed against PyTorch eager (faster path per shape), same run")
+    base = report.get("baseline", "PyTorch eager")
+    ax.set_ylabel(f"speed-up vs {base} (×)")
+    ax.set_title(f"{report['bundle']['name']}: speed against {base}" + (" (faster path per shape)" if torch_runs else "")
+                 + ", same run")  # fmt: skip
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     if torch_runs:
@@ -130,7 +174,7 @@ def plot_torch_paths(ax, torch_runs: list[dict], metrics: list[str]) -> None:
 
     def us(run: dict, metric: str) -> float | None:
         if metric == "stream_p50":
-            return run["streaming"]["p50"]
+            return run["streaming"].get("p50")  # None for a model that cannot stream
         return run["grid"][metric]["median_us"] if metric in run["grid"] else None
 
     groups = [(r, m) for r in torch_runs for m in metrics if us(r, m) is not None]

@@ -38,7 +38,10 @@ from lstm_edge.runtimes import RUNTIMES
 @click.option("--quick", is_flag=True, help="Smaller grid and fewer steps (a fast look, not figures to quote).")
 @click.option("--no-cold-start", is_flag=True, help="Skip the fresh-process cold start and RSS measurement.")
 @click.option(
-    "--auto", "auto", type=click.Choice(["streaming", "batch"]), help="Name the fastest parity-passing choice."
+    "--auto",
+    "auto",
+    type=click.Choice(["streaming", "batch"]),
+    help="Name the fastest parity-passing choice (streaming: refused for a model that cannot stream).",
 )
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
 @no_self_check_option
@@ -62,18 +65,25 @@ def bench(
     md_path,
     plot_path,
 ) -> None:
-    """Latency percentiles, throughput grid, cold start and memory of every runtime × variant beside PyTorch.\f
+    """Latency percentiles, throughput grid, cold start and memory of every runtime × variant beside PyTorch.
+
+    A model that cannot stream (a whole-graph export, a bidirectional model) gets the grid, cold start and memory,
+    with streaming reported as not applicable. At 1 thread speed-ups divide process CPU time (robust to load).\f
 
     Raises:
-        LstmEdgeError: a --rate that is not a positive, finite number (handle_errors: one line, exit 2).
+        LstmEdgeError: a --rate that is not a positive, finite number, or --auto streaming for a model that cannot
+            stream (handle_errors: one line, exit 2).
     """
     if not (math.isfinite(rate) and rate > 0):
         raise LstmEdgeError(f"--rate {rate}", "give a positive, finite step rate in Hz")
     bundle_root(bundle)  # a wrong path or name is refused before torch is imported
     check_lists(bundle, csv_option(providers), csv_option(variants))
     # torch and the runtimes, which bench imports, deferred: bad input is refused at once
-    from lstm_edge.bench import BenchConfig, auto_choose, plot, table_rows, to_markdown
+    from lstm_edge.bench import BenchConfig, auto_choose, check_workload, plot, table_notes, table_rows, to_markdown
     from lstm_edge.bench import bench as run_bench  # as above
+
+    if auto:
+        check_workload(bundle, auto)  # --auto streaming on a model that cannot stream: refused before any timing
 
     cfg = BenchConfig(
         providers=csv_option(providers),
@@ -97,11 +107,13 @@ def bench(
     if plot_path:
         plot(report, Path(plot_path))
     print_table(table_rows(report))
+    for line in table_notes(report):
+        click.echo(line)
     if auto:
         a = report["auto"]
         click.echo(
             f"fastest for {a['workload']} ({a['point']}) that passes parity: {a['runtime']} {a['variant']} "
-            f"(threads {a['threads']}), {a['speedup_vs_torch']:.1f}× PyTorch eager"
+            f"(threads {a['threads']}), {a['speedup_vs_torch']:.1f}× {report.get('baseline', 'PyTorch eager')}"
             + (f" (torch.backends.mkldnn {a['torch_path'].split('_')[1]})" if "torch_path" in a else "")
         )
 

@@ -174,12 +174,31 @@ def _bench_row(r: dict, grid_points: list[str]) -> list[object]:
     baseline = r["runtime"] == "torch"
     s = r["streaming"]
     cells = [tag("b", target + (" (baseline)" if baseline else "")), Cell(r["threads"], "num")]
-    cells.append(_ratio_cell(s["p50"], sp.get("stream_p50"), baseline, f"{s['p50']:.1f} / {s['p99']:,.0f}"))
+    if "p50" in s:
+        cells.append(_ratio_cell(s["p50"], sp.get("stream_p50"), baseline, f"{s['p50']:.1f} / {s['p99']:,.0f}"))
+    else:  # a model that cannot stream (bench's "streaming": {"status": "not-streamable", "reason"})
+        cells.append(Cell("not streamable", "skip"))
     for p in grid_points:
         us = (r["grid"].get(p) or {}).get("median_us")
         cells.append(_ratio_cell(us, sp.get(p), baseline, f"{us:,.0f}" if us is not None else ""))
     cells.append(badge(r.get("verdict", "deployable")))
     return cells
+
+
+def bench_note(doc: dict) -> str:
+    """How to read bench's speed-ups: what they divide by (the report's "baseline"; PyTorch eager before bench's
+    schema 2), on which clock, and why streaming is missing for a model that cannot stream."""
+    base = doc.get("baseline", "PyTorch eager")
+    note = f"Speed-ups (×) are {base}'s time over this target's, measured in the same run"
+    if base == "PyTorch eager":
+        note += "; PyTorch takes the faster of torch.backends.mkldnn on and off per shape"
+    if doc.get("schema_version", 1) >= 2:
+        note += "; at 1 thread they divide process CPU time (robust to load), at more threads wall time"
+    note += f". Green: faster than {base}."
+    streaming = doc.get("streaming") or {}
+    if streaming.get("status") == "not-streamable":
+        note += f" Streaming not applicable: {streaming.get('reason', '')}."
+    return note
 
 
 def bench_section(inputs: ReportInputs) -> Markup:
@@ -197,9 +216,7 @@ def bench_section(inputs: ReportInputs) -> Markup:
     parts = [
         _origin(inputs.bench, inputs, "bench"),
         para(
-            "Speed-ups (×) are PyTorch eager's time over this target's, measured in the same run; PyTorch takes the "
-            "faster of torch.backends.mkldnn on and off per shape. Green: faster than PyTorch."
-            + (" These come from bench --quick: a fast look, not figures to quote." if quick else ""),
+            bench_note(doc) + (" These come from bench --quick: a fast look, not figures to quote." if quick else ""),
             cls="note",
         ),  # fmt: skip
         table(header, [_bench_row(r, grid_points) for r in runs]),
