@@ -38,10 +38,13 @@ def test_tract_sigmoid_bias_within_its_allowance(tmp_path):
     assert FP32_SIGMOID_BIAS_PER_STEP["tract"] / 2 <= bias <= FP32_SIGMOID_BIAS_PER_STEP["tract"]
 
 
-def test_ort_sigmoid_is_an_order_of_magnitude_less_biased(tmp_path):
+def test_ort_sigmoid_is_an_order_of_magnitude_less_biased_and_its_allowance_is_its_bias(tmp_path):
+    """ORT CPU's Sigmoid bias near saturation (1.77e-8 measured) is its per-step allowance, as tract's is its own:
+    a B=16, T=1000 draw of the parity matrix reached 1.42e-5 > FP32_ABS with it."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(_sigmoid_model(tmp_path)), providers=["CPUExecutionProvider"])
     bias = _worst_bin_bias(lambda z: session.run(None, {"z": z})[0])
     assert bias <= FP32_SIGMOID_BIAS_PER_STEP["tract"] / 10
-    assert fp32_tolerance(1000, "cpu") == FP32_ABS < fp32_tolerance(1000, "tract")
+    assert FP32_SIGMOID_BIAS_PER_STEP["cpu"] / 2 <= bias <= FP32_SIGMOID_BIAS_PER_STEP["cpu"]
+    assert FP32_ABS < fp32_tolerance(1000, "cpu") < fp32_tolerance(1000, "tract")
