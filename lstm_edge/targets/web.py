@@ -43,7 +43,8 @@ WEB_FP32_DRIFT_REASON = (
 
 def web_bounds(index: dict, variant: str) -> dict:
     """golden/index.json with the web page's fp32 bounds: each case's (ORT CPU's) tolerance plus
-    T × WEB_FP32_DRIFT_PER_STEP, and "bound" saying why (other variants keep their bounds: int8's recorded profile dwarfs the drift)."""
+    T × WEB_FP32_DRIFT_PER_STEP, and "bound" saying why (other variants keep their bounds: int8's recorded profile
+    dwarfs the drift)."""
     if variant != "fp32":
         return index
     time_axis = 1 if index.get("layout", "batch_first") == "batch_first" else 0
