@@ -110,6 +110,15 @@ def simulate_int8(params, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> tupl
     return y.numpy(), h.numpy(), c.numpy()
 
 
+def _form_line(w: ModelWeights) -> str:
+    """The provenance's words on the recurrent form and the input."""
+    cell = ("unidirectional GRU (torch.nn.GRU: linear_before_reset=1), gate blocks r, z, n" if w.family == "gru"
+            else "unidirectional LSTM, gate blocks i, f, c, o")  # fmt: skip
+    if w.embedding is None:
+        return cell + "."
+    return f"{cell}; input: int32 token ids through a {w.embedding.shape[0]} x {w.embedding.shape[1]} embedding table."
+
+
 def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
     """Everything the C files are written from: {prefix, dims, weights, params, provenance, cases, …}.
 
@@ -130,6 +139,8 @@ def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
         "O": weights.output_size,
         "head": weights.head,
         "sha256": sha,
+        "family": weights.family,  # lstm | gru
+        "V": 0 if weights.embedding is None else int(weights.embedding.shape[0]),  # > 0: int32 token ids in
     }
     arts = bundle.manifest["artifacts"]
     provenance = [
@@ -138,7 +149,7 @@ def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
         f"model.onnx sha256 {arts['fp32']['sha256']}",
         f"checkpoint sha256 {bundle.manifest.get('source_checkpoint_sha256', '?')}",
         f"Model: input {dims['F']}, hidden {dims['H']}, {dims['L']} layers, output {dims['O']}, head {dims['head']}, "
-        f"task {c.task} ({c.kind}); unidirectional LSTM, gate blocks i, f, c, o.",
+        f"task {c.task} ({c.kind}); {_form_line(weights)}",
         f"Written by lstm-edge {__version__} codegen, precision {cfg.precision}.",
     ]
     golden = bundle.golden(cfg.verify_hash)
