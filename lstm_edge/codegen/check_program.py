@@ -144,6 +144,7 @@ def bad_ids(p: str, dims: dict) -> str:
             h_before[i] = 0.25f;
         {p}_set_state(&two[0], h_before, {"0" if is_gru(dims) else "c"});
         {p}_set_state(&two[1], h_before, {"0" if is_gru(dims) else "c"});
+        {p}_get_state(&two[0], h_before, {"0" if is_gru(dims) else "c"}); /* as the state holds it (int8: int16) */
         for (i = 0; i < 4; ++i) {{
             ok &= {p}_step(&two[0], bad[i][i & 1], y4) == -1;
             ok &= {p}_run(&two[0], bad[i], 2, y4) == -1;

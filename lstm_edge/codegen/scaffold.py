@@ -172,7 +172,7 @@ def library_source(
         *parts.title,
         f'#include "{p}.h"',
         "",
-        f"#define G {3 * dims['H']} /* 3 * hidden: gate rows, blocks r, z, n (torch.nn.GRU's) */"
+        f"#define G {dims.get('G', 3 * dims['H'])} /* 3 * hidden: gate rows, blocks r, z, n (torch.nn.GRU's) */"
         if is_gru(dims)
         else f"#define G {4 * dims['H']} /* 4 * hidden: gate rows, blocks i, f, c, o */",
         "",
