@@ -183,7 +183,7 @@ class CRunner(Runner):
         ret = ctypes.c_int if self.tokens else None  # token models' step/run/run_batch: 0, or -1 for a bad id
         for name, args, rtype in (
             ("reset", [vp], None),
-            ("step", [ctypes.c_int32 if self.tokens else vp, vp, vp], ret),
+            ("step", [vp, ctypes.c_int32 if self.tokens else vp, vp], ret),
             ("run", [vp, vp, ctypes.c_int, vp], ret),
             ("set_state", [vp, vp, vp], None),
             ("get_state", [vp, vp, vp], None),

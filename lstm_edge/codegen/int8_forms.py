@@ -65,7 +65,7 @@ def int8_params(weights: ModelWeights, x_amax: float) -> Int16x8Params:
 def embedding_q(params: Int16x8Params, weights: ModelWeights) -> np.ndarray:
     """(V, F) int16: the table as the int8 C stores it, q16(E · X_INV_SCALE) in float32, as layer 0 takes it."""
     with torch.no_grad():
-        return q16(torch.from_numpy(weights.embedding) * params.x_inv_scale).numpy().astype(np.int16)
+        return q16(_t(weights.embedding) * params.x_inv_scale).numpy().astype(np.int16)
 
 
 def _matmul(a: Tensor, w: Tensor) -> Tensor:
