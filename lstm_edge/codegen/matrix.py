@@ -14,6 +14,8 @@ its batch rows if it must be (each row runs on its own state struct, so a split 
 are merged per case.
 
     report = check_matrix("models/adding", "fp32", targets=("host", "qemu"))
+
+A GRU or token-id bundle is refused in one line (its C is proven by codegen's own check program, golden cases).
 """
 
 from __future__ import annotations
@@ -216,7 +218,8 @@ def check_matrix(
     {target: {"cases": [{name, batch, seq, state, full, step, chunk (max scaled errors, as the C prints them: 4
     significant digits), worst, tolerance, passed}], "worst", "cases_passed", "runs_passed", "exit_codes",
     "seconds", "tools", "program_flash" (qemu: each .elf's text + data)}}}; a case whose numbers are missing from
-    the output (a crash) counts as failed. Raises LstmEdgeError for a bundle codegen refuses, a missing tool, a
+    the output (a crash) counts as failed. Raises LstmEdgeError for a bundle codegen refuses (or a GRU or token-id
+    bundle: this matrix is the LSTM's), a missing tool, a
     failed build or a run past `timeout`.
     """
     bad = [t for t in targets if t not in TARGETS]
@@ -226,6 +229,12 @@ def check_matrix(
     for tool in {tool for t in targets for tool in need[t]}:
         _tool(tool)
     prep = prepare(bundle_path, CodegenConfig(precision=precision, prefix="mx", verify_hash=True))
+    if prep["dims"]["family"] != "lstm" or prep["dims"]["V"]:  # its cases carry (h0, c0) and float x
+        raise LstmEdgeError(
+            "the C case matrix runs LSTMs on float inputs; this bundle is a GRU or takes token ids",
+            f"check its C with the golden cases instead: lstm-edge codegen BUNDLE --out C --precision {precision} "
+            "&& make -C C host qemu",
+        )
     cases = matrix_cases(prep, precision, cfg, ref)
     against = (
         "verify's float64 reference (lstm_edge.cases.reference_cases), embedded as double"
