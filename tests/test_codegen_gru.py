@@ -183,3 +183,11 @@ def test_a_bidirectional_gru_is_still_refused_in_one_line(tmp_path):
     res = CliRunner().invoke(main, ["codegen", str(bundle), "--out", str(tmp_path / "c")])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "bidirectional" in res.output, res.output
     assert "GRU, not an LSTM" not in res.output and not (tmp_path / "c").exists()
+
+
+def test_the_lstm_case_matrix_refuses_a_gru_in_one_line(user):
+    from lstm_edge.codegen.matrix import check_matrix
+
+    with pytest.raises(lstm_edge.LstmEdgeError, match="GRU or takes token ids") as e:
+        check_matrix(user["Kws"][0], "fp32", targets=("host",))
+    assert "\n" not in str(e.value) and "make -C C host qemu" in e.value.fix

@@ -191,6 +191,17 @@ def parse_output(text: str, prefix: str) -> dict[str, list[float]]:
     return out
 
 
+def _lstm_only(prep: dict) -> dict:
+    """prep, when its bundle is an LSTM on float inputs (verify's cases carry (h0, c0) and float x). Raises
+    LstmEdgeError, one line, for a GRU or a token-id bundle, naming the golden-case check its C has instead."""
+    if prep["dims"]["family"] != "lstm" or prep["dims"]["V"]:
+        raise LstmEdgeError(
+            "the C case matrix runs LSTMs on float inputs; this bundle is a GRU or takes token ids",
+            "check its C with the golden cases instead: lstm-edge codegen BUNDLE --out C && make -C C host qemu",
+        )
+    return prep
+
+
 def check_matrix(
     bundle_path: str | Path,
     precision: str = "fp32",
@@ -228,13 +239,7 @@ def check_matrix(
     need = {"host": ("make", "cc"), "qemu": ("make", "arm-none-eabi-gcc", "arm-none-eabi-size", QEMU[0])}
     for tool in {tool for t in targets for tool in need[t]}:
         _tool(tool)
-    prep = prepare(bundle_path, CodegenConfig(precision=precision, prefix="mx", verify_hash=True))
-    if prep["dims"]["family"] != "lstm" or prep["dims"]["V"]:  # its cases carry (h0, c0) and float x
-        raise LstmEdgeError(
-            "the C case matrix runs LSTMs on float inputs; this bundle is a GRU or takes token ids",
-            f"check its C with the golden cases instead: lstm-edge codegen BUNDLE --out C --precision {precision} "
-            "&& make -C C host qemu",
-        )
+    prep = _lstm_only(prepare(bundle_path, CodegenConfig(precision=precision, prefix="mx", verify_hash=True)))
     cases = matrix_cases(prep, precision, cfg, ref)
     against = (
         "verify's float64 reference (lstm_edge.cases.reference_cases), embedded as double"
