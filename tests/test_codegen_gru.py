@@ -191,3 +191,16 @@ def test_the_lstm_case_matrix_refuses_a_gru_in_one_line(user):
     with pytest.raises(lstm_edge.LstmEdgeError, match="GRU or takes token ids") as e:
         check_matrix(user["Kws"][0], "fp32", targets=("host",))
     assert "\n" not in str(e.value) and "make -C C host qemu" in e.value.fix
+
+
+def test_int8_task_metric_runs_the_gru_simulation(tmp_path):
+    """A GRU on a built-in task gets its int8 C judged on held-out data, as an LSTM does (codegen prints it)."""
+    from lstm_edge.codegen import CodegenConfig, int8_task_metric, prepare
+    from lstm_edge.export import ExportConfig, export_bundle
+    from lstm_edge.model import LSTMModel, ModelConfig
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(input_size=2, hidden_size=8, num_layers=1, output_size=1, family="gru", task="adding")
+    bundle = export_bundle(LSTMModel(cfg).eval(), tmp_path / "ga", ExportConfig(name="ga")).bundle
+    m = int8_task_metric(prepare(bundle, CodegenConfig(precision="int8")), samples=64)
+    assert m is not None and m["name"] == "mse" and m["samples"] == 64 and m["int8"] != m["fp32"], m
