@@ -144,7 +144,7 @@ class CRunner(Runner):
     NAME_run_batch call (or NAME_run per row with `batched` False); stream() keeps them.
 
     Raises LstmEdgeError for a variant other than fp32/int8, a bare .onnx, a model form the C cannot express
-    (bidirectional, variable lengths, GRU, …: codegen.weights.unsupported), no C compiler, a compile failure, or a
+    (bidirectional, variable lengths, projection, …: codegen.weights.unsupported), no C compiler, a compile failure, or a
     cached library whose embedded sha256 is not this bundle's.
     """
 
@@ -162,7 +162,7 @@ class CRunner(Runner):
                 RUNTIMES["c"].refusals["bare .onnx"],
                 "pass the bundle folder, not a bare .onnx",
             )
-        check_supported(source.bundle.config)  # bidirectional, lengths, GRU, …: one line, before any compiling
+        check_supported(source.bundle.config)  # bidirectional, lengths, projection, …: one line, before any compiling
         super().__init__(dataclasses.replace(source, variant=variant, precision=variant), options)
         bundle = source.bundle
         self.cflags = tuple(options.cflags) if options.cflags is not None else DEFAULT_CFLAGS
