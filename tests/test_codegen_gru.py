@@ -204,3 +204,19 @@ def test_int8_task_metric_runs_the_gru_simulation(tmp_path):
     bundle = export_bundle(LSTMModel(cfg).eval(), tmp_path / "ga", ExportConfig(name="ga")).bundle
     m = int8_task_metric(prepare(bundle, CodegenConfig(precision="int8")), samples=64)
     assert m is not None and m["name"] == "mse" and m["samples"] == 64 and m["int8"] != m["fp32"], m
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="clang not found")
+def test_clang_compiles_every_form_warning_free_and_the_checks_pass(user, tmp_path):
+    for name in MODELS:
+        for precision in ("fp32", "int8"):
+            out = tmp_path / f"{name}_{precision}"
+            _codegen(user[name][0], out, precision)
+            flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffp-contract=off"]
+            sources = [str(out / f"{name}.c"), str(out / f"{name}_check.c")]
+            built = subprocess.run(
+                ["clang", *flags, "-o", str(out / "check"), *sources], capture_output=True, text=True
+            )
+            assert built.returncode == 0, built.stderr
+            done = subprocess.run([str(out / "check")], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0 and "PASS" in done.stdout, done.stdout

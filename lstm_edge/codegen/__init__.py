@@ -107,14 +107,16 @@ def _int8(bundle: Bundle, weights: ModelWeights) -> tuple:
     c = bundle.config
     if weights.embedding is not None:
         params = int8_params(weights, token_amax(weights))
-        note = "the embedding table's |max| (every id's row is exact to one int16 step)"
+        note = "the embedding table's |max|"
     else:
         lo, hi, note = input_range(bundle)
         params = int8_params(weights, input_amax(c.x_mean, c.x_std, lo, hi))
     lines = [
         "int8 scheme: int8 weights (one scale per output row), int16 activations and h, int32 accumulation,",
         "float32 cell state and gate math, tanh/sigmoid from a 513-entry table (no libm, no library at all).",
-        f"Input scale from {note}: |normalized x| <= {params.x_amax:.6g}; beyond it inputs saturate.",
+        f"Input scale from {note}: |normalized x| <= {params.x_amax:.6g}; beyond it inputs saturate."
+        if weights.embedding is None
+        else f"Input scale from {note}: |E| <= {params.x_amax:.6g}, so no row saturates.",
     ]
     if weights.embedding is not None:
         lines.append("Embedding table stored as int16 at layer 0's input scale (lstm_edge/codegen/int8_forms.py).")

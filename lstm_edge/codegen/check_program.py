@@ -56,7 +56,7 @@ static const check_case CASES[] = {{
     main = _main(p, dims, max_t, chunk, tolerance).replace(BATCHED_MODE, _batched_mode(p, dims, max_t, max_b))
     main = main.replace(BAD_IDS, bad_ids(p, dims) if dims.get("V") else "")
     if is_gru(dims):  # no cell state: c is neither set nor compared (CELL_ONLY lines go)
-        main = "\n".join(ln for ln in main.splitlines() if CELL_ONLY not in ln)
+        main = "".join(ln for ln in main.splitlines(keepends=True) if CELL_ONLY not in ln)
     return head + _helpers(dims["L"], dims["H"]) + main.replace(CELL_ONLY, "")
 
 

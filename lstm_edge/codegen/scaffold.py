@@ -67,7 +67,7 @@ def header(p: str, dims: dict, precision: Precision, provenance: list[str]) -> s
 {prov}
  *
  * API (no malloc, no mutable globals: all state is in {p}_state, which the caller owns):
-{api_doc}{batch_doc} * Inputs are raw (normalization is inside), outputs in the task's units (the head is inside).
+{api_doc}{batch_doc} * {"Inputs are token ids (the embedding table is inside)" if dims.get("V") else "Inputs are raw (normalization is inside)"}, outputs in the task's units (the head is inside).
  */
 #ifndef {P}_H
 #define {P}_H
@@ -120,7 +120,8 @@ def _step_api(p: str, dims: dict) -> tuple[str, str]:
     if V:
         doc += (
             f" *   {p}_step(s, id, y[O])        one time step on token id (0..{V - 1}); y is the head on this step's\n"
-            f" *                                top-layer h. Returns 0, or -1 (s and y untouched) for an id outside\n"
+            f" *                                top-layer h. Returns 0, or -1 (s and y untouched) for an id out of\n"
+            f" *                                range (never a read outside the table)\n"
             f' *   {p}_run(s, ids[T], T, y)     T steps; y is [O] (head "last") or [T*O] (head "sequence"); 0, or\n'
             f" *                                -1 when any id is outside 0..{V - 1} (checked first: s, y untouched)\n"
         )
@@ -152,7 +153,8 @@ def _batch_api(p: str, dims: dict, precision: Precision) -> tuple[str, str]:
         "\n"
         + precision.batch_scratch(p.upper(), dims)
         + f"size_t {p}_run_batch_scratch(int B);\n"
-        + f"{ret} {p}_run_batch({p}_state *s, int B, const {x_t} *x, int T, float *y, void *scratch);\n"
+        + f"{ret} {p}_run_batch({p}_state *s, int B, const {x_t} *{'ids' if dims.get('V') else 'x'}, int T, float *y, "
+        "void *scratch);\n"
     )
     return doc, api
 
@@ -172,7 +174,8 @@ def library_source(
         *parts.title,
         f'#include "{p}.h"',
         "",
-        f"#define G {dims.get('G', 3 * dims['H'])} /* 3 * hidden: gate rows, blocks r, z, n (torch.nn.GRU's) */"
+        f"#define G {dims.get('G', 3 * dims['H'])} /* 3 * hidden (+1 zero row when odd, int8): gate rows, blocks r, z, "
+        "n (torch.nn.GRU's) */"
         if is_gru(dims)
         else f"#define G {4 * dims['H']} /* 4 * hidden: gate rows, blocks i, f, c, o */",
         "",
