@@ -57,7 +57,7 @@ static const check_case CASES[] = {{
     main = main.replace(BAD_IDS, bad_ids(p, dims) if dims.get("V") else "")
     if is_gru(dims):  # no cell state: c is neither set nor compared (CELL_ONLY lines go)
         main = "".join(ln for ln in main.splitlines(keepends=True) if CELL_ONLY not in ln)
-    return head + _helpers(dims["L"], dims["H"]) + main.replace(CELL_ONLY, "")
+    return head + _helpers(dims["L"], dims["H"]) + main.replace(" " + CELL_ONLY, "")
 
 
 def _case_data(cases: list[dict], want_t: str, x_t: str = "float") -> tuple[list[str], list[str]]:
@@ -209,15 +209,15 @@ def _main(p: str, dims: dict, max_t: int, chunk: int | None, tolerance: float) -
     V, c_arg = dims.get("V", 0), "0" if is_gru(dims) else "c"
     Fx, x_t = (1, "int32_t") if V else (F, "float")  # an id per step, or F features
 
-    def call(text: str) -> str:  # a token model's calls return 0, or -1 (for an id out of range: a failure here)
-        return f"if ({text[:-1]} != 0)\n                        e = 1e30;" if V else text
+    def call(text: str, indent: int = 20) -> str:  # a token model's calls return 0, or -1 (a bad id: fails here)
+        return f"if ({text[:-1]} != 0)\n{' ' * (indent + 4)}e = 1e30;" if V else text
 
     chunk_mode = (
         f"""
                 }} else {{ /* calls of {chunk} steps, as a device buffering {chunk} samples would */
                     for (t = 0; t < (unsigned)k->T; t += {chunk}) {{
                         const int n_t = k->T - (int)t < {chunk} ? k->T - (int)t : {chunk};
-                        {call(f"{p}_run(&s, x + (long)t * {Fx}, n_t, y{f' + (long)t * {O}' if seq else ''});")}
+                        {call(f"{p}_run(&s, x + (long)t * {Fx}, n_t, y{f' + (long)t * {O}' if seq else ''});", 24)}
                     }}
                     e = worst(e, y, want_y, {y_all});"""
         if chunk
@@ -252,7 +252,7 @@ def _main(p: str, dims: dict, max_t: int, chunk: int | None, tolerance: float) -
                     e = worst(e, y, want_y, {y_all});
                 }} else if (mode == 1) {{
                     for (t = 0; t < (unsigned)k->T; ++t) {{
-                        {call(f"{p}_step(&s, {'x[t]' if V else f'x + (long)t * {F}'}, y);")}
+                        {call(f"{p}_step(&s, {'x[t]' if V else f'x + (long)t * {F}'}, y);", 24)}
                         {f"e = worst(e, y, want_y + (long)t * {O}, {O});" if seq else ""}
                     }}
                     {"" if seq else f"e = worst(e, y, want_y, {O});"}{chunk_mode}
