@@ -5,7 +5,7 @@
 
 Method (lstm_edge.codegen.m4_cost): qemu-system-arm -M mps2-an386 -icount shift=0 advances virtual time 1 ns per
 executed instruction; the program reads SysTick (core clock, 25 MHz: 40 instructions a tick) around `--steps` calls
-of NAME_step (after one warm-up step, inputs from the bundle's first golden case). The calibration first times asm
+of NAME_step (after one warm-up step, inputs from the bundle's longest golden case). The calibration first times asm
 loops of exactly 2·K instructions and records counted vs expected. Built with arm-none-eabi-gcc -O2 -mcpu=cortex-m4
 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16: "before" with -DLSTM_EDGE_NO_DSP (the portable loop), "after" without
 (int8: the SMLAD path; fp32's C has no DSP path, so its two builds are the same code, measured both to show it).
@@ -51,7 +51,7 @@ def measure(bundle: Path, precision: str, work: Path, steps: int) -> dict:
     g = generate(bundle, work / f"{bundle.name}-{precision}", cfg)
     prep = prepare(bundle, cfg)
     dims, cases = prep["dims"], prep["cases"]
-    x = cases[0]["x"][0]  # [T, F] of the first golden case, repeated to `steps`
+    x = max(cases, key=lambda c: c["x"].shape[1])["x"][0]  # [T, F] of the longest golden case, cycled to `steps`
     (g.out / "cost.c").write_text(m4.cost_source("m", dims, np.resize(x, (steps, dims["F"])), steps))
     (g.out / "dump.c").write_text(m4.dump_source("m", dims, cases))
     macs = m4.gate_macs(dims)
