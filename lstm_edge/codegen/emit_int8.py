@@ -95,7 +95,8 @@ static {acc} dot4_{tag}({acc} s, const int8_t *w, const uint32_t *vp)
 
 def _gates_dot(acc: str, M: int) -> str:
     """gates_dot_intNN: one integer dot product per gate row, accumulated in `acc` (4 at a time by SMLAD where the
-    DSP extension is there, the rest by the portable loop). M: the longest K (max(input, hidden))."""
+    DSP extension is there, two rows at a time, the K mod 4 tail by the portable products). M: the longest K
+    (max(input, hidden))."""
     tag = acc[:5]
     return f"""{_dot4_dsp(acc)}
 /* acc[r] = sum_k w[r][k] * v[k], exact in {acc}: a dot product per gate row. Integer sums need no
@@ -108,22 +109,29 @@ static void gates_dot_{tag}({acc} *restrict acc, const int8_t *restrict w, const
     uint32_t vp[{max(2, M // 4 * 2)}];
     const int K4 = K - K % 4;
     pack_pairs(vp, v, K4);
-#endif
+    for (r = 0; r < G; r += 2) {{ /* two rows share each pair of activations loaded; G = 4 * hidden is even */
+        const int8_t *wa = w + (long)r * K, *wb = wa + K;
+        const uint32_t *pv = vp;
+        {acc} a = 0, b = 0;
+        for (k = 0; k < K4; k += 4, pv += 2) {{
+            a = dot4_{tag}(a, wa + k, pv);
+            b = dot4_{tag}(b, wb + k, pv);
+        }}
+        for (; k < K; ++k) {{ /* the tail: K mod 4 */
+            a += wa[k] * v[k];
+            b += wb[k] * v[k];
+        }}
+        acc[r] = a, acc[r + 1] = b;
+    }}
+#else
     for (r = 0; r < G; ++r) {{
         const int8_t *wr = w + (long)r * K;
         {acc} s = 0;
-        k = 0;
-#if {DSP}
-        {{
-            const uint32_t *pv = vp;
-            for (; k < K4; k += 4, pv += 2)
-                s = dot4_{tag}(s, wr + k, pv);
-        }}
-#endif
-        for (; k < K; ++k) /* all of K, or the DSP path's tail (K mod 4) */
+        for (k = 0; k < K; ++k)
             s += wr[k] * v[k];
         acc[r] = s;
     }}
+#endif
 }}
 """
 
