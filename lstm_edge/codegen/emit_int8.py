@@ -39,15 +39,92 @@ def _acc_type(k: int) -> str:
     return "int32_t" if accumulator_bits(k) == 32 else "int64_t"
 
 
-def _gates_dot(acc: str) -> str:
-    """gates_dot_intNN: one integer dot product per gate row, accumulated in `acc`."""
+DSP = "LSTM_EDGE_DSP"  # 1 in NAME.c where the SMLAD path is compiled (Arm DSP extension, not LSTM_EDGE_NO_DSP)
+
+
+def _dsp_prelude() -> str:
+    """The DSP block's opening: whether NAME.c takes the SMLAD path, and the compiler's own headers it needs."""
+    return f"""/* Arm's DSP extension (Cortex-M4/M7/M33...): the gate products as dual 16-bit multiply-accumulates (SMLAD, as
+ * CMSIS-NN does). Compile with -DLSTM_EDGE_NO_DSP for the portable loop; the results are the same bits (integer
+ * sums are exact in any order). <arm_acle.h>: the compiler's intrinsics; memcpy of 4 bytes is one load. */
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(__ARM_BIG_ENDIAN) && \\
+    !defined(LSTM_EDGE_NO_DSP)
+#define {DSP} 1
+#include <arm_acle.h>
+#include <string.h>
+#else
+#define {DSP} 0
+#endif
+"""
+
+
+def _pack_pairs() -> str:
+    """pack_pairs: the int16 activations as the 32-bit pairs dot4 multiplies, once per gates_dot call."""
+    return f"""#if {DSP}
+/* vp = v[0..K4) as the pairs SMLAD multiplies with a word of 4 int8 weights: (v0, v2), (v1, v3), (v4, v6), ...
+ * (low half first). Once per call; each is then used by all G rows. K4: a multiple of 4. */
+static void pack_pairs(uint32_t *restrict vp, const int16_t *restrict v, int K4)
+{{
+    int k;
+    for (k = 0; k < K4; k += 4) {{
+        vp[k / 2] = (uint32_t)(uint16_t)v[k] | (uint32_t)(uint16_t)v[k + 2] << 16;
+        vp[k / 2 + 1] = (uint32_t)(uint16_t)v[k + 1] | (uint32_t)(uint16_t)v[k + 3] << 16;
+    }}
+}}
+#endif
+"""
+
+
+def _dot4_dsp(acc: str) -> str:
+    """dot4_intNN: s + w[0..3] · v[0..3] by two SMLADs (SMLALD for an int64 accumulator), behind LSTM_EDGE_DSP."""
+    tag, mac = acc[:5], "__smlad" if acc == "int32_t" else "__smlald"
+    return f"""#if {DSP}
+/* s + w[0]v[0] + w[1]v[1] + w[2]v[2] + w[3]v[3]: 4 int8 weights in one word, sign-extended as the pairs (w0, w2)
+ * and (w1, w3) (SXTB16, and SXTB16 of the word rotated by 8), times vp's pairs (pack_pairs); two {mac.upper()[2:]}s.
+ * Exact: any partial sum of a row's products fits {acc} (c_int8_sim.accumulator_bits), so the sum is the portable
+ * loop's in any order. */
+static {acc} dot4_{tag}({acc} s, const int8_t *w, const uint32_t *vp)
+{{
+    uint32_t w4;
+    memcpy(&w4, w, 4); /* a row starts anywhere (K may be odd): an unaligned read without undefined behaviour */
+    s = {mac}((int16x2_t)vp[0], __sxtb16((int8x4_t)w4), s);
+    return {mac}((int16x2_t)vp[1], __sxtb16((int8x4_t)(w4 >> 8 | w4 << 24)), s);
+}}
+#endif
+"""
+
+
+def _gates_dot(acc: str, M: int) -> str:
+    """gates_dot_intNN: one integer dot product per gate row, accumulated in `acc` (4 at a time by SMLAD where the
+    DSP extension is there, two rows at a time, the K mod 4 tail by the portable products). M: the longest K
+    (max(input, hidden))."""
     tag = acc[:5]
-    return f"""/* acc[r] = sum_k w[r][k] * v[k], exact in {acc}: a dot product per gate row. Integer sums need no
+    return f"""{_dot4_dsp(acc)}
+/* acc[r] = sum_k w[r][k] * v[k], exact in {acc}: a dot product per gate row. Integer sums need no
  * reassociation licence, so gcc vectorizes it as multiply-add pairs (vpmaddwd), measured 2.5x faster than the axpy form
- * at the seed's size; on a Cortex-M4 it is the dual 16-bit multiply-accumulate pattern (SMLAD) CMSIS-NN uses. */
+ * at the seed's size; on a Cortex-M with the DSP extension four products at a time go through dot4_{tag} (SMLAD). */
 static void gates_dot_{tag}({acc} *restrict acc, const int8_t *restrict w, const int16_t *restrict v, int K)
 {{
     int r, k;
+#if {DSP}
+    uint32_t vp[{max(2, M // 4 * 2)}];
+    const int K4 = K - K % 4;
+    pack_pairs(vp, v, K4);
+    for (r = 0; r < G; r += 2) {{ /* two rows share each pair of activations loaded; G = 4 * hidden is even */
+        const int8_t *wa = w + (long)r * K, *wb = wa + K;
+        const uint32_t *pv = vp;
+        {acc} a = 0, b = 0;
+        for (k = 0; k < K4; k += 4, pv += 2) {{
+            a = dot4_{tag}(a, wa + k, pv);
+            b = dot4_{tag}(b, wb + k, pv);
+        }}
+        for (; k < K; ++k) {{ /* the tail: K mod 4 */
+            a += wa[k] * v[k];
+            b += wb[k] * v[k];
+        }}
+        acc[r] = a, acc[r + 1] = b;
+    }}
+#else
     for (r = 0; r < G; ++r) {{
         const int8_t *wr = w + (long)r * K;
         {acc} s = 0;
@@ -55,6 +132,7 @@ static void gates_dot_{tag}({acc} *restrict acc, const int8_t *restrict w, const
             s += wr[k] * v[k];
         acc[r] = s;
     }}
+#endif
 }}
 """
 
@@ -175,6 +253,7 @@ def _parts(p: str, params: Int16x8Params, dims: dict, emb: np.ndarray | None = N
     """The int8 library's own text: its constants, one gates_dot per accumulator type used, the table activations,
     the gate math (cell_q, or a GRU's gru_q, per pair of accumulator types), its layers, head and the batched path."""
     H, O, gru = dims["H"], dims["O"], is_gru(dims)
+    M = max(H, *(lay.wx.shape[1] for lay in params.layers))  # the longest K a gates_dot sees (its packed pairs)
     pairs = [(_acc_type(lay.wx.shape[1]), _acc_type(H)) for lay in params.layers]
     accs = {t for pair in pairs for t in pair}
     cell = int8_cell if gru else cell_source
@@ -186,7 +265,7 @@ def _parts(p: str, params: Int16x8Params, dims: dict, emb: np.ndarray | None = N
     return LibraryParts(
         title=[f"/* {p}.c — generated by `lstm-edge codegen --precision int8`; do not edit. See {p}.h.", *TITLE],
         constants=_constants(params, dims, emb),
-        kernels=[*(_gates_dot(acc) for acc in sorted(accs)), _activations(), *cells],
+        kernels=[_dsp_prelude(), _pack_pairs(), *(_gates_dot(acc, M) for acc in sorted(accs)), _activations(), *cells],
         layers=layers,
         head=_head(H, O, params.y_std is not None),
         batch=batch_source(p, dims, INT8_X_IN, pairs),
