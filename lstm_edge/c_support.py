@@ -17,7 +17,8 @@ from lstm_edge.formats import MANIFEST
 from lstm_edge.forms import refusals
 
 SUPPORTED = (
-    "the C takes unidirectional, batch-first LSTMs with biases and a Linear head, on float inputs of full length"
+    "the C takes unidirectional, batch-first LSTMs and GRUs with biases and a Linear head, on float inputs or token "
+    "ids, of full length"
 )
 # The modules whose source shapes the generated C: the codegen package and the int8 scheme it follows.
 GENERATOR_SOURCES = ("codegen", "c_int8_sim.py")
@@ -33,7 +34,7 @@ def refuse(problem: str) -> LstmEdgeError:
 
 def unsupported(config: ModelConfig) -> list[str]:
     """What in a model's form (its ModelSpec) the C cannot express, in the words a user knows; empty when codegen
-    can write it. The C steps one unidirectional LSTM cell stack forward, one batch row and one float sample at a
+    can write it. The C steps one unidirectional LSTM or GRU cell stack forward, one batch row and one float sample at a
     time, into a Linear head."""
     return refusals(config, "c")  # one reason per form, in lstm_edge.forms' words and order
 

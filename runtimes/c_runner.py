@@ -3,6 +3,9 @@ by the bundle's sha256, and called through ctypes. Streaming state lives in the 
 
 variant fp32: float32 C (its own exp/tanh, no libm); variant int8: the int8-weight / int16-activation scheme of
 lstm_edge.c_int8_sim (built from the bundle's fp32 model.onnx — ORT's model.int8.onnx is not used).
+
+A GRU or token-id bundle (a ModelSpec form: Runner.infer's named feeds) runs every call, streamed chunks included,
+through one NAME_run_batch over state structs set from the feeds' h0 (and c0) and read back after.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ class CRunner(Runner):
     NAME_run_batch call (or NAME_run per row with `batched` False); stream() keeps them.
 
     Raises LstmEdgeError for a variant other than fp32/int8, a bare .onnx, a model form the C cannot express
-    (bidirectional, variable lengths, GRU, …: codegen.weights.unsupported), no C compiler, a compile failure, or a
+    (bidirectional, variable lengths, projection, …: codegen.weights.unsupported), no C compiler, a compile failure, or a
     cached library whose embedded sha256 is not this bundle's.
     """
 
@@ -159,7 +162,7 @@ class CRunner(Runner):
                 RUNTIMES["c"].refusals["bare .onnx"],
                 "pass the bundle folder, not a bare .onnx",
             )
-        check_supported(source.bundle.config)  # bidirectional, lengths, GRU, …: one line, before any compiling
+        check_supported(source.bundle.config)  # bidirectional, lengths, projection, …: one line, before any compiling
         super().__init__(dataclasses.replace(source, variant=variant, precision=variant), options)
         bundle = source.bundle
         self.cflags = tuple(options.cflags) if options.cflags is not None else DEFAULT_CFLAGS
@@ -175,37 +178,37 @@ class CRunner(Runner):
                 f"delete it so that it is rebuilt: rm {self.library}",
             )
         vp = ctypes.c_void_p
-        for name, args in (
-            ("reset", [vp]),
-            ("step", [vp, vp, vp]),
-            ("run", [vp, vp, ctypes.c_int, vp]),
-            ("set_state", [vp, vp, vp]),
-            ("get_state", [vp, vp, vp]),
+        c = bundle.config
+        self.tokens, self.cell = bool(c.vocab_size), c.family != "gru"  # int32 ids in; a cell state (LSTM)
+        ret = ctypes.c_int if self.tokens else None  # token models' step/run/run_batch: 0, or -1 for a bad id
+        for name, args, rtype in (
+            ("reset", [vp], None),
+            ("step", [vp, ctypes.c_int32 if self.tokens else vp, vp], ret),
+            ("run", [vp, vp, ctypes.c_int, vp], ret),
+            ("set_state", [vp, vp, vp], None),
+            ("get_state", [vp, vp, vp], None),
         ):
             f = fn(name)
-            f.argtypes, f.restype = args, None
+            f.argtypes, f.restype = args, rtype
         self._reset, self._step_fn, self._run_fn = fn("reset"), fn("step"), fn("run")
         self._set, self._get = fn("set_state"), fn("get_state")
         self._batch_fn = self._scratch_fn = None  # NAME_run_batch, where the precision has it
         if hasattr(self.lib, f"{PREFIX}_run_batch"):
             self._batch_fn, self._scratch_fn = fn("run_batch"), fn("run_batch_scratch")
             self._batch_fn.argtypes = [vp, ctypes.c_int, vp, ctypes.c_int, vp, vp]
-            self._batch_fn.restype = None
+            self._batch_fn.restype = ret
             self._scratch_fn.argtypes, self._scratch_fn.restype = [ctypes.c_int], ctypes.c_size_t
         # run() takes NAME_run_batch (all rows at once) where the library has it; False: NAME_run per row (the
         # path before it, kept for comparison: benchmarks/c_batch.py times both)
         self.batched = self._batch_fn is not None
-        self.input_range = int8_input_range(bundle) if variant == "int8" else None
-        c = bundle.config
+        spec = self.source.spec_form  # GRU / token ids: run and stream by named feeds (_run_feeds)
+        self.input_range = int8_input_range(bundle) if variant == "int8" and not spec else None
         self.L, self.H, self.F, self.O = c.num_layers, c.hidden_size, c.input_size, c.output_size
         self.sequence = c.head == "sequence"
         h_type = ctypes.c_float if variant == "fp32" else ctypes.c_int16
-        # The C struct, laid out by ctypes with the C ABI's alignment: h[L][H] then c[L][H] (float).
-        self.State = type(
-            "State",
-            (ctypes.Structure,),
-            {"_fields_": [("h", h_type * (self.L * self.H)), ("c", ctypes.c_float * (self.L * self.H))]},
-        )
+        # The C struct, laid out by ctypes with the C ABI's alignment: h[L][H] then c[L][H] (float; an LSTM's).
+        fields = [("h", h_type * (self.L * self.H))] + [("c", ctypes.c_float * (self.L * self.H))] * self.cell
+        self.State = type("State", (ctypes.Structure,), {"_fields_": fields})
 
     def version(self) -> str:
         """The compiler and the flags the library was built with."""
@@ -257,10 +260,39 @@ class CRunner(Runner):
             h[:, b], c[:, b] = hb, cb
         return y, h, c
 
+    def _run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A GRU or token-id bundle's checked feeds (x [B, T, F] float32 or ids [B, T] int64, h0 and for an LSTM c0,
+        each [L, B, H]) through one NAME_run_batch: {y, hn, (cn)} by the bundle's output names.
+
+        Raises:
+            LstmEdgeError: the C refused an id (never reached: check_feeds refuses it first, in words).
+        """
+        x, h0 = feeds[self.source.input_names[0]], feeds[self.source.input_names[1]]
+        c0 = feeds[self.source.input_names[2]] if self.cell else np.zeros_like(h0)
+        B, T = x.shape[:2]
+        states = (self.State * B)()
+        size, base = ctypes.sizeof(self.State), ctypes.addressof(states)
+        hb, cb = np.zeros((self.L, self.H), np.float32), np.zeros((self.L, self.H), np.float32)
+        for b in range(B):
+            hb[...], cb[...] = h0[:, b], c0[:, b]
+            self._set(base + b * size, hb.ctypes.data, cb.ctypes.data)
+        scratch = np.empty(self._scratch_fn(B), np.uint8)
+        xc = np.ascontiguousarray(x, np.int32 if self.tokens else np.float32)
+        y = np.zeros(self._y_shape(B, T), np.float32)
+        if self._batch_fn(base, B, xc.ctypes.data, T, y.ctypes.data, scratch.ctypes.data):
+            raise LstmEdgeError("the C refused a token id outside its embedding table", "map unknown tokens first")
+        h, c = np.zeros_like(h0), np.zeros_like(c0)
+        for b in range(B):
+            self._get(base + b * size, hb.ctypes.data, cb.ctypes.data)
+            h[:, b], c[:, b] = hb, cb
+        names = self.source.output_names
+        return dict(zip(names, (y, h, c)[: len(names)], strict=True))
+
     def stream(self, batch: int = 1) -> Stream:
-        """A CStream over one C state struct per batch row; raises LstmEdgeError as Runner.stream."""
-        super().stream(batch)  # the checks
-        return CStream(self, batch)
+        """A CStream over one C state struct per batch row (a GRU or token-id bundle: the spec forms' stream over
+        NAME_run_batch); raises LstmEdgeError as Runner.stream."""
+        s = super().stream(batch)  # the checks; a spec form's stream is already the one it needs
+        return s if self.source.spec_form else CStream(self, batch)
 
 
 class CStream(Stream):

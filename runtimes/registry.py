@@ -233,7 +233,7 @@ RUNTIMES: dict[str, RuntimeInfo] = {
                 "variants other than fp32 and int8": "the c runtime builds fp32 or int8 C from the bundle's model.onnx",
                 "bare .onnx": "the c runtime needs a bundle (it generates C from model.onnx, the manifest and golden "
                 "vectors)",
-                "forms the C cannot express": "bidirectional, variable lengths, GRU, … (codegen.weights.unsupported)",
+                "forms the C cannot express": "bidirectional, variable lengths, projection, … (codegen.weights.unsupported)",
             },
             probe=c_compiler_missing,
         ),

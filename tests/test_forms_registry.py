@@ -23,7 +23,8 @@ from lstm_edge.forms import (
     refusals,
     stream_refusal,
 )
-from tests.test_codegen_forms import FORMS as CODEGEN_FORMS
+from tests.test_codegen_forms import EMITTED
+from tests.test_codegen_forms import FORMS as REFUSED_BY_C
 from tests.test_forms import FORMS as USER_FORMS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "forms.md"
@@ -46,11 +47,9 @@ USER_FORM_SETS = {
 # The reasons as each place printed them before the table (codegen.weights.unsupported, triton.check_triton_form,
 # onnx_io.RUNTIME_LIMITS, Runner.stream, user_model.builder_limit, quant_forms.plan), word for word.
 BEFORE = {
-    ("gru", "c"): "it is a GRU, not an LSTM",
     ("bidirectional", "c"): "it is bidirectional (its backward direction reads each sequence from the end)",
     ("lengths", "c"): "it takes variable lengths (a per-sequence lengths input)",
     ("projection", "c"): "it has a projection (proj_size 2)",
-    ("tokens", "c"): "it takes token ids through an embedding",
     ("time-major", "c"): "it is time-major (batch_first=False)",
     ("no-bias", "c"): "it has no biases (bias=False)",
     ("head-none", "c"): "it has no Linear head (head none)",
@@ -71,7 +70,7 @@ FP16_SCAN = (
 
 def _config(name: str) -> ModelConfig:
     """tests/test_codegen_forms.py's tiny config for form `name`."""
-    fields = CODEGEN_FORMS[name][0]
+    fields = (REFUSED_BY_C | EMITTED)[name][0]
     return ModelConfig(**({"input_size": 3, "hidden_size": 4, "num_layers": 1, "output_size": 2} | fields))
 
 
@@ -102,7 +101,7 @@ def test_forms_of_recognizes_each_user_module_config(name):
     assert {f.name for f in forms_of(USER_FORMS[name].config)} == USER_FORM_SETS[name]
 
 
-@pytest.mark.parametrize("name", CODEGEN_FORMS)
+@pytest.mark.parametrize("name", REFUSED_BY_C)
 def test_forms_of_recognizes_each_codegen_config(name):
     names = [f.name for f in forms_of(_config(name))]
     assert name in names and ("seed" in names) == is_seed_form(_config(name))
@@ -110,7 +109,7 @@ def test_forms_of_recognizes_each_codegen_config(name):
 
 def test_the_seed_is_its_own_form_and_the_fallback_a_route():
     assert [f.name for f in forms_of(ModelConfig(3))] == ["seed"]
-    assert not any(FORMS["fallback"].applies(_config(n)) for n in CODEGEN_FORMS)
+    assert not any(FORMS["fallback"].applies(_config(n)) for n in REFUSED_BY_C | EMITTED)
 
 
 @pytest.mark.parametrize("name, where", BEFORE)
@@ -119,7 +118,7 @@ def test_each_refusal_is_the_text_used_before(name, where):
     assert refusal(_config(name), where) == BEFORE[name, where]
 
 
-@pytest.mark.parametrize("name", CODEGEN_FORMS)
+@pytest.mark.parametrize("name", REFUSED_BY_C)
 def test_codegen_and_the_c_runtime_say_the_tables_reason(name):
     from lstm_edge.codegen.weights import check_supported, unsupported
 
@@ -130,11 +129,12 @@ def test_codegen_and_the_c_runtime_say_the_tables_reason(name):
 
 
 def test_combined_reasons_keep_their_order_and_name_each_once():
-    """A bidirectional GRU on token ids: codegen names the family first, Triton the stream first (as before)."""
+    """A bidirectional GRU on token ids: codegen names the direction first (a GRU and token ids it emits since issue
+    26 item 5), Triton the stream first (as before)."""
     from lstm_edge.targets.triton import check_triton_form
 
     c = ModelConfig(3, hidden_size=4, family="gru", bidirectional=True, vocab_size=9, lengths=True)
-    assert refusals(c, "c") == [BEFORE[n, "c"] for n in ("gru", "bidirectional", "lengths", "tokens")]
+    assert refusals(c, "c") == [BEFORE[n, "c"] for n in ("bidirectional", "lengths")]
     with pytest.raises(LstmEdgeError) as e:
         check_triton_form(c, streaming=True)
     assert e.value.problem == "--target triton cannot serve this model as a stream: " + "; ".join(
@@ -172,7 +172,7 @@ def test_stream_intake_and_quantize_read_the_table():
         "this model is bidirectional: its backward direction reads each sequence from the end, so it cannot stream "
         "one step at a time"
     )
-    assert all(stream_refusal(_config(n)) is None for n in CODEGEN_FORMS if n != "bidirectional")
+    assert all(stream_refusal(_config(n)) is None for n in REFUSED_BY_C | EMITTED if n != "bidirectional")
     assert builder_limit(_config("lengths")) == BEFORE["lengths", "intake"] and builder_limit(_config("gru")) is None
     assert plan(QuantizeConfig(mode="all"), _config("projection")) == (
         ("dynamic",),

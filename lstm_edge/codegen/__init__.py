@@ -18,13 +18,14 @@ import torch
 from lstm_edge import __version__
 from lstm_edge.atomic import is_ours, staged_dir
 from lstm_edge.bundle import Bundle
-from lstm_edge.c_int8_sim import forward, input_amax, quantize
+from lstm_edge.c_int8_sim import forward, input_amax
 from lstm_edge.c_support import bundle_sha256, generator_digest
 from lstm_edge.checkpoint import load_checkpoint, read_checkpoint
 from lstm_edge.codegen import board
 from lstm_edge.codegen.check_program import check_program
 from lstm_edge.codegen.emit_fp32 import FP32
 from lstm_edge.codegen.emit_int8 import INT8
+from lstm_edge.codegen.int8_forms import GruInt8Layer, embedding_q, forward_gru, int8_params, token_amax
 from lstm_edge.codegen.scaffold import Precision, header
 from lstm_edge.codegen.weights import ModelWeights, read_weights
 from lstm_edge.data import TaskSpec, held_out, metric
@@ -88,28 +89,49 @@ def input_range(bundle: Bundle) -> tuple[list[float], list[float], str]:
     return x.min(axis=0).tolist(), x.max(axis=0).tolist(), "the golden inputs' range (no recorded range)"
 
 
-def int8_params(weights: ModelWeights, x_amax: float):
-    """The int8 scheme's constants (lstm_edge.c_int8_sim.Int16x8Params) for weights read from a bundle."""
-    t = lambda a: None if a is None else torch.from_numpy(np.array(a, dtype=a.dtype, copy=True))  # noqa: E731
-    layers = [(t(w.W_h), t(w.W_x), t(w.b)) for w in weights.layers]
-    return quantize(
-        layers,
-        t(weights.head_w),
-        t(weights.head_b),
-        t(weights.x_mean),
-        t(weights.x_std),
-        x_amax,
-        t(weights.y_mean),
-        t(weights.y_std),
-        weights.head,
-    )
-
-
-def simulate_int8(params, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The int8 C's outputs (y, hn, cn) for x [B, T, F], h0/c0 [L, B, H], from the bit-exact simulation."""
+def simulate_int8(
+    params, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None = None, embedding: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
+    """The int8 C's outputs for x [B, T, F] (token ids [B, T] with `embedding`, the (V, F) float32 table), h0/c0
+    [L, B, H], from the bit-exact simulation: (y, hn, cn) for an LSTM, (y, hn) for a GRU (c0 None)."""
+    if embedding is not None:
+        x = embedding[np.asarray(x, np.int64)]  # (B, T, F): q16(E · X_INV_SCALE) below is the C's int16 table
     with torch.no_grad():
+        if isinstance(params.layers[0], GruInt8Layer):
+            y, h = forward_gru(params, torch.from_numpy(x), torch.from_numpy(h0))
+            return y.numpy(), h.numpy()
         y, (h, c) = forward(params, torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)))
     return y.numpy(), h.numpy(), c.numpy()
+
+
+def _int8(bundle: Bundle, weights: ModelWeights) -> tuple:
+    """(params, the input scale's provenance, its provenance lines) for the int8 scheme of `weights`."""
+    c = bundle.config
+    if weights.embedding is not None:
+        params = int8_params(weights, token_amax(weights))
+        note = "the embedding table's |max|"
+    else:
+        lo, hi, note = input_range(bundle)
+        params = int8_params(weights, input_amax(c.x_mean, c.x_std, lo, hi))
+    lines = [
+        "int8 scheme: int8 weights (one scale per output row), int16 activations and h, int32 accumulation,",
+        "float32 cell state and gate math, tanh/sigmoid from a 513-entry table (no libm, no library at all).",
+        f"Input scale from {note}: |normalized x| <= {params.x_amax:.6g}; beyond it inputs saturate."
+        if weights.embedding is None
+        else f"Input scale from {note}: |E| <= {params.x_amax:.6g}, so no row saturates.",
+    ]
+    if weights.embedding is not None:
+        lines.append("Embedding table stored as int16 at layer 0's input scale (lstm_edge/codegen/int8_forms.py).")
+    return params, note, lines
+
+
+def _form_line(w: ModelWeights) -> str:
+    """The provenance's words on the recurrent form and the input."""
+    cell = ("unidirectional GRU (torch.nn.GRU: linear_before_reset=1), gate blocks r, z, n" if w.family == "gru"
+            else "unidirectional LSTM, gate blocks i, f, c, o")  # fmt: skip
+    if w.embedding is None:
+        return cell + "."
+    return f"{cell}; input: int32 token ids through a {w.embedding.shape[0]} x {w.embedding.shape[1]} embedding table."
 
 
 def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
@@ -132,6 +154,8 @@ def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
         "O": weights.output_size,
         "head": weights.head,
         "sha256": sha,
+        "family": weights.family,  # lstm | gru
+        "V": 0 if weights.embedding is None else int(weights.embedding.shape[0]),  # > 0: int32 token ids in
     }
     arts = bundle.manifest["artifacts"]
     provenance = [
@@ -140,28 +164,27 @@ def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
         f"model.onnx sha256 {arts['fp32']['sha256']}",
         f"checkpoint sha256 {bundle.manifest.get('source_checkpoint_sha256', '?')}",
         f"Model: input {dims['F']}, hidden {dims['H']}, {dims['L']} layers, output {dims['O']}, head {dims['head']}, "
-        f"task {c.task} ({c.kind}); unidirectional LSTM, gate blocks i, f, c, o.",
+        f"task {c.task} ({c.kind}); {_form_line(weights)}",
         f"Written by lstm-edge {__version__} codegen, precision {cfg.precision}.",
     ]
     golden = bundle.golden(cfg.verify_hash)
     cases = [{"name": name, **arrays} for name, arrays in golden.items()]
     params, range_note = None, ""
     if cfg.precision == "int8":
-        lo, hi, range_note = input_range(bundle)
-        params = int8_params(weights, input_amax(c.x_mean, c.x_std, lo, hi))
-        provenance += [
-            "int8 scheme: int8 weights (one scale per output row), int16 activations and h, int32 accumulation,",
-            "float32 cell state and gate math, tanh/sigmoid from a 513-entry table (no libm, no library at all).",
-            f"Input scale from {range_note}: |normalized x| <= {params.x_amax:.6g}; beyond it inputs saturate.",
-        ]
+        params, range_note, lines = _int8(bundle, weights)
+        provenance += lines
+        if weights.family == "gru" and (3 * weights.hidden_size) % 2:  # batch_int8's kernels take rows in pairs
+            dims["G"] = 3 * weights.hidden_size + 1  # one zero weight row of padding, never read by the cell
         for case in cases:
-            case["y"], case["hn"], case["cn"] = simulate_int8(params, case["x"], case["h0"], case["c0"])
+            got = simulate_int8(params, case["x"], case["h0"], case.get("c0"), weights.embedding)
+            case.update(zip(("y", "hn", "cn"), got, strict=False))
     return {
         "bundle": bundle,
         "prefix": prefix,
         "dims": dims,
         "weights": weights,
         "params": params,
+        "embedding_q": None if params is None or weights.embedding is None else embedding_q(params, weights),
         "provenance": provenance,
         "cases": cases,
         "range_note": range_note,
@@ -201,6 +224,13 @@ def render(
 INT8_EVAL_SAMPLES = 512  # as quantize's eval_samples: the same held-out sequences judge both kinds of int8
 
 
+def _int8_y(params, x: torch.Tensor) -> torch.Tensor:
+    """y of the int8 C's simulation for raw inputs x (B, T, F), zero state: an LSTM's or a GRU's."""
+    if isinstance(params.layers[0], GruInt8Layer):
+        return forward_gru(params, x)[0]
+    return forward(params, x)[0]
+
+
 def int8_task_metric(prep: dict, samples: int = INT8_EVAL_SAMPLES) -> dict | None:
     """The int8 C's task metric against the fp32 model's on held-out data, judged by quantize's default budget.
 
@@ -220,13 +250,13 @@ def int8_task_metric(prep: dict, samples: int = INT8_EVAL_SAMPLES) -> dict | Non
     ckpt = bundle.checkpoint()
     model, config = load_checkpoint(ckpt)
     spec = TaskSpec.recorded(config.task, read_checkpoint(ckpt).get("training"))
-    if not spec.has_data:
+    if not spec.has_data or prep["weights"].embedding is not None:  # the built-in tasks feed features, not ids
         return None
     X, y = held_out(spec, "test", samples)
     with torch.no_grad():
         xs = torch.from_numpy(X)
         fp32 = np.concatenate([model(xs[i : i + 256])[0].numpy() for i in range(0, len(X), 256)])
-        int8 = np.concatenate([forward(prep["params"], xs[i : i + 256])[0].numpy() for i in range(0, len(X), 256)])
+        int8 = np.concatenate([_int8_y(prep["params"], xs[i : i + 256]).numpy() for i in range(0, len(X), 256)])
     name, m_fp32 = metric(config.kind, fp32, y)
     m_int8 = metric(config.kind, int8, y)[1]
     drop, budget = metric_drop(config.kind, m_fp32, m_int8)

@@ -8,20 +8,31 @@ is the step's own, in its order, so the bits are the step's (and the simulation'
 
 Scratch (NAME_RUN_BATCH_SCRATCH(B) bytes, aligned for int64): the chunk's input products and one step's recurrent
 products (8 bytes each, whichever accumulator a layer uses), C per layer and row (float), h per layer and row and
-two buffers of layer inputs (int16).
+two buffers of layer inputs (int16). A GRU (lstm_edge.codegen.gru) holds no C; token ids are copied from the int16
+EMB table instead of normalized and rounded.
 """
 
 from __future__ import annotations
 
 from lstm_edge.c_int8_sim import Q16
-from lstm_edge.codegen.batch_fp32 import BATCH_ROWS, normalize_source, states_source
+from lstm_edge.codegen.batch_fp32 import BATCH_ROWS, embed_source, normalize_source, states_source
+from lstm_edge.codegen.gru import int8_layer_batch
+from lstm_edge.codegen.scaffold import ids_check, is_gru, x_arg
 
 
 def scratch_macro(P: str, dims: dict) -> str:
     """The header's NAME_RUN_BATCH_SCRATCH(B): bytes of scratch run_batch needs for B rows (0 for B <= 0)."""
     L, H, F = dims["L"], dims["H"], dims["F"]
-    M, G = max(F, H), 4 * H
+    M, G = max(F, H), dims.get("G", 3 * H if is_gru(dims) else 4 * H)
     rows = f"(((long)(B) + {BATCH_ROWS - 1}) / (B) * (B))"
+    if is_gru(dims):
+        return (
+            f"/* bytes of scratch {P.lower()}_run_batch needs for B rows: per chunk of ceil({BATCH_ROWS} / B) steps the\n"
+            f" * input products (8 bytes each), one step's recurrent products, h per layer and row and two buffers\n"
+            f" * of layer inputs (int16) */\n"
+            f"#define {P}_RUN_BATCH_SCRATCH(B) ((B) > 0 ? (size_t)({rows} * {8 * G + 4 * M}L + "
+            f"(long)(B) * {8 * G + 2 * L * H}L) : (size_t)0)\n"
+        )
     return (
         f"/* bytes of scratch {P.lower()}_run_batch needs for B rows: per chunk of ceil({BATCH_ROWS} / B) steps the\n"
         f" * input products (8 bytes each), one step's recurrent products, C per layer and row (float), h per layer\n"
@@ -120,42 +131,50 @@ def layer_batch(k: int, K: int, H: int, ax_t: str, ah_t: str) -> str:
 
 def _run_batch(p: str, dims: dict) -> str:
     """NAME_run_batch_scratch and NAME_run_batch: the chunk loop, the layer chain, the head, the states."""
-    L, H, F, O = dims["L"], dims["H"], dims["F"], dims["O"]
-    M, P = max(F, H), p.upper()
+    L, H, F, O, V = dims["L"], dims["H"], dims["F"], dims["O"], dims.get("V", 0)
+    M, P, gru = max(F, H), p.upper(), is_gru(dims)
     chain = "\n".join(
-        f"        layer{k}_batch(h + {k * H}L * B, c + {k * H}L * B, ax, ah, in, out, B, tc);\n"
+        f"        layer{k}_batch(h + {k * H}L * B, {'' if gru else f'c + {k * H}L * B, '}ax, ah, in, out, B, tc);\n"
         "        tmp = in, in = out, out = tmp;"
         for k in range(L)
     )
+    if gru:
+        pointers = """    int16_t *h = (int16_t *)(ah + (long)B * G), *in, *out, *tmp;"""
+    else:
+        pointers = f"""    float *c = (float *)(ah + (long)B * G);
+    int16_t *h = (int16_t *)(c + {L * H}L * B), *in, *out, *tmp;"""
     seq = dims["head"] == "sequence"
     seq_head = f"""        for (t = 0; t < tc; ++t)
             for (b = 0; b < B; ++b)
                 head(in + ((long)t * B + b) * {H}, y + ((long)b * T + t0 + t) * {O});"""
     last_head = f"""    for (b = 0; b < B; ++b)
         head(h + ({L - 1}L * B + b) * {H}, y + (long)b * {O});"""
+    x_t, ret, ok = x_arg(dims)
+    x_name, states = ("ids" if V else "x"), ("h" if gru else "h, c")
+    check = ids_check(V, "(long)B * T") if V else ""
+    load = "embed_chunk(in, ids, B, T, t0, tc);" if V else "normalize_chunk(in, x, B, T, t0, tc);"
     return f"""size_t {p}_run_batch_scratch(int B) {{ return {P}_RUN_BATCH_SCRATCH(B); }}
 
-void {p}_run_batch({p}_state *s, int B, const float *x, int T, float *y, void *scratch)
+{ret} {p}_run_batch({p}_state *s, int B, const {x_t} *{x_name}, int T, float *y, void *scratch)
 {{
     const int steps = B > 0 ? ({BATCH_ROWS} + B - 1) / B : 0;
     const long rows = (long)steps * B;
     int64_t *ax = (int64_t *)scratch, *ah = ax + rows * G;
-    float *c = (float *)(ah + (long)B * G);
-    int16_t *h = (int16_t *)(c + {L * H}L * B), *in, *out, *tmp;
+{pointers}
     int t0, t, b;
     if (B <= 0)
-        return;
-    (void)t;
-    states_in(s, B, h, c);
+        return {ok};
+{check}    (void)t;
+    states_in(s, B, {states});
     for (t0 = 0; t0 < T; t0 += steps) {{
         const int tc = T - t0 < steps ? T - t0 : steps;
         in = h + {L * H}L * B, out = in + rows * {M};
-        normalize_chunk(in, x, B, T, t0, tc);
+        {load}
 {chain}
 {seq_head if seq else ""}
     }}
 {"" if seq else last_head}
-    states_out(s, B, h, c);
+    states_out(s, B, {states});{f"{chr(10)}    return {ok};" if ok else ""}
 }}
 """
 
@@ -164,8 +183,10 @@ def batch_source(p: str, dims: dict, x_in: str, acc_types: list[tuple[str, str]]
     """The int8 batched path as C (after the layers and the head): gates_rows per accumulator type, each layer's
     layerK_batch, the state copies, normalize_chunk (x_in: the precision's conversion), NAME_run_batch.
     acc_types: each layer's (input, recurrent) accumulator C type."""
-    F, H = dims["F"], dims["H"]
+    F, H, gru = dims["F"], dims["H"], is_gru(dims)
     out = [rows_kernel(a) for a in sorted({t for pair in acc_types for t in pair})]
-    out += [layer_batch(k, F if k == 0 else H, H, *pair) for k, pair in enumerate(acc_types)]
-    out += [states_source(p, dims["L"], H, "int16_t"), normalize_source(F, "int16_t", x_in), _run_batch(p, dims)]
+    layer = int8_layer_batch if gru else layer_batch
+    out += [layer(k, F if k == 0 else H, H, *pair) for k, pair in enumerate(acc_types)]
+    load = embed_source(F, "int16_t") if dims.get("V") else normalize_source(F, "int16_t", x_in)
+    out += [states_source(p, dims["L"], H, "int16_t", cell=not gru), load, _run_batch(p, dims)]
     return "\n".join(out)

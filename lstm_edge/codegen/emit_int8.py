@@ -12,7 +12,8 @@ import numpy as np
 from lstm_edge.c_int8_sim import Q16, TANH_LIMIT, TANH_N, TANH_PER_UNIT, Int16x8Params, accumulator_bits
 from lstm_edge.codegen.batch_int8 import batch_source, cell_source, scratch_macro
 from lstm_edge.codegen.c_literals import c_array, c_float
-from lstm_edge.codegen.scaffold import LibraryParts, Precision, library_source
+from lstm_edge.codegen.gru import int8_cell, int8_layer
+from lstm_edge.codegen.scaffold import LibraryParts, Precision, is_gru, library_source
 from lstm_edge.tolerances import C_INT8_VS_SIM
 
 INT8_X_IN = "q16({v} * X_INV_SCALE)"  # the normalized input {v} as the int16 layer 0 takes (step and batch alike)
@@ -38,15 +39,92 @@ def _acc_type(k: int) -> str:
     return "int32_t" if accumulator_bits(k) == 32 else "int64_t"
 
 
-def _gates_dot(acc: str) -> str:
-    """gates_dot_intNN: one integer dot product per gate row, accumulated in `acc`."""
+DSP = "LSTM_EDGE_DSP"  # 1 in NAME.c where the SMLAD path is compiled (Arm DSP extension, not LSTM_EDGE_NO_DSP)
+
+
+def _dsp_prelude() -> str:
+    """The DSP block's opening: whether NAME.c takes the SMLAD path, and the compiler's own headers it needs."""
+    return f"""/* Arm's DSP extension (Cortex-M4/M7/M33...): the gate products as dual 16-bit multiply-accumulates (SMLAD, as
+ * CMSIS-NN does). Compile with -DLSTM_EDGE_NO_DSP for the portable loop; the results are the same bits (integer
+ * sums are exact in any order). <arm_acle.h>: the compiler's intrinsics; memcpy of 4 bytes is one load. */
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(__ARM_BIG_ENDIAN) && \\
+    !defined(LSTM_EDGE_NO_DSP)
+#define {DSP} 1
+#include <arm_acle.h>
+#include <string.h>
+#else
+#define {DSP} 0
+#endif
+"""
+
+
+def _pack_pairs() -> str:
+    """pack_pairs: the int16 activations as the 32-bit pairs dot4 multiplies, once per gates_dot call."""
+    return f"""#if {DSP}
+/* vp = v[0..K4) as the pairs SMLAD multiplies with a word of 4 int8 weights: (v0, v2), (v1, v3), (v4, v6), ...
+ * (low half first). Once per call; each is then used by all G rows. K4: a multiple of 4. */
+static void pack_pairs(uint32_t *restrict vp, const int16_t *restrict v, int K4)
+{{
+    int k;
+    for (k = 0; k < K4; k += 4) {{
+        vp[k / 2] = (uint32_t)(uint16_t)v[k] | (uint32_t)(uint16_t)v[k + 2] << 16;
+        vp[k / 2 + 1] = (uint32_t)(uint16_t)v[k + 1] | (uint32_t)(uint16_t)v[k + 3] << 16;
+    }}
+}}
+#endif
+"""
+
+
+def _dot4_dsp(acc: str) -> str:
+    """dot4_intNN: s + w[0..3] · v[0..3] by two SMLADs (SMLALD for an int64 accumulator), behind LSTM_EDGE_DSP."""
+    tag, mac = acc[:5], "__smlad" if acc == "int32_t" else "__smlald"
+    return f"""#if {DSP}
+/* s + w[0]v[0] + w[1]v[1] + w[2]v[2] + w[3]v[3]: 4 int8 weights in one word, sign-extended as the pairs (w0, w2)
+ * and (w1, w3) (SXTB16, and SXTB16 of the word rotated by 8), times vp's pairs (pack_pairs); two {mac.upper()[2:]}s.
+ * Exact: any partial sum of a row's products fits {acc} (c_int8_sim.accumulator_bits), so the sum is the portable
+ * loop's in any order. */
+static {acc} dot4_{tag}({acc} s, const int8_t *w, const uint32_t *vp)
+{{
+    uint32_t w4;
+    memcpy(&w4, w, 4); /* a row starts anywhere (K may be odd): an unaligned read without undefined behaviour */
+    s = {mac}((int16x2_t)vp[0], __sxtb16((int8x4_t)w4), s);
+    return {mac}((int16x2_t)vp[1], __sxtb16((int8x4_t)(w4 >> 8 | w4 << 24)), s);
+}}
+#endif
+"""
+
+
+def _gates_dot(acc: str, M: int) -> str:
+    """gates_dot_intNN: one integer dot product per gate row, accumulated in `acc` (4 at a time by SMLAD where the
+    DSP extension is there, two rows at a time, the K mod 4 tail by the portable products). M: the longest K
+    (max(input, hidden))."""
     tag = acc[:5]
-    return f"""/* acc[r] = sum_k w[r][k] * v[k], exact in {acc}: a dot product per gate row. Integer sums need no
+    return f"""{_dot4_dsp(acc)}
+/* acc[r] = sum_k w[r][k] * v[k], exact in {acc}: a dot product per gate row. Integer sums need no
  * reassociation licence, so gcc vectorizes it as multiply-add pairs (vpmaddwd), measured 2.5x faster than the axpy form
- * at the seed's size; on a Cortex-M4 it is the dual 16-bit multiply-accumulate pattern (SMLAD) CMSIS-NN uses. */
+ * at the seed's size; on a Cortex-M with the DSP extension four products at a time go through dot4_{tag} (SMLAD). */
 static void gates_dot_{tag}({acc} *restrict acc, const int8_t *restrict w, const int16_t *restrict v, int K)
 {{
     int r, k;
+#if {DSP}
+    uint32_t vp[{max(2, M // 4 * 2)}];
+    const int K4 = K - K % 4;
+    pack_pairs(vp, v, K4);
+    for (r = 0; r < G; r += 2) {{ /* two rows share each pair of activations loaded; G = 4 * hidden is even */
+        const int8_t *wa = w + (long)r * K, *wb = wa + K;
+        const uint32_t *pv = vp;
+        {acc} a = 0, b = 0;
+        for (k = 0; k < K4; k += 4, pv += 2) {{
+            a = dot4_{tag}(a, wa + k, pv);
+            b = dot4_{tag}(b, wb + k, pv);
+        }}
+        for (; k < K; ++k) {{ /* the tail: K mod 4 */
+            a += wa[k] * v[k];
+            b += wb[k] * v[k];
+        }}
+        acc[r] = a, acc[r + 1] = b;
+    }}
+#else
     for (r = 0; r < G; ++r) {{
         const int8_t *wr = w + (long)r * K;
         {acc} s = 0;
@@ -54,6 +132,7 @@ static void gates_dot_{tag}({acc} *restrict acc, const int8_t *restrict w, const
             s += wr[k] * v[k];
         acc[r] = s;
     }}
+#endif
 }}
 """
 
@@ -128,11 +207,20 @@ def source(prep: dict) -> str:
     p, dims, params = prep["prefix"], prep["dims"], prep["params"]
     y_mean, y_std = (None, None) if params.y_std is None else (_f32(params.y_mean), _f32(params.y_std))
     norm = (_f32(params.x_mean), _f32(params.x_std), y_mean, y_std)
-    return library_source(p, dims, INT8, _parts(p, params, dims), norm)
+    return library_source(p, dims, INT8, _parts(p, params, dims, prep.get("embedding_q")), norm)
 
 
-def _constants(params: Int16x8Params, H: int) -> list[str]:
-    """The input scale, the tanh table, each layer's int8 weights with their row scales and bias, and the head's."""
+def _padded(w: np.ndarray, G: int) -> np.ndarray:
+    """int8 weight rows padded with zero rows to G (a GRU's odd 3H, for batch_int8's kernels that take rows in
+    pairs: the pad row's products are computed and never read)."""
+    return np.concatenate([w, np.zeros((G - w.shape[0], w.shape[1]), np.int8)]) if G > w.shape[0] else w
+
+
+def _constants(params: Int16x8Params, dims: dict, emb: np.ndarray | None) -> list[str]:
+    """The input scale, the tanh table, the int16 embedding table (token ids), each layer's int8 weights (G rows)
+    with their row scales and bias (a GRU's b_hn as BHN), and the head's."""
+    H = dims["H"]
+    G = dims.get("G", 3 * H if is_gru(dims) else 4 * H)
     out = [
         f"static const float X_INV_SCALE = {c_float(float(params.x_inv_scale))}; "
         f"/* int16 input = q16(x_normalized * this); covers |x_normalized| <= {params.x_amax:.6g} */",
@@ -140,33 +228,45 @@ def _constants(params: Int16x8Params, H: int) -> list[str]:
         f"/* tanh(k/{TANH_PER_UNIT}), k = 0..{TANH_N} */",
         c_array("float", "TANH_TABLE", params.table.numpy()),
     ]
+    if emb is not None:  # the table is already at the input scale: X_INV_SCALE is provenance, not code
+        out[0] = f"/* EMB[v] = q16(E[v] * {c_float(float(params.x_inv_scale))}): |E| <= {params.x_amax:.6g} */"
+        out.append(f"/* the embedding table ({emb.shape[0]} ids x {emb.shape[1]}) as int16 at layer 0's input scale */")
+        out.append(c_array("int16_t", "EMB", emb.ravel()))
     for k, lay in enumerate(params.layers):
         out.append(
             f"/* layer {k}: W_x (G x {lay.wx.shape[1]}), W_h (G x {H}) int8; row scales (weight x activation); b */"
         )
-        out.append(c_array("int8_t", f"L{k}_WX", _i8(lay.wx)))
-        out.append(c_array("int8_t", f"L{k}_WH", _i8(lay.wh)))
+        out.append(c_array("int8_t", f"L{k}_WX", _padded(_i8(lay.wx), G)))
+        out.append(c_array("int8_t", f"L{k}_WH", _padded(_i8(lay.wh), G)))
         out.append(c_array("float", f"L{k}_SX", _f32(lay.sx)))
         out.append(c_array("float", f"L{k}_SH", _f32(lay.sh)))
         out.append(c_array("float", f"L{k}_B", _f32(lay.b)))
+        if is_gru(dims):
+            out.append(c_array("float", f"L{k}_BHN", _f32(lay.bhn)))
     out.append(c_array("int8_t", "HEAD_W", _i8(params.head_w)))
     out.append(c_array("float", "HEAD_S", _f32(params.head_s)))
     out.append(c_array("float", "HEAD_B", _f32(params.head_b)))
     return out
 
 
-def _parts(p: str, params: Int16x8Params, dims: dict) -> LibraryParts:
+def _parts(p: str, params: Int16x8Params, dims: dict, emb: np.ndarray | None = None) -> LibraryParts:
     """The int8 library's own text: its constants, one gates_dot per accumulator type used, the table activations,
-    the gate math (cell_q, per pair of accumulator types), its layers, head and the batched path."""
-    H, O = dims["H"], dims["O"]
+    the gate math (cell_q, or a GRU's gru_q, per pair of accumulator types), its layers, head and the batched path."""
+    H, O, gru = dims["H"], dims["O"], is_gru(dims)
+    M = max(H, *(lay.wx.shape[1] for lay in params.layers))  # the longest K a gates_dot sees (its packed pairs)
     pairs = [(_acc_type(lay.wx.shape[1]), _acc_type(H)) for lay in params.layers]
     accs = {t for pair in pairs for t in pair}
-    cells = [cell_source(ax_t, ah_t, H) for ax_t, ah_t in sorted(set(pairs))]
+    cell = int8_cell if gru else cell_source
+    cells = [cell(ax_t, ah_t, H) for ax_t, ah_t in sorted(set(pairs))]
+    layers = [
+        int8_layer(k, lay.wx.shape[1], H, *pairs[k]) if gru else _layer(k, lay.wx.shape[1], H)
+        for k, lay in enumerate(params.layers)
+    ]
     return LibraryParts(
         title=[f"/* {p}.c — generated by `lstm-edge codegen --precision int8`; do not edit. See {p}.h.", *TITLE],
-        constants=_constants(params, H),
-        kernels=[*(_gates_dot(acc) for acc in sorted(accs)), _activations(), *cells],
-        layers=[_layer(k, lay.wx.shape[1], H) for k, lay in enumerate(params.layers)],
+        constants=_constants(params, dims, emb),
+        kernels=[_dsp_prelude(), _pack_pairs(), *(_gates_dot(acc, M) for acc in sorted(accs)), _activations(), *cells],
+        layers=layers,
         head=_head(H, O, params.y_std is not None),
         batch=batch_source(p, dims, INT8_X_IN, pairs),
     )

@@ -14,6 +14,8 @@ its batch rows if it must be (each row runs on its own state struct, so a split 
 are merged per case.
 
     report = check_matrix("models/adding", "fp32", targets=("host", "qemu"))
+
+A GRU or token-id bundle is refused in one line (its C is proven by codegen's own check program, golden cases).
 """
 
 from __future__ import annotations
@@ -189,6 +191,17 @@ def parse_output(text: str, prefix: str) -> dict[str, list[float]]:
     return out
 
 
+def _lstm_only(prep: dict) -> dict:
+    """prep, when its bundle is an LSTM on float inputs (verify's cases carry (h0, c0) and float x). Raises
+    LstmEdgeError, one line, for a GRU or a token-id bundle, naming the golden-case check its C has instead."""
+    if prep["dims"]["family"] != "lstm" or prep["dims"]["V"]:
+        raise LstmEdgeError(
+            "the C case matrix runs LSTMs on float inputs; this bundle is a GRU or takes token ids",
+            "check its C with the golden cases instead: lstm-edge codegen BUNDLE --out C && make -C C host qemu",
+        )
+    return prep
+
+
 def check_matrix(
     bundle_path: str | Path,
     precision: str = "fp32",
@@ -216,7 +229,8 @@ def check_matrix(
     {target: {"cases": [{name, batch, seq, state, full, step, chunk (max scaled errors, as the C prints them: 4
     significant digits), worst, tolerance, passed}], "worst", "cases_passed", "runs_passed", "exit_codes",
     "seconds", "tools", "program_flash" (qemu: each .elf's text + data)}}}; a case whose numbers are missing from
-    the output (a crash) counts as failed. Raises LstmEdgeError for a bundle codegen refuses, a missing tool, a
+    the output (a crash) counts as failed. Raises LstmEdgeError for a bundle codegen refuses (or a GRU or token-id
+    bundle: this matrix is the LSTM's), a missing tool, a
     failed build or a run past `timeout`.
     """
     bad = [t for t in targets if t not in TARGETS]
@@ -225,7 +239,7 @@ def check_matrix(
     need = {"host": ("make", "cc"), "qemu": ("make", "arm-none-eabi-gcc", "arm-none-eabi-size", QEMU[0])}
     for tool in {tool for t in targets for tool in need[t]}:
         _tool(tool)
-    prep = prepare(bundle_path, CodegenConfig(precision=precision, prefix="mx", verify_hash=True))
+    prep = _lstm_only(prepare(bundle_path, CodegenConfig(precision=precision, prefix="mx", verify_hash=True)))
     cases = matrix_cases(prep, precision, cfg, ref)
     against = (
         "verify's float64 reference (lstm_edge.cases.reference_cases), embedded as double"

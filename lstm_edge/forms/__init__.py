@@ -13,7 +13,7 @@ Light on purpose: imports only lstm_edge.config, so every layer can read it with
 >>> [f.name for f in forms_of(c)]
 ['gru', 'bidirectional']
 >>> refusal(c, "c")
-'it is a GRU, not an LSTM; it is bidirectional (its backward direction reads each sequence from the end)'
+'it is bidirectional (its backward direction reads each sequence from the end)'
 >>> refusal(ModelConfig(4, hidden_size=6, proj_size=2, lengths=True), "openvino") is None  # the Scan masks itself
 True
 """

@@ -17,7 +17,6 @@ GRU = ModelForm(
         "fp16": "float16 graph, inputs and outputs float32 (unverified)",
     },
     refused_by={
-        "c": "it is a GRU, not an LSTM",
         "triton": "it is a GRU (the Triton target writes LSTM h and c state)",
         "quantize:static": STATIC_SEED_ONLY,
     },

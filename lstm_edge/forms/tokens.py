@@ -16,5 +16,5 @@ TOKENS = ModelForm(
         "(unverified)",
         "fp16": "float16 graph, inputs and outputs float32 (unverified)",
     },
-    refused_by={"c": "it takes token ids through an embedding", "quantize:static": STATIC_SEED_ONLY},
+    refused_by={"quantize:static": STATIC_SEED_ONLY},
 )
