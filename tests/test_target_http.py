@@ -156,3 +156,86 @@ def test_tampered_model_is_never_served(folders, tmp_path, monkeypatch):
     assert re.search(r"b\d_t\d+_", lines[0]), lines[0]  # names the golden case it missed
     r = subprocess.run([sys.executable, "check.py"], cwd=folder, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "FAIL server.py exited 1" in r.stdout, r.stdout
+
+
+# A forward that does more than the recognized structure (LayerNorm after the LSTM): exported whole, x → y, no state.
+WHOLE_PY = """
+from torch import nn
+
+
+class LSTMNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 8, batch_first=True)
+        self.norm = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.fc(self.norm(out))
+"""
+
+
+def _whole_graph_bundle(folder: Path) -> Path:
+    """The user's LSTMNorm saved whole with torch.save and exported through the CLI (its forward, whole)."""
+    # torch and the CLI deferred: only this form needs them
+    import torch
+    from click.testing import CliRunner
+
+    from lstm_edge.cli import main
+
+    (folder / "models_http.py").write_text(WHOLE_PY)
+    sys.path.insert(0, str(folder))
+    try:
+        import models_http
+
+        torch.manual_seed(0)
+        torch.save(models_http.LSTMNorm().eval(), folder / "m.pt")
+        args = ["export", str(folder / "m.pt"), "--trust-pickle", "--code", str(folder / "models_http.py")]
+        r = CliRunner().invoke(main, [*args, "--out", str(folder / "b")])
+        assert r.exit_code == 0, r.output
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop("models_http", None)
+    return folder / "b"
+
+
+def _recognized_bundle(folder: Path, **config) -> Path:
+    """LSTMModel with `config` (tokens, time-major), exported with state I/O."""
+    # torch deferred: only these forms need it
+    import torch
+
+    from lstm_edge.export import ExportConfig, export_bundle
+    from lstm_edge.model import LSTMModel, ModelConfig
+
+    torch.manual_seed(0)
+    model = LSTMModel(ModelConfig(hidden_size=8, num_layers=1, output_size=2, **config)).eval()
+    export_bundle(model, folder / "b", ExportConfig(name="form"))
+    return folder / "b"
+
+
+@pytest.mark.parametrize("form", ["whole-graph", "tokens", "time-major"])
+def test_other_forms_check_and_serve_the_readme_example(form, tmp_path):
+    """check.py passes on each form; the README's curl body (token ids [B, T]; x [T, B, F]) answers what
+    lstm_edge.load(folder).run(x) does, with y alone for a whole graph, which refuses a state in one line."""
+    if form == "whole-graph":
+        bundle = _whole_graph_bundle(tmp_path)
+    elif form == "tokens":
+        bundle = _recognized_bundle(tmp_path, input_size=4, vocab_size=11)
+    else:
+        bundle = _recognized_bundle(tmp_path, input_size=3, batch_first=False, head="sequence")
+    folder = write_target(bundle, "http", tmp_path / "http")
+    r = subprocess.run([sys.executable, "check.py"], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "FAIL" not in r.stdout, r.stdout + r.stderr
+    body = json.loads(re.search(r"/v1/predict -d '([^']+)'", (folder / "README.md").read_text()).group(1))
+    x = np.asarray(body["x"], np.int64 if form == "tokens" else np.float32)
+    y, state = lstm_edge.load(folder).run(x)
+    with Server(folder) as s:
+        code, got = s.post(body)
+        refused = s.post({**body, "h0": [[[0.0] * 8]]} if form == "whole-graph" else {"x": [[0.5, 1.5]]})
+    assert code == 200 and list(got) == (["y"] if form == "whole-graph" else ["y", "hn", "cn"]), got
+    np.testing.assert_allclose(np.asarray(got["y"], np.float32), y, rtol=0, atol=1e-6)
+    if form != "whole-graph":
+        np.testing.assert_allclose(np.asarray(got["hn"], np.float32), state[0], rtol=0, atol=1e-6)
+    words = {"whole-graph": "this model takes no h0", "tokens": "nested lists of integers", "time-major": "rank 2"}
+    assert refused[0] == 400 and words[form] in refused[1]["error"], refused
