@@ -78,7 +78,7 @@ def main() -> int:
                 return 1
             url = line.split()[-1]
             health = call(f"{url}/healthz")
-            print(f"server {url}: {health}")
+            print(f"server {url}: {json.dumps(health)}")
             results = [check_case(url, case) for case in INDEX["cases"]]
         finally:
             server.terminate()
