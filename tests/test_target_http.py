@@ -215,28 +215,44 @@ def _recognized_bundle(folder: Path, **config) -> Path:
     return folder / "b"
 
 
-@pytest.mark.parametrize("form", ["whole-graph", "tokens", "time-major"])
+# form → (its config for LSTMModel, or None: the user's forward whole; the outputs; a refused body; its words)
+FORMS = {
+    "whole-graph": (None, ["y"], {"h0": [[[0.0] * 8]]}, "this model takes no h0"),
+    "tokens": ({"input_size": 4, "vocab_size": 11}, ["y", "hn", "cn"], {"x": [[0.5, 1.5]]}, "lists of integers"),
+    "time-major": (
+        {"input_size": 3, "batch_first": False, "head": "sequence"},
+        ["y", "hn", "cn"],
+        {"x": [[0.5, 0.5, 0.5]]},
+        "rank 2",
+    ),
+    "gru-lengths": (
+        {"input_size": 3, "family": "gru", "lengths": True, "head": "final"},
+        ["y", "hn"],
+        {"c0": [[[0.0] * 8]]},
+        "this model takes no c0",
+    ),
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
 def test_other_forms_check_and_serve_the_readme_example(form, tmp_path):
     """check.py passes on each form; the README's curl body (token ids [B, T]; x [T, B, F]) answers what
-    lstm_edge.load(folder).run(x) does, with y alone for a whole graph, which refuses a state in one line."""
-    if form == "whole-graph":
-        bundle = _whole_graph_bundle(tmp_path)
-    elif form == "tokens":
-        bundle = _recognized_bundle(tmp_path, input_size=4, vocab_size=11)
-    else:
-        bundle = _recognized_bundle(tmp_path, input_size=3, batch_first=False, head="sequence")
+    lstm_edge.load(folder).run(x) does, with y alone for a whole graph and no cn for a GRU; a body the form does not
+    take is refused in one line."""
+    config, outputs, bad, words = FORMS[form]
+    bundle = _whole_graph_bundle(tmp_path) if config is None else _recognized_bundle(tmp_path, **config)
     folder = write_target(bundle, "http", tmp_path / "http")
     r = subprocess.run([sys.executable, "check.py"], cwd=folder, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "FAIL" not in r.stdout, r.stdout + r.stderr
-    body = json.loads(re.search(r"/v1/predict -d '([^']+)'", (folder / "README.md").read_text()).group(1))
+    readme = (folder / "README.md").read_text()
+    assert ("`lengths` [B]" in readme) == (form == "gru-lengths"), readme
+    body = json.loads(re.search(r"/v1/predict -d '([^']+)'", readme).group(1))
     x = np.asarray(body["x"], np.int64 if form == "tokens" else np.float32)
     y, state = lstm_edge.load(folder).run(x)
     with Server(folder) as s:
         code, got = s.post(body)
-        refused = s.post({**body, "h0": [[[0.0] * 8]]} if form == "whole-graph" else {"x": [[0.5, 1.5]]})
-    assert code == 200 and list(got) == (["y"] if form == "whole-graph" else ["y", "hn", "cn"]), got
-    np.testing.assert_allclose(np.asarray(got["y"], np.float32), y, rtol=0, atol=1e-6)
-    if form != "whole-graph":
-        np.testing.assert_allclose(np.asarray(got["hn"], np.float32), state[0], rtol=0, atol=1e-6)
-    words = {"whole-graph": "this model takes no h0", "tokens": "nested lists of integers", "time-major": "rank 2"}
-    assert refused[0] == 400 and words[form] in refused[1]["error"], refused
+        refused = s.post({**body, **bad})
+    assert code == 200 and list(got) == outputs, got
+    for name, want in zip(outputs, (y, *state)[: len(outputs)], strict=True):
+        np.testing.assert_allclose(np.asarray(got[name], np.float32), want, rtol=0, atol=1e-6, err_msg=name)
+    assert refused[0] == 400 and words in refused[1]["error"], refused

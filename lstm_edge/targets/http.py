@@ -22,7 +22,7 @@ curl -s localhost:8000/v1/predict -d '{example}'
 ```
 
 `POST /v1/predict` takes {{"x": ...}} in the model's own layout ({layout}) and optionally the state to start
-from ({states}); it answers with {outputs}. Bad JSON or shapes get HTTP 400 and
+from ({states}){lengths}; it answers with {outputs}. Bad JSON or shapes get HTTP 400 and
 {{"error": "the problem — the fix"}}; a body over `--max-body` (default: lstm_edge.limits.MAX_JSON_INPUT_BYTES)
 gets 413. Requests run on threads without a lock: `runner.run` is thread-safe (server.py's docstring says why).
 Each golden case's bound is in golden/index.json.
@@ -52,6 +52,7 @@ def write_http(job: TargetJob) -> None:
         if states
         else "this model takes none",
         "{outputs}": ", ".join(f"`{n}`" for n in outputs),
+        "{lengths}": ", and `lengths` [B] (1..T each; T when left out)" if "lengths" in inputs else "",
     }
     readme = README
     for key, value in fields.items():  # braces doubled: write_app_frame formats {name}, {variant}, … afterwards
