@@ -43,14 +43,13 @@ def write_http(job: TargetJob) -> None:
     config = job.bundle.config
     inputs, outputs = io_names(job.bundle)
     states = [n for n in inputs if n in ("h0", "c0")]  # none for a whole graph without state I/O
+    state_words = ", ".join(f"`{n}`" for n in states) + ", zeros when left out" if states else "this model takes none"
     layout = "token ids " if config.vocab_size else ""
     layout += ("[B, T" if config.batch_first else "[T, B") + ("]" if config.vocab_size else ", F]")
     fields = {
         "{example}": json.dumps({"x": example_x(job)}),
         "{layout}": layout,
-        "{states}": ", ".join(f"`{n}`" for n in states) + ", zeros when left out"
-        if states
-        else "this model takes none",
+        "{states}": state_words,
         "{outputs}": ", ".join(f"`{n}`" for n in outputs),
         "{lengths}": ", and `lengths` [B] (1..T each; T when left out)" if "lengths" in inputs else "",
     }

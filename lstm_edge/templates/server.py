@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import lstm_edge
+from lstm_edge.errors import first_line
 from lstm_edge.limits import MAX_JSON_INPUT_BYTES
 
 HERE = Path(__file__).resolve().parent
@@ -118,7 +119,10 @@ def handler(model: Model, max_body: int) -> type[BaseHTTPRequestHandler]:
             self.reply(404, {"error": f"no route {self.command} {self.path} — {fix}"})
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            self.reply(200, model.health) if self.path == "/healthz" else self.not_found()
+            if self.path == "/healthz":
+                self.reply(200, model.health)
+            else:
+                self.not_found()
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             if self.path != "/v1/predict":
@@ -142,9 +146,9 @@ def handler(model: Model, max_body: int) -> type[BaseHTTPRequestHandler]:
             try:
                 self.reply(200, model.predict(body))
             except lstm_edge.LstmEdgeError as e:  # the input's problem and its fix, one line
-                self.reply(400, {"error": str(e).splitlines()[0]})
+                self.reply(400, {"error": first_line(e, limit=1000)})
             except Exception as e:  # noqa: BLE001 - a server answers every request; never a traceback
-                self.reply(500, {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
+                self.reply(500, {"error": f"{type(e).__name__}: {first_line(e)}"})
 
     return Handler
 
