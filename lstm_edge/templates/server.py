@@ -107,7 +107,7 @@ def handler(model: Model, max_body: int) -> type[BaseHTTPRequestHandler]:
         server_version = "lstm-edge-http/1"
 
         def reply(self, status: int, payload: dict) -> None:
-            data = (json.dumps(payload) + "\n").encode()
+            data = (json.dumps(payload, ensure_ascii=False) + "\n").encode()  # UTF-8, as JSON is: "—" unescaped
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
