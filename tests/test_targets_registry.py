@@ -16,7 +16,7 @@ from lstm_edge.targets import TARGETS, Target
 
 
 def test_targets_lists_every_target_once():
-    assert list(TARGETS) == ["python", "node", "web", "triton", "c"]
+    assert list(TARGETS) == ["python", "node", "web", "triton", "c", "http"]
 
 
 @pytest.mark.parametrize("name", list(TARGETS))

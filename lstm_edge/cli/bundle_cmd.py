@@ -10,7 +10,7 @@ from lstm_edge.cli.common import handle_errors, json_option, progress_on, quiet_
 
 @click.command("bundle")
 @click.argument("bundle_dir", metavar="BUNDLE", type=click.Path())
-@click.option("--target", required=True, help="python | node | web | triton | c")  # tests hold it to TARGETS
+@click.option("--target", required=True, help="python | node | web | triton | c | http")  # tests hold it to TARGETS
 @click.option("--variant", default="fp32", show_default=True, help="fp32 | int8")
 @click.option("--out", required=True, type=click.Path(), help="The folder to write.")
 @click.option("--force", is_flag=True, help="Replace an existing embed folder or bundle (never another folder).")

@@ -15,6 +15,7 @@ from lstm_edge.bundle import Bundle
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.targets.c import write_c
 from lstm_edge.targets.common import Target, TargetJob
+from lstm_edge.targets.http import write_http
 from lstm_edge.targets.node import ORT_NODE_VERSION, write_node
 from lstm_edge.targets.python import write_python
 from lstm_edge.targets.triton import TRITON_IMAGE, write_triton
@@ -35,6 +36,7 @@ TARGETS: dict[str, Target] = {
                f"Triton Inference Server with the onnxruntime backend ({TRITON_IMAGE})"),
         Target("c", "a C99 project (lstm_edge.codegen) with its golden-case check program", write_c, VARIANTS,
                "a C99 compiler and make (qemu-system-arm and arm-none-eabi-gcc for the Cortex-M4 check)"),
+        Target("http", "a stdlib HTTP server (server.py) around lstm_edge.load; check.py POSTs the golden cases", write_http, VARIANTS, "Python 3.10+ with lstm-edge[cpu]"),
     )
 }  # fmt: skip
 
