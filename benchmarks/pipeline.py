@@ -21,13 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from lstm_edge.checkpoint import save_checkpoint
 from lstm_edge.environment import environment
 from lstm_edge.isolated import python_argv
-from lstm_edge.model import LSTMModel, ModelConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from seed_size import seed_checkpoint_and_data  # noqa: E402  (a sibling script, not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "artifacts" / "bench-pipeline"
@@ -61,14 +59,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pipeline.json"))
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    model = LSTMModel(ModelConfig(input_size=100, hidden_size=256, num_layers=2, output_size=1, task="seed")).eval()
-    save_checkpoint(model, WORK / "seed.pt")
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((600, 50, 100)).astype(np.float32)
-    with torch.no_grad():
-        y = model(torch.from_numpy(X))[0].numpy() + rng.normal(0, 0.1, (600, 1)).astype(np.float32)
-    np.savez(WORK / "data.npz", X=X, y=y)
+    seed_checkpoint_and_data(WORK)  # the same model and data as benchmarks/seed_size.py
     b = str(WORK / "seed")
     for c in ("c", "c8"):
         shutil.rmtree(WORK / c, ignore_errors=True)  # a C folder from before codegen tagged its folders
