@@ -100,13 +100,14 @@ def read_inputs(
     .npz (arrays by name), .csv (one sequence, rows are steps), .json ({"x": …, "lengths": …, "h0": …, "c0": …}) or
     '-' for JSON on stdin. Every file is checked against lstm_edge.limits before it is read whole: JSON size and
     nesting, .npy headers against the file's size, .npz members from the zip directory (never inflated past
-    MAX_INPUT_BYTES). Raises LstmEdgeError for an unreadable, oversized or malformed input, or for h0 without c0
-    (or c0 without h0)."""
+    MAX_INPUT_BYTES). Raises LstmEdgeError for an unreadable, oversized or malformed input, for h0 without c0
+    (or c0 without h0), or for a state or lengths array the model does not take."""
     names = input_names or list(INPUT_NAMES)
     if spec == "-":
         arrays = _from_json(
             getattr(sys.stdin, "buffer", sys.stdin).read(limits.MAX_JSON_INPUT_BYTES + 1), "stdin", tokens
         )
+        refuse_foreign_roles("stdin", list(arrays), names)
     else:
         path = Path(spec)
         if not path.exists():
@@ -133,12 +134,14 @@ def read_inputs(
                         arrays.update((k, z[n]) for k, n in zip((H0, C0), states, strict=False))
                     if LENGTHS in z:
                         arrays[LENGTHS] = z[LENGTHS]
+                    refuse_foreign_roles(str(path), z.files, names)
             elif suffix == ".csv":
                 limits.check_file_size(path, limits.MAX_JSON_INPUT_BYTES, "the CSV input", "give large inputs as .npy")
                 arrays = {X: _read_csv(path)}
             elif suffix == ".json":
                 limits.check_file_size(path, limits.MAX_JSON_INPUT_BYTES, "the JSON input", "give large inputs as .npy")
                 arrays = _from_json(path.read_bytes(), str(path), tokens)
+                refuse_foreign_roles(str(path), list(arrays), names)
             else:
                 raise LstmEdgeError(f"unknown input format {suffix!r}", "use .npy, .npz, .csv or .json")
         except (ValueError, OSError, EOFError, *zip_errors()) as e:
@@ -146,6 +149,21 @@ def read_inputs(
     if arrays[X].ndim == (1 if tokens else 2):  # one sequence: a batch of 1, on the model's batch axis
         arrays[X] = arrays[X][None] if batch_first else np.expand_dims(arrays[X], 1)
     return arrays
+
+
+def refuse_foreign_roles(where: str, keys: list[str], names: list[str]) -> None:
+    """Refuse a state or lengths array the model does not take (c0 for a GRU, lengths for a model without them):
+    read and dropped, it would change nothing while the caller believes it was used.
+
+    Raises:
+        LstmEdgeError: naming the array and the model's inputs.
+    """
+    foreign = [k for k in keys if k in (H0, C0, LENGTHS) and k not in names]
+    if foreign:
+        raise LstmEdgeError(
+            f"{where} holds {', '.join(foreign)}, which this model does not take (its inputs: {', '.join(names)})",
+            f"drop {', '.join(foreign)} from the input",
+        )
 
 
 def _read_csv(path: Path) -> np.ndarray:

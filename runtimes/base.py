@@ -139,6 +139,9 @@ class Runner(ABC):
             return RunResult(outs[0], tuple(outs[1:]))
         if lengths is not None:
             raise LstmEdgeError("this model takes no lengths", "drop lengths, or export the model with lengths")
+        if state is not None and self.source.bundle is not None and not self.source.bundle.stateful:
+            stateless_feeds(self.source.config, {}, state)  # a non-zero state would be dropped: refused instead
+            state = None
         if state is None:  # zero state: one pair of zeros per batch size, reused (fresh ones cost ORT ~10 µs a call)
             x = check_x(x, self.source.input_size, not self.options.allow_nonfinite)
             h0 = c0 = self._zero_state(x.shape)

@@ -311,6 +311,14 @@ def test_token_ids_out_of_range_and_bad_lengths_are_input_errors(bundles, tmp_pa
     path.write_text(json.dumps({"x": np.zeros((2, 4, 4)).tolist(), "lengths": [4, 1]}))
     res = CliRunner().invoke(main, ["run", str(bundles["lengths"]), "--input", str(path), "--json"])
     assert res.exit_code == 0, res.output
+    # a GRU takes h0 alone: a c0 in the input is refused, not read and dropped (a trial's GRU run ignored it)
+    np.savez(tmp_path / "gru.npz", x=np.zeros((1, 3, 4), np.float32), h0=np.zeros((2, 1, 6), np.float32),
+             c0=np.ones((2, 1, 6), np.float32))  # fmt: skip
+    res = CliRunner().invoke(main, ["run", str(bundles["gru"]), "--input", str(tmp_path / "gru.npz")])
+    assert res.exit_code == 2 and "holds c0, which this model does not take" in res.output, res.output
+    path.write_text(json.dumps({"x": np.zeros((1, 4, 4)).tolist(), "lengths": [4]}))
+    res = CliRunner().invoke(main, ["run", str(bundles["gru"]), "--input", str(path)])
+    assert res.exit_code == 2 and "holds lengths" in res.output, res.output
 
 
 # ---- embedding: the bundle's own self-check passes in every form --------------------------------------------------

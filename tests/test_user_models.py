@@ -15,7 +15,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import lstm_edge
 from lstm_edge.cli import main
+from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export import export_bundle
 from lstm_edge.targets.triton import check_against_onnx
 from lstm_edge.tolerances import FP32_ABS, scaled_error
@@ -385,6 +387,13 @@ def test_whole_graph_route_quantizes_verifies_and_bundles(user, tmp_path, cls):
     code, out = _words_of(["score", str(b), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "q.parquet"),
                            "--outputs", "y,hn"])  # fmt: skip
     assert code == 2 and "returns y alone" in out and not (tmp_path / "q.parquet").exists(), out
+    # a state for a graph that takes none is refused, never dropped: a trial got the zero-state answer for h0 = 5
+    h0 = np.full((1, 3, 12 if cls == "LSTMNorm" else 8), 5.0, np.float32)
+    with pytest.raises(LstmEdgeError, match="takes no state"):
+        lstm_edge.load(b).run(x.numpy(), (h0, h0))
+    np.savez(tmp_path / "xs.npz", x=x.numpy(), h0=h0, c0=h0)
+    code, out = _words_of(["run", str(b), "--input", str(tmp_path / "xs.npz")])
+    assert code == 2 and "holds h0, c0, which this model does not take" in out, out
     _cli("bundle", str(b), "--target", "python", "--variant", "int8", "--out", str(tmp_path / "py"))
     index = json.loads((tmp_path / "py" / "golden" / "index.json").read_text())
     assert index["inputs"] == ["x"] and index["outputs"] == ["y"] and not any(c["streaming"] for c in index["cases"])
