@@ -101,6 +101,19 @@ class TimeMajorNorm(nn.Module):
         return self.fc(self.norm(out))
 
 
+class MidStep(nn.Module):
+    """A Linear on the middle step, indexed by a Python int of x's length: every trace bakes that index in."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(6, 8, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.fc(out[:, int(x.shape[1]) // 2])
+
+
 class Autoencoder(nn.Module):
     """An LSTM autoencoder: the encoder's last h repeated over T, decoded by a second LSTM, a Linear back to F."""
 
@@ -343,6 +356,17 @@ def test_time_major_forward_exported_whole_runs_and_verifies(user, tmp_path):
     code, out = _words_of(["run", str(b), "--input", str(tmp_path / "xs.npz"), "--output", str(tmp_path / "y.npz")])
     assert code == 2 and "takes no state" in out and len(out.strip().splitlines()) == 1, out
     assert not (tmp_path / "y.npz").exists()
+
+
+def test_a_baked_index_that_breaks_the_graph_is_one_line(user, tmp_path):
+    """A forward indexing out[:, int(T) // 2]: each exporter's graph fails in ONNX Runtime at a shape the trace did
+    not see. One line naming the baked index, exit 2, nothing written — a trial got ORT's 40-line traceback, exit 1."""
+    _saved(user, "MidStep", tmp_path)
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "model.pt"), "--trust-pickle", "--code",
+                                  str(user[0] / "models26.py"), "--out", str(tmp_path / "b")])  # fmt: skip
+    lines = [ln for ln in r.output.strip().splitlines() if not ln.startswith("warning:")]
+    assert r.exit_code == 2 and len(lines) == 1 and "Traceback" not in r.output, r.output
+    assert "fails in ONNX Runtime" in lines[0] and "baked in" in lines[0] and not (tmp_path / "b").exists()
 
 
 def _words_of(argv: list[str]) -> tuple[int, str]:
