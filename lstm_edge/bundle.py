@@ -226,6 +226,12 @@ class Bundle:
             )
         return path
 
+    def recorded_hashes(self) -> dict[str, str]:
+        """{artifact: the sha256 its manifest entry records}, for every artifact that records one (what verify stores
+        as the files it judged, and what report checks the files against). Raises nothing."""
+        arts = self.manifest.get("artifacts", {})
+        return {k: e["sha256"] for k, e in arts.items() if isinstance(e, dict) and isinstance(e.get("sha256"), str)}
+
     def artifact(self, variant: str, verify_hash: bool = True) -> Path:
         """The artifact's path after `locate`'s containment and size check and, with verify_hash, its sha256.
 

@@ -253,7 +253,8 @@ def _new_report(bundle: Bundle, cfg: VerifyConfig, integrity: list[IntegrityRow]
         "passed": passed,
         "reason": "",
         "strict": cfg.strict,
-        "bundle": {"name": bundle.name, "path": str(bundle.root)},
+        # the files this verify judged, by the manifest's sha256: a report shows it only for the same files
+        "bundle": {"name": bundle.name, "path": str(bundle.root), "sha256": bundle.recorded_hashes()},
         "environment": environment(),
         "integrity": integrity,
         "results": [],

@@ -26,6 +26,12 @@ def report(bundle: str, out: str, verify_json: str | None, bench_json: str | Non
     bundle_root(bundle)  # a wrong path is refused before matplotlib is imported
     from lstm_edge.report import write_report  # matplotlib and the page builders: not needed to refuse bad input
 
-    path = write_report(bundle, out, verify_json=verify_json, bench_json=bench_json)
+    path = write_report(
+        bundle,
+        out,
+        verify_json=verify_json,
+        bench_json=bench_json,
+        warn=lambda w: click.echo(f"warning: {w}", err=True),
+    )
     write_json(json_path, {"out": str(path)})
     click.echo(f"wrote {path}")

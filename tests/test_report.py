@@ -101,6 +101,30 @@ def test_rendered_in_chromium(page, tmp_path):
     assert shot.stat().st_size > 50_000  # a page drawn, not a blank one
 
 
+def test_a_changed_bundle_is_said_before_anything_else(reports, tmp_path):
+    """The verify report names the files it judged (their sha256). A bundle tampered after that verify (gate blocks
+    swapped, manifest re-signed) gets a page and a stderr line saying the verify is of other files; a byte changed
+    without re-signing gets the integrity warning — a trial's page said "verify PASSED" of both."""
+    from tests.test_self_check import tamper
+
+    bundle = tmp_path / "b"
+    shutil.copytree(SHIPPED, bundle)
+    assert json.loads(reports["verify"].read_text())["bundle"]["sha256"]["fp32"]
+    args = [str(bundle), "--out", str(tmp_path / "r.html"), "--verify", str(reports["verify"])]
+    r = CliRunner().invoke(report, args)
+    assert r.exit_code == 0 and "warning" not in r.output, r.output  # the same files: nothing to say
+    tamper(bundle)
+    r = CliRunner().invoke(report, args)
+    assert r.exit_code == 0 and "warning: verify's report" in r.stderr and "fp32 changed since" in r.stderr, r.output
+    assert "judged other files than the bundle holds now" in (tmp_path / "r.html").read_text()
+    with open(bundle / "model.onnx", "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00" if f.read(1) != b"\x00" else b"\x01")
+    r = CliRunner().invoke(report, args)
+    assert "warning: integrity: fp32 (model.onnx) does not match its sha256" in r.stderr, r.output
+    assert "does not match its sha256 in the manifest" in (tmp_path / "r.html").read_text()
+
+
 def test_missing_tools_say_how_to_run_them(tmp_path):
     out = tmp_path / "report.html"
     r = CliRunner().invoke(report, [str(SHIPPED), "--out", str(out)])

@@ -9,6 +9,7 @@ verdicts, parity (verify), speed (bench), quantization, how to embed.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from pathlib import Path
 
 from lstm_edge import __version__
@@ -59,15 +60,19 @@ def write_report(
     out: str | Path,
     verify_json: str | Path | None = None,
     bench_json: str | Path | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
     """Write the report of `bundle` to `out` (HTML, one file, atomically: a temporary sibling, then os.replace).
 
     Reads the bundle's manifest.json (and quantization.md where present), verify's JSON (`verify_json`, else
     BUNDLE/verify.json where it exists) and bench's JSON (`bench_json`, else BUNDLE/bench.json); a tool that was
-    not run becomes a section giving the command to run. Returns `out` as a Path.
+    not run becomes a section giving the command to run. `warn` is called with each line the page leads with (an
+    artifact that no longer matches its sha256, a verify report of other files). Returns `out` as a Path.
 
     Raises LstmEdgeError (nothing written) when `bundle` is not a bundle, when a named JSON is missing, not JSON
     or another tool's, or when `out` cannot be written.
     """
     inputs = gather(bundle, verify_json, bench_json)
+    for line in inputs.warnings:  # the page leads with them too
+        (warn or (lambda _: None))(line)
     return atomic_write_text(Path(out), render(inputs))

@@ -7,11 +7,12 @@ The report never runs verify or bench: it reads what they wrote. A JSON given by
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lstm_edge import limits
 from lstm_edge.bundle import Bundle
+from lstm_edge.digest import sha256_file
 from lstm_edge.errors import LstmEdgeError
 
 VERIFY_SCHEMA = "lstm-edge/verify"
@@ -40,6 +41,9 @@ class ReportInputs:
     bundle: Bundle
     verify: ToolReport | None
     bench: ToolReport | None
+    # what the page must say before anything else: artifacts that no longer match their sha256, a verify report
+    # written for other files (a trial's report said "verify PASSED" of a bundle tampered after that verify)
+    warnings: list[str] = field(default_factory=list)
 
     def command(self, tool: str) -> str:
         """The command that writes `tool`'s JSON ("verify" or "bench") where the report finds it by itself."""
@@ -89,4 +93,38 @@ def gather(
     """Open the bundle and read the reports (see read_tool_json). Raises LstmEdgeError for a path that is not a
     bundle or a JSON that is not the named tool's, before anything is drawn or written."""
     opened = Bundle.open(bundle)
-    return ReportInputs(opened, _find(opened, verify_json, VERIFY_SCHEMA), _find(opened, bench_json, BENCH_SCHEMA))
+    inputs = ReportInputs(opened, _find(opened, verify_json, VERIFY_SCHEMA), _find(opened, bench_json, BENCH_SCHEMA))
+    inputs.warnings = integrity_warnings(opened) + stale_warnings(opened, inputs.verify)
+    return inputs
+
+
+def integrity_warnings(bundle: Bundle) -> list[str]:
+    """One line per artifact whose file no longer matches the sha256 its manifest records (or is gone): then
+    nothing the manifest says of it holds. Raises nothing (an unreadable file is named, not raised)."""
+    out = []
+    for name, digest in bundle.recorded_hashes().items():
+        path = bundle.root / bundle.manifest["artifacts"][name].get("path", "")
+        try:
+            ok = path.is_file() and sha256_file(path) == digest
+        except OSError:
+            ok = False
+        if not ok:
+            out.append(f"integrity: {name} ({path.name}) does not match its sha256 in the manifest — changed after "
+                       "export: nothing on this page holds for it; re-export, or run `lstm-edge verify` to see")  # fmt: skip
+    return out
+
+
+def stale_warnings(bundle: Bundle, verify: ToolReport | None) -> list[str]:
+    """A line where verify's report was written for other files than the bundle's manifest records now (or names
+    none: an older lstm-edge). Raises nothing."""
+    if verify is None:
+        return []
+    judged = (verify.doc.get("bundle") or {}).get("sha256")
+    if judged is None:
+        return [f"verify's report ({verify.path}) does not record which files it judged (an older lstm-edge): "
+                "re-run verify for a page that holds"]  # fmt: skip
+    changed = sorted(k for k, v in bundle.recorded_hashes().items() if judged.get(k) != v)
+    if changed:
+        return [f"verify's report ({verify.path}) judged other files than the bundle holds now ({', '.join(changed)} "
+                "changed since): its results below are not this bundle's — re-run verify"]  # fmt: skip
+    return []

@@ -229,10 +229,12 @@ def bench_section(inputs: ReportInputs) -> Markup:
 
 
 def summary(inputs: ReportInputs) -> Markup:
-    """The pills at the top: deployable variants, verify's runtimes passed/failed, bench's best streaming speed-up."""
+    """The pills at the top: any warning (an artifact changed since export, a verify report of other files), then
+    deployable variants, verify's runtimes passed/failed, bench's best streaming speed-up."""
     b = inputs.bundle
     deployable = [v for v in b.variants() if b.verdict(v) == "deployable"]
-    pills = [_pill("deployable variants", ", ".join(deployable) or "none", "ok" if deployable else "bad")]
+    pills = [_pill("warning", w, "bad") for w in inputs.warnings]  # before anything the page claims
+    pills.append(_pill("deployable variants", ", ".join(deployable) or "none", "ok" if deployable else "bad"))
     if inputs.verify is None:
         pills.append(_pill("verify", "not run", "warn"))
     else:
