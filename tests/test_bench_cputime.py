@@ -61,6 +61,10 @@ def test_table_note_says_when_wall_time_was_inflated():
     (line,) = table_notes(report)
     assert line.startswith(LOAD_NOTE) and "cpu int8 threads 1: B1xT100" in line
     assert table_notes({"load": {"flagged": False, "runs": [], "limit": 1.5}}) == []
+    # at 1 thread the × divide CPU time while the µs shown are wall: the table says so
+    ran = {"runs": [{"status": "ok", "threads": 1}], "load": {"flagged": False, "runs": [], "limit": 1.5}}
+    assert table_notes(ran) == ["× = the baseline's time / this target's, by process CPU time at 1 thread (the µs "
+                                "are wall time)"]  # fmt: skip
 
 
 def test_bench_report_carries_cpu_time_for_every_figure(small_bundle):
