@@ -241,9 +241,16 @@ class Runner(ABC):
                 "import it into a bundle first: lstm-edge import MODEL.onnx --out BUNDLE",
             )
         if self.source.bundle is not None and not self.source.bundle.stateful:
+            imported = self.source.bundle.manifest.get("reference", {}).get("kind") == "onnx-float64"
             raise LstmEdgeError(
                 FORMS["fallback"].stream_note,  # stateless: the fallback route's (or a stateless import's) reason
-                "run whole sequences without --stream / stream(); an imported model can be re-exported: lstm-edge import MODEL.onnx --out BUNDLE --rebuild",
+                "run whole sequences without --stream / stream()"
+                + (
+                    "; an imported model can be re-exported with state I/O: lstm-edge import MODEL.onnx --out BUNDLE "
+                    "--rebuild"
+                    if imported  # an export of the user's own forward has no ONNX to rebuild from
+                    else ""
+                ),
             )
         if not self.source.has_state:
             raise LstmEdgeError(

@@ -157,6 +157,15 @@ def test_tampered_model_is_never_served(folders, tmp_path, monkeypatch):
     assert re.search(r"b\d_t\d+_", lines[0]), lines[0]  # names the golden case it missed
     r = subprocess.run([sys.executable, "check.py"], cwd=folder, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "FAIL server.py exited 1" in r.stdout, r.stdout
+    # the refusal offers --no-self-check: server.py has it, serves, and says the check was skipped
+    p = subprocess.Popen([sys.executable, "server.py", "--port", "0", "--no-self-check"], cwd=folder,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        first = p.stdout.readline()
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+    assert first.startswith("serving fp32 (self-check skipped)"), first
 
 
 # A forward that does more than the recognized structure (LayerNorm after the LSTM): exported whole, x → y, no state.
