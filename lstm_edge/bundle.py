@@ -16,7 +16,7 @@ import numpy as np
 from lstm_edge import limits
 from lstm_edge.config import H0, ModelConfig
 from lstm_edge.digest import sha256_file
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import IntegrityError, LstmEdgeError
 from lstm_edge.formats import FORMAT, FORMAT_VERSION, MANIFEST
 
 # A bundle's name lands in paths (models/<name>/), package.json and the web target's HTML: letters, digits, '.', '_'
@@ -188,8 +188,8 @@ class Bundle:
 
         Refused (LstmEdgeError, nothing read): an absolute path or one with `..`; a path that resolves (symlinks
         followed, loops caught) outside the bundle; a missing file or not a regular file; a file over
-        limits.MAX_ARTIFACT_BYTES; with check_size, a size other than the manifest's `bytes`. NUL bytes and over-long paths are
-        refused earlier, when the manifest is opened. Only the file's metadata is touched (stat), never its bytes.
+        limits.MAX_ARTIFACT_BYTES; with check_size, a size other than the manifest's `bytes` (IntegrityError). NUL
+        bytes and over-long paths are refused earlier, when the manifest is opened. Only the file's metadata is touched (stat), never its bytes.
 
         Raises LstmEdgeError for each refusal above.
         """
@@ -220,7 +220,7 @@ class Bundle:
             )
         recorded = self.entry(name).get("bytes")
         if check_size and recorded is not None and recorded != st.st_size:
-            raise LstmEdgeError(
+            raise IntegrityError(
                 f"{rel} is {st.st_size} bytes but the manifest records {recorded} (the file changed after export)",
                 fix,
             )
@@ -235,7 +235,8 @@ class Bundle:
     def artifact(self, variant: str, verify_hash: bool = True) -> Path:
         """The artifact's path after `locate`'s containment and size check and, with verify_hash, its sha256.
 
-        Raises LstmEdgeError for a missing variant, a refusal of `locate`, or a sha256 that does not match."""
+        Raises LstmEdgeError for a missing variant or a refusal of `locate`; IntegrityError (exit 1) for a size or
+        sha256 that does not match the manifest."""
         entry = self.entry(variant)
         # --no-verify-hash is for a file changed on purpose: its recorded size is skipped with its sha256 (the
         # containment and the size cap still hold).
@@ -243,7 +244,7 @@ class Bundle:
         if verify_hash:
             actual = sha256_file(path)
             if actual != entry["sha256"]:
-                raise LstmEdgeError(
+                raise IntegrityError(
                     f"{entry['path']} does not match its sha256 in the manifest (the file changed after export)",
                     "re-export the bundle, or pass --no-verify-hash if you changed it on purpose",
                 )

@@ -25,3 +25,8 @@ class ParityError(LstmEdgeError):
     def __init__(self, problem: str, fix: str = "", report: str = "") -> None:
         super().__init__(problem, fix)
         self.report = report
+
+
+class IntegrityError(ParityError):
+    """An artifact no longer matches what its manifest records (sha256 or size): a failed check, not bad input, so
+    the CLI exits 1 as the README's exit codes say (it exited 2 in every command but verify)."""

@@ -220,6 +220,6 @@ def test_manifest_hash_mismatch_is_refused_unless_asked(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((1, 3, 2), np.float32))
     base = [sys.executable, "-m", "lstm_edge.cli", "run", str(bundle), "--input", str(tmp_path / "x.npy")]
     r = subprocess.run(base, capture_output=True, text=True)
-    assert r.returncode == 2 and "does not match its sha256" in r.stderr
+    assert r.returncode == 1 and "does not match its sha256" in r.stderr  # an integrity failure: exit 1
     r = subprocess.run([*base, "--no-verify-hash"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
