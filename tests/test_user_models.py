@@ -411,6 +411,11 @@ def test_whole_graph_route_quantizes_verifies_and_bundles(user, tmp_path, cls):
     code, out = _words_of(["score", str(b), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "q.parquet"),
                            "--outputs", "y,hn"])  # fmt: skip
     assert code == 2 and "returns y alone" in out and not (tmp_path / "q.parquet").exists(), out
+    # the report's model card names no structure it did not recognize (a trial's said "LSTM 8→32" of a conv model)
+    _cli("report", str(b), "--out", str(tmp_path / "r.html"))
+    page = (tmp_path / "r.html").read_text()
+    assert "not recognized: your forward, exported whole by torch.onnx" in page and "x [batch, seq, 6]" in page
+    assert _manifest(b)["spec"] not in page
     # a state for a graph that takes none is refused, never dropped: a trial got the zero-state answer for h0 = 5
     h0 = np.full((1, 3, 12 if cls == "LSTMNorm" else 8), 5.0, np.float32)
     with pytest.raises(LstmEdgeError, match="takes no state"):

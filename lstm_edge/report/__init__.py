@@ -51,7 +51,8 @@ def render(inputs: ReportInputs) -> str:
             ),
         ),  # fmt: skip
     ]
-    subtitle = f"{b.manifest.get('spec', '')} · bundle {b.root}"
+    whole = card.exported_whole(b)  # no recognized structure to name: the manifest's spec would misdescribe it
+    subtitle = f"{'your forward, exported whole' if whole else b.manifest.get('spec', '')} · bundle {b.root}"
     return page(f"lstm-edge report — {b.name}", subtitle, proof.summary(inputs), SECTIONS, body)
 
 

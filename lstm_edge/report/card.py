@@ -29,7 +29,36 @@ from lstm_edge.targets import TARGETS
 NOT_RECORDED = "not recorded"
 
 
+def exported_whole(bundle: Bundle) -> str | None:
+    """The torch.onnx exporter that wrote the user's forward whole (the fallback route), or None for a structure
+    lstm-edge recognized and rebuilt. Raises nothing."""
+    exporter = (bundle.manifest.get("reference") or {}).get("exporter") or ""
+    return exporter if exporter.startswith("torch.onnx") else None
+
+
+def _whole_graph_items(bundle: Bundle, exporter: str) -> list[tuple[str, object]]:
+    """A forward exported whole has no recognized structure: its graph's inputs and outputs, not a config that
+    describes at most one of its recurrent nodes (a trial's card said "LSTM 8→32" of a Conv1d → LSTM 16→32)."""
+    io = bundle.manifest.get("io") or {}
+
+    def ports(key: str) -> str:
+        shown = [
+            f"{p['name']} [{', '.join(map(str, p.get('shape') or []))}] {p.get('dtype', '')}" for p in io.get(key, [])
+        ]
+        return "; ".join(x.strip() for x in shown) or NOT_RECORDED
+
+    return [
+        ("recognized as", f"not recognized: your forward, exported whole by {exporter}"),
+        ("inputs", ports("inputs")),
+        ("outputs", ports("outputs")),
+        ("streaming", "no (whole sequences from zero state)"),
+    ]
+
+
 def _config_items(bundle: Bundle) -> list[tuple[str, object]]:
+    exporter = exported_whole(bundle)
+    if exporter is not None:
+        return _whole_graph_items(bundle, exporter)
     c = bundle.manifest.get("config", {})
 
     def get(key: str, fmt=str) -> str:
