@@ -152,7 +152,9 @@ def _check_target(
 def _unsupported_reason(provider: str, variant: str, avail: dict[str, str | None]) -> str | None:
     if provider == "torch" and variant != "fp32":
         return "the PyTorch reference is fp32"
-    return avail.get(provider)
+    info = RUNTIMES.get(provider)
+    by_design = info.variant_refusal(variant) if info is not None else None  # the c runtime: fp32 and int8 only
+    return by_design or avail.get(provider)
 
 
 def _judge(result: TargetResult, strict: bool) -> bool:

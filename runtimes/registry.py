@@ -64,6 +64,16 @@ class RuntimeInfo:
         reason = self.unavailable_reason()
         return reason is None, reason or ""
 
+    def variant_refusal(self, variant: str) -> str | None:
+        """Why this runtime never runs `variant`, by design (its refusals' "variants other than A and B" entry),
+        or None where it may. verify lists such a pair as unsupported rather than as a variant no runtime could
+        load (a trial's `verify --providers c` failed on the fp16 variant the c runtime never builds)."""
+        for key, why in self.refusals.items():
+            if key.startswith("variants other than "):
+                allowed = key.removeprefix("variants other than ").replace(" and ", ", ").split(", ")
+                return None if variant in allowed else why
+        return None
+
     @property
     def trait_limits(self) -> dict[str, str]:
         """{recurrent-node trait (onnx_io.RECURRENT_TRAITS): why this runtime rejects or miscomputes it}."""

@@ -73,3 +73,10 @@ def test_unknown_provider_is_one_line():
         open_runner("models/adding", provider="tpu")
     assert e.value.problem == "unknown provider 'tpu'"
     assert e.value.fix == "choose one of torch, cpu, cuda, openvino, tract, reference, c"
+
+
+def test_variants_a_runtime_never_runs_come_from_its_refusals():
+    """verify lists such a pair as unsupported, not as a variant no runtime could load (which fails the report)."""
+    assert RUNTIMES["c"].variant_refusal("fp16") and RUNTIMES["c"].variant_refusal("int8-static")
+    assert RUNTIMES["c"].variant_refusal("int8") is None and RUNTIMES["c"].variant_refusal("fp32") is None
+    assert RUNTIMES["torch"].variant_refusal("int8") and RUNTIMES["cpu"].variant_refusal("fp16") is None
