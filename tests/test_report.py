@@ -150,3 +150,18 @@ def test_bad_input_one_line_exit_2_nothing_written(args, problem, reports, tmp_p
     assert r.exit_code == 2
     assert r.output.count("\n") == 1 and r.output.startswith("error: ") and problem in r.output
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_variant_not_marked_deployable_that_fails_cases_is_never_shown_as_pass():
+    """It does not fail verify (quantize did not call it deployable), but its cell and row say fail with the count:
+    a trial's page showed "pass · unverified" for 4/48 cases within bound."""
+    from lstm_edge.report.proof import _status_cell, detail_rows
+
+    out = {"max_scaled": 3.2, "tolerance": 0.1, "passed": False}
+    case = {"batch": 1, "seq": 7, "state": "zero", "mode": "full", "passed": False, "outputs": {"y": out}}
+    ok = case | {"passed": True, "outputs": {"y": out | {"max_scaled": 0.01, "passed": True}}}
+    r = {"runtime": "c", "variant": "int8", "status": "not-deployable", "verdict": "unverified", "reason": "",
+         "deployable": False, "cases": [case, ok, ok, ok]}  # fmt: skip
+    assert str(_status_cell(r).body).startswith("fail 3/4 · unverified")
+    assert "fail" in str(detail_rows({"results": [r]})[0][2].body).lower()
+    assert str(_status_cell(r | {"cases": [ok]}).body).startswith("pass 1/1")

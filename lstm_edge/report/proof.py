@@ -39,8 +39,9 @@ def _status_cell(r: dict) -> Cell:
     n = len(r["cases"])
     passed = sum(c["passed"] for c in r["cases"])
     count = f" {passed}/{n}" if n else ""
-    if r["status"] == "not-deployable":
-        return Cell(f"pass{count} · {r.get('verdict', 'not-deployable')}", "warn")
+    if r["status"] == "not-deployable":  # a finding, not a failure of the report: but never "pass" if a case failed
+        word = "pass" if passed == n else "fail"
+        return Cell(f"{word}{count} · {r.get('verdict', 'not-deployable')}", "warn")
     return Cell(
         STATUS_WORDS.get(r["status"], r["status"]) + count, r["status"] if r["status"] != "unsupported" else "skip"
     )
@@ -70,9 +71,11 @@ def detail_rows(verify: dict) -> list[list[object]]:
             where = f"{out}, B={c['batch']}, T={c['seq']}, {c['state']} state, {c['mode']}"
         else:
             value, where = "—", r["reason"].split(" — ")[0] or "not run"
-        status = r["status"] if r["status"] != "not-deployable" else "pass"
+        all_passed = n > 0 and all(c["passed"] for c in r["cases"])
+        status = r["status"] if r["status"] != "not-deployable" else ("pass" if all_passed else "fail")
         verdict = r.get("verdict", "deployable" if r.get("deployable", True) else "not-deployable")
-        rows.append([r["runtime"], r["variant"], Cell(STATUS_WORDS.get(r["status"], r["status"]), _cls(status)),
+        shown = STATUS_WORDS.get(status, status) if r["status"] == "not-deployable" else STATUS_WORDS.get(r["status"])
+        rows.append([r["runtime"], r["variant"], Cell(shown or r["status"], _cls(status)),
                      badge(verdict), Cell(cases, "num"), value, where])  # fmt: skip
     return rows
 
