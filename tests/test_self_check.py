@@ -188,7 +188,11 @@ def test_bare_onnx_has_nothing_to_check(shipped_bundle, cache):
 def test_python_target_refuses_in_the_same_words(tampered, x_file, tmp_path):
     """The Python app folder's example.py opens the model through lstm_edge.load: same check, same line, exit 1."""
     out = tmp_path / "app"
+    # bundle itself refuses to package it (the same check on ORT CPU), nothing written ...
     r = CliRunner().invoke(main, ["bundle", str(tampered), "--target", "python", "--out", str(out)])
+    assert r.exit_code == 1 and "self-check failed" in r.stderr and not out.exists(), r.output
+    # ... and a folder packaged unchecked refuses when it runs
+    r = CliRunner().invoke(main, ["bundle", str(tampered), "--target", "python", "--out", str(out), "--no-verify-hash"])
     assert r.exit_code == 0, r.output
     ex = subprocess.run([sys.executable, "example.py"], cwd=out, capture_output=True, text=True)
     assert ex.returncode == 1 and "PASS" not in ex.stdout, ex.stdout + ex.stderr

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from lstm_edge.atomic import out_folder, staged_dir
 from lstm_edge.bundle import Bundle
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, ParityError
+from lstm_edge.runtimes import RunnerOptions, open_runner
 from lstm_edge.targets.c import write_c
 from lstm_edge.targets.common import Target, TargetJob
 from lstm_edge.targets.http import write_http
@@ -56,7 +57,8 @@ def write_target(
     Raises LstmEdgeError for a target not in TARGETS, a variant it does not take, a bundle that cannot be opened, a
     variant the bundle lacks (or whose hash does not match), an --out that
     overlaps the bundle or exists without `force` (or is not ours to replace), and whatever the target's writer
-    refuses (a model it cannot serve, onnxruntime-web not found).
+    refuses (a model it cannot serve, onnxruntime-web not found); ParityError (nothing written) where ONNX Runtime
+    CPU misses the variant's golden cases (its self-check, skipped with verify_hash=False).
     """
     spec = TARGETS.get(target)
     if spec is None:
@@ -69,6 +71,12 @@ def write_target(
     model_path = bundle.artifact(variant, verify_hash)
     shown = Path(out)
     folder = out_folder(shown, inputs=[bundle.root, *([ort_web] if ort_web else [])], force=force)
+    if verify_hash:  # the folder is a self-checking app: never package a model that fails its own golden cases
+        try:  # a trial's tampered bundle was packaged, exit 0, and failed only when the app first ran
+            open_runner(bundle.root, "cpu", options=RunnerOptions(variant=variant, self_check=True)).close()
+        except ParityError as e:
+            raise ParityError(e.problem, "nothing was written; run `lstm-edge verify BUNDLE` to see which files changed, "
+                              "re-export, or pass --no-verify-hash to package it unchecked") from e  # fmt: skip
     with staged_dir(folder, replace=force) as stage:
         spec.write(TargetJob(bundle, variant, entry, model_path, stage, verify_hash, ort_web, max_batch))
     return shown
