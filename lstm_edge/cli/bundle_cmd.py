@@ -17,7 +17,11 @@ from lstm_edge.cli.common import handle_errors, json_option, progress_on, quiet_
 @click.option(
     "--ort-web", type=click.Path(), help="web: onnxruntime-web's dist folder (default: found or npm-installed)."
 )
-@click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check and the golden-case self-check on ONNX Runtime CPU.")
+@click.option(
+    "--no-verify-hash",
+    is_flag=True,
+    help="Skip the manifest sha256 check and the golden-case self-check on ONNX Runtime CPU.",
+)
 @click.option("--max-batch", default=64, show_default=True, help="triton: max_batch_size (streams batched together).")
 @json_option
 @quiet_option
