@@ -426,6 +426,7 @@ def test_whole_graph_route_quantizes_verifies_and_bundles(user, tmp_path, cls):
     _cli("bundle", str(b), "--target", "python", "--variant", "int8", "--out", str(tmp_path / "py"))
     index = json.loads((tmp_path / "py" / "golden" / "index.json").read_text())
     assert index["inputs"] == ["x"] and index["outputs"] == ["y"] and not any(c["streaming"] for c in index["cases"])
+    assert "stream" not in (tmp_path / "py" / "README.md").read_text().split("This model was exported")[0]
     p = subprocess.run([sys.executable, "example.py"], cwd=tmp_path / "py", capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "ran whole sequences with int8" in p.stdout and "PASS" in p.stdout, p.stdout + p.stderr
     code, out = _words_of(["codegen", str(b), "--out", str(tmp_path / "c")])
