@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -70,8 +71,13 @@ def link_distributions(dists: dict[str, md.Distribution], site: Path) -> None:
 def lean(tmp_path_factory) -> dict:
     """A fresh venv holding the built wheel and only the distributions lstm-edge[cpu] declares."""
     tmp = tmp_path_factory.mktemp("lean")
+    # Built from a copy of the tree: setuptools writes build/ and *.egg-info beside the sources, which left them in
+    # the checkout and raced when two test workers (pytest -n) built at once ("could not delete build/lib/…").
+    src = tmp / "src"
+    skip = (".git", ".venv", "artifacts", "build", "site", "node_modules", "*.egg-info", "__pycache__", ".*cache")
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*skip), symlinks=True)
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "dist", ROOT],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "dist", src],
         capture_output=True,
         text=True,
     )
