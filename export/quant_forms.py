@@ -18,7 +18,6 @@ The task metric is not measured here (these bundles carry no task data), so ever
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from lstm_edge.data import model_inputs
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.quant_bundle import quantize_result, write_variants
 from lstm_edge.export.quant_measure import node_roles, op_counts
-from lstm_edge.export.quant_ort import quantize_dynamic_file, quiet_ort_advice, to_fp16_file
+from lstm_edge.export.quant_ort import make_variant, quantize_dynamic_file
 from lstm_edge.export.quant_report import NOT_DEPLOYABLE, UNVERIFIED, MetricReport, ParityBound, QuantizeReport
 from lstm_edge.export.quant_report import Settings as QSettings
 from lstm_edge.export.validate import ort_cpu_session
@@ -147,11 +146,8 @@ def quantize_form(bundle, cfg):
         for mode in modes:
             v = variant_for_mode(mode)
             dst = made[v.name] = Path(tmp) / v.file
-            start = time.perf_counter()
             stage(f"quantize {v.name}: making it", cfg.progress)
-            with quiet_ort_advice():
-                quantize_dynamic_file(fp32_path, dst, cfg) if mode == "dynamic" else to_fp16_file(fp32_path, dst)
-            seconds = time.perf_counter() - start
+            seconds = make_variant(mode, fp32_path, dst, cfg, quantize_dynamic_file)
             stage(
                 f"quantize {v.name}: error against fp32 and float64 at T = {', '.join(map(str, ERROR_VS_T))}",
                 cfg.progress,

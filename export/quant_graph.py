@@ -19,7 +19,6 @@ not-deployable against the budget; without, "unverified" (fp16 over its fixed bo
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from lstm_edge.errors import LstmEdgeError, first_line
 from lstm_edge.export.quant_bundle import QuantizeResult, quantize_result, write_variants
 from lstm_edge.export.quant_config import QuantizeConfig
 from lstm_edge.export.quant_measure import ERROR_VS_T, node_roles, op_counts
-from lstm_edge.export.quant_ort import quantize_dynamic_graph, quiet_ort_advice, to_fp16_file
+from lstm_edge.export.quant_ort import make_variant, quantize_dynamic_graph
 from lstm_edge.export.quant_report import (
     DEPLOYABLE,
     NOT_DEPLOYABLE,
@@ -237,11 +236,8 @@ def quantize_graph(bundle: Bundle, cfg: QuantizeConfig) -> QuantizeResult:
         for mode in modes:
             v = variant_for_mode(mode)
             dst = made[v.name] = Path(tmp) / v.file
-            start = time.perf_counter()
             stage(f"quantize {v.name}: making it", cfg.progress)
-            with quiet_ort_advice():
-                quantize_dynamic_graph(base.path, dst, cfg) if mode == "dynamic" else to_fp16_file(base.path, dst)
-            seconds = time.perf_counter() - start
+            seconds = make_variant(mode, base.path, dst, cfg, quantize_dynamic_graph)
             stage(f"quantize {v.name}: error against the float64 graph at T = {ERROR_VS_T}", cfg.progress)
             reports[v.name] = _measure(v.name, dst, base, bundle.config, cfg, seconds)
         write_variants(bundle, made, reports, skipped)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +137,15 @@ def to_fp16_file(src: Path, dst: Path) -> None:
     # The converter appends its input Casts after the nodes that read them: sort, or onnx.checker refuses the file.
     sort_topologically(model.graph)
     onnx.save(model, str(dst))
+
+
+def make_variant(
+    mode: str, src: Path, dst: Path, cfg: QuantizeConfig, dynamic: Callable[[Path, Path, QuantizeConfig], None]
+) -> float:
+    """Write `mode`'s variant of `src` to `dst`: "dynamic" through `dynamic` (quantize_dynamic_file for a recognized
+    graph, quantize_dynamic_graph for a whole one), else fp16 (to_fp16_file), ORT's advice silenced. Returns the
+    seconds it took. Raises what the quantizer raises."""
+    start = time.perf_counter()
+    with quiet_ort_advice():
+        dynamic(src, dst, cfg) if mode == "dynamic" else to_fp16_file(src, dst)
+    return time.perf_counter() - start

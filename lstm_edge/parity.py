@@ -150,10 +150,8 @@ def _check_target(
 
 
 def _unsupported_reason(provider: str, variant: str, avail: dict[str, str | None]) -> str | None:
-    if provider == "torch" and variant != "fp32":
-        return "the PyTorch reference is fp32"
     info = RUNTIMES.get(provider)
-    by_design = info.variant_refusal(variant) if info is not None else None  # the c runtime: fp32 and int8 only
+    by_design = info.variant_refusal(variant) if info is not None else None  # torch: fp32; c: fp32 and int8
     return by_design or avail.get(provider)
 
 

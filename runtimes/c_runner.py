@@ -242,8 +242,13 @@ class CRunner(Runner):
         return y, h, c
 
     def _run_batch(self, x, h0, c0):
-        """All B rows in one NAME_run_batch call: B state structs and the scratch it asks for, both owned here."""
-        B, T, _ = x.shape
+        """All B rows in one NAME_run_batch call: B state structs and the scratch it asks for, both owned here. x is
+        float features [B, T, F], or token ids [B, T] (passed as int32).
+
+        Raises:
+            LstmEdgeError: the C refused a token id (never reached: check_feeds refuses it first, in words).
+        """
+        B, T = x.shape[:2]
         states = (self.State * B)()
         size, base = ctypes.sizeof(self.State), ctypes.addressof(states)
         hb, cb = np.zeros((self.L, self.H), np.float32), np.zeros((self.L, self.H), np.float32)
@@ -251,9 +256,10 @@ class CRunner(Runner):
             hb[...], cb[...] = h0[:, b], c0[:, b]
             self._set(base + b * size, hb.ctypes.data, cb.ctypes.data)
         scratch = np.empty(self._scratch_fn(B), np.uint8)  # numpy aligns it for float (16 bytes or more)
-        xc = np.ascontiguousarray(x, np.float32)
+        xc = np.ascontiguousarray(x, np.int32 if self.tokens else np.float32)
         y = np.zeros(self._y_shape(B, T), np.float32)
-        self._batch_fn(base, B, xc.ctypes.data, T, y.ctypes.data, scratch.ctypes.data)
+        if self._batch_fn(base, B, xc.ctypes.data, T, y.ctypes.data, scratch.ctypes.data):  # a token model's status
+            raise LstmEdgeError("the C refused a token id outside its embedding table", "map unknown tokens first")
         h, c = np.zeros_like(h0), np.zeros_like(c0)
         for b in range(B):
             self._get(base + b * size, hb.ctypes.data, cb.ctypes.data)
@@ -269,22 +275,7 @@ class CRunner(Runner):
         """
         x, h0 = feeds[self.source.input_names[0]], feeds[self.source.input_names[1]]
         c0 = feeds[self.source.input_names[2]] if self.cell else np.zeros_like(h0)
-        B, T = x.shape[:2]
-        states = (self.State * B)()
-        size, base = ctypes.sizeof(self.State), ctypes.addressof(states)
-        hb, cb = np.zeros((self.L, self.H), np.float32), np.zeros((self.L, self.H), np.float32)
-        for b in range(B):
-            hb[...], cb[...] = h0[:, b], c0[:, b]
-            self._set(base + b * size, hb.ctypes.data, cb.ctypes.data)
-        scratch = np.empty(self._scratch_fn(B), np.uint8)
-        xc = np.ascontiguousarray(x, np.int32 if self.tokens else np.float32)
-        y = np.zeros(self._y_shape(B, T), np.float32)
-        if self._batch_fn(base, B, xc.ctypes.data, T, y.ctypes.data, scratch.ctypes.data):
-            raise LstmEdgeError("the C refused a token id outside its embedding table", "map unknown tokens first")
-        h, c = np.zeros_like(h0), np.zeros_like(c0)
-        for b in range(B):
-            self._get(base + b * size, hb.ctypes.data, cb.ctypes.data)
-            h[:, b], c[:, b] = hb, cb
+        y, h, c = self._run_batch(x, h0, c0)
         names = self.source.output_names
         return dict(zip(names, (y, h, c)[: len(names)], strict=True))
 
