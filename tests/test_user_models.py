@@ -417,6 +417,7 @@ def test_whole_graph_route_quantizes_verifies_and_bundles(user, tmp_path, cls):
     page = (tmp_path / "r.html").read_text()
     assert "not recognized: your forward, exported whole by torch.onnx" in page and "x [batch, seq, 6]" in page
     assert _manifest(b)["spec"] not in page
+    assert "example.py runs each golden case whole" in page and "--target c " not in page  # no C for a whole graph
     # a state for a graph that takes none is refused, never dropped: a trial got the zero-state answer for h0 = 5
     h0 = np.full((1, 3, 12 if cls == "LSTMNorm" else 8), 5.0, np.float32)
     with pytest.raises(LstmEdgeError, match="takes no state"):

@@ -266,13 +266,20 @@ def embed_section(bundle: Bundle) -> Markup:
     root = shlex.quote(str(bundle.root))
     deployable = [v for v in bundle.variants() if bundle.verdict(v) == "deployable"] or ["fp32"]
     v = deployable[0]
+    # A forward exported whole has no state I/O: its apps run whole sequences, Triton keeps no state, and the C
+    # cannot be written (a trial's page offered all three as for a streaming model).
+    whole = {
+        "python": "a Python app folder: example.py runs each golden case whole",
+        "triton": "a Triton model repository for whole sequences (no state kept; batch-first models only)",
+    }
     rows = [
         [
             name,
-            f"{t.summary} (needs {t.needs})",
+            f"{whole.get(name, t.summary) if not bundle.stateful else t.summary} (needs {t.needs})",
             code(f"lstm-edge bundle {root} --target {name} --variant {v} --out embed/{name}"),
         ]
         for name, t in TARGETS.items()
+        if bundle.stateful or name != "c"
     ]
     return section(
         "embed",

@@ -75,8 +75,9 @@ def write_target(
         try:  # a trial's tampered bundle was packaged, exit 0, and failed only when the app first ran
             open_runner(bundle.root, "cpu", options=RunnerOptions(variant=variant, self_check=True)).close()
         except ParityError as e:
-            raise ParityError(e.problem, "nothing was written; run `lstm-edge verify BUNDLE` to see which files changed, "
-                              "re-export, or pass --no-verify-hash to package it unchecked") from e  # fmt: skip
+            raise ParityError(e.problem, "nothing was written; `lstm-edge verify BUNDLE` against the float64 reference tells a "
+                              "corrupt bundle from a runtime fault; re-export, or pass --no-verify-hash to package it "
+                              "without this check") from e  # fmt: skip
     with staged_dir(folder, replace=force) as stage:
         spec.write(TargetJob(bundle, variant, entry, model_path, stage, verify_hash, ort_web, max_batch))
     return shown
