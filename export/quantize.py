@@ -349,8 +349,10 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
 
 
 def _imported(bundle: Bundle) -> bool:
-    """An imported ONNX model (manifest reference kind "onnx-float64"): no checkpoint to compare with."""
-    return (bundle.manifest.get("reference") or {}).get("kind") == "onnx-float64"
+    """A bundle with no checkpoint to compare with, judged against its fp32 graph in float64 (as cases.reference_artifact):
+    an imported ONNX model (reference kind "onnx-float64"), or a forward exported whole with its states exposed."""
+    kind = (bundle.manifest.get("reference") or {}).get("kind")
+    return kind == "onnx-float64" or "checkpoint" not in bundle.manifest["artifacts"]
 
 
 def _onnx_reference(fp32_path: Path) -> Callable[[np.ndarray, np.ndarray, np.ndarray], list[np.ndarray]]:

@@ -24,6 +24,7 @@ from lstm_edge.export.cells import cell_loop_refusal, cell_note, cells_as_layers
 from lstm_edge.export.head_guess import head_note, refuse_head_guess
 from lstm_edge.export.lint import lint
 from lstm_edge.export.plan import HEAD_CHOICES, ExportConfig, Plan, plan_own_model
+from lstm_edge.export.state_io import streaming_plan
 from lstm_edge.export.torch_export import EXPORTERS, export_forward
 from lstm_edge.export.validate import format_rows, ort_cpu_session, run_quiet
 from lstm_edge.forms import refusal
@@ -312,7 +313,7 @@ def _fallback(
         ],
         "outputs": [{"name": "y", "shape": _declared(proto, "y"), "dtype": "float32"}],
     }
-    return Plan(
+    plan = Plan(
         config,
         proto,
         rows,
@@ -331,6 +332,7 @@ def _fallback(
         io=io,
         gate_layout=STATELESS_LAYOUT.format(EXPORTERS[exporter]),
     )
+    return streaming_plan(plan, lambda x: _call(module, torch.from_numpy(x)))
 
 
 def _export_validated(module: nn.Module, x: torch.Tensor, config: ModelConfig, cfg: ExportConfig):
