@@ -293,7 +293,7 @@ def _measure(variant: str, dst: Path, base: _Baseline, settings: Settings, secon
         parity_bound=bound,
         deployable=verdict == DEPLOYABLE,
         verdict=verdict,
-        measured_on=base.data.source,
+        measured_on=base.data.source + (FLOAT64_REFERENCE if base.model is None else ""),
     )
 
 
@@ -346,6 +346,10 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
             reports[v.name] = _measure(v.name, made[v.name], base, _settings(mode, cfg, ranges), seconds)
         write_variants(bundle, made, reports, skipped)
     return quantize_result(bundle, reports, skipped)
+
+
+# What a bundle without a checkpoint is measured against (quant_report._reference reads "float64" from it).
+FLOAT64_REFERENCE = "; error against the fp32 graph in float64 (onnx.reference), streamed and full"
 
 
 def _imported(bundle: Bundle) -> bool:

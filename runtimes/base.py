@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.forms import FORMS, stream_refusal
+from lstm_edge.forms import stream_refusal
+from lstm_edge.forms.fallback import stateless_reason
 from lstm_edge.limits import check_run_memory
 from lstm_edge.runtimes.checks import InputRange, check_feeds, check_state, check_steps, check_x, stateless_feeds
 from lstm_edge.runtimes.registry import NOT_FIXED_BY_REBUILD, RUNS_CORRECTLY, RUNTIME_LIMITS
@@ -243,7 +244,7 @@ class Runner(ABC):
         if self.source.bundle is not None and not self.source.bundle.stateful:
             imported = self.source.bundle.manifest.get("reference", {}).get("kind") == "onnx-float64"
             raise LstmEdgeError(
-                FORMS["fallback"].stream_note,  # stateless: the fallback route's (or a stateless import's) reason
+                stateless_reason(self.source.bundle.manifest),  # the fallback route's (or a stateless import's)
                 "run whole sequences without --stream / stream()"
                 + (
                     "; an imported model can be re-exported with state I/O: lstm-edge import MODEL.onnx --out BUNDLE "

@@ -22,15 +22,15 @@ from lstm_edge.bench.timing import grid_input, step_input
 from lstm_edge.cli import main
 from lstm_edge.config import ModelConfig
 
-# The user's model file (as tests/test_user_models.py's LSTMNorm, without its Dropout): more than the recognized
-# structure, so export takes the user's forward whole (streaming: false); a bidirectional model and a token model,
-# recognized.
+# The user's model file: an LSTM → LayerNorm → Linear that subtracts each sequence's mean over time first — more than
+# the recognized structure, so export takes the user's forward whole, and a mean over time cannot be computed chunk
+# by chunk, so its states are not exposed (streaming: false); a bidirectional model and a token model, recognized.
 MODELS_PY = """
 import torch
 from torch import nn
 
 
-class LSTMNorm(nn.Module):
+class SeqNorm(nn.Module):
     def __init__(self):
         super().__init__()
         self.lstm = nn.LSTM(6, 12, batch_first=True)
@@ -39,7 +39,7 @@ class LSTMNorm(nn.Module):
 
     def forward(self, x):
         out, _ = self.lstm(x)
-        return self.fc(self.norm(out))
+        return self.fc(self.norm(out - out.mean(dim=1, keepdim=True)))
 
 
 class BiLSTM(nn.Module):
@@ -85,7 +85,7 @@ def exported(tmp_path_factory):
     finally:
         sys.path.remove(str(folder))
     out = {}
-    for cls in ("LSTMNorm", "BiLSTM", "Tokens"):
+    for cls in ("SeqNorm", "BiLSTM", "Tokens"):
         torch.manual_seed(0)
         torch.save(getattr(models27, cls)().eval(), folder / f"{cls}.pt")
         cli("export", str(folder / f"{cls}.pt"), "--trust-pickle", "--code", str(folder / "models27.py"),
@@ -96,13 +96,14 @@ def exported(tmp_path_factory):
 
 
 def test_whole_graph_bundle_benches_grid_cold_start_and_rss(exported, tmp_path):
-    b = exported["LSTMNorm"]
+    b = exported["SeqNorm"]
     assert json.loads((b / "manifest.json").read_text())["streaming"] is False
     out = cli("bench", str(b), *QUICK, "--variants", "fp32", "--json", str(tmp_path / "r.json"))
     report = json.loads((tmp_path / "r.json").read_text())
     schema = json.loads(resources.files("lstm_edge").joinpath("schemas/bench.schema.json").read_text())
     jsonschema.validate(report, schema)
     assert report["streaming"]["status"] == "not-streamable" and "stateless" in report["streaming"]["reason"]
+    assert "differs from the whole sequence" in report["streaming"]["reason"]  # why its states were not exposed
     assert report["baseline"] == "ONNX Runtime CPU fp32"  # the bundle carries no PyTorch forward
     (run,) = [r for r in report["runs"] if (r["runtime"], r["variant"]) == ("cpu", "fp32")]
     assert run["status"] == "ok" and run["streaming"]["status"] == "not-streamable"
@@ -121,7 +122,7 @@ def test_whole_graph_bundle_benches_grid_cold_start_and_rss(exported, tmp_path):
 
 
 def test_whole_graph_int8_is_timed_and_auto_batch_chooses(exported, tmp_path):
-    b = exported["LSTMNorm"]
+    b = exported["SeqNorm"]
     cli("quantize", str(b), "--mode", "dynamic")
     out = cli("bench", str(b), *QUICK, "--no-cold-start", "--auto", "batch", "--json", str(tmp_path / "r.json"))
     report = json.loads((tmp_path / "r.json").read_text())
@@ -132,7 +133,7 @@ def test_whole_graph_int8_is_timed_and_auto_batch_chooses(exported, tmp_path):
 
 
 def test_auto_streaming_is_refused_in_one_line_before_timing(exported):
-    r = CliRunner().invoke(main, ["bench", str(exported["LSTMNorm"]), *QUICK, "--auto", "streaming"])
+    r = CliRunner().invoke(main, ["bench", str(exported["SeqNorm"]), *QUICK, "--auto", "streaming"])
     assert r.exit_code == 2 and "--auto streaming" in r.output and "--auto batch" in r.output
     assert len(r.output.strip().splitlines()) == 1 and "bench threads" not in r.output
 

@@ -36,7 +36,8 @@ from lstm_edge.bench.timing import (
 from lstm_edge.bundle import Bundle, entry_verdict
 from lstm_edge.environment import environment
 from lstm_edge.errors import LstmEdgeError
-from lstm_edge.forms import FORMS, stream_refusal
+from lstm_edge.forms import stream_refusal
+from lstm_edge.forms.fallback import stateless_reason
 from lstm_edge.parity import VerifyConfig, verify
 from lstm_edge.progress import progress_bar
 
@@ -115,7 +116,7 @@ def streaming_refusal(bundle: Bundle) -> str | None:
     Returns the form's own reason (lstm_edge.forms): a stateless bundle (the state is not a graph input: a whole-graph
     export of the user's forward, or an import without state I/O), or a bidirectional model. Raises nothing."""
     if not bundle.stateful:
-        return FORMS["fallback"].stream_note
+        return stateless_reason(bundle.manifest)
     return stream_refusal(bundle.config)
 
 

@@ -12,12 +12,14 @@ STATIC_WHOLE_GRAPH = (
 
 FALLBACK = ModelForm(
     name="fallback",
-    summary="any recurrent forward the rebuild does not match: exported whole through torch.onnx, stateless",
+    summary="any recurrent forward the rebuild does not match: exported whole through torch.onnx; it streams where its "
+    "LSTM/GRU nodes' states can be exposed (export/state_io.py), else stateless",
     applies=lambda c: False,
     recognized_from="export's route when the rebuild from weights differs from the user's forward",
     graph="the user's forward through torch.onnx — dynamo, or the TorchScript exporter (dynamo=False) where dynamo "
     "bakes a length; the graph that equals the forward at unseen B and T is kept (manifest reference.exporter): "
-    "x → y, batch and seq symbolic, no state I/O",
+    "x → y, batch and seq symbolic; where every recurrent node is forward, zero state equals the stateless graph and "
+    "chunks equal the whole sequence, the nodes' states are exposed as h0/c0 → hn/cn [nodes, batch, widest H]",
     builder="lstm_edge.export.torch_export.export_forward",
     streams=False,
     stream_note="this bundle is stateless (its state is not a graph input: an export of the model's own forward, "
@@ -33,3 +35,10 @@ FALLBACK = ModelForm(
         "quantize:static": STATIC_WHOLE_GRAPH,
     },
 )
+
+
+def stateless_reason(manifest: dict) -> str:
+    """Why a stateless bundle cannot stream: FALLBACK.stream_note, with the reason export recorded for not exposing
+    the states (manifest reference.streaming, "not exposed: …") where it recorded one."""
+    why = str((manifest.get("reference") or {}).get("streaming", ""))
+    return FALLBACK.stream_note + (f": {why.removeprefix('not exposed: ')}" if why.startswith("not exposed") else "")

@@ -51,8 +51,16 @@ def _whole_graph_items(bundle: Bundle, exporter: str) -> list[tuple[str, object]
         ("recognized as", f"not recognized: your forward, exported whole by {exporter}"),
         ("inputs", ports("inputs")),
         ("outputs", ports("outputs")),
-        ("streaming", "no (whole sequences from zero state)"),
+        ("streaming", _whole_graph_streaming(bundle)),
     ]
+
+
+def _whole_graph_streaming(bundle: Bundle) -> str:
+    """Whether a forward exported whole streams, in export's own words (manifest reference.streaming)."""
+    said = str((bundle.manifest.get("reference") or {}).get("streaming", ""))
+    if bundle.stateful:
+        return f"yes: state in, state out — {said}" if said else "yes: state in, state out"
+    return f"no (whole sequences from zero state) — {said}" if said else "no (whole sequences from zero state)"
 
 
 def _config_items(bundle: Bundle) -> list[tuple[str, object]]:
@@ -266,8 +274,8 @@ def embed_section(bundle: Bundle) -> Markup:
     root = shlex.quote(str(bundle.root))
     deployable = [v for v in bundle.variants() if bundle.verdict(v) == "deployable"] or ["fp32"]
     v = deployable[0]
-    # A forward exported whole has no state I/O: its apps run whole sequences, Triton keeps no state, and the C
-    # cannot be written (a trial's page offered all three as for a streaming model).
+    # A forward exported whole without state I/O: its apps run whole sequences and Triton keeps no state; exported
+    # whole at all, the C cannot be written (a trial's page offered all three as for a streaming model).
     whole = {
         "python": "a Python app folder: example.py runs each golden case whole",
         "triton": "a Triton model repository for whole sequences (no state kept; batch-first models only)",
@@ -279,7 +287,7 @@ def embed_section(bundle: Bundle) -> Markup:
             code(f"lstm-edge bundle {root} --target {name} --variant {v} --out embed/{name}"),
         ]
         for name, t in TARGETS.items()
-        if bundle.stateful or name != "c"
+        if name != "c" or exported_whole(bundle) is None  # codegen refuses a forward exported whole
     ]
     return section(
         "embed",
