@@ -9,7 +9,6 @@ The reference a bundle is judged against is recorded in its manifest (`reference
 
 from __future__ import annotations
 
-import inspect
 import textwrap
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,15 @@ from lstm_edge.config import ModelConfig
 from lstm_edge.errors import LstmEdgeError, ParityError, first_line
 from lstm_edge.export.cells import cell_loop_refusal, cell_note, cells_as_layers
 from lstm_edge.export.head_guess import head_note, refuse_head_guess
+from lstm_edge.export.lengths_forward import (
+    LENGTHS_NOTE,
+    WithLengths,
+    lengths_parameter,
+    lengths_refusal,
+    mixed_lengths,
+    required_parameters,
+    with_lengths,
+)
 from lstm_edge.export.lint import lint
 from lstm_edge.export.plan import HEAD_CHOICES, ExportConfig, Plan, plan_own_model
 from lstm_edge.export.state_io import streaming_plan
@@ -89,7 +97,10 @@ def _plan(
             raise
         rec, not_recognized = None, _reason(e)
     rec = _with_module_layout(rec, module)
-    limit = builder_limit(rec.config) if rec else None
+    takes = lengths_parameter(forward)  # forward(x, lengths): the lengths form (export/lengths_forward.py)
+    if takes:
+        forward, rec = WithLengths(forward, rec.config.batch_first if rec else True), rec and with_lengths(rec)
+    limit = builder_limit(rec.config) if rec and not takes else None
     if forward is None:
         assert rec is not None
         if limit:
@@ -130,9 +141,12 @@ def _plan(
             )
             plan.reference = {"kind": "user-forward", "detail": f"{origin}: {rec.describe()}; validated {at}"}
             plan.recognized = f"{origin}\n{rec.describe()}" + (f"\n{cell_note(cells, validated=True)}" if cells else "")
+            plan.recognized += f"\n{LENGTHS_NOTE.format(takes)}" if takes else ""
             return plan
         worst = max(r["max_scaled_error"] for r in rows)
         why_not = f"the recognized structure differs from its forward by {worst:.2e} (scaled)"
+    if takes:
+        raise lengths_refusal(origin, takes, why_not)
     if cells:  # torch.onnx would unroll the loop at the example's length
         raise cell_loop_refusal(cells, why_not)
     if module is None:
@@ -189,6 +203,7 @@ def _choose_head(
     want = _call(forward, x)
     for mode in HEAD_CHOICES:
         candidate = rec if mode == rec.config.head else _in_layout(recognize(state_dict, mode), rec.config.batch_first)
+        candidate = with_lengths(candidate) if rec.config.lengths else candidate
         with torch.no_grad():
             got = _rebuild(candidate)(x)[0].numpy()
         if got.shape == want.shape and scaled_error(got, want).max() <= FP32_ABS:
@@ -205,8 +220,9 @@ def _inputs(config: ModelConfig, B: int, T: int, seed: int) -> torch.Tensor:
     return torch.randn(*bt, config.input_size, generator=g)
 
 
-def _call(forward: Callable[..., Any], x: torch.Tensor) -> np.ndarray:
-    """The user's forward on x (zero initial state, as their forward runs it): y, the first output.
+def _call(forward: Callable[..., Any], x: torch.Tensor, lengths: torch.Tensor | None = None) -> np.ndarray:
+    """The user's forward on x (and lengths, for a WithLengths forward; zero initial state, as their forward runs it):
+    y, the first output.
 
     Raises:
         LstmEdgeError: a forward that needs more than x (forward(x, lengths)), that fails on x, or returns no tensor.
@@ -214,7 +230,7 @@ def _call(forward: Callable[..., Any], x: torch.Tensor) -> np.ndarray:
     _check_takes_x_alone(forward)
     try:
         with torch.no_grad():
-            y = forward(x)
+            y = forward(x) if lengths is None else forward(x, lengths)
     except Exception as e:  # the user's code may raise anything
         raise LstmEdgeError(
             f"calling the model's forward(x) with x of shape {tuple(x.shape)} failed ({type(e).__name__}: "
@@ -229,20 +245,13 @@ def _call(forward: Callable[..., Any], x: torch.Tensor) -> np.ndarray:
 
 
 def _check_takes_x_alone(forward: Callable[..., Any]) -> None:
-    """Refuse, naming the parameters, a forward with a required argument beyond x (issue 26: forward(x, lengths) with
-    pack_padded_sequence), instead of the TypeError its call would raise."""
-    try:
-        # an nn.Module's __call__ takes (*args, **kwargs): its forward's signature says what it needs
-        params = inspect.signature(getattr(forward, "forward", forward)).parameters.values()
-    except (TypeError, ValueError):  # a TorchScript or builtin forward may have no Python signature: call it and see
-        return
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    required = [p.name for p in params if p.kind in positional and p.default is inspect.Parameter.empty]
+    """Refuse, naming the parameters, a forward needing more than x (or x, lengths: WithLengths wraps that one),
+    instead of the TypeError its call would raise."""
+    required = required_parameters(forward) or []
     if len(required) > 1:
         raise LstmEdgeError(
-            f"the model's forward takes ({', '.join(required)}); lstm-edge calls forward(x) with x alone",
-            "for variable lengths build lstm_edge.model.LSTMModel(ModelConfig(lengths=True, …)) with your weights "
-            "in Python (docs/forms.md), or export a wrapper whose forward(x) calls yours at full length",
+            f"the model's forward takes ({', '.join(required)}); lstm-edge calls forward(x), or forward(x, lengths)",
+            "export a wrapper whose forward(x) (or forward(x, lengths)) calls yours with the rest fixed",
         )
 
 
@@ -254,8 +263,10 @@ def forward_rows(proto, forward: Callable[..., Any], config: ModelConfig, shapes
     rows = []
     for B, T in shapes:
         x = _inputs(config, B, T, seed=B * 1000 + T)
-        want = _call(forward, x)
+        lengths = mixed_lengths(B, T, seed=T) if config.lengths else None  # padded batches of mixed lengths
+        want = _call(forward, x, None if lengths is None else torch.from_numpy(lengths))
         feeds = {"x": x.numpy() if config.vocab_size else x.numpy().astype(np.float32)}
+        feeds |= {} if lengths is None else {"lengths": lengths}
         for name, (LD, width) in config.state_shapes.items():
             if name in names:
                 feeds[name] = np.zeros((LD, B, width), np.float32)

@@ -15,7 +15,8 @@ LENGTHS = ModelForm(
     name="lengths",
     summary="forward(x, lengths) through pack_padded_sequence; state at each sequence's last step",
     applies=lambda c: c.lengths,
-    recognized_from="an LSTMModel(ModelConfig(lengths=True)) from Python (the intake cannot know how to pass lengths)",
+    recognized_from="a user's forward(x, lengths) whose weights the intake recognizes (export/lengths_forward.py), "
+    "or an LSTMModel(ModelConfig(lengths=True)) from Python",
     graph="`lengths` [B] int64 → int32 `sequence_lens` of the fused nodes (the Scan form masks its steps)",
     builder="lstm_edge.export.graph.build_onnx",
     streams=True,
@@ -26,7 +27,7 @@ LENGTHS = ModelForm(
         "fp16": "float16 graph, inputs and outputs float32 (unverified)",
     },
     refused_by={
-        "intake": "the intake does not export variable-length models from a file",
+        "intake": "weights alone cannot say a model takes lengths: its forward(x, lengths) can (save the module)",
         "c": "it takes variable lengths (a per-sequence lengths input)",
         "triton": "it takes variable lengths, which Triton's sequence batcher does not pass per request",
         "openvino": "OpenVINO ignores sequence_lens (outputs past each length measured 0.40 off)",
