@@ -93,7 +93,7 @@ def _plan(
         assert rec is not None
         if limit:
             raise LstmEdgeError(
-                f"recognized {rec.describe()}; {limit}",
+                f"recognized {rec.describe(cell_loop=bool(cells))}; {limit}",
                 "save the whole module (torch.save(model)) and pass --trust-pickle --code MODEL.py, or call "
                 "lstm_edge.export.export_bundle(model, OUT) in Python, so lstm-edge can export its own forward",
             )
@@ -102,11 +102,11 @@ def _plan(
         plan = plan_own_model(_rebuild(rec), cfg, "")
         plan.reference = {
             "kind": "rebuilt-from-state-dict",
-            "detail": f"{origin}: {rec.describe()}; validated against the rebuilt LSTMModel (no forward was given)",
+            "detail": f"{origin}: {rec.describe(cell_loop=bool(cells))}; validated against the rebuilt LSTMModel (no forward was given)",
         }
         notes = (
             origin,
-            rec.describe(),
+            rec.describe(cell_loop=bool(cells)),
             cell_note(cells, validated=False) if cells else "",
             head_note(rec, cfg.head or "none"),
         )
@@ -127,8 +127,13 @@ def _plan(
                 if static_shape
                 else "at B ∈ {1, 3}, T ∈ {1, 17, 300}"
             )
-            plan.reference = {"kind": "user-forward", "detail": f"{origin}: {rec.describe()}; validated {at}"}
-            plan.recognized = f"{origin}\n{rec.describe()}" + (f"\n{cell_note(cells, validated=True)}" if cells else "")
+            plan.reference = {
+                "kind": "user-forward",
+                "detail": f"{origin}: {rec.describe(cell_loop=bool(cells))}; validated {at}",
+            }
+            plan.recognized = f"{origin}\n{rec.describe(cell_loop=bool(cells))}" + (
+                f"\n{cell_note(cells, validated=True)}" if cells else ""
+            )
             return plan
         worst = max(r["max_scaled_error"] for r in rows)
         why_not = f"the recognized structure differs from its forward by {worst:.2e} (scaled)"

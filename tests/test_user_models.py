@@ -307,6 +307,10 @@ def test_cell_loop_rebuilt_as_one_layer_and_checked_against_the_loop(user, tmp_p
     torch.save(model.state_dict(), tmp_path / "sd.pt")
     out = _export_pickle(user, tmp_path, "b")
     assert f"nn.{'GRU' if gru else 'LSTM'}Cell at `cell.`" in out and "validated against that loop" in out
+    # named as what it is, not as an nn.LSTM the model does not hold (a trial's first line said "nn.LSTM at cell.")
+    family = "GRU" if gru else "LSTM"
+    assert f"nn.{family}Cell loop at `cell.` 5→7, rebuilt as one nn.{family} layer" in out and "at `cell.` 5" in out
+    assert f"nn.{family} at" not in out and "train() mode" not in out  # saved in eval(): no note
     _runs_like(tmp_path / "b", model, F=5)
     _verified(tmp_path / "b")
     assert _manifest(tmp_path / "b")["streaming"] is True
@@ -315,8 +319,20 @@ def test_cell_loop_rebuilt_as_one_layer_and_checked_against_the_loop(user, tmp_p
         _cli("bundle", str(tmp_path / "b"), "--target", "python", "--out", str(tmp_path / "py"))
     # from weights alone the head is not guessed (issue 24): the loop reads fc(out[:, -1]), so --head last
     out = _words(_cli("export", str(tmp_path / "sd.pt"), "--head", "last", "--out", str(tmp_path / "sd")))
-    assert "assuming the loop over time is the plain recurrence" in out
+    assert "assuming the loop over time is the plain recurrence" in out and f"nn.{family}Cell loop at" in out
     _runs_like(tmp_path / "sd", model, F=5)
+
+
+def test_a_module_saved_in_train_mode_is_exported_in_eval_with_one_note(user, tmp_path):
+    """A pickled module saved in train() mode (dropout on) is exported in eval(), and export says so in one note line
+    (a trial's was switched without a word)."""
+    torch.manual_seed(0)
+    model = user[1].CellLoop()  # train() mode: what nn.Module starts in
+    torch.save(model, tmp_path / "model.pt")
+    out = _cli("export", str(tmp_path / "model.pt"), "--trust-pickle", "--code", str(user[0] / "models26.py"), "--out",
+               str(tmp_path / "b"))  # fmt: skip
+    assert _words(out).count("exported in eval() mode: dropout off, as deployed") == 1, out
+    assert "saved in train() mode" in _words(out)
 
 
 def test_cell_loop_that_does_more_is_refused_in_one_line(user, tmp_path):
