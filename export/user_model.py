@@ -343,7 +343,7 @@ def _export_validated(module: nn.Module, x: torch.Tensor, config: ModelConfig, c
     a length): the first graph that passes lint and equals the forward at FORWARD_SHAPES, as (proto, rows, findings,
     exporter). Raises ParityError (with the table) where a graph ran but differed, else LstmEdgeError naming why
     each exporter failed."""
-    failures, differs = [], None
+    failures, differs, baked = [], None, []
     for exporter in EXPORTERS:
         try:
             proto = export_forward(module, x, cfg.opset, exporter, time_major=not config.batch_first)
@@ -360,6 +360,7 @@ def _export_validated(module: nn.Module, x: torch.Tensor, config: ModelConfig, c
             return proto, rows, findings, exporter
         broken = next((r for r in rows if "error" in r), None)
         if broken is not None:  # a shape the trace did not see makes the graph fail: an index or length baked in
+            baked.append(broken)
             failures.append(
                 f"{exporter}: its graph fails in ONNX Runtime at B={broken['batch']}, T={broken['seq']} "
                 f"({broken['error']}) — an index or length the trace baked in"
@@ -373,10 +374,18 @@ def _export_validated(module: nn.Module, x: torch.Tensor, config: ModelConfig, c
             "nothing was written; report this with the table above",
             report=format_rows(differs, FP32_ABS),
         )
+    detail = RuntimeError("; ".join(failures))  # ONNX Runtime's own words: the cause --debug prints
+    if len(baked) == len(failures):  # every graph broke at a shape the trace did not see: one readable line
+        raise LstmEdgeError(
+            f"torch.onnx could not export {type(module).__name__}'s forward: its graph fails in ONNX Runtime at "
+            f"B={baked[0]['batch']}, T={baked[0]['seq']}: an index or length the trace baked in",
+            "index with tensors, not Python ints (out[:, -1], not out[:, int(T) // 2]); --debug shows ONNX Runtime's "
+            "message",
+        ) from detail
     raise LstmEdgeError(
         f"torch.onnx could not export {type(module).__name__}'s forward ({'; '.join(failures)})",
         "simplify the forward (no data-dependent Python control flow), or report it with --debug",
-    )
+    ) from detail
 
 
 def _declared(proto, name: str) -> list:

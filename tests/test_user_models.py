@@ -384,6 +384,11 @@ def test_a_baked_index_that_breaks_the_graph_is_one_line(user, tmp_path):
     lines = [ln for ln in r.output.strip().splitlines() if not ln.startswith("warning:")]
     assert r.exit_code == 2 and len(lines) == 1 and "Traceback" not in r.output, r.output
     assert "fails in ONNX Runtime" in lines[0] and "baked in" in lines[0] and not (tmp_path / "b").exists()
+    # readable whole: the problem and the fix, not ORT's messages clipped mid-way (a trial's line was ~600 chars)
+    assert len(lines[0]) <= 250 and "int(T) // 2" in lines[0] and "ONNXRuntimeError" not in lines[0], lines[0]
+    r = CliRunner().invoke(main, ["--debug", "export", str(tmp_path / "model.pt"), "--trust-pickle", "--code",
+                                  str(user[0] / "models26.py"), "--out", str(tmp_path / "b")])  # fmt: skip
+    assert r.exit_code == 2 and "ONNXRuntimeError" in r.output  # ORT's own words, under --debug
 
 
 def _words_of(argv: list[str]) -> tuple[int, str]:
