@@ -439,6 +439,11 @@ def test_whole_graph_route_quantizes_verifies_and_bundles(user, tmp_path, cls):
     assert "not recognized: your forward, exported whole by torch.onnx" in page and "x [batch, seq, 6]" in page
     assert _manifest(b)["spec"] not in page
     assert "example.py runs each golden case whole" in page and "--target c " not in page  # no C for a whole graph
+    # what quantize measured, as it measured it: the fp32 graph in float64 from zero state, whole sequences (a trial's
+    # page said "vs PyTorch … zero and random state, streamed"); no cell-state note where the graph has no cn
+    assert "vs the fp32 graph in float64 up to T=1000 (zero state, whole sequences)" in page
+    assert "Max scaled error against the fp32 graph in float64 per sequence length (zero state, whole" in page
+    assert "vs PyTorch" not in page and "zero and random" not in page and "cell state cn" not in page
     # a state for a graph that takes none is refused, never dropped: a trial got the zero-state answer for h0 = 5
     h0 = np.full((1, 3, 12 if cls == "LSTMNorm" else 8), 5.0, np.float32)
     with pytest.raises(LstmEdgeError, match="takes no state"):
