@@ -43,9 +43,9 @@ def cell_note(cells: list[str], validated: bool) -> str:
     """The recognized block's line for a cell loop: validated against the user's loop, or assumed (weights only)."""
     what = ", ".join(cells)
     if validated:
-        return f"{what} stepped in the forward's loop: rebuilt as one recurrent layer and validated against that loop"
+        return f"{what} stepped in the forward's loop: the rebuilt layer was validated against that loop"
     return (
-        f"{what}: rebuilt as one recurrent layer, assuming the loop over time is the plain recurrence "
+        f"{what}: assuming the loop over time is the plain recurrence "
         "(weights cannot show the loop; pass the module to check it)"
     )
 

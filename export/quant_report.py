@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 
 from lstm_edge.config import OUTPUT_NAMES
+from lstm_edge.formats import quantize_reference
 from lstm_edge.plots import png_bytes, pyplot
 
 # A variant's verdict. "unverified": made and measured for output error, but its task metric could not be measured
@@ -154,26 +155,21 @@ def _max_abs(errors: Mapping[str, ErrorStats], name: str) -> str:
     return f"{errors[name]['max_abs']:.2e}" if name in errors else "—"
 
 
-def _reference(r: QuantizeReport) -> str:
-    """What the report's scaled errors were measured against: PyTorch, or (a whole graph exported from the model's
-    own forward) its fp32 graph in float64."""
-    return "the fp32 graph in float64" if "float64" in r.measured_on else "PyTorch"
-
-
-def _modes(r: QuantizeReport) -> str:
-    """How the parity was run: a graph judged in float64 without state I/O ran whole sequences only."""
-    whole = "float64" in r.measured_on and "streamed" not in r.measured_on
-    return "whole sequences" if whole else "streamed and full"
-
-
 def _growth_lines(r: QuantizeReport, state: str) -> list[str]:
-    """The state's error against T: max |Δ| against fp32 and, where measured, the max scaled error against PyTorch
-    (what verify judges), with why the two differ for the cell state."""
+    """The state's error against T, each figure naming what it compares against: max |Δ| against the fp32 graph in
+    ONNX Runtime (0 where quantize left the output's path in float) and, where measured, the max scaled error
+    against quantize's reference (formats.quantize_reference: PyTorch, or the fp32 graph in float64) — what verify
+    judges. A trial read the two as one figure: a GRU's 0.00e+00 beside a larger scaled error."""
     growth = ", ".join(f"T={T}: {d[state]:.2e}" for T, d in r.error_vs_seq_len.items())
-    lines = [f"  max |Δ{state}| against T — {growth}"]
+    same = all(d[state] == 0 for d in r.error_vs_seq_len.values())
+    lines = [
+        f"  max |Δ{state}| against T, vs the fp32 graph in ONNX Runtime — {growth}"
+        + (" (identical: no node on its path was quantized)" if same else "")
+    ]
     if r.error_profile and all(state in d for d in r.error_profile.values()):
         scaled = ", ".join(f"T={T}: {d[state]:.2e}" for T, d in r.error_profile.items())
-        lines.append(f"  max scaled |Δ{state}| / max(1, |{state}|) against {_reference(r)} — {scaled}")
+        what, _ = quantize_reference(r.measured_on)
+        lines.append(f"  max scaled |Δ{state}| / max(1, |{state}|) against {what} (what verify judges) — {scaled}")
     return lines
 
 
@@ -189,7 +185,7 @@ def format_report(reports: Mapping[str, QuantizeReport], skipped: Mapping[str, s
     """quantization.md: one table row per variant, then per-variant notes (nodes, error against T, fp16's bound,
     unverified and skipped variants). Returns Markdown text without a trailing newline; raises nothing."""
     first = next(iter(reports.values()), None)
-    reference = "torch" if first is None or _reference(first) == "PyTorch" else "float64 graph"
+    reference = "torch" if first is None or quantize_reference(first.measured_on)[0] == "PyTorch" else "float64 graph"
     lines = [
         f"| variant | bytes (× fp32) | metric: {reference} / fp32 / variant | drop (budget) | max abs y / hn / cn | "
         "SQNR y dB | deployable |",
@@ -234,8 +230,9 @@ def format_report(reports: Mapping[str, QuantizeReport], skipped: Mapping[str, s
         if r.parity_bound is not None:
             pb = r.parity_bound
             verdict = "within" if pb.max_scaled <= pb.tolerance else "OVER"
+            what, how = quantize_reference(r.measured_on)
             lines.append(
-                f"  parity vs {_reference(r)} up to T=1000, {_modes(r)}: max scaled error {pb.max_scaled:.2e} "
+                f"  parity vs {what} up to T=1000, {how}: max scaled error {pb.max_scaled:.2e} "
                 f"({verdict} the fp16 bound {pb.tolerance:.0e})"
             )
     if any("cn" in r.error_vs_fp32 for r in reports.values()):

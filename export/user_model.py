@@ -31,6 +31,7 @@ from lstm_edge.export.lengths_forward import (
     with_lengths,
 )
 from lstm_edge.export.lint import lint
+from lstm_edge.export.module_sizes import config_from_module
 from lstm_edge.export.plan import HEAD_CHOICES, ExportConfig, Plan, plan_own_model
 from lstm_edge.export.state_io import streaming_plan
 from lstm_edge.export.torch_export import EXPORTERS, export_forward
@@ -89,14 +90,7 @@ def _plan(
     example_input: torch.Tensor | None,
 ) -> Plan:
     state_dict, cells = cells_as_layers(state_dict)  # an LSTMCell/GRUCell loop: one recurrent layer (export/cells.py)
-    try:
-        rec: Recognized | None = recognize(state_dict, cfg.head or "last")
-        not_recognized = ""
-    except LstmEdgeError as e:
-        if module is None:  # weights only, or a forward lstm-edge cannot export itself
-            raise
-        rec, not_recognized = None, _reason(e)
-    rec = _with_module_layout(rec, module)
+    rec, not_recognized = _recognized(state_dict, cfg, module)
     takes = lengths_parameter(forward)  # forward(x, lengths): the lengths form (export/lengths_forward.py)
     if takes:
         forward, rec = WithLengths(forward, rec.config.batch_first if rec else True), rec and with_lengths(rec)
@@ -105,7 +99,7 @@ def _plan(
         assert rec is not None
         if limit:
             raise LstmEdgeError(
-                f"recognized {rec.describe()}; {limit}",
+                f"recognized {rec.describe(cell_loop=bool(cells))}; {limit}",
                 "save the whole module (torch.save(model)) and pass --trust-pickle --code MODEL.py, or call "
                 "lstm_edge.export.export_bundle(model, OUT) in Python, so lstm-edge can export its own forward",
             )
@@ -114,11 +108,11 @@ def _plan(
         plan = plan_own_model(_rebuild(rec), cfg, "")
         plan.reference = {
             "kind": "rebuilt-from-state-dict",
-            "detail": f"{origin}: {rec.describe()}; validated against the rebuilt LSTMModel (no forward was given)",
+            "detail": f"{origin}: {rec.describe(cell_loop=bool(cells))}; validated against the rebuilt LSTMModel (no forward was given)",
         }
         notes = (
             origin,
-            rec.describe(),
+            rec.describe(cell_loop=bool(cells)),
             cell_note(cells, validated=False) if cells else "",
             head_note(rec, cfg.head or "none"),
         )
@@ -139,8 +133,13 @@ def _plan(
                 if static_shape
                 else "at B ∈ {1, 3}, T ∈ {1, 17, 300}"
             )
-            plan.reference = {"kind": "user-forward", "detail": f"{origin}: {rec.describe()}; validated {at}"}
-            plan.recognized = f"{origin}\n{rec.describe()}" + (f"\n{cell_note(cells, validated=True)}" if cells else "")
+            plan.reference = {
+                "kind": "user-forward",
+                "detail": f"{origin}: {rec.describe(cell_loop=bool(cells))}; validated {at}",
+            }
+            plan.recognized = f"{origin}\n{rec.describe(cell_loop=bool(cells))}" + (
+                f"\n{cell_note(cells, validated=True)}" if cells else ""
+            )
             plan.recognized += f"\n{LENGTHS_NOTE.format(takes)}" if takes else ""
             return plan
         worst = max(r["max_scaled_error"] for r in rows)
@@ -156,6 +155,17 @@ def _plan(
             "export from Python where the class is defined: lstm_edge.export.export_bundle(model, OUT, example_input=x)",
         )
     return _fallback(module, rec, origin, why_not, cfg, example_input)
+
+
+def _recognized(state_dict, cfg: ExportConfig, module: nn.Module | None) -> tuple[Recognized | None, str]:
+    """(the structure recognized from the weights in the module's layout, or None with why not where a module's
+    forward can be exported instead). Raises LstmEdgeError from recognize() where there is no module."""
+    try:
+        return _with_module_layout(recognize(state_dict, cfg.head or "last"), module), ""
+    except LstmEdgeError as e:
+        if module is None:  # weights only, or a forward lstm-edge cannot export itself
+            raise
+        return None, _reason(e)
 
 
 def _reason(e: Exception, limit: int = 200) -> str:
@@ -302,7 +312,7 @@ def _fallback(
     example_input: torch.Tensor | None,
 ) -> Plan:
     """The user's forward itself through torch.onnx: x → y, batch and seq symbolic, no state (streaming false)."""
-    config = rec.config if rec is not None else _config_from_module(module, example_input)
+    config = rec.config if rec is not None else config_from_module(module, example_input)
     x = example_input if example_input is not None else _inputs(config, 2, 7, seed=1)  # B, T ≥ 2 (1 freezes)
     config = _with_output(config, module, x)
     proto, rows, findings, exporter = _export_validated(module, x, config, cfg)
@@ -351,7 +361,7 @@ def _export_validated(module: nn.Module, x: torch.Tensor, config: ModelConfig, c
     a length): the first graph that passes lint and equals the forward at FORWARD_SHAPES, as (proto, rows, findings,
     exporter). Raises ParityError (with the table) where a graph ran but differed, else LstmEdgeError naming why
     each exporter failed."""
-    failures, differs = [], None
+    failures, differs, baked = [], None, []
     for exporter in EXPORTERS:
         try:
             proto = export_forward(module, x, cfg.opset, exporter, time_major=not config.batch_first)
@@ -368,6 +378,7 @@ def _export_validated(module: nn.Module, x: torch.Tensor, config: ModelConfig, c
             return proto, rows, findings, exporter
         broken = next((r for r in rows if "error" in r), None)
         if broken is not None:  # a shape the trace did not see makes the graph fail: an index or length baked in
+            baked.append(broken)
             failures.append(
                 f"{exporter}: its graph fails in ONNX Runtime at B={broken['batch']}, T={broken['seq']} "
                 f"({broken['error']}) — an index or length the trace baked in"
@@ -381,59 +392,23 @@ def _export_validated(module: nn.Module, x: torch.Tensor, config: ModelConfig, c
             "nothing was written; report this with the table above",
             report=format_rows(differs, FP32_ABS),
         )
+    detail = RuntimeError("; ".join(failures))  # ONNX Runtime's own words: the cause --debug prints
+    if len(baked) == len(failures):  # every graph broke at a shape the trace did not see: one readable line
+        raise LstmEdgeError(
+            f"torch.onnx could not export {type(module).__name__}'s forward: its graph fails in ONNX Runtime at "
+            f"B={baked[0]['batch']}, T={baked[0]['seq']}: an index or length the trace baked in",
+            "index with tensors, not Python ints (out[:, -1], not out[:, int(T) // 2]); --debug shows ONNX Runtime's "
+            "message",
+        ) from detail
     raise LstmEdgeError(
         f"torch.onnx could not export {type(module).__name__}'s forward ({'; '.join(failures)})",
         "simplify the forward (no data-dependent Python control flow), or report it with --debug",
-    )
+    ) from detail
 
 
 def _declared(proto, name: str) -> list:
     vi = next(o for o in proto.graph.output if o.name == name)
     return [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
-
-
-def _config_from_module(module: nn.Module, example_input: torch.Tensor | None) -> ModelConfig:
-    """Sizes for the manifest when the weights were not recognized: the module's first recurrent layer."""
-    rnn = next((m for m in module.modules() if isinstance(m, nn.RNNBase)), None)
-    if rnn is None:
-        raise LstmEdgeError(
-            f"{type(module).__name__} has no nn.LSTM or nn.GRU", "lstm-edge exports recurrent models only"
-        )
-    emb = next((m for m in module.modules() if isinstance(m, nn.Embedding)), None)
-    ids = example_input is not None and not example_input.is_floating_point()
-    return ModelConfig(
-        input_size=_input_width(module, rnn, example_input),
-        hidden_size=rnn.hidden_size,
-        num_layers=rnn.num_layers,
-        family="gru" if isinstance(rnn, nn.GRU) else "lstm",
-        bidirectional=rnn.bidirectional,
-        proj_size=getattr(rnn, "proj_size", 0),
-        bias=rnn.bias,
-        batch_first=rnn.batch_first,
-        vocab_size=emb.num_embeddings if emb is not None and (ids or example_input is None) else 0,
-        head="sequence",
-    )
-
-
-def _input_width(module: nn.Module, rnn: nn.RNNBase, example_input: torch.Tensor | None) -> int:
-    """The width of x the model itself takes (not its LSTM's, which a front-end may change): the example's last axis,
-    else the first of (the first layer holding weights — a Conv1d's in_channels, a Linear's in_features —, the
-    recurrent layer's input_size) that the forward accepts."""
-    if example_input is not None:
-        return int(example_input.shape[-1]) if example_input.is_floating_point() else rnn.input_size
-    first = next((m for m in module.modules() if isinstance(m, (nn.Conv1d, nn.Linear, nn.Embedding, nn.RNNBase))), rnn)
-    if isinstance(first, nn.Embedding):
-        return rnn.input_size
-    width = {nn.Conv1d: "in_channels", nn.Linear: "in_features"}.get(type(first), "input_size")
-    for candidate in dict.fromkeys((getattr(first, width, rnn.input_size), rnn.input_size)):
-        x = torch.zeros((2, 3, candidate) if rnn.batch_first else (3, 2, candidate))
-        try:
-            with torch.no_grad():
-                module(x)
-        except Exception:  # the user's forward raises anything on a width it does not take: try the next
-            continue
-        return candidate
-    return rnn.input_size
 
 
 def _with_output(config: ModelConfig, module: nn.Module, x: torch.Tensor) -> ModelConfig:

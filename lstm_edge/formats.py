@@ -29,3 +29,20 @@ REFERENCE_WORDS = {
     "rebuilt-from-state-dict": "the module rebuilt from your weights — your forward was not available",
     "onnx-float64": "the source ONNX evaluated in float64 by onnx.reference",
 }
+# What quantize measured each variant's scaled error (error_profile, parity_bound) against, as its report's
+# measured_on records it: the float64 PyTorch rebuild over zero and random initial states, full and streamed, or —
+# for a forward exported whole, which has no rebuild and no state I/O — the fp32 graph in float64 (onnx.reference,
+# export/quant_graph.py) from zero state, whole sequences. quantize's printout and the report's page both read it.
+FLOAT64_GRAPH = "the fp32 graph in float64"
+
+
+def quantize_reference(measured_on: str, streams: bool = True) -> tuple[str, str]:
+    """(what quantize's scaled errors were measured against, on which inputs) for a report's `measured_on`:
+    ("PyTorch", "zero and random initial state, full and streamed") — "full" alone where the model does not stream
+    (`streams` False) — or (FLOAT64_GRAPH, "zero state, whole sequences"), or for a graph with state I/O judged in
+    float64 (measured_on says "streamed") its zero and random states, full and streamed. Raises nothing."""
+    if "float64" in measured_on and "streamed" in measured_on:  # a graph with state I/O and no checkpoint
+        return FLOAT64_GRAPH, "zero and random initial state, full and streamed"
+    if "float64" in measured_on:
+        return FLOAT64_GRAPH, "zero state, whole sequences"
+    return "PyTorch", "zero and random initial state, full" + (" and streamed" if streams else "")

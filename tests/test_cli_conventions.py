@@ -208,3 +208,22 @@ def test_codegen_int8_says_what_it_is_doing_on_a_terminal(small_bundle, tmp_path
     assert "… int8: simulating the C" in shown and "… int8: judging the C's task metric" in shown
     hidden = on_a_terminal([*args, str(tmp_path / "b")], {"TQDM_DISABLE": "1"})
     assert "…" not in hidden
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["export"], "error: missing argument 'FILE' — see `lstm-edge export --help`"),
+        (["report", "b", "--bogus"], "error: no such option '--bogus' — did you mean '--out'?"),
+        (["report", "b"], "error: missing option '--out' — see `lstm-edge report --help`"),
+        (["bench", "b", "--rate", "abc"], "error: invalid value for '--rate': 'abc' is not a valid float"),
+        (["nosuch"], "error: no such command 'nosuch' — see `lstm-edge --help`"),
+        (["--bogus"], "error: no such option '--bogus'"),
+    ],
+)
+def test_click_usage_errors_are_one_line(argv, words):
+    """click's own refusals (a missing argument, an unknown option or command, a bad value) are the CLI's one line,
+    exit 2 — a trial got click's three lines of usage, hint and "Error:" instead."""
+    r = invoke(argv, prog_name="lstm-edge")
+    assert r.exit_code == 2 and r.stdout == "", r.output
+    assert r.stderr.startswith(words) and r.stderr.count("\n") == 1 and "Usage:" not in r.stderr, r.stderr

@@ -4,6 +4,7 @@ the `c` runner), the runner refuses a library built for another bundle, and mode
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -246,6 +247,31 @@ def test_bidirectional_and_variable_lengths_are_refused_in_one_line(small_bundle
         res = CliRunner().invoke(main, ["codegen", str(bad), "--out", str(tmp_path / "cli"), "--no-verify-hash"])
         assert res.exit_code == 2 and res.output.count("\n") == 1 and words in res.output
         assert not (tmp_path / "cli").exists()
+
+
+def test_codegen_force_never_deletes_files_it_did_not_write(shipped_bundle, tmp_path):
+    """`codegen --force` replaced the whole folder, a user's main.c inside it included: it now refuses in one line
+    naming the first file it did not write (exit 2, every file kept), also under an older tag without its file list;
+    the help says so."""
+    out = tmp_path / "g"
+    args = ["codegen", str(shipped_bundle), "--out", str(out), "--force"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert set(json.loads((out / "lstm-edge-c.json").read_text())["files"]) == {
+        p.name for p in out.iterdir() if p.name != "lstm-edge-c.json"
+    }
+    (out / "main.c").write_text("int main(void) { return 0; }\n")
+    (out / "src").mkdir()
+    (out / "src" / "app.c").write_text("/* mine */\n")
+    for tag in ("as written", "older, without files"):
+        if tag != "as written":
+            info = json.loads((out / "lstm-edge-c.json").read_text())
+            del info["files"]
+            (out / "lstm-edge-c.json").write_text(json.dumps(info))
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 2 and res.output.count("\n") == 1, (tag, res.output)
+        assert "holds files codegen did not write (main.c and 2 more)" in res.output and "move them" in res.output
+        assert (out / "main.c").is_file() and (out / "src" / "app.c").read_text() == "/* mine */\n"
+    assert "files codegen did not write" in " ".join(CliRunner().invoke(main, ["codegen", "--help"]).output.split())
 
 
 def test_cli_codegen_and_run_provider_c(shipped_bundle, tmp_path):

@@ -7,12 +7,15 @@ import json
 import numpy as np
 import onnx
 import pytest
+import torch
 from click.testing import CliRunner
 
 import lstm_edge
 from lstm_edge.atomic import sha256_file
 from lstm_edge.bundle import Bundle
 from lstm_edge.cli import main
+from lstm_edge.config import ModelConfig
+from lstm_edge.model import LSTMModel
 from lstm_edge.tolerances import FP16_ABS, scaled_error
 
 
@@ -177,3 +180,24 @@ def test_whole_graph_int8_refuses_an_lstm_it_cannot_make_int8(tmp_path):
     with pytest.raises(LstmEdgeError, match="made 0 of the graph's 1 LSTM nodes int8") as e:
         quantize_dynamic_graph(tmp_path / "m.onnx", tmp_path / "q.onnx", QuantizeConfig())
     assert "\n" not in str(e.value) and "--mode fp16" in str(e.value)
+
+
+def test_gru_quantize_names_what_each_figure_compares_against(tmp_path):
+    """A GRU's int8 leaves the GRU node in float, so its hn equals fp32 ONNX Runtime's exactly: quantize's printout
+    says each figure's reference (a trial read "max |Δhn| 0.00e+00" beside a larger scaled error as one figure), and
+    the report's quantization section has no cell-state note and no cn column for a model without cn."""
+    from lstm_edge.export import ExportConfig, export_bundle
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(input_size=3, hidden_size=8, num_layers=1, output_size=2, family="gru")
+    export_bundle(LSTMModel(cfg).eval(), tmp_path / "g", ExportConfig(name="g"))
+    r = CliRunner().invoke(main, ["quantize", str(tmp_path / "g"), "--mode", "dynamic"])
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if ln.strip().startswith("max |Δhn|"))
+    assert "vs the fp32 graph in ONNX Runtime" in line and "(identical: no node on its path was quantized)" in line
+    assert "max scaled |Δhn| / max(1, |hn|) against PyTorch (what verify judges)" in r.output
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "g"), "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "r.html").read_text()
+    assert "max |Δ| vs fp32: y / hn<" in page and "cell state cn" not in page
+    assert "against PyTorch per sequence length (zero and random initial state, full and streamed)" in page

@@ -127,6 +127,20 @@ def test_bad_requests_get_one_line(folders):
     assert health["self_check"] in ("passed", "cached") and health["verdict"] == "deployable"
 
 
+def test_nonfinite_input_is_a_400_naming_the_flag_server_py_has(folders):
+    """NaN in x is refused with a 400 whose fix names --allow-nonfinite, and server.py takes that flag: started with
+    it, the NaN reaches the model (a trial's 400 named a flag server.py did not have)."""
+    body = b'{"x": [[[NaN, 0.5]]]}'  # JSON's non-standard literal, as Python's json writes a float('nan')
+    with Server(folders["fp32"]) as s:
+        code, got = s.post(body)
+    assert code == 400 and "holds nan" in got["error"] and "--allow-nonfinite" in got["error"], got
+    with Server(folders["fp32"], "--allow-nonfinite") as s:
+        code, got = s.post(body)
+    want = lstm_edge.load(folders["fp32"], allow_nonfinite=True).run(np.array([[[np.nan, 0.5]]], np.float32))[0]
+    assert code == 200 and np.allclose(got["y"], want, rtol=0, atol=1e-6, equal_nan=True), (got, want)
+    assert "--allow-nonfinite" in (folders["fp32"] / "README.md").read_text()
+
+
 def test_readme_curl_example_works(folders):
     """The README's curl body, POSTed as curl would send it (also by curl itself where it is installed)."""
     readme = (folders["fp32"] / "README.md").read_text()

@@ -322,6 +322,10 @@ def test_cell_loop_rebuilt_as_one_layer_and_checked_against_the_loop(user, tmp_p
     torch.save(model.state_dict(), tmp_path / "sd.pt")
     out = _export_pickle(user, tmp_path, "b")
     assert f"nn.{'GRU' if gru else 'LSTM'}Cell at `cell.`" in out and "validated against that loop" in out
+    # named as what it is, not as an nn.LSTM the model does not hold (a trial's first line said "nn.LSTM at cell.")
+    family = "GRU" if gru else "LSTM"
+    assert f"nn.{family}Cell loop at `cell.` 5→7, rebuilt as one nn.{family} layer" in out and "at `cell.` 5" in out
+    assert f"nn.{family} at" not in out and "train() mode" not in out  # saved in eval(): no note
     _runs_like(tmp_path / "b", model, F=5)
     _verified(tmp_path / "b")
     assert _manifest(tmp_path / "b")["streaming"] is True
@@ -330,8 +334,20 @@ def test_cell_loop_rebuilt_as_one_layer_and_checked_against_the_loop(user, tmp_p
         _cli("bundle", str(tmp_path / "b"), "--target", "python", "--out", str(tmp_path / "py"))
     # from weights alone the head is not guessed (issue 24): the loop reads fc(out[:, -1]), so --head last
     out = _words(_cli("export", str(tmp_path / "sd.pt"), "--head", "last", "--out", str(tmp_path / "sd")))
-    assert "assuming the loop over time is the plain recurrence" in out
+    assert "assuming the loop over time is the plain recurrence" in out and f"nn.{family}Cell loop at" in out
     _runs_like(tmp_path / "sd", model, F=5)
+
+
+def test_a_module_saved_in_train_mode_is_exported_in_eval_with_one_note(user, tmp_path):
+    """A pickled module saved in train() mode (dropout on) is exported in eval(), and export says so in one note line
+    (a trial's was switched without a word)."""
+    torch.manual_seed(0)
+    model = user[1].CellLoop()  # train() mode: what nn.Module starts in
+    torch.save(model, tmp_path / "model.pt")
+    out = _cli("export", str(tmp_path / "model.pt"), "--trust-pickle", "--code", str(user[0] / "models26.py"), "--out",
+               str(tmp_path / "b"))  # fmt: skip
+    assert _words(out).count("exported in eval() mode: dropout off, as deployed") == 1, out
+    assert "saved in train() mode" in _words(out)
 
 
 def test_cell_loop_that_does_more_is_refused_in_one_line(user, tmp_path):
@@ -413,6 +429,11 @@ def test_a_baked_index_that_breaks_the_graph_is_one_line(user, tmp_path):
     lines = [ln for ln in r.output.strip().splitlines() if not ln.startswith("warning:")]
     assert r.exit_code == 2 and len(lines) == 1 and "Traceback" not in r.output, r.output
     assert "fails in ONNX Runtime" in lines[0] and "baked in" in lines[0] and not (tmp_path / "b").exists()
+    # readable whole: the problem and the fix, not ORT's messages clipped mid-way (a trial's line was ~600 chars)
+    assert len(lines[0]) <= 250 and "int(T) // 2" in lines[0] and "ONNXRuntimeError" not in lines[0], lines[0]
+    r = CliRunner().invoke(main, ["--debug", "export", str(tmp_path / "model.pt"), "--trust-pickle", "--code",
+                                  str(user[0] / "models26.py"), "--out", str(tmp_path / "b")])  # fmt: skip
+    assert r.exit_code == 2 and "ONNXRuntimeError" in r.output  # ORT's own words, under --debug
 
 
 def _words_of(argv: list[str]) -> tuple[int, str]:
@@ -468,6 +489,13 @@ def test_whole_graph_route_quantizes_verifies_and_bundles(user, tmp_path, cls):
     page = (tmp_path / "r.html").read_text()
     assert "not recognized: your forward, exported whole by torch.onnx" in page and "x [batch, seq, 6]" in page
     assert _manifest(b)["spec"] not in page and "--target c " not in page  # no C for a whole graph
+    # what quantize measured, as it measured it: the fp32 graph in float64 — from zero state, whole sequences, for the
+    # stateless graph (a trial's page said "vs PyTorch … zero and random state, streamed"); no cell-state note
+    # where the graph has no cn
+    how = "zero and random initial state, full and streamed" if streams else "zero state, whole sequences"
+    assert f"vs the fp32 graph in float64 up to T=1000 ({how})" in page
+    assert "vs PyTorch" not in page and ("cell state cn" in page) == streams
+    assert streams or "example.py runs each golden case whole" in page
     h0 = np.full((1, 3, 12 if cls == "LSTMNorm" else 8), 5.0, np.float32)
     if streams:  # a state given is carried: a stream fed x in chunks ends where run over x ends
         runner = lstm_edge.load(b)

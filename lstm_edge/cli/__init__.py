@@ -13,7 +13,7 @@ import importlib
 import click
 
 from lstm_edge import __version__
-from lstm_edge.cli.common import handle_errors
+from lstm_edge.cli.common import handle_errors, one_line_usage
 
 # command name → "module:attribute" of its click command.
 COMMANDS = {
@@ -48,6 +48,16 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), attr)
         self.add_command(command, cmd_name)
         return command
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        """click's, with a usage error of the group's own options as one line (common.one_line_usage), exit 2."""
+        with one_line_usage():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context):
+        """click's, with a usage error of a command (missing argument, unknown option or command) as one line."""
+        with one_line_usage():
+            return super().invoke(ctx)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -54,7 +54,8 @@ def bundle_cmd(bundle_dir, target, variant, out, force, ort_web, no_verify_hash,
 @click.option("--out", required=True, type=click.Path(), help="The folder to write (NAME.h, NAME.c, NAME_check.c, …).")
 @click.option("--precision", default="fp32", show_default=True, help="fp32 | int8 (int8 weights, int16 activations).")
 @click.option("--prefix", help="C name prefix and file stem (default: the bundle's name).")
-@click.option("--force", is_flag=True, help="Replace an existing, non-empty --out folder.")
+@click.option("--force", is_flag=True, help="Replace a folder codegen wrote before; refused where it holds files "
+              "codegen did not write (they are never deleted: move them first).")  # fmt: skip
 @click.option("--no-verify-hash", is_flag=True, help="Skip the manifest sha256 check.")
 @json_option
 @quiet_option

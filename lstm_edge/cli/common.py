@@ -174,6 +174,32 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def usage_error(e: click.UsageError) -> LstmEdgeError:
+    """click's usage error (a missing argument, an unknown option or command, a bad value) as the CLI's one line:
+    the problem, then the fix naming the command's --help — instead of click's three lines of usage and hint."""
+    message = e.format_message().strip()
+    problem, _, hint = message.partition(". ")  # "No such option '--x'. Did you mean '--out'?"
+    problem = problem.rstrip(".")
+    problem = problem[:1].lower() + problem[1:]
+    where = f"`{e.ctx.command_path} --help`" if e.ctx is not None else "`lstm-edge --help`"
+    hint = hint.strip().strip("()")  # "(Did you mean one of: '--json', '--out'?)"
+    fix = f"{hint[:1].lower()}{hint[1:]} ({where} lists them all)" if hint else f"see {where}"
+    return LstmEdgeError(" ".join(problem.split()), fix)
+
+
+@contextlib.contextmanager
+def one_line_usage() -> Iterator[None]:
+    """Around click's parsing (LazyGroup): a usage error is printed as one line, "error: problem — fix", exit 2.
+    A group called with no arguments still shows its help (click's NoArgsIsHelpError)."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise
+    except click.UsageError as e:
+        click.echo(f"error: {usage_error(e)}", err=True)
+        sys.exit(2)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a `kill`, a job scheduler's timeout) raised as an interrupt, so staged writes clean up as on Ctrl-C."""
 

@@ -279,12 +279,38 @@ def c_int8_verdict(bundle: Bundle) -> str:
     return "unverified" if m is None else "deployable" if m["deployable"] else "not-deployable"
 
 
+def _refuse_foreign_files(out: Path, written: set[str] | None) -> None:
+    """--force replaces a C folder codegen wrote, never files a user added inside it: raises LstmEdgeError naming the
+    first file under `out` that is not in `written` (what codegen wrote there: its lstm-edge-c.json records it; None
+    for a folder codegen did not tag, left to is_ours). Raises nothing where every file is codegen's."""
+    if written is None or not out.is_dir():
+        return
+    ours = written | {CODEGEN_INFO}  # codegen writes flat: any folder inside is the user's too
+    foreign = sorted(rel for rel in (str(f.relative_to(out)) for f in out.rglob("*")) if rel not in ours)
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise LstmEdgeError(
+            f"{out} holds files codegen did not write ({foreign[0]}{more}); --force replaces only codegen's own",
+            "move them out of the folder, or choose another --out",
+        )
+
+
+def _written_before(out: Path) -> set[str] | None:
+    """The files a previous codegen recorded writing into `out` (its lstm-edge-c.json "files"); an empty set for a
+    tag from before they were recorded (checked against this run's files instead); None: not codegen's folder."""
+    try:
+        tag = json.loads((out / CODEGEN_INFO).read_text())
+    except (OSError, ValueError):
+        return None
+    return set(tag.get("files") or []) if isinstance(tag, dict) and tag.get("format") == CODEGEN_FORMAT else None
+
+
 def generate(bundle_path: str | Path, out: str | Path, cfg: CodegenConfig | None = None) -> CodegenResult:
     """Write the C library for a bundle into `out` (atomically: all files or none).
 
     Raises LstmEdgeError for a model the C cannot express (bidirectional, variable lengths, no builder graph),
     an invalid prefix or precision, an existing non-empty `out` without cfg.force, or with it a folder lstm-edge did
-    not write (atomic.is_ours) — refused before any work.
+    not write (atomic.is_ours) or a C folder holding files codegen did not write — refused before any work.
     """
     cfg = cfg or CodegenConfig()
     out = Path(out)
@@ -295,10 +321,15 @@ def generate(bundle_path: str | Path, out: str | Path, cfg: CodegenConfig | None
             f"{out} is not a folder lstm-edge wrote (a bundle, embed, C or score folder); --force replaces only those",
             "choose a new folder for --out",
         )
+    before = _written_before(out)
+    if before:  # the files it recorded: refused before the int8 simulation's tens of seconds, as above
+        _refuse_foreign_files(out, before)
     int8 = cfg.precision == "int8"  # int8 simulates the C bit-exactly (tens of seconds): say what it is doing
     progress_line("int8: simulating the C on the bundle's golden cases", int8 and cfg.progress)
     prep = prepare(bundle_path, cfg)
     files = render(prep, cfg.precision)
+    if before is not None and not before:  # an older tag without its file list: what codegen writes now
+        _refuse_foreign_files(out, set(files))
     with staged_dir(out) as stage:
         for name, text in files.items():
             (stage / name).write_text(text)
@@ -307,6 +338,7 @@ def generate(bundle_path: str | Path, out: str | Path, cfg: CodegenConfig | None
             "prefix": prep["prefix"],
             "precision": cfg.precision,
             "bundle_sha256": prep["sha256"],
+            "files": sorted(files),  # what --force may replace next time: never a file the user added
         }
         (stage / CODEGEN_INFO).write_text(json.dumps(tag, indent=1) + "\n")  # ours to replace with --force
     progress_line(f"int8: judging the C's task metric on {INT8_EVAL_SAMPLES} held-out sequences", int8 and cfg.progress)

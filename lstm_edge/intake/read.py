@@ -41,6 +41,8 @@ from lstm_edge.limits import check_model_path
 CHECKPOINT_FORMAT = "lstm-edge/checkpoint"  # lstm_edge.checkpoint.FORMAT (not imported: the reader stays torch-only)
 # Prefixes wrappers add to every key: DataParallel/DistributedDataParallel (`module.`), Lightning (`model.`).
 WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")  # _orig_mod.: torch.compile
+# Said where a module (pickled or TorchScript) was saved in train() mode: export runs it in eval(), as deployed.
+TRAIN_MODE_NOTE = "note: the module was saved in train() mode; exported in eval() mode: dropout off, as deployed"
 UNTRUSTED_SCRIPT = (
     "its TorchScript forward was not run (it is code from the file: pass --trust-pickle to run it); "
     "read as weights only"
@@ -194,9 +196,10 @@ def _read_torchscript(path: Path, trust_pickle: bool) -> ModelFile:
             f"{path} is a TorchScript archive that torch.jit.load cannot load ({first_line(e, 160)})",
             "save it again with the same torch version, or save model.state_dict() instead",
         ) from e
+    notes = [TRAIN_MODE_NOTE] if module.training else []
     module.eval()
     sd, stripped = _strip_wrappers({k: v.detach() for k, v in module.state_dict().items()})
-    return ModelFile(path, "TorchScript archive", sd, forward=module, stripped=stripped)
+    return ModelFile(path, "TorchScript archive", sd, forward=module, stripped=stripped, notes=notes)
 
 
 def _read_exported_program(path: Path, trust_pickle: bool) -> ModelFile:
@@ -243,9 +246,10 @@ def _read_torch_save(path: Path, trust_pickle: bool, code: str | Path | None) ->
             ) from e
         payload = _load_pickled(path, code)
     if isinstance(payload, nn.Module):
+        notes = [TRAIN_MODE_NOTE] if payload.training else []
         module = payload.eval()
         sd, stripped = _strip_wrappers({k: v.detach() for k, v in module.state_dict().items()})
-        return ModelFile(path, "pickled module", sd, forward=module, module=module, stripped=stripped)
+        return ModelFile(path, "pickled module", sd, forward=module, module=module, stripped=stripped, notes=notes)
     if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
         return ModelFile(path, "lstm-edge checkpoint", {}, checkpoint=payload)
     found = _find_state_dict(payload)

@@ -52,12 +52,16 @@ class Recognized:
     embedding_at: str | None
     unused_head_at: str | None = None  # a Linear left out because head "none" was asked for
 
-    def describe(self) -> str:
+    def describe(self, cell_loop: bool = False) -> str:
         """One line a user can check, e.g. "nn.LSTM at `lstm.` 100→256 ×2 layers; Linear head at `fc.` 256→10 on
-        the last step"."""
+        the last step". `cell_loop`: the weights are an nn.LSTMCell/nn.GRUCell's (export/cells.py), named as that
+        cell's loop rebuilt as one layer rather than as an nn.LSTM the model does not hold."""
         c = self.config
+        family = c.family.upper()
         layers = f"×{c.num_layers} layer" + ("s" if c.num_layers > 1 else "")
-        rec = f"nn.{c.family.upper()} at `{self.recurrent_at}` {c.input_size}→{c.hidden_size} {layers}"
+        rec = f"nn.{family} at `{self.recurrent_at}` {c.input_size}→{c.hidden_size} {layers}"
+        if cell_loop:
+            rec = f"nn.{family}Cell loop at `{self.recurrent_at}` {c.input_size}→{c.hidden_size}, rebuilt as one nn.{family} layer"
         extras = [
             ("bidirectional", c.bidirectional),
             (f"projection {c.proj_size}", c.proj_size),

@@ -1,7 +1,9 @@
 """`lstm-edge report`: one self-contained HTML page of what was proven about one bundle.
 
 It reads what the other stages wrote — the bundle's manifest (the model card, quantize's verdicts and report), and
-the JSON of `lstm-edge verify --json` and `lstm-edge bench --json` where they were run — and never runs them. The
+the JSON of `lstm-edge verify --json` and `lstm-edge bench --json` where they were run — and never runs them; it
+runs only ONNX Runtime CPU's self-check on each variant (its golden cases, ~40 ms each), so a bundle altered and
+re-signed since export is not given a clean page. The
 page needs no network: styles are inline and figures are base64 PNGs. Sections: summary, model card, variants and
 verdicts, parity (verify), speed (bench), quantization, how to embed.
 """
@@ -45,7 +47,8 @@ def render(inputs: ReportInputs) -> str:
                 [
                     para(
                         f"Written by lstm-edge {__version__} report on {when} from {b.root}. It reads what "
-                        "export, quantize, verify and bench wrote; it ran none of them."
+                        "export, quantize, verify and bench wrote, and ran none of them: only ONNX Runtime CPU's "
+                        "self-check of each variant on its golden cases."
                     )
                 ]
             ),
@@ -67,8 +70,10 @@ def write_report(
 
     Reads the bundle's manifest.json (and quantization.md where present), verify's JSON (`verify_json`, else
     BUNDLE/verify.json where it exists) and bench's JSON (`bench_json`, else BUNDLE/bench.json); a tool that was
-    not run becomes a section giving the command to run. `warn` is called with each line the page leads with (an
-    artifact that no longer matches its sha256, a verify report of other files). Returns `out` as a Path.
+    not run becomes a section giving the command to run. Each variant is run through ONNX Runtime CPU's self-check
+    (report.inputs.self_check_warnings). `warn` is called with each line the page leads with (an artifact that no
+    longer matches its sha256, a variant that fails its self-check, a verify report of other files). Returns `out`
+    as a Path.
 
     Raises LstmEdgeError (nothing written) when `bundle` is not a bundle, when a named JSON is missing, not JSON
     or another tool's, or when `out` cannot be written.

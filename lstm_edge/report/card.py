@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 
 from lstm_edge.bundle import Bundle, entry_verdict
-from lstm_edge.formats import REFERENCE_WORDS
+from lstm_edge.formats import REFERENCE_WORDS, quantize_reference
 from lstm_edge.report import figures
 from lstm_edge.report.markup import (
     STATUS_CLASS,
@@ -27,6 +27,14 @@ from lstm_edge.report.markup import (
 from lstm_edge.targets import TARGETS
 
 NOT_RECORDED = "not recorded"
+
+
+def measured_against(bundle: Bundle, report: dict) -> tuple[str, str]:
+    """(what, on which inputs) a quantized variant's scaled errors were measured against, read from its report's
+    measured_on (formats.quantize_reference): PyTorch over zero and random states — streamed only where the model
+    streams — or, for a forward exported whole, the fp32 graph in float64 from zero state, whole sequences."""
+    streams = bundle.stateful and bool(bundle.manifest.get("streaming", True)) and bundle.config.streamable
+    return quantize_reference(report.get("measured_on", ""), streams)
 
 
 def exported_whole(bundle: Bundle) -> str | None:
@@ -181,8 +189,10 @@ def verdict_reasons(name: str, entry: dict, bundle: Bundle) -> list[str]:
     pb = r.get("parity_bound")
     if pb:
         over = "over" if pb["max_scaled"] > pb["tolerance"] else "within"
+        what, how = measured_against(bundle, r)
         why.append(
-            f"max scaled error vs PyTorch up to T=1000 {sci(pb['max_scaled'])}, {over} the fp16 bound {pb['tolerance']:g}"
+            f"max scaled error vs {what} up to T=1000 ({how}) {sci(pb['max_scaled'])}, {over} the fp16 bound "
+            f"{pb['tolerance']:g}"
         )
     if r.get("measured_on"):
         why.append(f"measured on {r['measured_on']}")
@@ -221,6 +231,9 @@ def quantization_section(bundle: Bundle) -> Markup:
     if not quantized:
         cmd = f"lstm-edge quantize {shlex.quote(str(bundle.root))}"
         return section("quantization", "Quantization", missing("quantize has not been run on this bundle.", cmd))
+    # the outputs the graph has: y, hn, cn (LSTM); y, hn (GRU); y alone (a forward exported whole)
+    outputs = [o for o in ("y", "hn", "cn") if any(o in (bundle.entry(v)["report"].get("error_vs_fp32") or {})
+                                                   for v in quantized)]  # fmt: skip
     rows = []
     for v in quantized:
         r = bundle.entry(v)["report"]
@@ -234,26 +247,21 @@ def quantization_section(bundle: Bundle) -> Markup:
             ) if w
         )  # fmt: skip
         err = r.get("error_vs_fp32", {})
-        max_abs = " / ".join(sci(err[o]["max_abs"]) for o in ("y", "hn", "cn") if o in err)
+        max_abs = " / ".join(sci(err[o]["max_abs"]) if o in err else "—" for o in outputs)
         sqnr = (err.get("y") or {}).get("sqnr_db")
         n_q = len((r.get("nodes") or {}).get("quantized", []))
         rows.append([tag("b", v), Cell(f"{r.get('size_ratio', 0):.2f}×", "num"), how, Cell(max_abs, "num"),
                      Cell("∞ (identical)" if sqnr is None else f"{sqnr:.1f}", "num"), Cell(str(n_q), "num")])  # fmt: skip
-    parts = [
-        table(
-            ["variant", "size vs fp32", "settings", "max |Δ| vs fp32: y / hn / cn", "SQNR y (dB)", "quantized nodes"],
-            rows,
-        ),
-        para(
-            "Absolute errors of the cell state cn scale with |c|, which reaches tens on a long sequence; verify "
-            "judges the scaled error |Δ| / max(1, |ref|), which the figure shows.",
-            cls="note",
-        ),  # fmt: skip
-    ]
-    uri = figures.quantization_figure(bundle, quantized)
+    header = f"max |Δ| vs fp32: {' / '.join(outputs)}"
+    parts = [table(["variant", "size vs fp32", "settings", header, "SQNR y (dB)", "quantized nodes"], rows)]
+    if "cn" in outputs:  # only an LSTM's cell state grows so: a GRU and a forward exported whole have no cn
+        parts.append(para("Absolute errors of the cell state cn scale with |c|, which reaches tens on a long sequence; "
+                          "verify judges the scaled error |Δ| / max(1, |ref|), which the figure shows.", cls="note"))  # fmt: skip
+    what, how = measured_against(bundle, bundle.entry(quantized[0])["report"])
+    uri = figures.quantization_figure(bundle, quantized, what)
     if uri:
-        parts.append(figure(uri, "quantization error against sequence length", "Max scaled error against PyTorch "
-                            "per sequence length (zero and random initial state, full and streamed) — solid; the "
+        parts.append(figure(uri, "quantization error against sequence length", f"Max scaled error against {what} "
+                            f"per sequence length ({how}) — solid; the "
                             "bound verify holds each variant to — dotted, same colour (int8: the recorded error "
                             f"× 4; fp16: fixed). Exact zeros, if any, are drawn at {figures.FLOOR:.0e}."))  # fmt: skip
     md = bundle.root / "quantization.md"

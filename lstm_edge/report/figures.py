@@ -121,9 +121,10 @@ def drift_figures(verify: dict, bundle: Bundle) -> list[tuple[str, str]]:
     return out
 
 
-def quantization_figure(bundle: Bundle, variants: list[str]) -> str | None:
-    """Max scaled error against PyTorch over T per output (y, hn, cn) for each quantized variant — the profile
-    verify's int8 bound is derived from — with the bound each variant is held to dotted in its colour."""
+def quantization_figure(bundle: Bundle, variants: list[str], against: str = "PyTorch") -> str | None:
+    """Max scaled error against `against` (what quantize measured it against: card.measured_against) over T per
+    output (y, hn, cn) for each quantized variant — the profile verify's int8 bound is derived from — with the bound
+    each variant is held to dotted in its colour."""
     reports = {
         v: bundle.entry(v)["report"] for v in variants if (bundle.entry(v).get("report") or {}).get("error_profile")
     }
@@ -145,7 +146,7 @@ def quantization_figure(bundle: Bundle, variants: list[str]) -> str | None:
             ax.plot(ts, ys, "o-", color=colour[v], lw=1.3, ms=4, label=v)
             bound = [tolerance(bundle.entry(v), t, o) for t in ts]
             ax.plot(ts, bound, ls=":", color=colour[v], lw=1.3, label=f"{v} bound")
-        ax.set(xscale="log", yscale="log", xlabel="sequence length T", title=f"max scaled |Δ{o}| vs PyTorch")
+        ax.set(xscale="log", yscale="log", xlabel="sequence length T", title=f"max scaled |Δ{o}| vs {against}")
         ax.grid(alpha=0.3)
     if zero:
         _note_zero(axes[0])

@@ -13,7 +13,7 @@ from pathlib import Path
 from lstm_edge import limits
 from lstm_edge.bundle import Bundle
 from lstm_edge.digest import sha256_file
-from lstm_edge.errors import LstmEdgeError
+from lstm_edge.errors import LstmEdgeError, ParityError, first_line
 
 VERIFY_SCHEMA = "lstm-edge/verify"
 BENCH_SCHEMA = "lstm-edge/bench"
@@ -94,8 +94,33 @@ def gather(
     bundle or a JSON that is not the named tool's, before anything is drawn or written."""
     opened = Bundle.open(bundle)
     inputs = ReportInputs(opened, _find(opened, verify_json, VERIFY_SCHEMA), _find(opened, bench_json, BENCH_SCHEMA))
-    inputs.warnings = integrity_warnings(opened) + stale_warnings(opened, inputs.verify)
+    integrity = integrity_warnings(opened)
+    inputs.warnings = integrity + self_check_warnings(opened) + stale_warnings(opened, inputs.verify)
     return inputs
+
+
+def self_check_warnings(bundle: Bundle) -> list[str]:
+    """One line per variant that fails ONNX Runtime CPU's self-check (runtimes.self_check: its golden cases, ~40 ms
+    a variant, or a pass cached for these very files). A manifest re-signed after its model was altered matches every
+    sha256, so only running the model shows it (a trial's tampered bundle got a clean page). A variant whose file
+    fails its sha256 is left to integrity_warnings; one ORT cannot open here is named too. Raises nothing."""
+    # onnxruntime and numpy, through the runtimes: deferred, as report's other heavy imports
+    from lstm_edge.runtimes import open_runner
+
+    out = []
+    recorded = bundle.recorded_hashes()
+    for v in bundle.variants():
+        path = bundle.root / bundle.entry(v).get("path", "")
+        try:
+            if v in recorded and not (path.is_file() and sha256_file(path) == recorded[v]):
+                continue  # integrity_warnings names it
+            with open_runner(bundle.root, "cpu", variant=v, self_check=True):
+                pass
+        except ParityError as e:
+            out.append(f"{e.problem}: nothing on this page holds for it; run `lstm-edge verify` to see which files")
+        except (LstmEdgeError, OSError) as e:
+            out.append(f"self-check of {v} could not run on onnxruntime (cpu): {first_line(e, 200)}")
+    return out
 
 
 def integrity_warnings(bundle: Bundle) -> list[str]:

@@ -24,7 +24,8 @@ curl -s localhost:8000/v1/predict -d '{example}'
 `POST /v1/predict` takes {{"x": ...}} in the model's own layout ({layout}) and optionally the state to start
 from ({states}){lengths}; it answers with {outputs}. Bad JSON or shapes get HTTP 400 and
 {{"error": "the problem — the fix"}}; a body over `--max-body` (default: lstm_edge.limits.MAX_JSON_INPUT_BYTES)
-gets 413. Requests run on threads without a lock: `runner.run` is thread-safe (server.py's docstring says why).
+gets 413; NaN or Infinity in the input gets 400 unless the server was started with `--allow-nonfinite`.
+Requests run on threads without a lock: `runner.run` is thread-safe (server.py's docstring says why).
 Each golden case's bound is in golden/index.json.
 """
 

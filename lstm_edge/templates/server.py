@@ -1,7 +1,7 @@
 """Serve the model over HTTP with the Python standard library (http.server, json) and lstm-edge; no web framework.
 
 pip install 'lstm-edge[cpu]'
-python server.py [--host 127.0.0.1] [--port 8000] [--max-body BYTES]   # --port 0: any free port
+python server.py [--host 127.0.0.1] [--port 8000] [--max-body BYTES] [--allow-nonfinite]   # --port 0: any free port
 
 At start the model is opened with lstm_edge.load, which first reproduces the golden cases on this machine (or
 finds that pass cached); a model that fails it is refused in one line and the server exits 1 without serving.
@@ -11,7 +11,8 @@ POST /v1/predict  {"x": ..., "h0": ..., "c0": ...} → {"y": ..., "hn": ..., "cn
     x in the model's own layout ([B, T, F] floats; [T, B, F] time-major; token ids [B, T] for a token model);
     h0/c0 optional ([L, B, H], zeros when left out). A model exported whole, without state I/O, takes x alone and
     returns y alone. Bad JSON or shapes → 400 {"error": "one line: the problem — the fix"}; a body over
-    --max-body → 413; an unknown path → 404.
+    --max-body → 413; an unknown path → 404. NaN or ±Infinity in the input (JSON's non-standard literals) → 400,
+    unless the server was started with --allow-nonfinite (then they reach the model and its answer may hold them).
 
 Threads: each request runs on its own thread and calls runner.run without a lock. run() is thread-safe in
 lstm-edge: an ONNX Runtime session's run() may be called from several threads at once (the provider used here),
@@ -41,7 +42,7 @@ STATE_NAMES = ("h0", "c0")
 class Model:
     """The runner and the graph's own input and output names (golden/index.json), as the handlers use them."""
 
-    def __init__(self, self_check: bool = True) -> None:
+    def __init__(self, self_check: bool = True, allow_nonfinite: bool = False) -> None:
         manifest = json.loads((HERE / "manifest.json").read_text())
         index = json.loads((HERE / "golden" / "index.json").read_text())
         self.variant = manifest["embed"]["variant"]
@@ -50,7 +51,10 @@ class Model:
         self.states = [n for n in self.inputs if n in STATE_NAMES]  # (h0, c0); (h0,) for a GRU; none: whole graph
         # Runs the self-check first: raises ParityError (an LstmEdgeError) for a model that fails it here.
         # --no-self-check skips it, as the refusal's words offer (and /healthz says "skipped")
-        self.runner = lstm_edge.load(HERE, provider="cpu", variant=self.variant, self_check=self_check)
+        # --allow-nonfinite lets NaN/±Inf through the input check, as the 400's words offer
+        self.runner = lstm_edge.load(
+            HERE, provider="cpu", variant=self.variant, self_check=self_check, allow_nonfinite=allow_nonfinite
+        )
         d = self.runner.describe()
         self.health = {
             "status": "ok",
@@ -164,9 +168,12 @@ def main() -> None:
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port, printed at start)")
     p.add_argument("--max-body", type=int, default=MAX_JSON_INPUT_BYTES, help="largest request body in bytes (413)")
     p.add_argument("--no-self-check", action="store_true", help="serve without reproducing the golden cases first")
+    p.add_argument(
+        "--allow-nonfinite", action="store_true", help="pass NaN/±Infinity in x or the state to the model (else: 400)"
+    )
     args = p.parse_args()
     try:
-        model = Model(self_check=not args.no_self_check)
+        model = Model(self_check=not args.no_self_check, allow_nonfinite=args.allow_nonfinite)
     except lstm_edge.LstmEdgeError as e:  # the failed self-check's one line (or a folder that cannot be opened)
         raise SystemExit(f"error: {e}") from None
     server = ThreadingHTTPServer((args.host, args.port), handler(model, args.max_body))

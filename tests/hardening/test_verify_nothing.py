@@ -81,3 +81,24 @@ def test_unsupported_by_design_stays_when_another_runtime_ran_it(tmp_path):
     assert rows[("cpu", "int8")]["cases"] and rows[("tract", "int8")]["status"] == "unsupported"
     r = _verify(str(SHIPPED), "--providers", "tract", "--variants", "int8")
     assert r.exit_code == 1 and "FAILED: no runtime could load the int8 variant" in r.output, r.output
+
+
+def test_a_runtime_not_installed_is_skipped_not_failed_on_a_broken_file(small_bundle, tmp_path):
+    """A byte flipped in model.onnx fails integrity on every runtime that could run it; one not installed here (a
+    trial's "cuda fp32 fail (integrity)" without onnxruntime-gpu) is listed unsupported with why, as elsewhere."""
+    missing = {p: why for p, why in available_providers().items() if why is not None}
+    if not missing:
+        pytest.skip("every runtime is installed here")
+    b = tmp_path / "b"
+    shutil.copytree(small_bundle, b)
+    data = bytearray((b / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (b / "model.onnx").write_bytes(bytes(data))
+    r = _verify(
+        str(b), "--providers", ",".join(["cpu", *missing]), "--variants", "fp32", "--json", str(tmp_path / "v.json")
+    )
+    assert r.exit_code == 1 and "PASSED" not in r.output, r.output
+    rows = _rows(tmp_path / "v.json")
+    assert rows[("cpu", "fp32")]["status"] == "fail" and "integrity" in rows[("cpu", "fp32")]["reason"]
+    for p, why in missing.items():
+        assert rows[(p, "fp32")]["status"] == "unsupported" and rows[(p, "fp32")]["reason"] == why, rows[(p, "fp32")]
