@@ -18,6 +18,7 @@ The task metric is not measured here (these bundles carry no task data), so ever
 from __future__ import annotations
 
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from lstm_edge.config import LENGTHS, ModelConfig
 from lstm_edge.data import model_inputs
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.export.quant_bundle import quantize_result, write_variants
+from lstm_edge.export.quant_c import c_error_profile
 from lstm_edge.export.quant_measure import node_roles, op_counts
 from lstm_edge.export.quant_ort import make_variant, quantize_dynamic_file
 from lstm_edge.export.quant_report import NOT_DEPLOYABLE, UNVERIFIED, MetricReport, ParityBound, QuantizeReport
@@ -80,10 +82,10 @@ def _streamed(session, config: ModelConfig, feeds: dict[str, np.ndarray]) -> lis
     return outs
 
 
-def error_growth(session, fp32_session, model: LSTMModel, config: ModelConfig) -> tuple[dict, dict]:
+def error_growth(session, fp32_session, model: LSTMModel, config: ModelConfig, streamed: bool = True) -> tuple:
     """Per T: the variant's max |Δ| against fp32 ORT, and its max scaled error against the float64 rebuild over
-    zero and random initial states, full and (unidirectional models) streamed one step per call — the profile
-    verify holds an int8 variant to."""
+    zero and random initial states, full and (unidirectional models, `streamed`) streamed one step per call — the
+    profile verify holds an int8 variant to. Returns (max |Δ| per T, profile per T), each {T: {output: error}}."""
     names = list(config.output_names)
     vs_fp32, profile = {}, {}
     for T in ERROR_VS_T:
@@ -95,7 +97,7 @@ def error_growth(session, fp32_session, model: LSTMModel, config: ModelConfig) -
             for name, a, b, r in zip(names, got, fp32, ref, strict=True):
                 worst_abs[name] = max(worst_abs[name], float(np.abs(a - b).max()))
                 worst_scaled[name] = max(worst_scaled[name], float(scaled_error(a, r).max()))
-        if T >= 10 and config.streamable:
+        if T >= 10 and config.streamable and streamed:
             feeds = dict(zip(config.input_names, model_inputs(config, 4, T, True, 7 + T), strict=True))
             if config.lengths:
                 feeds[LENGTHS] = np.full_like(feeds[LENGTHS], T)  # a stream feeds whole steps
@@ -160,18 +162,25 @@ def quantize_form(bundle, cfg):
                 worst = max(e for errs in profile.values() for e in errs.values())
                 bound = ParityBound(tolerance=FP16_ABS, max_scaled=worst)
             qmodel = onnx.load(str(dst))
+            settings = QSettings(
+                per_channel=cfg.per_channel,
+                input_equalization={"skipped": "input equalization rescales the seed form's first LSTM only"}
+                if mode == "dynamic"
+                else None,
+            )
+            c_profile = {}
+            if v.name == "int8":  # the c runtime's int8 is its own scheme: its own bound (export/quant_c.py)
+                stage("quantize int8: the int8 C's own error against T (its bit-exact simulation)", cfg.progress)
+                c_profile = c_error_profile(
+                    bundle, asdict(settings), lambda s: error_growth(s, fp32_session, model, config, streamed=False)
+                )
             reports[v.name] = QuantizeReport(
                 bytes=dst.stat().st_size,
                 size_ratio=dst.stat().st_size / fp32_path.stat().st_size,
                 ops_before=op_counts(fp32_model),
                 ops_after=op_counts(qmodel),
                 nodes=node_roles(qmodel),
-                settings=QSettings(
-                    per_channel=cfg.per_channel,
-                    input_equalization={"skipped": "input equalization rescales the seed form's first LSTM only"}
-                    if mode == "dynamic"
-                    else None,
-                ),
+                settings=settings,
                 error_vs_fp32=output_errors(config, out, fp32_out),
                 error_vs_torch=output_errors(config, out, torch_out),
                 metric=MetricReport(
@@ -181,6 +190,7 @@ def quantize_form(bundle, cfg):
                 ),
                 error_vs_seq_len=growth,
                 error_profile=profile,
+                c_error_profile=c_profile,
                 eval_samples=n,
                 seconds=seconds,
                 parity_bound=bound,

@@ -114,11 +114,12 @@ class Probes:
         return self.memo[key]
 
 
-def error_growth(session, probes: Probes) -> tuple[dict, dict]:
+def error_growth(session, probes: Probes, streamed: bool = True) -> tuple[dict, dict]:
     """Per T: the variant's max |Δ| against fp32 ORT (the plot), and its max scaled error against the reference
     over zero and random initial states, full-sequence and streamed one step per call (the profile verify holds the
     variant to). Streaming matters: a variant whose state I/O is rounded (fp16) drifts with every call. A model
-    without state I/O (probes.streaming False) is measured from zero state, whole sequences only."""
+    without state I/O (probes.streaming False) is measured from zero state, whole sequences only; `streamed` False
+    leaves out the streamed probe (the int8 C: its one step per call equals its whole sequence, export/quant_c.py)."""
     vs_fp32, profile = {}, {}
     for T in ERROR_VS_T:
         worst_abs = dict.fromkeys(OUTPUTS, 0.0)
@@ -129,7 +130,7 @@ def error_growth(session, probes: Probes) -> tuple[dict, dict]:
             for name, a, b, r in zip(OUTPUTS, got, fp32, ref, strict=True):
                 worst_abs[name] = max(worst_abs[name], float(np.abs(a - b).max()))
                 worst_scaled[name] = max(worst_scaled[name], float(scaled_error(a, r).max()))
-        if T >= 10 and probes.streaming:
+        if T >= 10 and probes.streaming and streamed:
             (x, h, c), ref = probes.streamed(T)
             ys = []
             for t in range(T):

@@ -83,7 +83,8 @@ class QuantizeReport:
 
     Errors are statistics of each output (y, hn, cn) against fp32 ORT and against PyTorch on the evaluation data;
     error_vs_seq_len is the max |Δ| against fp32 per T in (1, 10, 100, 1000); error_profile is the max scaled error
-    against PyTorch per T over zero and random initial states, full and streamed (verify's int8 bound).
+    against PyTorch per T over zero and random initial states, full and streamed (verify's int8 bound);
+    c_error_profile is the same for the int8 C (the c runtime's int8 bound).
     """
 
     bytes: int
@@ -97,6 +98,10 @@ class QuantizeReport:
     metric: MetricReport
     error_vs_seq_len: dict[str, dict[str, float]]
     error_profile: dict[str, dict[str, float]] = field(default_factory=dict)
+    # int8 only: the same profile of lstm-edge codegen's int8 C (export/quant_c.py), which the c runtime serves for
+    # this variant name with its own arithmetic and is held to instead of ORT's; {} for other variants, a model the
+    # C cannot express, and reports written before it (the c runtime then keeps ORT's)
+    c_error_profile: dict[str, dict[str, float]] = field(default_factory=dict)
     eval_samples: int = 0
     seconds: float = 0.0  # wall time to make the variant
     parity_bound: ParityBound | None = None  # fp16 only
@@ -170,6 +175,13 @@ def _growth_lines(r: QuantizeReport, state: str) -> list[str]:
         scaled = ", ".join(f"T={T}: {d[state]:.2e}" for T, d in r.error_profile.items())
         what, _ = quantize_reference(r.measured_on)
         lines.append(f"  max scaled |Δ{state}| / max(1, |{state}|) against {what} (what verify judges) — {scaled}")
+    if r.c_error_profile and all(state in d for d in r.c_error_profile.values()):
+        scaled = ", ".join(f"T={T}: {d[state]:.2e}" for T, d in r.c_error_profile.items())
+        what, _ = quantize_reference(r.measured_on)
+        lines.append(
+            f"  the int8 C (codegen's scheme, the c runtime's int8; simulated bit for bit): max scaled "
+            f"|Δ{state}| / max(1, |{state}|) against {what} — {scaled}"
+        )
     return lines
 
 

@@ -19,7 +19,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ from lstm_edge.export.calibration import (
 )
 from lstm_edge.export.graph import build_onnx
 from lstm_edge.export.quant_bundle import QuantizeResult, over_budget_finding, quantize_result, write_variants
+from lstm_edge.export.quant_c import c_error_profile
 from lstm_edge.export.quant_config import QuantizeConfig, check_options
 from lstm_edge.export.quant_forms import quantize_form
 from lstm_edge.export.quant_graph import quantize_graph, whole_graph
@@ -343,7 +344,12 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
             _make(mode, made[v.name], base, cfg, ranges, X_cal)
             seconds = time.perf_counter() - start
             stage(f"quantize {v.name}: its task metric and error against T", cfg.progress)
-            reports[v.name] = _measure(v.name, made[v.name], base, _settings(mode, cfg, ranges), seconds)
+            reports[v.name] = r = _measure(v.name, made[v.name], base, _settings(mode, cfg, ranges), seconds)
+            if v.name == "int8":  # the c runtime's int8 is its own scheme: its own bound (export/quant_c.py)
+                stage("quantize int8: the int8 C's own error against T (its bit-exact simulation)", cfg.progress)
+                r.c_error_profile = c_error_profile(
+                    bundle, asdict(r.settings), lambda s: error_growth(s, base.probes, streamed=False)
+                )
         write_variants(bundle, made, reports, skipped)
     return quantize_result(bundle, reports, skipped)
 

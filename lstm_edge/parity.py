@@ -156,22 +156,34 @@ def _unsupported_reason(provider: str, variant: str, avail: dict[str, str | None
 
 
 def _judge(result: TargetResult, strict: bool) -> bool:
-    """Set a checked target's status and reason; True when it fails the report."""
+    """Set a checked target's status and reason; True when it fails the report.
+
+    A variant outside its own recorded bound on a runtime fails ("fail"), whether its task metric said deployable or
+    could not be measured (unverified): the bound is what the variant promises on every runtime, whatever its task
+    metric. A variant within its bound passes, labelled by its verdict: "pass" (deployable), "unverified" (no task
+    data; fails only with --strict). A variant its task metric judged not deployable is a finding either way:
+    "not-deployable", failing the report only with --strict."""
     failed = not all(c["passed"] for c in result["cases"])
-    deployable = result["deployable"]
+    verdict = result.get("verdict") or ("deployable" if result["deployable"] else "not-deployable")
     judge = "codegen" if (result["runtime"], result["variant"]) == ("c", "int8") else "quantize"
-    why_not = (
-        f"{judge} could not measure its task metric (no task data): unverified"
-        if result.get("verdict") == "unverified"
-        else f"{judge} found its task metric over budget"
-    )
-    if failed:
-        result["status"] = "fail" if deployable else "not-deployable"
-        result["reason"] = "errors above tolerance" + ("" if deployable else f" ({why_not})")
-        return deployable or strict
-    if not deployable:
+    if verdict == "not-deployable":
         result["status"] = "not-deployable"
-        result["reason"] = f"within parity tolerance, but {why_not}"
+        why_not = f"{judge} found its task metric over budget"
+        result["reason"] = (
+            f"errors above tolerance ({why_not})" if failed else f"within parity tolerance, but {why_not}"
+        )
+        return strict
+    if failed:
+        result["status"] = "fail"
+        result["reason"] = "errors above tolerance" + (
+            f" (its own recorded bound; {judge} could not measure its task metric: unverified)"
+            if verdict == "unverified"
+            else ""
+        )
+        return True
+    if verdict == "unverified":
+        result["status"] = "unverified"
+        result["reason"] = f"within parity tolerance; {judge} could not measure its task metric (no task data)"
         return strict
     return False
 

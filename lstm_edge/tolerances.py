@@ -109,12 +109,15 @@ def tolerance(entry: dict, seq: int, output: str, runtime: str | None = None) ->
     measured length ≥ seq (so growth over T is bounded by the recorded profile), times INT8_RECORDED_FACTOR, and
     never below the fp32 bound — the float parts of an int8 graph cannot beat float32 noise. An output the variant's
     graph does not have (a stateless graph's hn/cn, passed through by the runner) is held to the fp32 bound.
+    The c runtime's int8 is its own scheme, held to the profile quantize recorded for it (c_error_profile) where
+    there is one; an entry quantized before that record holds ORT's alone, which stays the c runtime's bound.
     Raises LstmEdgeError when an int8 entry has no recorded error profile.
     """
     fixed = precision_tolerance(entry.get("precision", ""), seq, runtime)
     if fixed is not None:
         return fixed
-    profile = (entry.get("report") or {}).get("error_profile")
+    report = entry.get("report") or {}
+    profile = (runtime == "c" and report.get("c_error_profile")) or report.get("error_profile")
     if not profile:
         raise LstmEdgeError(
             f"the {entry.get('path')} variant has no recorded error profile", "re-run `lstm-edge quantize`"

@@ -50,7 +50,7 @@ class TargetResult(TypedDict):
     variant: str
     deployable: bool
     verdict: NotRequired[str]  # bundle.VERDICTS: quantize's verdict for the variant
-    status: str  # "pass" | "fail" | "unsupported" | "not-deployable"
+    status: str  # "pass" | "fail" (outside its bound) | "unsupported" | "not-deployable" | "unverified" (within it)
     reason: str
     cases: list[CaseResult]
 

@@ -178,6 +178,18 @@ def bound_entry(runner) -> dict | None:
     return runner.source.bundle.manifest.get("artifacts", {}).get(runner.options.variant)
 
 
+def stale_c_bound(provider: str, entry: dict) -> str:
+    """The first words of a failed check's fix where the c runtime's int8 was held to ORT's bound because the bundle
+    was quantized before quantize recorded the int8 C's own (report c_error_profile); "" otherwise."""
+    report = entry.get("report") or {}
+    if provider != "c" or entry.get("precision") != "int8" or report.get("c_error_profile"):
+        return ""
+    return (
+        "the bundle records ONNX Runtime's int8 bound only, not the int8 C's own: re-run `lstm-edge quantize "
+        "BUNDLE` to record it; else "
+    )
+
+
 def refusal(runtime: str, variant: str, name: str, worst: dict) -> str:
     """The words of a failed self-check, shared by every runtime and target (templates/parity.mjs writes the same):
     the runtime ("onnxruntime 1.32.0 (cpu)"), the variant, the bundle's name, and the worst row of `measure`
@@ -227,7 +239,8 @@ def self_check(runner, provider: str) -> str:
         runtime = f"{info.get('runtime')} {info.get('version')} ({info.get('device')})"
         raise ParityError(
             refusal(runtime, runner.options.variant, runner.source.bundle.name, worst),
-            "do not use its answers; `lstm-edge verify BUNDLE` against the float64 reference tells a corrupt bundle "
+            stale_c_bound(provider, bound_entry(runner))
+            + "do not use its answers; `lstm-edge verify BUNDLE` against the float64 reference tells a corrupt bundle "
             f"(every runtime fails) from a runtime fault (this one alone): then try another --provider or --variant, "
             f"re-export, or skip the check with {OFF}",
         )

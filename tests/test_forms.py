@@ -393,7 +393,7 @@ def test_quantize_then_verify_quick_passes_and_the_report_follows_the_schema(nam
     schema = json.loads(resources.files("lstm_edge").joinpath("schemas/verify.schema.json").read_text())
     jsonschema.validate(report, schema)
     c = FORMS[name].config
-    checked = [x for x in report["results"] if x["status"] in ("pass", "not-deployable")]
+    checked = [x for x in report["results"] if x["status"] in ("pass", "not-deployable", "unverified")]
     assert {x["runtime"] for x in checked} >= {"torch", "cpu"}
     made = {x["variant"] for x in report["results"]}
     if quantize:

@@ -21,7 +21,16 @@ from lstm_edge.report.markup import (
     tag,
 )
 
-STATUS_WORDS = {"pass": "pass", "fail": "FAIL", "unsupported": "unsupported", "not-deployable": "pass"}
+STATUS_WORDS = {
+    "pass": "pass",
+    "fail": "FAIL",
+    "unsupported": "unsupported",
+    "not-deployable": "pass",
+    "unverified": "pass",
+}
+# verify's statuses of a variant not proven deployable: a finding, not a failure of the report (an unverified variant
+# outside its bound is "fail"; a not-deployable one, or one from a verify before that rule, may still hold failed cases)
+FINDINGS = ("not-deployable", "unverified")
 BENCH_POINTS = ("stream_p50", "B1xT100", "B64xT100", "B8xT100")  # the figures shown, where bench measured them
 
 
@@ -39,9 +48,9 @@ def _status_cell(r: dict) -> Cell:
     n = len(r["cases"])
     passed = sum(c["passed"] for c in r["cases"])
     count = f" {passed}/{n}" if n else ""
-    if r["status"] == "not-deployable":  # a finding, not a failure of the report: but never "pass" if a case failed
+    if r["status"] in FINDINGS:  # a finding, not a failure of the report: but never "pass" if a case failed
         word = "pass" if passed == n else "fail"
-        return Cell(f"{word}{count} · {r.get('verdict', 'not-deployable')}", "warn")
+        return Cell(f"{word}{count} · {r.get('verdict', r['status'])}", "warn")
     return Cell(
         STATUS_WORDS.get(r["status"], r["status"]) + count, r["status"] if r["status"] != "unsupported" else "skip"
     )
@@ -72,9 +81,9 @@ def detail_rows(verify: dict) -> list[list[object]]:
         else:
             value, where = "—", r["reason"].split(" — ")[0] or "not run"
         all_passed = n > 0 and all(c["passed"] for c in r["cases"])
-        status = r["status"] if r["status"] != "not-deployable" else ("pass" if all_passed else "fail")
+        status = r["status"] if r["status"] not in FINDINGS else ("pass" if all_passed else "fail")
         verdict = r.get("verdict", "deployable" if r.get("deployable", True) else "not-deployable")
-        shown = STATUS_WORDS.get(status, status) if r["status"] == "not-deployable" else STATUS_WORDS.get(r["status"])
+        shown = STATUS_WORDS.get(status, status) if r["status"] in FINDINGS else STATUS_WORDS.get(r["status"])
         rows.append([r["runtime"], r["variant"], Cell(shown or r["status"], _cls(status)),
                      badge(verdict), Cell(cases, "num"), value, where])  # fmt: skip
     return rows
