@@ -33,12 +33,20 @@ from lstm_edge.export.quant_bundle import quantize_result, write_variants
 from lstm_edge.export.quant_c import c_error_profile
 from lstm_edge.export.quant_measure import node_roles, op_counts
 from lstm_edge.export.quant_ort import make_variant, quantize_dynamic_file
-from lstm_edge.export.quant_report import NOT_DEPLOYABLE, UNVERIFIED, MetricReport, ParityBound, QuantizeReport
+from lstm_edge.export.quant_report import (
+    FLOAT64_REFERENCE,
+    NOT_DEPLOYABLE,
+    UNVERIFIED,
+    MetricReport,
+    ParityBound,
+    QuantizeReport,
+)
 from lstm_edge.export.quant_report import Settings as QSettings
 from lstm_edge.export.validate import ort_cpu_session
 from lstm_edge.forms import quantize_refusals
 from lstm_edge.model import LSTMModel, forward_numpy
 from lstm_edge.progress import stage
+from lstm_edge.runtimes.onnx_reference import evaluator
 from lstm_edge.tolerances import ACCURACY_POINTS_DROP, FP16_ABS, MSE_RELATIVE_DROP, error_stats, scaled_error
 
 ERROR_VS_T = (1, 10, 100, 1000)  # as quant_measure: verify's int8 buckets
@@ -49,13 +57,23 @@ def eval_feeds(config: ModelConfig, n: int, seq: int, seed: int) -> dict[str, np
     return dict(zip(config.input_names, model_inputs(config, n, seq, False, seed), strict=True))
 
 
-def reference_outputs(model: LSTMModel, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """The rebuild in float64 on `feeds`: outputs in config.output_names order."""
+def reference_outputs(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The rebuild in float64 on `feeds` (or, for a bundle without a checkpoint, `model` is float64_graph's
+    function): outputs in config.output_names order."""
+    if not isinstance(model, LSTMModel):
+        return model(feeds)
     twin = model.double()
     try:
         return list(forward_numpy(twin, *(a.astype(np.float64) if a.dtype.kind == "f" else a for a in feeds.values())))
     finally:
         model.float()
+
+
+def float64_graph(fp32_model: onnx.ModelProto, config: ModelConfig):
+    """feeds → outputs (config.output_names order) of the fp32 graph cast to float64 and run by onnx.reference: the
+    reference of a bundle without a checkpoint (a forward exported whole with its states exposed)."""
+    evaluate = evaluator(fp32_model)
+    return lambda feeds: [evaluate(feeds)[n] for n in config.output_names]
 
 
 def output_errors(config: ModelConfig, got: list[np.ndarray], want: list[np.ndarray]) -> dict:
@@ -131,7 +149,8 @@ def quantize_form(bundle, cfg):
     fp32_path = bundle.artifact("fp32")
     fp32_model = onnx.load(str(fp32_path))
     modes, skipped = plan(cfg, config)
-    model, _ = load_checkpoint(bundle.checkpoint())
+    has_checkpoint = "checkpoint" in bundle.manifest["artifacts"]  # a forward exported whole has none
+    model = load_checkpoint(bundle.checkpoint())[0] if has_checkpoint else float64_graph(fp32_model, config)
     fp32_session = ort_cpu_session(fp32_path.read_bytes())
     n = min(cfg.eval_samples, 64)
     feeds = eval_feeds(config, n, 100, seed=2)
@@ -142,6 +161,7 @@ def quantize_form(bundle, cfg):
     if budget is None:
         budget = ACCURACY_POINTS_DROP if classify else MSE_RELATIVE_DROP
     source = f"{n} sequences of T=100 of the model's own inputs (no task data: the task metric is not measured)"
+    source += "" if has_checkpoint else FLOAT64_REFERENCE
     reports = {}
     with tempfile.TemporaryDirectory() as tmp:
         made = {}

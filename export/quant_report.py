@@ -21,6 +21,10 @@ DEPLOYABLE, NOT_DEPLOYABLE, UNVERIFIED = "deployable", "not-deployable", "unveri
 
 ErrorStats = dict[str, float | None]  # lstm_edge.tolerances.error_stats of one output
 
+# What a stateful bundle without a checkpoint is measured against, appended to measured_on
+# (formats.quantize_reference reads "float64" and "streamed" from it).
+FLOAT64_REFERENCE = "; error against the fp32 graph in float64 (onnx.reference), streamed and full"
+
 
 _SCHEMES = {"ort": "ONNX Runtime's dynamic int8", "c": "lstm-edge codegen's int8 C, not this variant's arithmetic"}
 

@@ -54,6 +54,7 @@ from lstm_edge.export.quant_measure import (
 from lstm_edge.export.quant_ort import quantize_dynamic_file, quantize_static_file, quiet_ort_advice, to_fp16_file
 from lstm_edge.export.quant_report import (
     DEPLOYABLE,
+    FLOAT64_REFERENCE,
     NOT_DEPLOYABLE,
     UNVERIFIED,
     Int8AwareTraining,
@@ -323,7 +324,8 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
     bundle = Bundle.open(bundle_path)
     if whole_graph(bundle):  # no state I/O: the user's forward exported whole, or a stateless import (quant_graph.py)
         return quantize_graph(bundle, cfg)
-    if not _imported(bundle) and not is_seed_form(bundle.config):  # GRU, bidirectional, tokens… (quant_forms.py)
+    foreign = (bundle.manifest.get("reference") or {}).get("kind") == "onnx-float64"  # imports keep the seed's path
+    if not foreign and not is_seed_form(bundle.config):  # GRU, bidirectional, tokens… (quant_forms.py)
         return quantize_form(bundle, cfg)
     payload = {} if _imported(bundle) else read_checkpoint(bundle.checkpoint())
     spec = _task_spec(bundle, payload, cfg)
@@ -352,10 +354,6 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
                 )
         write_variants(bundle, made, reports, skipped)
     return quantize_result(bundle, reports, skipped)
-
-
-# What a bundle without a checkpoint is measured against (quant_report._reference reads "float64" from it).
-FLOAT64_REFERENCE = "; error against the fp32 graph in float64 (onnx.reference), streamed and full"
 
 
 def _imported(bundle: Bundle) -> bool:

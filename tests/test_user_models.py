@@ -176,6 +176,20 @@ class PackedNorm(nn.Module):
         return self.fc(self.norm(h[-1]))
 
 
+class GRUNorm(nn.Module):
+    """GRU → LayerNorm → Linear at every step: a whole graph whose GRU state is exposed (h0 → hn, no cn)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(6, 7, batch_first=True)
+        self.norm = nn.LayerNorm(7)
+        self.fc = nn.Linear(7, 2)
+
+    def forward(self, x):
+        out, _ = self.gru(x)
+        return self.fc(self.norm(out))
+
+
 class CellAttention(CellLoop):
     """The loop does more: attention over every step's h."""
 
@@ -572,3 +586,23 @@ def test_whole_graph_node_target_checks_whole_sequences(user, tmp_path, cls):
     p = subprocess.run(["node", "check.mjs"], cwd=tmp_path / "node", capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and "PASS" in p.stdout, p.stdout + p.stderr
     assert ("stream" in p.stdout) == (cls == "LSTMNorm"), p.stdout
+
+
+def test_whole_graph_gru_streams_and_quantizes(user, tmp_path):
+    """A GRU → LayerNorm exported whole exposes h0 → hn (a GRU has no cn): it streams equal to run, and quantize
+    judges it against its fp32 graph in float64 through the forms' path — a trial's quantize asked the graph for a
+    cn and died with ORT's traceback."""
+    model = _saved(user, "GRUNorm", tmp_path)
+    assert "its 1 GRU node(s)' states as h0 [1, batch, 7]" in _export_pickle(user, tmp_path, "b")
+    b = tmp_path / "b"
+    _runs_like(b, model, F=6)
+    x = np.random.default_rng(1).standard_normal((2, 15, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    _cli("run", str(b), "--input", str(tmp_path / "x.npy"), "--stream", "--output", str(tmp_path / "ys.npy"))
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert scaled_error(np.load(tmp_path / "ys.npy"), want).max() <= FP32_ABS
+    out = _words(_cli("quantize", str(b)))
+    assert "against the fp32 graph in float64" in out and "Traceback" not in out
+    assert _manifest(b)["artifacts"]["int8"]["verdict"] == "unverified"
+    assert "PASSED" in _cli("verify", str(b), "--quick", "--providers", "cpu")
