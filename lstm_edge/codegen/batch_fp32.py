@@ -54,10 +54,10 @@ static void layer_batch(float *restrict h, float *restrict c, float *restrict zx
     for (i = 0; i < n; ++i)
         for (r = 0; r < G; ++r)
             zx[i * G + r] = bias[r];
-    gates_gemm(zx, in, (int)n, wx, K);
+    gates_gemm(zx, in, (int)n, wx, K, 0);
     for (t = 0; t < tc; ++t) {{
         float *z = zx + (long)t * B * G;
-        gates_gemm(z, h, B, wh, {H});
+        gates_gemm(z, h, B, wh, {H}, t & 1); /* alternate panel order: gemm_fp32 */
         for (b = 0; b < B; ++b) {{
             float *hb = h + (long)b * {H}, *ob = out + ((long)t * B + b) * {H};
             cell(hb, c + (long)b * {H}, z + (long)b * G);
