@@ -9,7 +9,7 @@ gates_gemm(z, x, N, w, K) adds x[N][K] · W^T to z[N][G]: per panel, four rows a
 registers, each panel element loaded once per four rows), then one row at a time. Every z[n][r] sums in exactly the
 order of the one-row axpy this replaced — b, then inputs in groups of four, (w0·x0 + w1·x1 + w2·x2 + w3·x3) added
 each time, then the remaining inputs one by one — so one row (the streaming step), B rows (the batched run) and the
-old layout give the same bits under -ffp-contract=off.
+old layout give the same bits (the c runtime builds fp32 with -ffp-contract=fast: still one set of functions).
 """
 
 from __future__ import annotations
