@@ -5,7 +5,7 @@ normalized into scratch (time-major, rows t·B + b); per layer, z = b + x · W_x
 GEMM (gemm_fp32.gates_gemm: each W_x panel read once for all of them), then step by step z_t += h · W_h^T for all B
 rows together (each W_h panel read once per step, not once per row) and the cell update per row. The layer's h
 outputs are the next layer's input rows. Every value is computed with the same float operations in the same order
-as NAME_run's, so the two agree bit for bit under -ffp-contract=off.
+as NAME_run's, in the same functions, so the two agree bit for bit (under either -ffp-contract setting).
 
 Scratch (the caller's, NAME_RUN_BATCH_SCRATCH(B) bytes, aligned for float): h and C per layer and row, the chunk's
 pre-activations and two buffers of layer inputs. No malloc, no globals. A GRU (lstm_edge.codegen.gru) holds no C
@@ -54,10 +54,10 @@ static void layer_batch(float *restrict h, float *restrict c, float *restrict zx
     for (i = 0; i < n; ++i)
         for (r = 0; r < G; ++r)
             zx[i * G + r] = bias[r];
-    gates_gemm(zx, in, (int)n, wx, K);
+    gates_gemm(zx, in, (int)n, wx, K, 0);
     for (t = 0; t < tc; ++t) {{
         float *z = zx + (long)t * B * G;
-        gates_gemm(z, h, B, wh, {H});
+        gates_gemm(z, h, B, wh, {H}, t & 1); /* alternate panel order: gemm_fp32 */
         for (b = 0; b < B; ++b) {{
             float *hb = h + (long)b * {H}, *ob = out + ((long)t * B + b) * {H};
             cell(hb, c + (long)b * {H}, z + (long)b * G);

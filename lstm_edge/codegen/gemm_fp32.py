@@ -9,7 +9,7 @@ gates_gemm(z, x, N, w, K) adds x[N][K] · W^T to z[N][G]: per panel, four rows a
 registers, each panel element loaded once per four rows), then one row at a time. Every z[n][r] sums in exactly the
 order of the one-row axpy this replaced — b, then inputs in groups of four, (w0·x0 + w1·x1 + w2·x2 + w3·x3) added
 each time, then the remaining inputs one by one — so one row (the streaming step), B rows (the batched run) and the
-old layout give the same bits under -ffp-contract=off.
+old layout give the same bits (the c runtime builds fp32 with -ffp-contract=fast: still one set of functions).
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ import numpy as np
 
 PANEL = 32  # gate columns per panel: 4 AVX2 / 2 AVX-512 vectors per row, 4 rows = 16 / 8 accumulator registers
 ROWS = 4  # batch rows per register block
+# columns of a panel a block of ROWS rows takes at a time: 4 × 16 accumulators (8 AVX2 registers) beside the
+# weights and inputs. 4 × 32 spilled to the stack: 16 columns made the seed-size B64·T100 run 0.86x the time (one
+# interleaved run, /tmp builds of the same generated C, same bits).
+SUB = 16
 
 
 def pack(wt: np.ndarray) -> np.ndarray:
@@ -28,35 +32,40 @@ def pack(wt: np.ndarray) -> np.ndarray:
 
 
 def _panel_kernel(rows: int, width: int) -> str:
-    """panelR_W: z[i][0..W) += x[i][0..K) · w (K × W) for R rows, the sums in the one-row axpy's order."""
+    """panelR_W: z[i][0..W) += x[i][0..K) · w (K × W) for R rows, the sums in the one-row axpy's order. Several
+    rows take the panel SUB columns at a time (R × SUB accumulators fit the registers; R × W spilled), which leaves
+    every sum's order as it was."""
+    sub = SUB if rows > 1 and width % SUB == 0 else width
     return f"""static void panel{rows}_{width}(float *restrict z, const float *restrict x, int K, const float *restrict w)
 {{
-    float acc[{rows}][{width}];
     const int k4 = K - K % 4; /* inputs in groups of four, then the rest one by one */
-    int i, k, c;
-    for (i = 0; i < {rows}; ++i)
-        for (c = 0; c < {width}; ++c)
-            acc[i][c] = z[(long)i * G + c];
-    for (k = 0; k < k4; k += 4) {{
-        const float *w0 = w + (long)k * {width}, *w1 = w0 + {width}, *w2 = w1 + {width}, *w3 = w2 + {width};
-        for (i = 0; i < {rows}; ++i) {{
-            const float *xi = x + (long)i * K + k;
-            const float x0 = xi[0], x1 = xi[1], x2 = xi[2], x3 = xi[3];
-            for (c = 0; c < {width}; ++c)
-                acc[i][c] += w0[c] * x0 + w1[c] * x1 + w2[c] * x2 + w3[c] * x3;
+    int i, k, c, s;
+    for (s = 0; s < {width}; s += {sub}) {{ /* {sub} columns at a time */
+        float acc[{rows}][{sub}];
+        for (i = 0; i < {rows}; ++i)
+            for (c = 0; c < {sub}; ++c)
+                acc[i][c] = z[(long)i * G + s + c];
+        for (k = 0; k < k4; k += 4) {{
+            const float *w0 = w + (long)k * {width} + s, *w1 = w0 + {width}, *w2 = w1 + {width}, *w3 = w2 + {width};
+            for (i = 0; i < {rows}; ++i) {{
+                const float *xi = x + (long)i * K + k;
+                const float x0 = xi[0], x1 = xi[1], x2 = xi[2], x3 = xi[3];
+                for (c = 0; c < {sub}; ++c)
+                    acc[i][c] += w0[c] * x0 + w1[c] * x1 + w2[c] * x2 + w3[c] * x3;
+            }}
         }}
-    }}
-    for (k = k4; k < K; ++k) {{
-        const float *wk = w + (long)k * {width};
-        for (i = 0; i < {rows}; ++i) {{
-            const float xk = x[(long)i * K + k];
-            for (c = 0; c < {width}; ++c)
-                acc[i][c] += wk[c] * xk;
+        for (k = k4; k < K; ++k) {{
+            const float *wk = w + (long)k * {width} + s;
+            for (i = 0; i < {rows}; ++i) {{
+                const float xk = x[(long)i * K + k];
+                for (c = 0; c < {sub}; ++c)
+                    acc[i][c] += wk[c] * xk;
+            }}
         }}
+        for (i = 0; i < {rows}; ++i)
+            for (c = 0; c < {sub}; ++c)
+                z[(long)i * G + s + c] = acc[i][c];
     }}
-    for (i = 0; i < {rows}; ++i)
-        for (c = 0; c < {width}; ++c)
-            z[(long)i * G + c] = acc[i][c];
 }}
 """
 
@@ -84,9 +93,15 @@ def _panel_pass(width: int, loop: str, offset: str, one_row: bool) -> str:
 def _driver(full: int, narrow: int, one_row: bool) -> str:
     """gates_gemm (N rows: the batched run) or gates_row (one row: the step), over the full and narrow panels.
     Two functions, not gates_gemm with N = 1: gcc would clone the 4-row kernel for the step's small arrays and warn
-    about iterations that never run."""
+    about iterations that never run. gates_gemm takes `rev`: nonzero runs the full panels last to first (the
+    recurrent product alternates it step by step, so the panels one step read last are the next step's first, still
+    in cache: W_h outgrows L1 at hidden 64 and L2 at hidden 256). The order of panels changes no sum."""
     decl = ("    int p;\n" if full else "") + ("" if one_row else "    int n;\n")
-    passes = _panel_pass(PANEL, f"for (p = 0; p < {full}; ++p) ", f"p * {PANEL}", one_row) if full else ""
+    if one_row:
+        passes = _panel_pass(PANEL, f"for (p = 0; p < {full}; ++p) ", f"p * {PANEL}", True) if full else ""
+    else:
+        at = f"(rev ? {full - 1} - p : p) * {PANEL}"
+        passes = _panel_pass(PANEL, f"for (p = 0; p < {full}; ++p) ", at, False) if full else "    (void)rev;\n"
     passes += _panel_pass(narrow, "", str(full * PANEL), one_row) if narrow else ""
     if one_row:
         return (
@@ -95,8 +110,9 @@ def _driver(full: int, narrow: int, one_row: bool) -> str:
             "{\n" + decl + passes + "}\n"
         )
     return (
-        "/* z[n][r] += sum_k x[n][k] * W^T[k][r] for N rows (x: N x K, z: N x G), a panel at a time */\n"
-        "static void gates_gemm(float *restrict z, const float *restrict x, int N, const float *restrict w, int K)\n"
+        "/* z[n][r] += sum_k x[n][k] * W^T[k][r] for N rows (x: N x K, z: N x G), a panel at a time (rev: last first) */\n"
+        "static void gates_gemm(float *restrict z, const float *restrict x, int N, const float *restrict w, int K,\n"
+        "                       int rev)\n"
         "{\n" + decl + passes + "}\n"
     )
 

@@ -64,12 +64,12 @@ static void gru_layer_batch(float *restrict h, float *restrict zx, float *restri
     for (i = 0; i < n; ++i)
         for (r = 0; r < G; ++r)
             zx[i * G + r] = bx[r];
-    gates_gemm(zx, in, (int)n, wx, K);
+    gates_gemm(zx, in, (int)n, wx, K, 0);
     for (t = 0; t < tc; ++t) {{
         for (b = 0; b < B; ++b)
             for (r = 0; r < G; ++r)
                 zh[(long)b * G + r] = bh[r];
-        gates_gemm(zh, h, B, wh, {H});
+        gates_gemm(zh, h, B, wh, {H}, t & 1);
         for (b = 0; b < B; ++b) {{
             float *hb = h + (long)b * {H}, *ob = out + ((long)t * B + b) * {H};
             gru_cell(hb, zx + ((long)t * B + b) * G, zh + (long)b * G);
