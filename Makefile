@@ -6,7 +6,7 @@ EXTRAS  := cpu,torch,plots,score,openvino,tract,datasets,ray,test,docs
 BUNDLE  := models/adding
 ART     := artifacts
 
-.PHONY: demo test test-slow lint format docs clean-venv embed-deps codegen-deps
+.PHONY: demo test test-slow lint format docs clean-venv embed-deps codegen-deps peers
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -49,5 +49,24 @@ embed-deps:
 codegen-deps:
 	@bash scripts/codegen-deps.sh
 
+# lstm-edge against LiteRT and ExecuTorch (benchmarks/peers.py; never part of `test`). Its own venv, .venv-peers/
+# (git-ignored): the CPU torch wheel first, lstm-edge editable, then the peers and the .tflite converter (TensorFlow,
+# tf-keras; ~3 GB installed). Writes benchmarks/results/peers.json; ~15 min at load ~5 on the 2-core machine.
+PEERS_PY    := .venv-peers/bin/python
+PEERS_STAMP := .venv-peers/.installed
+
+$(PEERS_STAMP): pyproject.toml
+	test -x $(PEERS_PY) || python3 -m venv .venv-peers
+	$(PEERS_PY) -m pip install -q --upgrade pip
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(PEERS_PY) -m pip install -q "torch==2.13.0"; fi
+	$(PEERS_PY) -m pip install -q -e ".[cpu,torch,plots]"
+	$(PEERS_PY) -m pip install -q executorch ai-edge-litert "tensorflow-cpu==2.21.*"
+	# tf-keras depends on `tensorflow` (the same module again, twice the size): beside tensorflow-cpu, no deps.
+	$(PEERS_PY) -m pip install -q --no-deps "tf-keras==2.21.*"
+	touch $(PEERS_STAMP)
+
+peers: $(PEERS_STAMP)
+	$(PEERS_PY) benchmarks/peers.py --cache .venv-peers/cache
+
 clean-venv:
-	rm -rf .venv
+	rm -rf .venv .venv-peers
