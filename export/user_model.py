@@ -143,7 +143,9 @@ def _plan(
             plan.recognized += f"\n{LENGTHS_NOTE.format(takes)}" if takes else ""
             return plan
         worst = max(r["max_scaled_error"] for r in rows)
-        why_not = f"the recognized structure differs from its forward by {worst:.2e} (scaled)"
+        shaped = next((r for r in rows if "shapes" in r), None)  # a head on every step where the forward has one
+        why_not = (f"the recognized structure gives y {shaped['shapes'][0]} where its forward gives {shaped['shapes'][1]}"
+                   if shaped else f"the recognized structure differs from its forward by {worst:.2e} (scaled)")  # fmt: skip
     if takes:
         raise lengths_refusal(origin, takes, why_not)
     if cells:  # torch.onnx would unroll the loop at the example's length
@@ -287,6 +289,7 @@ def forward_rows(proto, forward: Callable[..., Any], config: ModelConfig, shapes
                          "ok": False, "against": "user-forward", "error": first_line(e, 160)})  # fmt: skip
             continue
         err = float(scaled_error(got, want).max()) if got.shape == want.shape and got.size else float("inf")
+        shapes = {} if got.shape == want.shape else {"shapes": [list(got.shape), list(want.shape)]}
         if got.shape == want.shape and not got.size:
             err = 0.0
         rows.append(
@@ -299,6 +302,7 @@ def forward_rows(proto, forward: Callable[..., Any], config: ModelConfig, shapes
                 "ok": err <= FP32_ABS,
                 "against": "user-forward",
             }
+            | shapes
         )
     return rows
 

@@ -188,7 +188,7 @@ def _head_and_embedding(
     if extra:
         shown = ", ".join(extra[:4]) + (f", … ({len(extra)} in all)" if len(extra) > 4 else "")
         raise LstmEdgeError(
-            f"the state_dict holds more than an {config_kw['family'].upper()} with one Linear head "
+            f"the state_dict holds more than {'an LSTM' if config_kw['family'] == 'lstm' else 'a GRU'} with one Linear head "
             f"(and an input Embedding): {shown} — {MORE_FIX}"
         )
     return rest, head_at, embedding_at
