@@ -95,6 +95,22 @@ def test_run_refuses_a_tampered_bundle(tampered, x_file, stream):
     assert r.stdout == ""  # nothing printed as a result
 
 
+def test_a_not_deployable_fp16_runs_with_a_note_and_a_tampered_one_is_refused(bundle_copy, x_file, cache):
+    """The shipped fp16 variant is over the fp16 bound (quantize measured 0.128 at T=1000 and marked it not
+    deployable): it was refused as if corrupt (golden b1_t100_random streamed cn 2.49e-2 > 1e-2). It is held to its
+    own measured worst instead, runs with a note naming the verdict — and two swapped gate blocks are still refused."""
+    r = CliRunner().invoke(main, ["run", str(bundle_copy), "--variant", "fp16", "--stream", "--input", str(x_file)])
+    assert r.exit_code == 0 and "note: quantize marked fp16 not-deployable" in r.stderr, r.output
+    path = bundle_copy / "model.fp16.onnx"
+    _swap_gates(path)
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    data = path.read_bytes()
+    manifest["artifacts"]["fp16"].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    r = CliRunner().invoke(main, ["run", str(bundle_copy), "--variant", "fp16", "--input", str(x_file)])
+    assert r.exit_code == 1 and "self-check failed" in r.stderr and "fp16 variant" in r.stderr, r.output
+
+
 def test_run_without_self_check_answers_and_says_so(tampered, x_file):
     r = CliRunner().invoke(main, ["run", str(tampered), "--input", str(x_file), "--no-self-check"])
     assert r.exit_code == 0 and "y (2, 1)" in r.stdout, r.output

@@ -107,6 +107,9 @@ def run(
         info = runner.describe()
         if runner.clipped:  # before any result: a warning, or with --strict-range exit 1
             report_clipped(runner.input_range.problem(runner.clipped, x.size, variant), strict_range)
+        verdict = runner.source.bundle.verdict(variant) if runner.source.bundle is not None else "deployable"
+    if verdict != "deployable":  # answers as quantize measured them, which is not as accurate as it budgets
+        click.echo(f"note: quantize marked {variant} {verdict}; see quantization.md in {model}", err=True)
     print_run(info, x, y, h, c, output=output, json_path=json_path, chunk=chunk if stream else None)
 
 
