@@ -52,13 +52,14 @@ def _swap_gates(path) -> None:
     onnx.save(model, path)
 
 
-def tamper(bundle) -> None:
-    """_swap_gates on model.onnx, then the manifest re-signed (its sha256 and size), so every hash still matches."""
-    path = bundle / "model.onnx"
-    _swap_gates(path)
+def tamper(bundle, variant: str = "fp32") -> None:
+    """_swap_gates on the variant's file, then the manifest re-signed (its sha256 and size), so every hash still
+    matches."""
     manifest = json.loads((bundle / "manifest.json").read_text())
+    path = bundle / manifest["artifacts"][variant]["path"]
+    _swap_gates(path)
     data = path.read_bytes()
-    manifest["artifacts"]["fp32"].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    manifest["artifacts"][variant].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
@@ -101,12 +102,7 @@ def test_a_not_deployable_fp16_runs_with_a_note_and_a_tampered_one_is_refused(bu
     own measured worst instead, runs with a note naming the verdict — and two swapped gate blocks are still refused."""
     r = CliRunner().invoke(main, ["run", str(bundle_copy), "--variant", "fp16", "--stream", "--input", str(x_file)])
     assert r.exit_code == 0 and "note: quantize marked fp16 not-deployable" in r.stderr, r.output
-    path = bundle_copy / "model.fp16.onnx"
-    _swap_gates(path)
-    manifest = json.loads((bundle_copy / "manifest.json").read_text())
-    data = path.read_bytes()
-    manifest["artifacts"]["fp16"].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
-    (bundle_copy / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    tamper(bundle_copy, "fp16")
     r = CliRunner().invoke(main, ["run", str(bundle_copy), "--variant", "fp16", "--input", str(x_file)])
     assert r.exit_code == 1 and "self-check failed" in r.stderr and "fp16 variant" in r.stderr, r.output
 
@@ -238,18 +234,21 @@ def test_node_and_web_targets_refuse_in_the_same_words(tampered):
     assert out.stdout.strip() == refusal("onnxruntime-node 1.20.0 (cpu)", "fp32", "adding", worst)
 
 
-def test_shipped_fp16_is_refused_where_streaming_misses_its_bound(shipped_bundle, cache):
-    """Found by the check: the shipped fp16 variant (not-deployable) streamed one step per call drifts past FP16_ABS
-    on the golden streaming case (cn 2.5e-2 > 1e-2; whole sequences stay ≤ 3.4e-3), so it is refused at load."""
-    with pytest.raises(ParityError, match=r"fp16 variant .* b1_t100_random \(stream \(1 step per call\)\)"):
-        lstm_edge.load(shipped_bundle, variant="fp16")
+def test_shipped_fp16_loads_held_to_its_measured_worst(shipped_bundle, cache):
+    """The shipped fp16 variant (not deployable: quantize measured 0.128 over the fp16 bound 1e-2 at T=1000) streamed
+    one step per call reaches cn 2.5e-2 on the golden streaming case; it was refused at load as if corrupt. Its
+    self-check now holds it to its measured worst (tolerances.tolerance), and it loads."""
+    runner = lstm_edge.load(shipped_bundle, variant="fp16")
+    assert runner.describe()["self_check"] in (PASSED, CACHED)
 
 
-def test_bench_lists_a_default_variant_that_fails_as_refused(shipped_bundle, tmp_path, cache):
-    """With the bundle's variants by default, the fp16 that fails its check is a refused row (nothing timed), not
-    an exit: the fp32 and the variants asked for by name are what refuse the whole bench."""
+def test_bench_lists_a_default_variant_that_fails_as_refused(bundle_copy, tmp_path, cache):
+    """With the bundle's variants by default, an fp16 that fails its check (two gate blocks swapped, re-signed) is a
+    refused row (nothing timed), not an exit: the fp32 and the variants asked for by name are what refuse the whole
+    bench."""
+    tamper(bundle_copy, "fp16")
     report = tmp_path / "bench.json"
-    args = ["bench", str(shipped_bundle), "--providers", "cpu", "--threads", "1", "--quick", "--no-cold-start"]
+    args = ["bench", str(bundle_copy), "--providers", "cpu", "--threads", "1", "--quick", "--no-cold-start"]
     r = CliRunner().invoke(main, [*args, "--json", str(report)])
     assert r.exit_code == 0, r.output
     runs = {run["variant"]: run for run in json.loads(report.read_text())["runs"] if run["runtime"] == "cpu"}
