@@ -156,7 +156,8 @@ def _cli(*argv: str) -> tuple[int, str, float, float]:
 
 
 def measure(key: str, work: Path) -> dict:
-    """One row: save the model, export it through the CLI, run the bundle against the forward at B=3, T=41."""
+    """One row: save the model, export it through the CLI, run the bundle (and, where it streams, `run --stream`)
+    against the forward at B=3, T=41 (lengths 41, 20, 3 for a model that takes them)."""
     cls, width, time_major, kind = ROWS[key]
     sys.path.insert(0, str(work))
     import models  # noqa: PLC0415 — the user's file, written into `work` by main()
@@ -176,14 +177,19 @@ def measure(key: str, work: Path) -> dict:
     row["route"] = f"{ref.get('kind')}, {ref.get('exporter')}, streaming {manifest.get('streaming')}"
     shape = (41, 3, width) if time_major else (3, 41) if width == 0 else (3, 41, width)
     x = torch.randint(0, 1000, shape) if width == 0 else torch.randn(shape)
-    np.save(work / "x.npy", x.numpy())
-    code, text, _, _ = _cli("run", str(out), "--input", str(work / "x.npy"), "--output", str(work / "y.npy"), "-q")
-    if code != 0:
-        return row | {"run": text.strip()[:300]}
+    takes_lengths = any(p["name"] == "lengths" for p in manifest["io"]["inputs"])
+    lengths = torch.tensor([41, 20, 3]) if takes_lengths else None  # a padded batch of mixed lengths
+    np.savez(work / "x.npz", x=x.numpy(), **({"lengths": lengths.numpy()} if takes_lengths else {}))
     with torch.no_grad():
-        want = model(x).numpy().astype(np.float64)
-    got = np.load(work / "y.npy").astype(np.float64)
-    row["run_vs_forward"] = float((np.abs(got - want) / np.maximum(1.0, np.abs(want))).max())
+        want = (model(x) if lengths is None else model(x, lengths)).numpy().astype(np.float64)
+    modes = {"run_vs_forward": []} | ({"stream_vs_forward": ["--stream"]} if manifest.get("streaming") else {})
+    for name, flags in modes.items():
+        args = ("run", str(out), "--input", str(work / "x.npz"), "--output", str(work / "y.npy"), "-q", *flags)
+        code, text, _, _ = _cli(*args)
+        if code != 0:
+            return row | {"run": text.strip()[:300]}
+        got = np.load(work / "y.npy").astype(np.float64)
+        row[name] = float((np.abs(got - want) / np.maximum(1.0, np.abs(want))).max())
     return row
 
 
@@ -204,13 +210,17 @@ def main() -> None:
         f"Issue 26 rows at their own size; load average {load:.1f}, {os.cpu_count()} cores; "
         f"{Path('/proc/cpuinfo').read_text().split('model name')[1].split(':')[1].splitlines()[0].strip()}",
         "",
-        "| model | exit | route (reference, exporter, streaming) or refusal | export CPU s (wall) | run vs forward |",
-        "|---|---|---|---|---|",
+        "| model | exit | route (reference, exporter, streaming) or refusal | export CPU s (wall) | run vs forward "
+        "| run --stream vs forward |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         err = f"{r['run_vs_forward']:.1e}" if "run_vs_forward" in r else r.get("run", "—")
+        streamed = f"{r['stream_vs_forward']:.1e}" if "stream_vs_forward" in r else "—"
         route = r["route"].replace("|", "/")
-        lines.append(f"| {r['model']} | {r['exit']} | {route} | {r['export_cpu_s']} ({r['export_wall_s']}) | {err} |")
+        lines.append(
+            f"| {r['model']} | {r['exit']} | {route} | {r['export_cpu_s']} ({r['export_wall_s']}) | {err} | {streamed} |"
+        )
     Path(args.out).write_text("\n".join(lines) + "\n")
     Path(args.out).with_suffix(".json").write_text(json.dumps({"load": load, "rows": rows}, indent=1) + "\n")
     print("\n".join(lines))
