@@ -90,11 +90,19 @@ def test_header_api_and_no_library_at_all(generated, tmp_path):
     src32 = (generated[("adding", "fp32")][0] / f"{p}.c").read_text()
     includes = lambda s: sorted(ln for ln in s.splitlines() if ln.startswith("#include"))  # noqa: E731
     # no library at all: int8 has a tanh table, fp32 its own exp; <stdint.h> only declares types. int8's SMLAD path,
-    # compiled only for Arm's DSP extension, takes the compiler's intrinsics and memcpy (one load) besides.
-    start = src8.index("#if defined(__ARM_FEATURE_DSP)")
-    end = src8.index("#endif", start) + len("#endif")
-    dsp, portable8 = src8[start:end], src8[:start] + src8[end:]
-    assert includes(dsp) == ["#include <arm_acle.h>", "#include <string.h>"]
+    # compiled only for Arm's DSP extension, takes the compiler's intrinsics and memcpy (one load) besides; its AVX2
+    # paths, compiled only for x86 with AVX2, the compiler's intrinsics.
+    blocks = []
+    for opening in ("#if defined(__ARM_FEATURE_DSP)", "#if defined(__AVX2__)"):
+        start = src8.index(opening)
+        end = src8.index("#endif", start) + len("#endif")
+        blocks.append(src8[start:end])
+        src8 = src8[:start] + src8[end:]
+    portable8 = src8
+    assert [includes(b) for b in blocks] == [
+        ["#include <arm_acle.h>", "#include <string.h>"],
+        ["#include <immintrin.h>"],
+    ]
     assert includes(portable8) == includes(src32) == [f'#include "{p}.h"'] and "<stdint.h>" in h
     for precision in PRECISIONS:
         folder, p = generated[("adding", precision)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from lstm_edge.c_int8_sim import Q16
 from lstm_edge.codegen.batch_fp32 import BATCH_ROWS, embed_source, normalize_source, states_source
 from lstm_edge.codegen.gru import int8_layer_batch
+from lstm_edge.codegen.int8_avx2 import avx2_cell
 from lstm_edge.codegen.scaffold import ids_check, is_gru, x_arg
 
 
@@ -82,7 +83,8 @@ static void gates_rows_{tag}({acc} *restrict acc, const int8_t *restrict w, cons
 
 
 def cell_source(ax_t: str, ah_t: str, H: int) -> str:
-    """cell_q_X_H: the gate math of one row from its integer products (the step's and the batched run's)."""
+    """cell_q_X_H: the gate math of one row from its integer products (the step's and the batched run's); with
+    int32 products on x86 with AVX2, int8_avx2's eight units at a time first."""
     name = f"cell_q_{ax_t[:5]}_{ah_t[:5]}"
     z = [
         f"(float)ax[{o}j] * sx[{o}j] + (float)ah[{o}j] * sh[{o}j] + b[{o}j]".replace("[0 + j]", "[j]")
@@ -92,8 +94,8 @@ def cell_source(ax_t: str, ah_t: str, H: int) -> str:
 static void {name}(int16_t *restrict h, float *restrict c, const {ax_t} *ax, const {ah_t} *ah, const float *sx,
                    const float *sh, const float *b)
 {{
-    int j;
-    for (j = 0; j < {H}; ++j) {{
+    int j = 0;
+{avx2_cell(H) if ax_t == ah_t == "int32_t" else ""}    for (; j < {H}; ++j) {{
         const float zi = {z[0]};
         const float zf = {z[1]};
         const float zc = {z[2]};
