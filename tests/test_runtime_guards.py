@@ -301,6 +301,16 @@ def test_int8_c_counts_clipped_inputs_in_the_api_and_nothing_in_range(shipped_bu
         ve = (xe - rng.mean) / rng.std * rng.inv_scale
         want = [int((np.abs(ve[:, t]) > 32767).sum()) for t in range(xe.shape[1])]
         assert [rng.clipped(xe[:, t]) for t in range(xe.shape[1])] == want and sum(want) == 2 * xe.shape[2]
+        # a stream step counts in the C (NAME_clipped), the same values: the edges, NaN, ±inf, one sample a step
+        xs = np.concatenate([xe[0], [[np.nan, np.inf], [-np.inf, 0.5]], x[0]]).astype(np.float32)
+        s, before = runner.stream(), runner.clipped
+        counts = []
+        for t in range(len(xs)):
+            n0 = s.clipped
+            s.step(xs[t])
+            counts.append(s.clipped - n0)
+        assert counts == [rng.clipped(xs[t : t + 1]) for t in range(len(xs))] and sum(counts) > sum(want)
+        assert runner.clipped - before == s.clipped
         inside = np.load(shipped_bundle / "golden.npz")
         x_in = next(inside[k] for k in inside.files if k.endswith("x"))
         assert runner.run(x_in).clipped == 0

@@ -297,4 +297,5 @@ INT8 = Precision(
     check_against="lstm_edge/c_int8_sim.py's outputs for the same inputs",
     check_note="Tolerance: lstm_edge/tolerances.py C_INT8_VS_SIM (bit for bit).",
     batch_scratch=scratch_macro,
+    x_clips=f"{{v}} * X_INV_SCALE > {Q16:.1f}f || {{v}} * X_INV_SCALE < -{Q16:.1f}f",  # q16's clamp; NaN: false
 )
