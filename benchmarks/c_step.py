@@ -27,8 +27,9 @@ import lstm_edge
 from lstm_edge.runtimes import RunnerOptions, open_runner
 
 
-def seed_bundle(root: Path) -> Path:
-    """As benchmarks/seed_size.py: random weights at the seed's size, exported and dynamically quantized."""
+def seed_model_and_bundle(root: Path) -> tuple[Path, torch.nn.Module]:
+    """As benchmarks/seed_size.py: random weights at the seed's size, exported and dynamically quantized into
+    root/seed; returns the bundle and the model (benchmarks/peers.py builds its peers from the same weights)."""
     from lstm_edge.export import ExportConfig, export_bundle
     from lstm_edge.export.quantize import QuantizeConfig, quantize_bundle
     from lstm_edge.model import LSTMModel, ModelConfig
@@ -46,7 +47,12 @@ def seed_bundle(root: Path) -> Path:
         quantize_bundle(out, QuantizeConfig(mode="dynamic", data=str(root / "data.npz"), progress=False))
     except lstm_edge.errors.ParityError:
         pass  # over the metric budget on random weights: the variant is written all the same, which is what we time
-    return out
+    return out, model
+
+
+def seed_bundle(root: Path) -> Path:
+    """The seed-size bundle of seed_model_and_bundle, exported and quantized into root/seed."""
+    return seed_model_and_bundle(root)[0]
 
 
 def measure(bundle: Path, steps: int) -> dict:

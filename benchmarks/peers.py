@@ -45,6 +45,7 @@ import hashlib
 import importlib.metadata as md
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -64,6 +65,9 @@ from lstm_edge.environment import cpu_model  # noqa: E402
 from lstm_edge.runtimes import RunnerOptions, open_runner  # noqa: E402
 from lstm_edge.tolerances import fp32_tolerance, scaled_error, tolerance  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from c_step import seed_model_and_bundle  # noqa: E402  (a sibling script, not a package)
+
 T = 100
 # ExecuTorch runs B1·T100 as 10 calls of a 10-step program carrying (h, c): lowering the unrolled 100-step graph had
 # not finished after 8 minutes at load ~15 on the 2-core machine (the lowering passes re-trace the whole graph many
@@ -81,28 +85,6 @@ class Route:
     step: Callable[[np.ndarray], np.ndarray]
     reset: Callable[[], None]
     seq: Callable[[np.ndarray], np.ndarray]
-
-
-def seed_reference(root: Path) -> tuple[Path, torch.nn.Module]:
-    """As benchmarks/c_step.py: random weights at the seed's size, exported and dynamically quantized."""
-    from lstm_edge.export import ExportConfig, export_bundle
-    from lstm_edge.export.quantize import QuantizeConfig, quantize_bundle
-    from lstm_edge.model import LSTMModel, ModelConfig
-
-    torch.manual_seed(0)
-    model = LSTMModel(ModelConfig(input_size=100, hidden_size=256, num_layers=2, task="seed")).eval()
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((200, 50, 100)).astype(np.float32)
-    with torch.no_grad():
-        y = model(torch.from_numpy(X))[0].numpy() + rng.normal(0, 0.1, (200, 1)).astype(np.float32)
-    np.savez(root / "data.npz", X=X, y=y)
-    out = root / "seed"
-    export_bundle(model, out, ExportConfig(name="seed"))
-    try:
-        quantize_bundle(out, QuantizeConfig(mode="dynamic", data=str(root / "data.npz"), progress=False))
-    except lstm_edge.errors.ParityError:
-        pass  # over the metric budget on random weights: the variant is written all the same, which is what we time
-    return out, model
 
 
 def lstm_edge_routes(bundle: Path) -> dict[str, Route]:
@@ -495,7 +477,7 @@ def main() -> None:
             results.append(run_size("adding", Path("models/adding"), model, builders, a.rounds, a.chunk))
         if "seed" in a.sizes:
             print("seed size (random weights)", flush=True)
-            bundle, model = seed_reference(Path(tmp))
+            bundle, model = seed_model_and_bundle(Path(tmp))
             results.append(run_size("seed", bundle, model, builders, a.rounds, a.chunk))
     report = {
         "cpu": cpu_model(),
