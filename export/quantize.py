@@ -348,8 +348,8 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
             stage(f"quantize {v.name}: its task metric and error against T", cfg.progress)
             reports[v.name] = r = _measure(v.name, made[v.name], base, _settings(mode, cfg, ranges), seconds)
             if v.name == "int8":  # the c runtime's int8 is its own scheme: its own bound (export/quant_c.py)
-                stage("quantize int8: the int8 C's own error against T (its bit-exact simulation)", cfg.progress)
-                r.c_error_profile = c_error_profile(
+                stage("quantize int8: the int8 C's own error against T (compiled, else simulated)", cfg.progress)
+                r.c_error_profile, r.c_measured_with = c_error_profile(
                     bundle, asdict(r.settings), lambda s: error_growth(s, base.probes, streamed=False)
                 )
         write_variants(bundle, made, reports, skipped)
