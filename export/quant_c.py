@@ -20,8 +20,11 @@ of CPU with the streamed probe, 3.7 s without it.
 from __future__ import annotations
 
 import ctypes
+import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,10 @@ from lstm_edge.config import ModelConfig
 from lstm_edge.errors import LstmEdgeError
 
 PREFIX = "lemq"  # the C prefix of the library quantize compiles (lemq_run_batch, …); never cached, never shipped
+# The compiled C runs its rows in threads of at least this many: at the seed size quantize's probes are 16 rows at
+# T = 1000 and 64 up to T = 100, two threads of 8 rows on a 2-core machine; fewer rows per call would lose the batch
+# kernels' reuse of each weight row across rows.
+ROWS_PER_THREAD = 8
 SIMULATED = "simulation (lstm_edge.codegen.simulate_int8, bit for bit the C)"
 
 
@@ -113,10 +120,32 @@ class CompiledInt8Session(_Int8Session):
 
     def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """The compiled C's outputs named in `names` (y [B, T, O] or [B, O] by the head, hn and for an LSTM cn
-        [L, B, H], float32) for `feeds` (CInt8Session's). Raises LstmEdgeError where the C refuses a token id."""
+        [L, B, H], float32) for `feeds` (CInt8Session's). The rows run in up to one thread per CPU, at least
+        ROWS_PER_THREAD rows each (ctypes lets go of the GIL in the C; the rows are independent and the C has no
+        mutable globals), so a row's outputs are what one call gives it. Raises LstmEdgeError where the C refuses a
+        token id."""
         x, h0, c0 = self._feeds(feeds)
         B, T = x.shape[:2]
         c0 = np.zeros_like(h0) if c0 is None else c0  # a GRU's set_state/get_state ignore it
+        x = np.ascontiguousarray(x, np.int32 if self.tokens else np.float32)
+        y = np.empty((B, T, self.O) if self.sequence else (B, self.O), np.float32)  # the C writes every value
+        h, c = np.empty_like(h0), np.empty_like(c0)
+        k = max(1, min(os.cpu_count() or 1, B // ROWS_PER_THREAD))
+        cuts = [B * i // k for i in range(k + 1)]
+        rows = [(x[a:b], h0[:, a:b], c0[:, a:b], y[a:b], h[:, a:b], c[:, a:b]) for a, b in pairwise(cuts)]
+        if k == 1:
+            self._rows(*rows[0])
+        else:
+            with ThreadPoolExecutor(k) as pool:
+                list(pool.map(lambda r: self._rows(*r), rows))  # list(): re-raises a thread's error here
+        got = dict(zip(self.output_names, (y, h, c), strict=False))
+        return [got[n] for n in names]
+
+    def _rows(self, x, h0, c0, y, h, c) -> None:
+        """One NAME_run_batch over rows x [b, T, F] (contiguous) from h0/c0 [L, b, H], into y (a contiguous view of
+        the caller's) and h/c [L, b, H] (views): each row its own state struct, set and read by the C's own
+        set_state/get_state. Raises LstmEdgeError where the C refuses a token id."""
+        B = x.shape[0]
         states, size = (self.State * B)(), ctypes.sizeof(self.State)
         base = ctypes.addressof(states)
         hb, cb = np.empty((self.L, self.H), np.float32), np.empty((self.L, self.H), np.float32)
@@ -124,16 +153,11 @@ class CompiledInt8Session(_Int8Session):
             hb[...], cb[...] = h0[:, b], c0[:, b]
             self._set(base + b * size, hb.ctypes.data, cb.ctypes.data)
         scratch = np.empty(self._scratch(B), np.uint8)  # numpy aligns it for float (16 bytes or more)
-        xc = np.ascontiguousarray(x, np.int32 if self.tokens else np.float32)
-        y = np.empty((B, T, self.O) if self.sequence else (B, self.O), np.float32)  # the C writes every value
-        if self._batch(base, B, xc.ctypes.data, T, y.ctypes.data, scratch.ctypes.data):
+        if self._batch(base, B, x.ctypes.data, x.shape[1], y.ctypes.data, scratch.ctypes.data):
             raise LstmEdgeError("the int8 C refused a token id outside its embedding table", "map unknown tokens first")
-        h, c = np.empty_like(h0), np.empty_like(c0)
         for b in range(B):
             self._get(base + b * size, hb.ctypes.data, cb.ctypes.data)
             h[:, b], c[:, b] = hb, cb
-        got = dict(zip(self.output_names, (y, h, c), strict=False))
-        return [got[n] for n in names]
 
 
 def _scheme(bundle: Bundle, int8_settings: dict | None) -> tuple | None:
