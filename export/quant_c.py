@@ -192,10 +192,68 @@ def compiled_int8_session(bundle: Bundle, params, weights: ModelWeights, tmp: Pa
     return CompiledInt8Session(library, bundle.config), f"compiled C ({Path(cmd[0]).name} {flags})"
 
 
+class CInt8Profile:
+    """The int8 C's error profile (c_error_profile) in two steps, so that the C compiles while quantize does other
+    work: constructing it starts the compile in a background thread (compiled_int8_session: a subprocess, so the GIL
+    is free), measure() waits for it and measures. quantize starts it once its probes' references are made (the
+    compile then shares the CPUs with ORT's single-threaded runs of the other variants, never with torch's
+    two-thread pool, which slows many times over when a core is taken) and measures after the last variant.
+    A context manager: leaving it waits for the compile and removes its folder.
+
+    bundle: the bundle being quantized; int8_settings: the int8 variant's report settings (its input range), not yet
+    in the manifest. Raises nothing of its own: a model the C cannot express measures as {}.
+    """
+
+    def __init__(self, bundle: Bundle, int8_settings: dict | None):
+        self.bundle, self.scheme = bundle, _scheme(bundle, int8_settings)
+        self._tmp = self._pool = self._build = None
+        if self.scheme is not None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="lstm-edge-quant-c-", ignore_cleanup_errors=True)
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="lstm-edge-quant-c")
+            self._build = self._pool.submit(compiled_int8_session, bundle, *self.scheme, Path(self._tmp.name))
+
+    def measure(self, growth) -> tuple[dict[str, dict[str, float]], str]:
+        """The profile as c_error_profile returns it, measured by `growth` (c_error_profile's). Raises what `growth`
+        raises."""
+        if self.scheme is None:
+            return {}, ""
+        params, weights = self.scheme
+        try:
+            compiled, measured_with = self._build.result()
+        except LstmEdgeError as e:  # no compiler (or it failed): the simulation gives the same numbers, slower
+            compiled, measured_with = None, f"{SIMULATED}; {e.problem}"
+        if compiled is not None:
+            return growth(compiled)[1], measured_with
+        session = CInt8Session(params, weights.embedding, self.bundle.config)
+        # One torch thread: the simulation is a few small ops per step, which a second thread only slows down — the
+        # shipped model's 16 sequences of T=1000 took 22.6 s of CPU with torch's default 2 threads, 2.8 s with one
+        # (2-core machine at load ~7).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return growth(session)[1], measured_with
+        finally:
+            torch.set_num_threads(threads)
+
+    def close(self) -> None:
+        """Wait for the compile (if any) and remove its folder. Raises nothing of its own."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._tmp.cleanup()
+            self._pool = None
+
+    def __enter__(self) -> CInt8Profile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def c_error_profile(bundle: Bundle, int8_settings: dict, growth) -> tuple[dict[str, dict[str, float]], str]:
     """The int8 C's error profile: per T (quant_measure.ERROR_VS_T), per output, its max scaled error
     |Δ| / max(1, |ref|) against the variant's reference (float64 where ORT's profile is), measured by `growth` — the
     error_growth that measured ORT's variant, bound to its probes: session → (max |Δ| against fp32, profile).
+    CInt8Profile is the same in two steps (compile in the background, measure later).
 
     The C is compiled and run where a C compiler is found (compiled_int8_session), else simulated bit for bit
     (CInt8Session); both give the same profile. A compile that fails falls back to the simulation too, saying why:
@@ -207,24 +265,5 @@ def c_error_profile(bundle: Bundle, int8_settings: dict, growth) -> tuple[dict[s
 
     Raises what `growth` raises.
     """
-    scheme = _scheme(bundle, int8_settings)
-    if scheme is None:
-        return {}, ""
-    params, weights = scheme
-    with tempfile.TemporaryDirectory(prefix="lstm-edge-quant-c-", ignore_cleanup_errors=True) as tmp:
-        try:
-            compiled, measured_with = compiled_int8_session(bundle, params, weights, Path(tmp))
-        except LstmEdgeError as e:  # no compiler (or it failed): the simulation gives the same numbers, slower
-            compiled, measured_with = None, f"{SIMULATED}; {e.problem}"
-        if compiled is not None:
-            return growth(compiled)[1], measured_with
-    session = CInt8Session(params, weights.embedding, bundle.config)
-    # One torch thread: the simulation is a few small ops per step, which a second thread only slows down — the
-    # shipped model's 16 sequences of T=1000 took 22.6 s of CPU with torch's default 2 threads, 2.8 s with one
-    # (2-core machine at load ~7).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return growth(session)[1], measured_with
-    finally:
-        torch.set_num_threads(threads)
+    with CInt8Profile(bundle, int8_settings) as profile:
+        return profile.measure(growth)
