@@ -188,10 +188,10 @@ def quantize_form(bundle, cfg):
                 if mode == "dynamic"
                 else None,
             )
-            c_profile = {}
+            c_profile, c_with = {}, ""
             if v.name == "int8":  # the c runtime's int8 is its own scheme: its own bound (export/quant_c.py)
-                stage("quantize int8: the int8 C's own error against T (its bit-exact simulation)", cfg.progress)
-                c_profile = c_error_profile(
+                stage("quantize int8: the int8 C's own error against T (compiled, else simulated)", cfg.progress)
+                c_profile, c_with = c_error_profile(
                     bundle, asdict(settings), lambda s: error_growth(s, fp32_session, model, config, streamed=False)
                 )
             reports[v.name] = QuantizeReport(
@@ -211,6 +211,7 @@ def quantize_form(bundle, cfg):
                 error_vs_seq_len=growth,
                 error_profile=profile,
                 c_error_profile=c_profile,
+                c_measured_with=c_with,
                 eval_samples=n,
                 seconds=seconds,
                 parity_bound=bound,

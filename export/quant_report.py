@@ -106,6 +106,9 @@ class QuantizeReport:
     # this variant name with its own arithmetic and is held to instead of ORT's; {} for other variants, a model the
     # C cannot express, and reports written before it (the c runtime then keeps ORT's)
     c_error_profile: dict[str, dict[str, float]] = field(default_factory=dict)
+    # what measured c_error_profile: "compiled C (cc -O3 …)", or the simulation where no C compiler was found (and
+    # why); the two agree bit for bit (tests/test_quant_c.py). "" where there is no c_error_profile.
+    c_measured_with: str = ""
     eval_samples: int = 0
     seconds: float = 0.0  # wall time to make the variant
     parity_bound: ParityBound | None = None  # fp16 only
@@ -182,8 +185,9 @@ def _growth_lines(r: QuantizeReport, state: str) -> list[str]:
     if r.c_error_profile and all(state in d for d in r.c_error_profile.values()):
         scaled = ", ".join(f"T={T}: {d[state]:.2e}" for T, d in r.c_error_profile.items())
         what, _ = quantize_reference(r.measured_on)
+        how = f"measured with the {r.c_measured_with}" if r.c_measured_with else "simulated bit for bit"
         lines.append(
-            f"  the int8 C (codegen's scheme, the c runtime's int8; simulated bit for bit): max scaled "
+            f"  the int8 C (codegen's scheme, the c runtime's int8; {how}): max scaled "
             f"|Δ{state}| / max(1, |{state}|) against {what} — {scaled}"
         )
     return lines

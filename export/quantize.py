@@ -15,6 +15,7 @@ Static int8 cannot be calibrated without data: asked for alone it is refused, un
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -39,7 +40,7 @@ from lstm_edge.export.calibration import (
 )
 from lstm_edge.export.graph import build_onnx
 from lstm_edge.export.quant_bundle import QuantizeResult, over_budget_finding, quantize_result, write_variants
-from lstm_edge.export.quant_c import c_error_profile
+from lstm_edge.export.quant_c import CInt8Profile
 from lstm_edge.export.quant_config import QuantizeConfig, check_options
 from lstm_edge.export.quant_forms import quantize_form
 from lstm_edge.export.quant_graph import quantize_graph, whole_graph
@@ -336,8 +337,9 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
     equalize = "dynamic" in modes and not _imported(bundle)  # equalization rebuilds layer 0 from the checkpoint
     ranges = input_ranges(bundle.config, spec, cfg.calibration_samples) if equalize else None
     reports: dict[str, QuantizeReport] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as later:
         made: dict[str, Path] = {}
+        c_int8 = None  # the c runtime's int8 is its own scheme, with its own bound (export/quant_c.py)
         for mode in modes:
             v = variant_for_mode(mode)
             made[v.name] = Path(tmp) / v.file
@@ -347,11 +349,15 @@ def quantize_bundle(bundle_path: str | Path, cfg: QuantizeConfig | None = None) 
             seconds = time.perf_counter() - start
             stage(f"quantize {v.name}: its task metric and error against T", cfg.progress)
             reports[v.name] = r = _measure(v.name, made[v.name], base, _settings(mode, cfg, ranges), seconds)
-            if v.name == "int8":  # the c runtime's int8 is its own scheme: its own bound (export/quant_c.py)
-                stage("quantize int8: the int8 C's own error against T (its bit-exact simulation)", cfg.progress)
-                r.c_error_profile = c_error_profile(
-                    bundle, asdict(r.settings), lambda s: error_growth(s, base.probes, streamed=False)
-                )
+            if v.name == "int8":  # the probes' references are made: the C compiles while the other variants run
+                stage("quantize int8: compiling the int8 C (in the background)", cfg.progress)
+                c_int8 = later.enter_context(CInt8Profile(bundle, asdict(r.settings)))
+        if c_int8 is not None:
+            stage("quantize int8: the int8 C's own error against T (compiled, else simulated)", cfg.progress)
+            r = reports["int8"]
+            r.c_error_profile, r.c_measured_with = c_int8.measure(
+                lambda s: error_growth(s, base.probes, streamed=False)
+            )
         write_variants(bundle, made, reports, skipped)
     return quantize_result(bundle, reports, skipped)
 

@@ -13,15 +13,19 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from lstm_edge.c_support import bundle_sha256, check_supported, generator_digest
+from lstm_edge.c_support import (  # the compiler and its flags live there: quantize compiles the int8 C with them too
+    DEFAULT_CFLAGS,
+    PRECISION_FLAGS,
+    bundle_sha256,
+    check_supported,
+    compile_library,
+    compiler,
+    generator_digest,
+)
 from lstm_edge.environment import cpu_model
 from lstm_edge.errors import LstmEdgeError
 from lstm_edge.extras import missing_extra
@@ -34,47 +38,11 @@ from lstm_edge.runtimes.stream import Stream
 
 PREFIX = "lem"  # the C prefix of runner-built libraries (lem_step, lem_run, …)
 VARIANTS = ("fp32", "int8")
-# Always: ISO C99, position-independent, every warning an error (the generated C must compile clean), and no fused
-# multiply-add (the int8 C equals its Python simulation only when each float operation is rounded on its own).
-# -fno-trapping-math (no FP traps observed: results unchanged) lets the compilers if-convert the gate math and vectorize it.
-BASE_FLAGS = (
-    "-std=c99",
-    "-shared",
-    "-fPIC",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-pedantic",
-    "-ffp-contract=off",
-    "-fno-trapping-math",
-)
-# Speed: -O3 lets gcc/clang vectorize the gate loops; -march=native uses this CPU's widest vectors (the library is
-# cached per machine, keyed by the flags and the CPU model).
-DEFAULT_CFLAGS = ("-O3", "-march=native")
-# Per precision, after BASE_FLAGS (the later -ffp-contract wins). fp32 lets the compiler fuse multiply-adds where
-# the CPU has them (-march=native: FMA on both x86 CPUs met, AVX2 EPYC and AVX-512 Xeon): fp32 is judged within fp32
-# bounds, not bit for bit, and every function is shared by NAME_step, NAME_run and NAME_run_batch, so they still
-# agree bit for bit with each other. Measured in one interleaved run on the AMD EPYC (CPU-time medians): the adding
-# model's B1xT100 run 0.90x the time of -ffp-contract=off. The int8 C keeps it off: it equals its Python simulation
-# only when each float operation is rounded on its own.
-PRECISION_FLAGS = {"fp32": ("-ffp-contract=fast",), "int8": ()}
 
 
 def cache_root() -> Path:
     """Where libraries are cached: c/ in the user cache of lstm-edge (runtimes.self_check.cache_home)."""
     return cache_home() / "c"
-
-
-def compiler() -> str:
-    """$CC, else cc, gcc or clang on PATH.
-
-    Raises:
-        LstmEdgeError: none of them is found.
-    """
-    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if cc and shutil.which(cc):
-            return cc
-    raise LstmEdgeError("no C compiler found (cc, gcc or clang)", "install one (Debian: apt-get install gcc) or set CC")
 
 
 def library_path(bundle, precision: str, cflags: tuple[str, ...] = DEFAULT_CFLAGS, sha256: str | None = None) -> Path:
@@ -116,21 +84,7 @@ def build_library(
 
     prep = prepare(bundle.root, CodegenConfig(precision=precision, prefix=PREFIX, verify_hash=verify_hash))
     files = render(prep, precision)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        src = Path(tmp) / f"{PREFIX}.c"
-        for name in (f"{PREFIX}.c", f"{PREFIX}.h"):
-            (Path(tmp) / name).write_text(files[name])
-        out = Path(tmp) / path.name
-        cmd = [compiler(), *BASE_FLAGS, *PRECISION_FLAGS[precision], *cflags, "-o", str(out), str(src)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-        except subprocess.TimeoutExpired as e:
-            raise LstmEdgeError("compiling the generated C took over 30 minutes", "try --variant int8") from e
-        if done.returncode != 0:
-            first = (done.stderr.strip().splitlines() or ["(no output)"])[0][:300]
-            raise LstmEdgeError(f"the C compiler failed on the generated code: {first}", f"report it; command: {cmd}")
-        os.replace(out, path)  # atomic: a concurrent builder's identical library may win, either is correct
+    compile_library({n: files[n] for n in (f"{PREFIX}.c", f"{PREFIX}.h")}, path, precision, cflags)
     return path, True
 
 

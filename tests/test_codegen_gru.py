@@ -310,3 +310,25 @@ def test_the_int8_c_one_step_per_call_equals_its_whole_sequence_bit_for_bit(user
             feeds |= dict(zip(c.state_shapes, out[1:], strict=True))
         assert all(np.array_equal(a, b_) for a, b_ in zip(whole[1:], out[1:], strict=True)), path
         assert np.array_equal(whole[0], out[0]), path  # both heads read the last step
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("cc", "gcc", "clang")), reason="no C compiler")
+@pytest.mark.parametrize("name", MODELS)
+def test_quantizes_compiled_int8_c_equals_its_simulation_bit_for_bit(user, name, tmp_path):
+    """quantize measures the int8 C's profile with the compiled C where it can (export/quant_c.py): on a GRU and on
+    token ids (LSTM and GRU) too, its outputs equal the simulation's to the last bit, from a random state."""
+    from lstm_edge.bundle import Bundle
+    from lstm_edge.export.quant_c import CInt8Session, _scheme, compiled_int8_session
+
+    b = Bundle.open(user[name][0])
+    c = b.config
+    params, weights = _scheme(b, None)
+    session, _ = compiled_int8_session(b, params, weights, tmp_path)
+    simulated = CInt8Session(params, weights.embedding, c)
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, V, (3, 25)) if c.vocab_size else (rng.normal(size=(3, 25, c.input_size)) * 4).astype(np.float32)
+    feeds = {"x": x} | {s: rng.uniform(-0.9, 0.9, (c.num_layers, 3, c.hidden_size)).astype(np.float32)
+                        for s in c.state_shapes}  # fmt: skip
+    names = list(c.output_names)
+    for a, w in zip(session.run(names, feeds), simulated.run(names, feeds), strict=True):
+        assert a.shape == w.shape and np.array_equal(a, w), name

@@ -158,6 +158,36 @@ def _form_line(w: ModelWeights) -> str:
     return f"{cell}; input: int32 token ids through a {w.embedding.shape[0]} x {w.embedding.shape[1]} embedding table."
 
 
+def _dims(weights: ModelWeights, sha256: str, precision: str = "fp32") -> dict:
+    """The sizes and form the C is written for (codegen.prepare's "dims"), with the bundle identity it embeds."""
+    dims = {
+        "L": len(weights.layers),
+        "H": weights.hidden_size,
+        "F": weights.input_size,
+        "O": weights.output_size,
+        "head": weights.head,
+        "sha256": sha256,
+        "family": weights.family,  # lstm | gru
+        "V": 0 if weights.embedding is None else int(weights.embedding.shape[0]),  # > 0: int32 token ids in
+    }
+    if precision == "int8" and weights.family == "gru" and (3 * weights.hidden_size) % 2:
+        dims["G"] = 3 * weights.hidden_size + 1  # batch_int8's kernels take rows in pairs: one zero row, never read
+    return dims
+
+
+def int8_library(params, weights: ModelWeights, prefix: str, identity: str) -> dict[str, str]:
+    """{PREFIX.c, PREFIX.h}: the int8 C library for constants `params` (int8_scheme's), without a bundle on disk to
+    prepare from — quantize compiles the int8 C of the variant it is making, whose input range is not in the
+    manifest yet (export/quant_c.py). `identity` stands where a bundle's sha256 is embedded (NAME_bundle_sha256);
+    the text is what render(prepare(...)) writes for the same params, bar that and the provenance comment.
+    Raises nothing of its own."""
+    dims = _dims(weights, identity, "int8")
+    prep = {"prefix": prefix, "dims": dims, "params": params}
+    prep["embedding_q"] = None if weights.embedding is None else embedding_q(params, weights)
+    provenance = [f"int8 C built by lstm-edge {__version__} for {identity}, from int8_scheme's constants."]
+    return {f"{prefix}.h": header(prefix, dims, INT8, provenance), f"{prefix}.c": INT8.source(prep)}
+
+
 def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
     """Everything the C files are written from: {prefix, dims, weights, params, provenance, cases, …}.
 
@@ -171,16 +201,7 @@ def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
     weights = read_weights(bundle, cfg.verify_hash)
     sha = bundle_sha256(bundle)
     c = bundle.config
-    dims = {
-        "L": len(weights.layers),
-        "H": weights.hidden_size,
-        "F": weights.input_size,
-        "O": weights.output_size,
-        "head": weights.head,
-        "sha256": sha,
-        "family": weights.family,  # lstm | gru
-        "V": 0 if weights.embedding is None else int(weights.embedding.shape[0]),  # > 0: int32 token ids in
-    }
+    dims = _dims(weights, sha, cfg.precision)
     arts = bundle.manifest["artifacts"]
     provenance = [
         f"Bundle {bundle.name!r} ({bundle.root}); sha256 of its manifest.json:",
@@ -197,8 +218,6 @@ def prepare(bundle_path: str | Path, cfg: CodegenConfig) -> dict:
     if cfg.precision == "int8":
         params, range_note, lines = _int8(bundle, weights)
         provenance += lines
-        if weights.family == "gru" and (3 * weights.hidden_size) % 2:  # batch_int8's kernels take rows in pairs
-            dims["G"] = 3 * weights.hidden_size + 1  # one zero weight row of padding, never read by the cell
         for case in cases:
             got = simulate_int8(params, case["x"], case["h0"], case.get("c0"), weights.embedding)
             case.update(zip(("y", "hn", "cn"), got, strict=False))
@@ -378,6 +397,7 @@ __all__ = [
     "CodegenConfig",
     "CodegenResult",
     "generate",
+    "int8_library",
     "int8_scheme",
     "int8_task_metric",
     "prepare",

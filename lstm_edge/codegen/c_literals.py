@@ -28,7 +28,11 @@ def c_array(ctype: str, name: str, a: np.ndarray) -> str:
     fmt = c_double if ctype == "double" else c_float if a.dtype.kind == "f" else (lambda v: str(int(v)))
 
     def flat(v: np.ndarray) -> str:
-        lines = [", ".join(fmt(x) for x in v[k : k + PER_LINE]) for k in range(0, v.size, PER_LINE)]
+        # Integers: str() of the Python ints of one tolist() — the same text as str(int(x)) per numpy scalar, in
+        # half the time (the seed size's int8 library, 890k weights: 0.39 s → 0.17 s; quantize and codegen int8
+        # both write it). Not bool: str(True) is "True".
+        words = list(map(str, v.tolist())) if a.dtype.kind in "iu" else [fmt(x) for x in v]
+        lines = [", ".join(words[k : k + PER_LINE]) for k in range(0, len(words), PER_LINE)]
         return ",\n    ".join(lines) if lines else "0"
 
     if a.ndim == 2:  # one brace pair per row (-Wmissing-braces)
