@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lstm_edge.c_support import compiler
 from lstm_edge.codegen import CodegenConfig, generate, prepare
 from lstm_edge.codegen import m4_cost as m4
 from lstm_edge.model import LSTMModel, ModelConfig
-from runtimes.c_runner import compiler
 from tests.conftest import make_model
 
 
